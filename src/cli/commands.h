@@ -1,0 +1,13 @@
+// Every `edgellm <command>` registers itself here; its callback stores the process exit code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace edgellm::cli {
+
+void add_inspect_command(CLI::App& app, int& exit_code);
+void add_synth_command(CLI::App& app, int& exit_code);
+void add_generate_command(CLI::App& app, int& exit_code);
+void add_tokenize_command(CLI::App& app, int& exit_code);
+
+}  // namespace edgellm::cli

@@ -1,0 +1,111 @@
+// Picks the kernel table once, from CPUID and EDGELLM_ISA, and logs the choice.
+#include "kernels/kernel_table.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/quantize.h"
+#include "kernels/ref/matmul_ref.h"
+#include "util/log.h"
+
+namespace edgellm::kernels {
+namespace {
+
+KernelTable make_scalar_table() {
+  KernelTable table;
+  table.isa = Isa::kScalar;
+  for (size_t slot = 0; slot < kNumTypeSlots; ++slot) {
+    const auto traits = dtype_traits(static_cast<uint32_t>(slot));
+    if (traits && can_dequantize(static_cast<DType>(slot))) table.matmul_f32act[slot] = ref::matmul_rows;
+  }
+  return table;
+}
+
+bool cpu_has_avx2() {
+#if defined(__x86_64__) || defined(_M_X64)
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+  return false;
+#endif
+}
+
+bool cpu_has_avx512() {
+#if defined(__x86_64__) || defined(_M_X64)
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+
+const KernelTable& select_kernels() {
+  const KernelTable* best = kernels_for_isa(Isa::kAvx512);
+  if (best == nullptr) best = kernels_for_isa(Isa::kAvx2);
+  if (best == nullptr) best = &scalar_kernels();
+
+  const char* forced = std::getenv("EDGELLM_ISA");
+  const KernelTable* chosen = best;
+  if (forced != nullptr && *forced != '\0') {
+    const Isa candidates[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512};
+    bool known = false;
+    for (Isa isa : candidates) {
+      if (std::strcmp(forced, isa_name(isa)) != 0) continue;
+      known = true;
+      if (const KernelTable* table = kernels_for_isa(isa)) {
+        chosen = table;
+      } else {
+        EDGELLM_LOG_WARN("kernels: EDGELLM_ISA=%s is not available (%s); using %s", forced,
+                         isa == Isa::kAvx512 ? "no AVX-512 kernels built yet or CPU lacks AVX-512"
+                                             : "CPU lacks the instructions",
+                         isa_name(best->isa));
+      }
+    }
+    if (!known) {
+      EDGELLM_LOG_WARN("kernels: EDGELLM_ISA=%s is not one of scalar|avx2|avx512; using %s", forced,
+                       isa_name(best->isa));
+    }
+  }
+  EDGELLM_LOG_INFO("kernels: using %s matmul kernels (cpu: avx2=%d avx512=%d; EDGELLM_ISA=%s)",
+                   isa_name(chosen->isa), cpu_has_avx2() ? 1 : 0, cpu_has_avx512() ? 1 : 0,
+                   forced != nullptr ? forced : "(unset)");
+  return *chosen;
+}
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return "scalar";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kAvx512: return "avx512";
+  }
+  return "unknown";
+}
+
+const KernelTable& scalar_kernels() {
+  static const KernelTable table = make_scalar_table();
+  return table;
+}
+
+const KernelTable* kernels_for_isa(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar:
+      return &scalar_kernels();
+    case Isa::kAvx2:
+#if defined(__x86_64__) || defined(_M_X64)
+      if (cpu_has_avx2()) return &avx2_kernels();
+#endif
+      return nullptr;
+    case Isa::kAvx512:
+      return nullptr;  // TODO(#6): AVX-512 / VNNI kernels
+  }
+  return nullptr;
+}
+
+const KernelTable& active_kernels() {
+  static const KernelTable& table = select_kernels();
+  return table;
+}
+
+}  // namespace edgellm::kernels

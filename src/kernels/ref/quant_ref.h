@@ -1,0 +1,41 @@
+// Scalar reference quantization and dequantization, one block at a time: plain loops, bit-exact with
+// ggml's quantize_row_*_ref / dequantize_row_* (ggml-org/llama.cpp: ggml/src/ggml-quants.c) and with
+// the numpy port in the `gguf` package (gguf-py/gguf/quants.py), which tests/python compares against.
+//
+// Bit-exactness needs the float operations evaluated exactly as written (no fused multiply-add), so
+// quant_ref.cpp is compiled without FMA target flags and with contraction off.
+#pragma once
+
+#include <cstdint>
+
+#include "format/dtype.h"
+#include "kernels/quant_blocks.h"
+
+namespace edgellm::ref {
+
+// One block: `x` holds the block's 32 (or 256) floats.
+void quantize_block(const float* x, BlockQ4_0& y);
+void quantize_block(const float* x, BlockQ4_1& y);
+void quantize_block(const float* x, BlockQ5_0& y);
+void quantize_block(const float* x, BlockQ5_1& y);
+void quantize_block(const float* x, BlockQ8_0& y);
+
+void dequantize_block(const BlockQ4_0& x, float* y);
+void dequantize_block(const BlockQ4_1& x, float* y);
+void dequantize_block(const BlockQ5_0& x, float* y);
+void dequantize_block(const BlockQ5_1& x, float* y);
+void dequantize_block(const BlockQ8_0& x, float* y);
+void dequantize_block(const BlockQ8_1& x, float* y);
+void dequantize_block(const BlockQ2_K& x, float* y);
+void dequantize_block(const BlockQ3_K& x, float* y);
+void dequantize_block(const BlockQ4_K& x, float* y);
+void dequantize_block(const BlockQ5_K& x, float* y);
+void dequantize_block(const BlockQ6_K& x, float* y);
+void dequantize_block(const BlockQ8_K& x, float* y);
+
+// Whole rows of `n` elements (n a multiple of the type's block size; the caller checks).
+// Return false for a type without a reference implementation in that direction.
+bool quantize_row(DType type, const float* src, void* dst, int64_t n);
+bool dequantize_row(DType type, const void* src, float* dst, int64_t n);
+
+}  // namespace edgellm::ref

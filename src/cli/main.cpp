@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   edgellm::cli::add_synth_command(app, exit_code);
   edgellm::cli::add_generate_command(app, exit_code);
   edgellm::cli::add_tokenize_command(app, exit_code);
+  edgellm::cli::add_chat_template_command(app, exit_code);
 
   try {
     app.parse(argc, argv);

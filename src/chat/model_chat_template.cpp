@@ -1,0 +1,187 @@
+#include "chat/model_chat_template.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "format/gguf.h"
+#include "format/hf_dir.h"
+
+namespace edgellm {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// tokenizer_config.json writes special tokens as a string or as {"content": "...", ...}.
+std::string token_text(const nlohmann::json& config, const char* key) {
+  const auto it = config.find(key);
+  if (it == config.end()) return "";
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_object()) {
+    const auto content = it->find("content");
+    if (content != it->end() && content->is_string()) return content->get<std::string>();
+  }
+  return "";
+}
+
+Status read_tokenizer_config(const std::string& path, ModelChatTemplateInfo* info) {
+  EDGELLM_ASSIGN_OR_RETURN(const nlohmann::json config, read_json_file(path));
+  if (!config.is_object()) return make_error(ErrorCode::kFormat, path + ": not a JSON object");
+  info->bos_token = token_text(config, "bos_token");
+  info->eos_token = token_text(config, "eos_token");
+  const auto it = config.find("chat_template");
+  if (it == config.end() || it->is_null()) return {};
+  if (it->is_string()) {
+    info->jinja_source = it->get<std::string>();
+    info->source = path + ": chat_template";
+    return {};
+  }
+  if (it->is_array()) {  // named templates, e.g. "default" and "tool_use"
+    for (const nlohmann::json& entry : *it) {
+      if (entry.is_object() && entry.value("name", "") == "default" && entry.contains("template") &&
+          entry["template"].is_string()) {
+        info->jinja_source = entry["template"].get<std::string>();
+        info->source = path + ": chat_template[name=default]";
+        return {};
+      }
+    }
+    return make_error(ErrorCode::kFormat, path + ": chat_template is a list without a {\"name\": \"default\"} entry");
+  }
+  return make_error(ErrorCode::kFormat, path + ": chat_template is a " + std::string(it->type_name()) +
+                                            ", expected a string or a list of {name, template}");
+}
+
+Expected<ModelChatTemplateInfo> read_hf_dir(const fs::path& dir) {
+  ModelChatTemplateInfo info;
+  std::error_code ec;
+  const fs::path tokenizer_config = dir / "tokenizer_config.json";
+  if (fs::exists(tokenizer_config, ec)) EDGELLM_TRY(read_tokenizer_config(tokenizer_config.string(), &info));
+  // transformers saves the template beside tokenizer_config.json in newer checkpoints and prefers it.
+  const fs::path jinja_file = dir / "chat_template.jinja";
+  if (fs::exists(jinja_file, ec)) {
+    std::ifstream in(jinja_file, std::ios::binary);
+    if (!in) return make_error(ErrorCode::kIo, jinja_file.string() + ": cannot open");
+    std::ostringstream buffer;
+    buffer << in.rdbuf();
+    info.jinja_source = buffer.str();
+    info.source = jinja_file.string();
+  }
+  const fs::path config = dir / "config.json";
+  if (fs::exists(config, ec)) {
+    EDGELLM_ASSIGN_OR_RETURN(const nlohmann::json json, read_json_file(config.string()));
+    if (json.is_object() && json.contains("model_type") && json["model_type"].is_string()) {
+      info.arch = json["model_type"].get<std::string>();
+    }
+  }
+  if (!fs::exists(tokenizer_config, ec) && !fs::exists(jinja_file, ec) && !fs::exists(config, ec)) {
+    return make_error(ErrorCode::kNotFound,
+                      dir.string() + ": no tokenizer_config.json, chat_template.jinja or config.json in this directory");
+  }
+  return info;
+}
+
+Expected<ModelChatTemplateInfo> read_gguf(const std::string& path) {
+  EDGELLM_ASSIGN_OR_RETURN(const GgufFile gguf, GgufFile::open(path));
+  ModelChatTemplateInfo info;
+  EDGELLM_ASSIGN_OR_RETURN(info.jinja_source, gguf.get_string_or("tokenizer.chat_template", ""));
+  if (!info.jinja_source.empty()) info.source = path + ": tokenizer.chat_template";
+  EDGELLM_ASSIGN_OR_RETURN(info.arch, gguf.get_string_or("general.architecture", ""));
+  if (gguf.find("tokenizer.ggml.tokens") != nullptr) {
+    EDGELLM_ASSIGN_OR_RETURN(const std::vector<std::string> tokens, gguf.get_string_array("tokenizer.ggml.tokens"));
+    auto token_at = [&](const char* key, std::string* out) -> Status {
+      EDGELLM_ASSIGN_OR_RETURN(const int64_t id, gguf.get_int_or(key, -1));
+      if (id < 0) return {};
+      if (static_cast<uint64_t>(id) >= tokens.size()) {
+        return make_error(ErrorCode::kFormat, path + ": " + key + " = " + std::to_string(id) +
+                                                  ", expected < " + std::to_string(tokens.size()) + " (the vocabulary size)");
+      }
+      *out = tokens[static_cast<size_t>(id)];
+      return {};
+    };
+    EDGELLM_TRY(token_at("tokenizer.ggml.bos_token_id", &info.bos_token));
+    EDGELLM_TRY(token_at("tokenizer.ggml.eos_token_id", &info.eos_token));
+  }
+  return info;
+}
+
+Expected<std::string> optional_string(const nlohmann::json& message, const char* key, size_t index, bool* present) {
+  *present = false;
+  const auto it = message.find(key);
+  if (it == message.end() || it->is_null()) return std::string();
+  if (!it->is_string()) {
+    return make_error(ErrorCode::kInvalidArgument, "message " + std::to_string(index) + ": \"" + key +
+                                                       "\" is a " + it->type_name() + ", expected a string");
+  }
+  *present = true;
+  return it->get<std::string>();
+}
+
+}  // namespace
+
+Expected<ModelChatTemplateInfo> read_model_chat_template(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) return read_hf_dir(path);
+  if (!fs::exists(path, ec)) return make_error(ErrorCode::kNotFound, path + ": no such file or directory");
+  if (path.ends_with(".json")) {
+    ModelChatTemplateInfo info;
+    EDGELLM_TRY(read_tokenizer_config(path, &info));
+    return info;
+  }
+  return read_gguf(path);
+}
+
+Expected<ChatTemplate> chat_template_for_model(const std::string& path, ChatOptions* opts) {
+  EDGELLM_ASSIGN_OR_RETURN(const ModelChatTemplateInfo info, read_model_chat_template(path));
+  if (opts != nullptr) {
+    if (opts->bos_token.empty()) opts->bos_token = info.bos_token;
+    if (opts->eos_token.empty()) opts->eos_token = info.eos_token;
+  }
+  return ChatTemplate::detect(info.jinja_source, info.arch);
+}
+
+Expected<std::vector<ChatMessage>> parse_chat_messages(const nlohmann::json& json) {
+  const nlohmann::json* list = &json;
+  if (json.is_object()) {
+    const auto it = json.find("messages");
+    if (it == json.end()) return make_error(ErrorCode::kInvalidArgument, "messages: object without a \"messages\" array");
+    list = &*it;
+  }
+  if (!list->is_array()) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      std::string("messages: expected an array of {role, content}, got a ") + list->type_name());
+  }
+  std::vector<ChatMessage> messages;
+  messages.reserve(list->size());
+  for (size_t i = 0; i < list->size(); ++i) {
+    const nlohmann::json& entry = (*list)[i];
+    const std::string where = "message " + std::to_string(i);
+    if (!entry.is_object()) {
+      return make_error(ErrorCode::kInvalidArgument, where + ": expected an object, got a " + entry.type_name());
+    }
+    ChatMessage message;
+    bool present = false;
+    EDGELLM_ASSIGN_OR_RETURN(message.role, optional_string(entry, "role", i, &present));
+    if (!present) return make_error(ErrorCode::kInvalidArgument, where + ": missing \"role\"");
+    if (const auto content = entry.find("content"); content != entry.end() && content->is_array()) {
+      return make_error(ErrorCode::kUnsupported,
+                        where + ": \"content\" is a list (multimodal parts); only text content is supported");
+    }
+    EDGELLM_ASSIGN_OR_RETURN(message.content, optional_string(entry, "content", i, &present));
+    if (!present) return make_error(ErrorCode::kInvalidArgument, where + ": missing \"content\" (a string)");
+    if (entry.contains("tool_calls") && !entry["tool_calls"].is_null()) {
+      return make_error(ErrorCode::kUnsupported, where + ": \"tool_calls\" are not supported by edgellm's chat templates yet");
+    }
+    for (const char* key : {"reasoning_content", "thinking", "reasoning"}) {
+      EDGELLM_ASSIGN_OR_RETURN(std::string reasoning, optional_string(entry, key, i, &present));
+      if (present) {
+        message.reasoning_content = std::move(reasoning);
+        break;
+      }
+    }
+    messages.push_back(std::move(message));
+  }
+  return messages;
+}
+
+}  // namespace edgellm

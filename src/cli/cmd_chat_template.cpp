@@ -1,0 +1,137 @@
+// `edgellm chat-template`: renders a conversation exactly as the runtime would prompt the model, so
+// templates can be checked against transformers byte for byte (tests/python/test_chat_template.py).
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "chat/chat_template.h"
+#include "chat/model_chat_template.h"
+#include "cli/commands.h"
+
+namespace edgellm::cli {
+
+namespace {
+
+struct ChatTemplateArgs {
+  std::string name;
+  std::string model_path;
+  std::string template_path;
+  std::string arch;  // hint for --template-file
+  std::string messages_path;
+  bool no_generation_prompt = false;
+  std::string thinking;  // "", "on" or "off"
+  std::string date_string;
+  std::string bos_token, eos_token;
+  bool describe = false;
+  bool segments = false;
+};
+
+Expected<std::string> read_text(const std::string& path) {
+  std::ostringstream buffer;
+  if (path == "-") {
+    buffer << std::cin.rdbuf();
+    return buffer.str();
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(ErrorCode::kIo, path + ": cannot open");
+  buffer << in.rdbuf();
+  if (in.bad()) return make_error(ErrorCode::kIo, path + ": read failed");
+  return buffer.str();
+}
+
+Expected<ChatTemplate> choose_template(const ChatTemplateArgs& args, ChatOptions* opts) {
+  if (!args.name.empty()) return ChatTemplate::from_name(args.name);
+  if (!args.model_path.empty()) return chat_template_for_model(args.model_path, opts);
+  if (!args.template_path.empty()) {
+    EDGELLM_ASSIGN_OR_RETURN(const std::string source, read_text(args.template_path));
+    return ChatTemplate::detect(source, args.arch);
+  }
+  return make_error(ErrorCode::kInvalidArgument, "one of --name, --model or --template-file is required");
+}
+
+Status run(const ChatTemplateArgs& args) {
+  ChatOptions opts;
+  opts.add_generation_prompt = !args.no_generation_prompt;
+  if (!args.thinking.empty()) opts.enable_thinking = args.thinking == "on";
+  opts.date_string = args.date_string;
+  opts.bos_token = args.bos_token;
+  opts.eos_token = args.eos_token;
+  EDGELLM_ASSIGN_OR_RETURN(const ChatTemplate chat_template, choose_template(args, &opts));
+
+  if (args.describe) {
+    const nlohmann::json out = {
+        {"name", chat_template.name()},
+        {"origin", chat_template_origin_name(chat_template.origin())},
+        {"note", chat_template.note()},
+        {"default_system_prompt", chat_template.default_system_prompt() ? nlohmann::json(*chat_template.default_system_prompt())
+                                                                       : nlohmann::json(nullptr)},
+        {"stop_strings", chat_template.stop_strings()},
+    };
+    std::printf("%s\n", out.dump(1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    return {};
+  }
+
+  if (args.messages_path.empty()) return make_error(ErrorCode::kInvalidArgument, "--messages FILE.json is required");
+  EDGELLM_ASSIGN_OR_RETURN(const std::string text, read_text(args.messages_path));
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    return make_error(ErrorCode::kFormat, args.messages_path + ": malformed JSON: " + e.what());
+  }
+  EDGELLM_ASSIGN_OR_RETURN(const std::vector<ChatMessage> messages, parse_chat_messages(json));
+  EDGELLM_ASSIGN_OR_RETURN(const RenderedPrompt prompt, chat_template.render(messages, opts));
+
+  if (args.segments) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const PromptSegment& segment : prompt.segments) {
+      out.push_back({{"text", segment.text}, {"allow_special", segment.allow_special}});
+    }
+    std::printf("%s\n", out.dump(1).c_str());
+    return {};
+  }
+  const std::string rendered = prompt.text();
+  std::fwrite(rendered.data(), 1, rendered.size(), stdout);  // exactly the prompt: no newline added
+  std::fflush(stdout);
+  return {};
+}
+
+}  // namespace
+
+void add_chat_template_command(CLI::App& app, int& exit_code) {
+  auto args = std::make_shared<ChatTemplateArgs>();
+  CLI::App* cmd = app.add_subcommand("chat-template", "Render a conversation with a model's chat template");
+  auto* name = cmd->add_option("--name", args->name,
+                               "Template by name: chatml, qwen1, qwen2, qwen2.5, qwen3, llama2, llama3, llama3.1, "
+                               "llama3.2, completion");
+  auto* model = cmd->add_option("--model", args->model_path,
+                                "Take the template from a model: GGUF file, Hugging Face directory or tokenizer_config.json");
+  auto* file = cmd->add_option("--template-file", args->template_path, "Take the template from a Jinja file");
+  name->excludes(model, file);
+  model->excludes(file);
+  cmd->add_option("--arch", args->arch, "Architecture hint for --template-file (qwen2, qwen3, llama, ...)");
+  cmd->add_option("--messages", args->messages_path,
+                  "Conversation as JSON: [{\"role\": ..., \"content\": ...}, ...] ('-' reads stdin)");
+  cmd->add_flag("--no-generation-prompt", args->no_generation_prompt, "Do not open the assistant's reply");
+  cmd->add_option("--thinking", args->thinking, "Qwen3 thinking switch (default: the template's)")
+      ->check(CLI::IsMember({"on", "off"}));
+  cmd->add_option("--date-string", args->date_string, "Llama 3.1/3.2 'Today Date' (default: the template's)");
+  cmd->add_option("--bos-token", args->bos_token, "BOS text the template writes (default: the model's or family's)");
+  cmd->add_option("--eos-token", args->eos_token, "EOS text the template writes (default: the model's or family's)");
+  cmd->add_flag("--describe", args->describe, "Print the chosen template (name, origin, stop strings) as JSON");
+  cmd->add_flag("--segments", args->segments, "Print the prompt as JSON segments with their allow_special flag");
+  cmd->callback([args, &exit_code] {
+    const Status status = run(*args);
+    if (!status.ok()) {
+      std::fprintf(stderr, "edgellm chat-template: %s\n", status.error().message.c_str());
+      exit_code = 1;
+    }
+  });
+}
+
+}  // namespace edgellm::cli

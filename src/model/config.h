@@ -1,0 +1,60 @@
+// Model hyper-parameters, read from GGUF metadata (llama.cpp's key names) or a Hugging Face config.json.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "util/expected.h"
+
+namespace edgellm {
+
+enum class Arch { kLlama, kQwen, kQwen2, kQwen3 };
+
+const char* arch_name(Arch arch);  // GGUF names: "llama", "qwen", "qwen2", "qwen3"
+
+// How rotary pairs are formed. NeoX (Hugging Face's rotate_half): element i pairs with i + n_rot/2.
+// Interleaved (GPT-J, and what llama.cpp's converter prepares for Llama by permuting q/k): 2i with 2i+1.
+enum class RopeStyle { kNeox, kInterleaved };
+
+enum class RopeScalingType { kNone, kLinear, kLlama3 };
+
+struct RopeScaling {
+  RopeScalingType type = RopeScalingType::kNone;
+  float factor = 1.0f;
+  int64_t original_context = 0;  // llama3: original_max_position_embeddings
+  float low_freq_factor = 1.0f;  // llama3
+  float high_freq_factor = 4.0f; // llama3
+};
+
+struct ModelConfig {
+  Arch arch = Arch::kLlama;
+  int64_t n_vocab = 0;
+  int64_t n_embd = 0;
+  int64_t n_layer = 0;
+  int64_t n_head = 0;
+  int64_t n_head_kv = 0;
+  int64_t head_dim = 0;   // per-head size of q and k (and v)
+  int64_t n_ff = 0;       // feed-forward inner size
+  int64_t n_rot = 0;      // rotary dimensions per head (== head_dim for every supported family)
+  int64_t n_ctx_train = 0;
+  float rms_eps = 1e-6f;
+  float rope_theta = 10000.0f;
+  RopeStyle rope_style = RopeStyle::kNeox;
+  RopeScaling rope_scaling;
+  bool qkv_bias = false;   // qwen2, qwen (fused)
+  bool qk_norm = false;    // qwen3
+  bool fused_qkv = false;  // qwen: one c_attn / attn_qkv matrix
+  bool tied_embeddings = false;
+  // Qwen 1 beyond its training length (modeling_qwen.py): rotary base grows with the prompt length
+  // (dynamic NTK) and queries are scaled by log_{n_ctx_train}(position) (log-n attention).
+  bool dynamic_ntk = false;
+  bool logn_attn = false;
+
+  int64_t q_dim() const { return n_head * head_dim; }
+  int64_t kv_dim() const { return n_head_kv * head_dim; }
+
+  // Checks every field (positive sizes, divisibility, finite floats); errors name `source` and the field.
+  Status validate(const std::string& source) const;
+};
+
+}  // namespace edgellm

@@ -1,0 +1,66 @@
+// Per-session key/value cache: for each layer, n_ctx rows of kv_dim values, f32 or f16.
+// Layout: k(layer) is [n_ctx][n_head_kv * head_dim], row `pos` holds the rotated key at that position.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "format/dtype.h"
+#include "model/config.h"
+#include "util/expected.h"
+
+namespace edgellm {
+
+class KvCache {
+ public:
+  // type: kF32 or kF16. Errors: bad n_ctx or type (kInvalidArgument), allocation failure (kOutOfMemory,
+  // with the size that was needed).
+  static Expected<KvCache> create(const ModelConfig& config, int64_t n_ctx, DType type);
+
+  KvCache() = default;
+  KvCache(KvCache&&) noexcept = default;
+  KvCache& operator=(KvCache&&) noexcept = default;
+  KvCache(const KvCache&) = delete;
+  KvCache& operator=(const KvCache&) = delete;
+
+  int64_t n_ctx() const { return n_ctx_; }
+  int64_t n_layer() const { return n_layer_; }
+  int64_t kv_dim() const { return kv_dim_; }
+  DType type() const { return type_; }
+  size_t size_bytes() const { return 2 * static_cast<size_t>(n_layer_) * layer_bytes(); }
+  size_t row_bytes() const { return static_cast<size_t>(kv_dim_) * (type_ == DType::kF16 ? 2 : 4); }
+  size_t layer_bytes() const { return static_cast<size_t>(n_ctx_) * row_bytes(); }
+
+  // Positions [0, n_past) hold valid entries; the session advances it after each forward.
+  int64_t n_past() const { return n_past_; }
+  void set_n_past(int64_t n) { n_past_ = n; }
+
+  // Qwen 1 dynamic NTK: the rotary base multiplier the cached keys were rotated with.
+  float ntk_alpha() const { return ntk_alpha_; }
+  void set_ntk_alpha(float alpha) { ntk_alpha_ = alpha; }
+
+  void* k_row(int64_t layer, int64_t pos) { return row(k_, layer, pos); }
+  void* v_row(int64_t layer, int64_t pos) { return row(v_, layer, pos); }
+  const void* k_row(int64_t layer, int64_t pos) const { return const_cast<KvCache*>(this)->k_row(layer, pos); }
+  const void* v_row(int64_t layer, int64_t pos) const { return const_cast<KvCache*>(this)->v_row(layer, pos); }
+
+  // Converts and stores kv_dim floats of k and v at (layer, pos).
+  void store(int64_t layer, int64_t pos, const float* k, const float* v);
+
+ private:
+  void* row(std::unique_ptr<uint8_t[]>& buf, int64_t layer, int64_t pos) {
+    return buf.get() + static_cast<size_t>(layer) * layer_bytes() + static_cast<size_t>(pos) * row_bytes();
+  }
+
+  int64_t n_ctx_ = 0;
+  int64_t n_layer_ = 0;
+  int64_t kv_dim_ = 0;
+  DType type_ = DType::kF16;
+  int64_t n_past_ = 0;
+  float ntk_alpha_ = 1.0f;
+  std::unique_ptr<uint8_t[]> k_;
+  std::unique_ptr<uint8_t[]> v_;
+};
+
+}  // namespace edgellm

@@ -1,0 +1,210 @@
+#include "model/model.h"
+
+#include <cmath>
+
+#include "util/half.h"
+#include "util/log.h"
+
+namespace edgellm {
+
+Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelLoadOptions& options) {
+  std::unique_ptr<Model> model(new Model());
+  model->path_ = path;
+  const ArchSpec* spec = nullptr;
+  if (is_hf_directory(path)) {
+    EDGELLM_ASSIGN_OR_RETURN(HfDirectory hf, open_hf_directory(path));
+    const std::string source = path + "/config.json";
+    if (!hf.config.contains("model_type") || !hf.config["model_type"].is_string()) {
+      return make_error(ErrorCode::kFormat, source + ": missing string key 'model_type'");
+    }
+    const std::string model_type = hf.config["model_type"].get<std::string>();
+    spec = find_arch_by_hf_model_type(model_type);
+    if (!spec) {
+      return make_error(ErrorCode::kUnsupported, source + ": unsupported architecture '" + model_type +
+                                                     "' (supported: " + supported_arch_list() + ")");
+    }
+    EDGELLM_ASSIGN_OR_RETURN(model->config_, spec->config_from_hf(hf.config, source));
+    model->scheme_ = spec->hf_scheme;
+    model->hf_ = std::move(hf);
+  } else {
+    EDGELLM_ASSIGN_OR_RETURN(GgufFile gguf, GgufFile::open(path));
+    EDGELLM_ASSIGN_OR_RETURN(const std::string arch, gguf.get_string("general.architecture"));
+    spec = find_arch_by_gguf_name(arch);
+    if (!spec) {
+      return make_error(ErrorCode::kUnsupported, path + ": unsupported architecture '" + arch +
+                                                     "' (supported: " + supported_arch_list() + ")");
+    }
+    EDGELLM_ASSIGN_OR_RETURN(model->config_, config_from_gguf(gguf, *spec));
+    model->scheme_ = NameScheme::kGguf;
+    if (options.prefetch) gguf.prefetch();
+    model->gguf_ = std::move(gguf);
+  }
+  EDGELLM_TRY(model->bind_weights(*spec));
+  EDGELLM_TRY(model->config_.validate(path));
+  return model;
+}
+
+Expected<TensorRef> Model::lookup(TensorRole role, int64_t layer, bool required) const {
+  const auto name = tensor_name(scheme_, role, layer);
+  if (name) {
+    if (gguf_) {
+      if (const GgufTensorInfo* info = gguf_->find_tensor(*name)) return gguf_->tensor_ref(*info);
+    } else if (const SafetensorsTensor* t = hf_->weights.find(*name)) {
+      return t->ref;
+    }
+  }
+  if (required) {
+    return make_error(ErrorCode::kNotFound, path_ + ": missing tensor '" +
+                                                name.value_or(std::string(tensor_role_label(role))) + "'");
+  }
+  return TensorRef{};
+}
+
+Expected<TensorRef> Model::as_f32(TensorRef ref) {
+  if (ref.data == nullptr || ref.type == DType::kF32) return ref;
+  const int64_t n = ref.n_elements();
+  auto buffer = std::make_unique<std::vector<float>>(static_cast<size_t>(n));
+  const auto* src = static_cast<const uint16_t*>(ref.data);
+  if (ref.type == DType::kF16) {
+    for (int64_t i = 0; i < n; ++i) (*buffer)[i] = fp16_to_f32(src[i]);
+  } else if (ref.type == DType::kBF16) {
+    for (int64_t i = 0; i < n; ++i) (*buffer)[i] = bf16_to_f32(src[i]);
+  } else {
+    return make_error(ErrorCode::kUnsupported, path_ + ": tensor '" + ref.name + "': type " + dtype_name(ref.type) +
+                                                   " is not supported for a norm or bias (expected f32, f16 or bf16)");
+  }
+  ref.type = DType::kF32;
+  ref.data = buffer->data();
+  ref.size_bytes = static_cast<size_t>(n) * sizeof(float);
+  owned_f32_.push_back(std::move(buffer));
+  return ref;
+}
+
+namespace {
+
+Status check_shape(const std::string& path, const TensorRef& t, std::vector<int64_t> expected) {
+  if (t.data == nullptr) return {};
+  std::vector<int64_t> got = t.ne;
+  while (got.size() > expected.size() && got.back() == 1) got.pop_back();
+  if (got != expected) {
+    return make_error(ErrorCode::kFormat, path + ": tensor '" + t.name + "': shape " + shape_string(t.ne) +
+                                              ", expected " + shape_string(expected));
+  }
+  return {};
+}
+
+Status check_matrix_type(const std::string& path, const TensorRef& t) {
+  if (t.data == nullptr) return {};
+  if (!dtype_is_runnable(t.type)) {
+    return make_error(ErrorCode::kUnsupported, path + ": tensor '" + t.name + "': weight type " +
+                                                   dtype_name(t.type) + " is not supported");
+  }
+  return {};
+}
+
+}  // namespace
+
+Status Model::bind_weights(const ArchSpec& spec) {
+  ModelConfig& c = config_;
+  ModelWeights& w = weights_;
+  EDGELLM_ASSIGN_OR_RETURN(w.token_embd, lookup(TensorRole::kTokenEmbd, -1, true));
+  if (w.token_embd.ne.size() != 2) {
+    return make_error(ErrorCode::kFormat, path_ + ": tensor '" + w.token_embd.name + "': shape " +
+                                              shape_string(w.token_embd.ne) + ", expected 2 dimensions");
+  }
+  if (c.n_vocab == 0) c.n_vocab = w.token_embd.ne[1];
+  EDGELLM_ASSIGN_OR_RETURN(TensorRef norm, lookup(TensorRole::kOutputNorm, -1, true));
+  EDGELLM_ASSIGN_OR_RETURN(w.output_norm, as_f32(norm));
+  EDGELLM_ASSIGN_OR_RETURN(w.output, lookup(TensorRole::kOutput, -1, false));
+  if (w.output.data == nullptr) {
+    c.tied_embeddings = true;
+    w.output = w.token_embd;
+  } else if (hf_ && c.tied_embeddings) {
+    // transformers may still save lm_head for tied models; it equals the embedding, use that.
+    w.output = w.token_embd;
+  }
+  EDGELLM_ASSIGN_OR_RETURN(TensorRef rope_freqs, lookup(TensorRole::kRopeFreqs, -1, false));
+  EDGELLM_ASSIGN_OR_RETURN(w.rope_freqs, as_f32(rope_freqs));
+
+  // Sizes derived from the tensors where metadata may omit them.
+  if (gguf_ && c.arch == Arch::kQwen2 && !gguf_->find("qwen2.attention.key_length")) {
+    c.head_dim = c.n_embd / std::max<int64_t>(1, c.n_head);
+  }
+  if (c.n_layer <= 0 || c.n_layer > 1024) {
+    return make_error(ErrorCode::kFormat, path_ + ": invalid model config: n_layer = " + std::to_string(c.n_layer));
+  }
+  EDGELLM_TRY(c.validate(path_));
+
+  const int64_t E = c.n_embd, Q = c.q_dim(), KV = c.kv_dim(), F = c.n_ff;
+  EDGELLM_TRY(check_shape(path_, w.token_embd, {E, c.n_vocab}));
+  EDGELLM_TRY(check_shape(path_, w.output, {E, c.n_vocab}));
+  EDGELLM_TRY(check_shape(path_, w.output_norm, {E}));
+  EDGELLM_TRY(check_shape(path_, w.rope_freqs, {c.n_rot / 2}));
+  EDGELLM_TRY(check_matrix_type(path_, w.token_embd));
+  EDGELLM_TRY(check_matrix_type(path_, w.output));
+
+  // Which optional tensors exist decides the feature flags for GGUF files (e.g. llama with biases).
+  w.layers.resize(static_cast<size_t>(c.n_layer));
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    LayerWeights& L = w.layers[static_cast<size_t>(il)];
+    auto get = [&](TensorRole role, bool required) { return lookup(role, il, required); };
+    auto get_f32 = [&](TensorRole role, bool required) -> Expected<TensorRef> {
+      EDGELLM_ASSIGN_OR_RETURN(TensorRef t, lookup(role, il, required));
+      return as_f32(std::move(t));
+    };
+    EDGELLM_ASSIGN_OR_RETURN(L.attn_norm, get_f32(TensorRole::kAttnNorm, true));
+    EDGELLM_ASSIGN_OR_RETURN(L.ffn_norm, get_f32(TensorRole::kFfnNorm, true));
+    if (c.fused_qkv) {
+      EDGELLM_ASSIGN_OR_RETURN(L.wqkv, get(TensorRole::kAttnQkv, true));
+      EDGELLM_ASSIGN_OR_RETURN(L.bqkv, get_f32(TensorRole::kAttnQkvBias, c.qkv_bias));
+      EDGELLM_TRY(check_shape(path_, L.wqkv, {E, Q + 2 * KV}));
+      EDGELLM_TRY(check_shape(path_, L.bqkv, {Q + 2 * KV}));
+      EDGELLM_TRY(check_matrix_type(path_, L.wqkv));
+    } else {
+      EDGELLM_ASSIGN_OR_RETURN(L.wq, get(TensorRole::kAttnQ, true));
+      EDGELLM_ASSIGN_OR_RETURN(L.wk, get(TensorRole::kAttnK, true));
+      EDGELLM_ASSIGN_OR_RETURN(L.wv, get(TensorRole::kAttnV, true));
+      const bool bias_required = c.qkv_bias && spec.arch == Arch::kQwen2;
+      EDGELLM_ASSIGN_OR_RETURN(L.bq, get_f32(TensorRole::kAttnQBias, bias_required));
+      EDGELLM_ASSIGN_OR_RETURN(L.bk, get_f32(TensorRole::kAttnKBias, bias_required));
+      EDGELLM_ASSIGN_OR_RETURN(L.bv, get_f32(TensorRole::kAttnVBias, bias_required));
+      EDGELLM_TRY(check_shape(path_, L.wq, {E, Q}));
+      EDGELLM_TRY(check_shape(path_, L.wk, {E, KV}));
+      EDGELLM_TRY(check_shape(path_, L.wv, {E, KV}));
+      EDGELLM_TRY(check_shape(path_, L.bq, {Q}));
+      EDGELLM_TRY(check_shape(path_, L.bk, {KV}));
+      EDGELLM_TRY(check_shape(path_, L.bv, {KV}));
+      for (const TensorRef* t : {&L.wq, &L.wk, &L.wv}) EDGELLM_TRY(check_matrix_type(path_, *t));
+    }
+    if (c.qk_norm) {
+      EDGELLM_ASSIGN_OR_RETURN(L.q_norm, get_f32(TensorRole::kAttnQNorm, true));
+      EDGELLM_ASSIGN_OR_RETURN(L.k_norm, get_f32(TensorRole::kAttnKNorm, true));
+      EDGELLM_TRY(check_shape(path_, L.q_norm, {c.head_dim}));
+      EDGELLM_TRY(check_shape(path_, L.k_norm, {c.head_dim}));
+    }
+    EDGELLM_ASSIGN_OR_RETURN(L.wo, get(TensorRole::kAttnOut, true));
+    EDGELLM_ASSIGN_OR_RETURN(L.w_gate, get(TensorRole::kFfnGate, true));
+    EDGELLM_ASSIGN_OR_RETURN(L.w_up, get(TensorRole::kFfnUp, true));
+    EDGELLM_ASSIGN_OR_RETURN(L.w_down, get(TensorRole::kFfnDown, true));
+    EDGELLM_TRY(check_shape(path_, L.attn_norm, {E}));
+    EDGELLM_TRY(check_shape(path_, L.ffn_norm, {E}));
+    EDGELLM_TRY(check_shape(path_, L.wo, {Q, E}));
+    EDGELLM_TRY(check_shape(path_, L.w_gate, {E, F}));
+    EDGELLM_TRY(check_shape(path_, L.w_up, {E, F}));
+    EDGELLM_TRY(check_shape(path_, L.w_down, {F, E}));
+    for (const TensorRef* t : {&L.wo, &L.w_gate, &L.w_up, &L.w_down}) EDGELLM_TRY(check_matrix_type(path_, *t));
+  }
+
+  // Whatever the metadata says, biases that are present are used.
+  if (!c.fused_qkv) c.qkv_bias = w.layers[0].bq.data != nullptr;
+
+  weight_bytes_ = 0;
+  if (gguf_) {
+    for (const auto& t : gguf_->tensors()) weight_bytes_ += t.size_bytes;
+  } else {
+    for (const auto& t : hf_->weights.tensors()) weight_bytes_ += t.ref.size_bytes;
+  }
+  return {};
+}
+
+}  // namespace edgellm

@@ -1,0 +1,74 @@
+// A loaded model: its config and weight views, from a GGUF file or a Hugging Face directory.
+// Weights stay in the mmapped files and are used in place; only small vectors (norms, biases) are
+// converted to f32 copies at load.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "format/gguf.h"
+#include "format/hf_dir.h"
+#include "format/tensor_ref.h"
+#include "model/arch.h"
+#include "model/config.h"
+#include "util/expected.h"
+
+namespace edgellm {
+
+// Absent optional tensors have data == nullptr.
+struct LayerWeights {
+  TensorRef attn_norm;                    // [n_embd] f32
+  TensorRef wq, wk, wv;                   // [n_embd] -> q_dim / kv_dim (unfused families)
+  TensorRef bq, bk, bv;                   // f32 biases (qwen2; optional for llama)
+  TensorRef wqkv, bqkv;                   // qwen: [n_embd] -> q_dim + 2 kv_dim, bias f32
+  TensorRef wo;                           // q_dim -> n_embd
+  TensorRef q_norm, k_norm;               // qwen3: [head_dim] f32
+  TensorRef ffn_norm;                     // [n_embd] f32
+  TensorRef w_gate, w_up, w_down;         // SwiGLU: down(silu(gate(x)) * up(x))
+};
+
+struct ModelWeights {
+  TensorRef token_embd;   // ne = {n_embd, n_vocab}
+  TensorRef output_norm;  // [n_embd] f32
+  TensorRef output;       // ne = {n_embd, n_vocab}; the token embedding when tied
+  TensorRef rope_freqs;   // optional [n_rot/2] f32 divisors (llama.cpp's Llama 3.1 scaling)
+  std::vector<LayerWeights> layers;
+};
+
+struct ModelLoadOptions {
+  bool prefetch = false;  // ask the kernel to read the weights ahead (preload)
+};
+
+class Model {
+ public:
+  // `path` is a .gguf file or a Hugging Face directory (config.json + safetensors). Errors name the file
+  // and the tensor or key: missing tensors, shape or type mismatches, unsupported architectures.
+  static Expected<std::unique_ptr<Model>> load(const std::string& path, const ModelLoadOptions& options = {});
+
+  const ModelConfig& config() const { return config_; }
+  const ModelWeights& weights() const { return weights_; }
+  const std::string& path() const { return path_; }
+  const GgufFile* gguf() const { return gguf_ ? &*gguf_ : nullptr; }
+  const HfDirectory* hf() const { return hf_ ? &*hf_ : nullptr; }
+  // Bytes of all weight tensors as stored (what one decode step reads).
+  size_t weight_bytes() const { return weight_bytes_; }
+
+ private:
+  Model() = default;
+  Status bind_weights(const ArchSpec& spec);
+  Expected<TensorRef> lookup(TensorRole role, int64_t layer, bool required) const;
+  Expected<TensorRef> as_f32(TensorRef ref);
+
+  std::string path_;
+  std::optional<GgufFile> gguf_;
+  std::optional<HfDirectory> hf_;
+  NameScheme scheme_ = NameScheme::kGguf;
+  ModelConfig config_;
+  ModelWeights weights_;
+  std::vector<std::unique_ptr<std::vector<float>>> owned_f32_;
+  size_t weight_bytes_ = 0;
+};
+
+}  // namespace edgellm

@@ -1,0 +1,261 @@
+#include "model/transformer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/elementwise.h"
+#include "kernels/matmul.h"
+#include "kernels/rope.h"
+#include "util/half.h"
+
+namespace edgellm {
+
+ForwardScratch::ForwardScratch(const ModelConfig& c, int64_t batch, int64_t n_ctx, int n_threads)
+    : max_batch(batch),
+      x(static_cast<size_t>(batch * c.n_embd)),
+      xn(static_cast<size_t>(batch * c.n_embd)),
+      qkv(static_cast<size_t>(batch * (c.q_dim() + 2 * c.kv_dim()))),
+      attn_out(static_cast<size_t>(batch * c.q_dim())),
+      proj(static_cast<size_t>(batch * c.n_embd)),
+      gate(static_cast<size_t>(batch * c.n_ff)),
+      up(static_cast<size_t>(batch * c.n_ff)),
+      scores(static_cast<size_t>(std::max(1, n_threads)) * static_cast<size_t>(n_ctx + c.head_dim)),
+      hidden(static_cast<size_t>(c.n_embd)) {}
+
+float qwen_ntk_alpha(int64_t length, int64_t n_ctx_train) {
+  if (length <= n_ctx_train) return 1.0f;
+  const double context_value = std::log2(static_cast<double>(length) / static_cast<double>(n_ctx_train)) + 1.0;
+  return static_cast<float>(std::max(1.0, std::pow(2.0, std::ceil(context_value)) - 1.0));
+}
+
+float qwen_logn_scale(int64_t pos, int64_t n_ctx_train) {
+  if (pos + 1 <= n_ctx_train) return 1.0f;
+  return static_cast<float>(std::log(static_cast<double>(pos + 1)) / std::log(static_cast<double>(n_ctx_train)));
+}
+
+std::vector<float> model_rope_inv_freq(const ModelConfig& c, const float* freq_factors, float ntk_alpha) {
+  float theta = c.rope_theta;
+  if (ntk_alpha != 1.0f) {
+    // modeling_qwen.py: base * ntk_alpha ** (dim / (dim - 2))
+    theta = static_cast<float>(theta * std::pow(static_cast<double>(ntk_alpha),
+                                                static_cast<double>(c.n_rot) / static_cast<double>(c.n_rot - 2)));
+  }
+  std::vector<float> inv = rope_inv_freq(theta, c.n_rot);
+  const RopeScaling& rs = c.rope_scaling;
+  if (rs.type == RopeScalingType::kLinear) {
+    for (float& f : inv) f /= rs.factor;
+  } else if (rs.type == RopeScalingType::kLlama3) {
+    // transformers' _compute_llama3_parameters.
+    const double pi = 3.14159265358979323846;
+    const double old_ctx = static_cast<double>(rs.original_context);
+    const double low_wavelen = old_ctx / rs.low_freq_factor;
+    const double high_wavelen = old_ctx / rs.high_freq_factor;
+    for (float& f : inv) {
+      const double wavelen = 2 * pi / f;
+      if (wavelen > low_wavelen) {
+        f = static_cast<float>(f / rs.factor);
+      } else if (wavelen >= high_wavelen) {
+        const double smooth = (old_ctx / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor);
+        f = static_cast<float>((1 - smooth) * f / rs.factor + smooth * f);
+      }
+    }
+  }
+  if (freq_factors != nullptr) {
+    for (size_t i = 0; i < inv.size(); ++i) inv[i] /= freq_factors[i];
+  }
+  return inv;
+}
+
+Transformer::Transformer(const Model& model) : model_(model) {}
+
+void Transformer::update_rope_table(float ntk_alpha, ForwardScratch& s) const {
+  if (s.rope_ntk_alpha == ntk_alpha && !s.rope_inv_freq.empty()) return;
+  const auto* factors = static_cast<const float*>(model_.weights().rope_freqs.data);
+  s.rope_inv_freq = model_rope_inv_freq(config(), factors, ntk_alpha);
+  s.rope_ntk_alpha = ntk_alpha;
+}
+
+Status Transformer::forward(const int32_t* tokens, int64_t n_tokens, KvCache& kv, ForwardScratch& s,
+                            ThreadPool& pool, LogitsMode mode, std::vector<float>& logits) const {
+  const ModelConfig& c = config();
+  if (n_tokens <= 0) return make_error(ErrorCode::kInvalidArgument, "forward: no tokens to process");
+  for (int64_t i = 0; i < n_tokens; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= c.n_vocab) {
+      return make_error(ErrorCode::kInvalidArgument, "token id " + std::to_string(tokens[i]) + " at index " +
+                                                         std::to_string(i) + " is outside the vocabulary [0, " +
+                                                         std::to_string(c.n_vocab) + ")");
+    }
+  }
+  const int64_t pos0 = kv.n_past();
+  if (pos0 + n_tokens > kv.n_ctx()) {
+    return make_error(ErrorCode::kContextFull, "context full: " + std::to_string(pos0) + " cached + " +
+                                                   std::to_string(n_tokens) + " new tokens exceed the context of " +
+                                                   std::to_string(kv.n_ctx()));
+  }
+  if (kv.n_layer() != c.n_layer || kv.kv_dim() != c.kv_dim()) {
+    return make_error(ErrorCode::kInvalidArgument, "KV cache shape does not match the model");
+  }
+
+  // Qwen 1 dynamic NTK: a prefill fixes the multiplier from the whole sequence length; decode steps keep
+  // the one the cached keys were rotated with (as modeling_qwen.py caches ntk_alpha across a generate call).
+  float ntk_alpha = 1.0f;
+  if (c.dynamic_ntk) {
+    ntk_alpha = (n_tokens > 1 || pos0 == 0) ? qwen_ntk_alpha(pos0 + n_tokens, c.n_ctx_train) : kv.ntk_alpha();
+    kv.set_ntk_alpha(ntk_alpha);
+  }
+  update_rope_table(ntk_alpha, s);
+
+  const int64_t V = c.n_vocab, E = c.n_embd;
+  if (mode == LogitsMode::kAll) logits.resize(static_cast<size_t>(n_tokens * V));
+  if (mode == LogitsMode::kLast) logits.resize(static_cast<size_t>(V));
+
+  const ModelWeights& w = model_.weights();
+  for (int64_t done = 0; done < n_tokens;) {
+    const int64_t n = std::min(s.max_batch, n_tokens - done);
+    forward_chunk(tokens + done, n, pos0 + done, kv, s, pool);
+    kv.set_n_past(pos0 + done + n);
+    if (mode == LogitsMode::kAll) {
+      for (int64_t t = 0; t < n; ++t) {
+        rms_norm(&s.x[t * E], static_cast<const float*>(w.output_norm.data), &s.xn[t * E], E, c.rms_eps);
+      }
+      matmul(w.output, s.xn.data(), n, logits.data() + done * V, pool);
+    }
+    done += n;
+    if (done == n_tokens) {
+      rms_norm(&s.x[(n - 1) * E], static_cast<const float*>(w.output_norm.data), s.hidden.data(), E, c.rms_eps);
+      if (mode == LogitsMode::kLast) matmul(w.output, s.hidden.data(), 1, logits.data(), pool);
+    }
+  }
+  return {};
+}
+
+void Transformer::forward_chunk(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& kv, ForwardScratch& s,
+                                ThreadPool& pool) const {
+  const ModelConfig& c = config();
+  const ModelWeights& w = model_.weights();
+  const int64_t E = c.n_embd, Q = c.q_dim(), KV = c.kv_dim(), F = c.n_ff;
+  const int64_t QKV = Q + 2 * KV;
+  const auto pairing = c.rope_style == RopeStyle::kNeox ? RopePairing::kNeox : RopePairing::kInterleaved;
+
+  for (int64_t t = 0; t < n; ++t) get_row(w.token_embd, tokens[t], &s.x[t * E]);
+
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    const LayerWeights& L = w.layers[static_cast<size_t>(il)];
+
+    // ---- attention block ----
+    for (int64_t t = 0; t < n; ++t) {
+      rms_norm(&s.x[t * E], static_cast<const float*>(L.attn_norm.data), &s.xn[t * E], E, c.rms_eps);
+    }
+    if (c.fused_qkv) {
+      matmul(L.wqkv, s.xn.data(), n, s.qkv.data(), pool);
+      if (L.bqkv.data) {
+        for (int64_t t = 0; t < n; ++t) add_inplace(&s.qkv[t * QKV], static_cast<const float*>(L.bqkv.data), QKV);
+      }
+    } else {
+      // q, k, v land side by side in each token's qkv row; matmul writes rows of stride QKV via a
+      // temporary contiguous buffer (attn_out is free at this point and large enough for q).
+      float* tmp = s.attn_out.data();
+      const TensorRef* mats[3] = {&L.wq, &L.wk, &L.wv};
+      const TensorRef* biases[3] = {&L.bq, &L.bk, &L.bv};
+      const int64_t widths[3] = {Q, KV, KV};
+      const int64_t offsets[3] = {0, Q, Q + KV};
+      for (int m = 0; m < 3; ++m) {
+        matmul(*mats[m], s.xn.data(), n, tmp, pool);
+        for (int64_t t = 0; t < n; ++t) {
+          float* dst = &s.qkv[t * QKV + offsets[m]];
+          std::memcpy(dst, tmp + t * widths[m], static_cast<size_t>(widths[m]) * sizeof(float));
+          if (biases[m]->data) add_inplace(dst, static_cast<const float*>(biases[m]->data), widths[m]);
+        }
+      }
+    }
+    for (int64_t t = 0; t < n; ++t) {
+      float* q = &s.qkv[t * QKV];
+      float* k = q + Q;
+      if (c.qk_norm) {
+        for (int64_t h = 0; h < c.n_head; ++h) {
+          rms_norm(q + h * c.head_dim, static_cast<const float*>(L.q_norm.data), q + h * c.head_dim, c.head_dim,
+                   c.rms_eps);
+        }
+        for (int64_t h = 0; h < c.n_head_kv; ++h) {
+          rms_norm(k + h * c.head_dim, static_cast<const float*>(L.k_norm.data), k + h * c.head_dim, c.head_dim,
+                   c.rms_eps);
+        }
+      }
+      rope_apply(q, c.n_head, c.head_dim, c.n_rot, pos0 + t, s.rope_inv_freq.data(), pairing);
+      rope_apply(k, c.n_head_kv, c.head_dim, c.n_rot, pos0 + t, s.rope_inv_freq.data(), pairing);
+      if (c.logn_attn) {
+        const float scale = qwen_logn_scale(pos0 + t, c.n_ctx_train);
+        for (int64_t i = 0; i < Q; ++i) q[i] *= scale;
+      }
+      kv.store(il, pos0 + t, k, k + KV);
+    }
+    attention(il, n, pos0, kv, s, pool);
+    matmul(L.wo, s.attn_out.data(), n, s.proj.data(), pool);
+    add_inplace(s.x.data(), s.proj.data(), n * E);
+
+    // ---- MLP block ----
+    for (int64_t t = 0; t < n; ++t) {
+      rms_norm(&s.x[t * E], static_cast<const float*>(L.ffn_norm.data), &s.xn[t * E], E, c.rms_eps);
+    }
+    matmul(L.w_gate, s.xn.data(), n, s.gate.data(), pool);
+    matmul(L.w_up, s.xn.data(), n, s.up.data(), pool);
+    silu_mul(s.gate.data(), s.up.data(), s.gate.data(), n * F);
+    matmul(L.w_down, s.gate.data(), n, s.proj.data(), pool);
+    add_inplace(s.x.data(), s.proj.data(), n * E);
+  }
+}
+
+namespace {
+
+// Reads one cached row as floats.
+inline void load_row(const void* row, DType type, int64_t n, float* out) {
+  if (type == DType::kF32) {
+    std::memcpy(out, row, static_cast<size_t>(n) * sizeof(float));
+  } else {
+    const auto* h = static_cast<const uint16_t*>(row);
+    for (int64_t i = 0; i < n; ++i) out[i] = fp16_to_f32(h[i]);
+  }
+}
+
+}  // namespace
+
+void Transformer::attention(int64_t layer, int64_t n, int64_t pos0, KvCache& kv, ForwardScratch& s,
+                            ThreadPool& pool) const {
+  const ModelConfig& c = config();
+  const int64_t Q = c.q_dim(), KV = c.kv_dim(), D = c.head_dim;
+  const int64_t QKV = Q + 2 * KV;
+  const int64_t group = c.n_head / c.n_head_kv;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const int64_t n_ctx = kv.n_ctx();
+  const DType type = kv.type();
+
+  // One task per (token, head); each thread has its own score buffer.
+  pool.parallel_for(n * c.n_head, [&](int64_t begin, int64_t end, int thread_idx) {
+    float* scores = &s.scores[static_cast<size_t>(thread_idx) * static_cast<size_t>(n_ctx + D)];
+    float* row = scores + n_ctx;  // one cached k or v row as floats
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t t = task / c.n_head;
+      const int64_t h = task % c.n_head;
+      const int64_t kvh = h / group;
+      const int64_t n_keys = pos0 + t + 1;  // causal: keys up to and including this position
+      const float* q = &s.qkv[t * QKV + h * D];
+      for (int64_t j = 0; j < n_keys; ++j) {
+        load_row(static_cast<const uint8_t*>(kv.k_row(layer, j)) + kvh * D * (type == DType::kF16 ? 2 : 4), type,
+                 D, row);
+        scores[j] = dot_f32(q, row, D) * scale;
+      }
+      softmax_inplace(scores, n_keys);
+      float* out = &s.attn_out[t * Q + h * D];
+      std::fill(out, out + D, 0.0f);
+      for (int64_t j = 0; j < n_keys; ++j) {
+        load_row(static_cast<const uint8_t*>(kv.v_row(layer, j)) + kvh * D * (type == DType::kF16 ? 2 : 4), type,
+                 D, row);
+        const float p = scores[j];
+        for (int64_t d = 0; d < D; ++d) out[d] += p * row[d];
+      }
+    }
+  });
+}
+
+}  // namespace edgellm

@@ -1,0 +1,70 @@
+// The forward pass shared by every supported family: embeddings -> n_layer x (RMSNorm, attention with
+// RoPE and GQA over the KV cache, residual, RMSNorm, SwiGLU MLP, residual) -> RMSNorm -> logits.
+// Family differences are config flags: q/k/v bias (qwen2, qwen), fused qkv (qwen), per-head q/k norm
+// (qwen3), rope pairing and scaling, Qwen 1's dynamic NTK and log-n attention.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/kv_cache.h"
+#include "model/model.h"
+#include "util/expected.h"
+#include "util/thread_pool.h"
+
+namespace edgellm {
+
+enum class LogitsMode { kNone, kLast, kAll };
+
+// Activation buffers for up to `max_batch` tokens per step (karpathy/llama2.c's RunState). Allocated
+// once per session; the decode loop allocates nothing.
+struct ForwardScratch {
+  ForwardScratch(const ModelConfig& config, int64_t max_batch, int64_t n_ctx, int n_threads);
+
+  int64_t max_batch;
+  std::vector<float> x;         // [max_batch][n_embd] residual stream
+  std::vector<float> xn;        // [max_batch][n_embd] normalised input of a block
+  std::vector<float> qkv;       // [max_batch][q_dim + 2 kv_dim] (q | k | v per token)
+  std::vector<float> attn_out;  // [max_batch][q_dim]
+  std::vector<float> proj;      // [max_batch][n_embd]
+  std::vector<float> gate;      // [max_batch][n_ff]
+  std::vector<float> up;        // [max_batch][n_ff]
+  std::vector<float> scores;    // [n_threads][n_ctx + head_dim] attention weights + one K/V row
+  std::vector<float> hidden;    // [n_embd] final normalised hidden state of the last token
+  std::vector<float> rope_inv_freq;  // frequencies in use (differs from the model's under dynamic NTK)
+  float rope_ntk_alpha = 0.0f;       // the alpha rope_inv_freq was computed for (0: not yet)
+};
+
+class Transformer {
+ public:
+  explicit Transformer(const Model& model);
+
+  const Model& model() const { return model_; }
+  const ModelConfig& config() const { return model_.config(); }
+
+  // Runs `n_tokens` tokens at positions [kv.n_past(), kv.n_past() + n_tokens), appends them to the KV
+  // cache and advances kv.n_past(). Logits: kLast -> logits holds [n_vocab]; kAll -> [n_tokens][n_vocab].
+  // Errors: token id out of range (kInvalidArgument), cache full (kContextFull).
+  Status forward(const int32_t* tokens, int64_t n_tokens, KvCache& kv, ForwardScratch& scratch, ThreadPool& pool,
+                 LogitsMode mode, std::vector<float>& logits) const;
+
+ private:
+  void forward_chunk(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& kv, ForwardScratch& s,
+                     ThreadPool& pool) const;
+  void attention(int64_t layer, int64_t n, int64_t pos0, KvCache& kv, ForwardScratch& s, ThreadPool& pool) const;
+  void update_rope_table(float ntk_alpha, ForwardScratch& s) const;
+
+  const Model& model_;
+};
+
+// Rotary frequencies of a model: theta, the rope scaling of its config, llama.cpp's rope_freqs factors,
+// and a Qwen 1 dynamic-NTK multiplier (1 = none).
+std::vector<float> model_rope_inv_freq(const ModelConfig& config, const float* freq_factors, float ntk_alpha);
+
+// Qwen 1's dynamic NTK multiplier for a sequence of `length` tokens (modeling_qwen.py get_ntk_alpha):
+// 1 up to the training length, then 2^ceil(log2(length / n_ctx_train) + 1) - 1.
+float qwen_ntk_alpha(int64_t length, int64_t n_ctx_train);
+// Qwen 1's log-n query scale at 0-based position `pos`: log(pos + 1) / log(n_ctx_train) beyond training.
+float qwen_logn_scale(int64_t pos, int64_t n_ctx_train);
+
+}  // namespace edgellm

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
 
   int exit_code = 0;
   edgellm::cli::add_inspect_command(app, exit_code);
+  edgellm::cli::add_quant_row_command(app, exit_code);
   edgellm::cli::add_synth_command(app, exit_code);
   edgellm::cli::add_generate_command(app, exit_code);
   edgellm::cli::add_tokenize_command(app, exit_code);

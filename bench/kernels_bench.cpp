@@ -1,0 +1,136 @@
+// Matmul throughput per weight type at Qwen2.5-0.5B shapes (hidden 896, ffn 4864): weight GB/s and
+// GFLOP/s, 1 and 2 threads, 1 token (decode) and 128 tokens (prefill).
+//   build-*/bench/kernels_bench [--benchmark_filter=q4_0] [--benchmark_repetitions=5]
+//   EDGELLM_ISA=scalar|avx2 ... to measure one kernel variant.
+// Each benchmark cycles through enough copies of the weight matrix to exceed the last-level cache
+// (>= 64 MiB in total), so decode figures are DRAM figures, as in a real forward pass; never asserts.
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "format/tensor_ref.h"
+#include "kernels/matmul.h"
+#include "kernels/quant_blocks.h"
+#include "kernels/quantize.h"
+#include "util/half.h"
+#include "util/thread_pool.h"
+
+namespace edgellm {
+namespace {
+
+struct Shape {
+  const char* name;
+  int64_t n_rows;  // R: output features
+  int64_t k;       // K: input features
+};
+
+constexpr Shape kShapes[] = {
+    {"attn_896x896", 896, 896},
+    {"ffn_up_4864x896", 4864, 896},
+    {"ffn_down_896x4864", 896, 4864},
+};
+
+constexpr DType kTypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0,
+                            DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ4_K, DType::kQ6_K};
+
+// Random weights; K-quants (no quantizer yet) get random bytes with small fp16 scales.
+std::vector<uint8_t> make_weights(DType type, int64_t n_rows, int64_t k, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> bytes(dtype_row_bytes(type, k) * static_cast<size_t>(n_rows));
+  if (can_quantize(type)) {
+    std::normal_distribution<float> dist(0.0f, 0.02f);
+    std::vector<float> row(static_cast<size_t>(k));
+    for (int64_t r = 0; r < n_rows; ++r) {
+      for (auto& v : row) v = dist(rng);
+      (void)quantize_row(type, row.data(), bytes.data() + r * dtype_row_bytes(type, k), k);
+    }
+    return bytes;
+  }
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (auto& b : bytes) b = static_cast<uint8_t>(byte(rng));
+  const size_t block_bytes = dtype_traits(type).block_bytes;
+  const uint16_t scale = f32_to_fp16(0.001f);
+  for (size_t pos = 0; pos < bytes.size(); pos += block_bytes) {
+    if (type == DType::kQ4_K) {
+      std::memcpy(bytes.data() + pos + offsetof(BlockQ4_K, d), &scale, 2);
+      std::memcpy(bytes.data() + pos + offsetof(BlockQ4_K, dmin), &scale, 2);
+    } else if (type == DType::kQ6_K) {
+      std::memcpy(bytes.data() + pos + offsetof(BlockQ6_K, d), &scale, 2);
+    }
+  }
+  return bytes;
+}
+
+void bm_matmul(benchmark::State& state, DType type, Shape shape, int n_threads, int64_t n_tokens) {
+  const size_t matrix_bytes = dtype_row_bytes(type, shape.k) * static_cast<size_t>(shape.n_rows);
+  const size_t n_copies = std::max<size_t>(1, (size_t{64} << 20) / matrix_bytes + 1);
+  std::vector<std::vector<uint8_t>> copies;
+  copies.push_back(make_weights(type, shape.n_rows, shape.k, 1));
+  for (size_t i = 1; i < n_copies; ++i) copies.push_back(copies[0]);
+
+  std::vector<TensorRef> tensors(n_copies);
+  for (size_t i = 0; i < n_copies; ++i) {
+    tensors[i].name = shape.name;
+    tensors[i].type = type;
+    tensors[i].ne = {shape.k, shape.n_rows};
+    tensors[i].data = copies[i].data();
+    tensors[i].size_bytes = copies[i].size();
+  }
+  std::mt19937 rng(2);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n_tokens * shape.k));
+  for (auto& v : x) v = dist(rng);
+  std::vector<float> y(static_cast<size_t>(n_tokens * shape.n_rows));
+  ThreadPool pool(n_threads);
+
+  for (size_t i = 0; i < n_copies; ++i) matmul(tensors[i], x.data(), n_tokens, y.data(), pool);  // warm-up
+  size_t next = 0;
+  for (auto _ : state) {
+    matmul(tensors[next], x.data(), n_tokens, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+    next = next + 1 == n_copies ? 0 : next + 1;
+  }
+  const double iterations = static_cast<double>(state.iterations());
+  state.counters["GB/s"] = benchmark::Counter(iterations * static_cast<double>(matrix_bytes) / 1e9,
+                                              benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      iterations * 2.0 * static_cast<double>(shape.n_rows * shape.k * n_tokens) / 1e9, benchmark::Counter::kIsRate);
+  state.counters["tokens/s"] = benchmark::Counter(iterations * static_cast<double>(n_tokens),
+                                                  benchmark::Counter::kIsRate);
+  state.SetLabel(std::string("isa=") + matmul_isa_name());
+}
+
+void register_all() {
+  for (DType type : kTypes) {
+    for (const Shape& shape : kShapes) {
+      for (int64_t n_tokens : {1, 128}) {
+        for (int n_threads : {1, 2}) {
+          const std::string name = std::string("matmul/") + dtype_name(type) + "/" + shape.name + "/tokens:" +
+                                   std::to_string(n_tokens) + "/threads:" + std::to_string(n_threads);
+          benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
+            bm_matmul(state, type, shape, n_threads, n_tokens);
+          })->UseRealTime()->Unit(benchmark::kMicrosecond);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace edgellm
+
+int main(int argc, char** argv) {
+  edgellm::register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  std::printf("matmul kernels: isa=%s\n", edgellm::matmul_isa_name());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

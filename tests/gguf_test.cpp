@@ -136,6 +136,44 @@ TEST(Gguf, FailedProducerLeavesNoFile) {
   for (const auto& e : std::filesystem::directory_iterator(dir.path())) ADD_FAILURE() << "left behind: " << e.path();
 }
 
+TEST(Gguf, ContentDigestIsStoredAndDetectsCorruption) {
+  TempDir dir;
+  GgufWriter w;
+  w.set_content_digest_key("edgellm.content.sha256");
+  std::vector<float> a(100, 3.0f);
+  ASSERT_TRUE(w.add_tensor("a", DType::kF32, {100}, a.data(), 400).ok());
+  const std::string path = dir.file("d.gguf");
+  ASSERT_TRUE(w.write(path).ok());
+  auto g = GgufFile::open(path);
+  ASSERT_TRUE(g.ok());
+  const std::string stored = *g->get_string("edgellm.content.sha256");
+  EXPECT_EQ(stored.size(), 64u);
+  EXPECT_NE(stored, std::string(64, '0'));
+  EXPECT_EQ(*gguf_content_digest(*g), stored);
+  std::string bytes = test::read_file(path);
+  bytes[bytes.size() - 10] ^= 1;
+  test::write_file(path, bytes);
+  auto corrupted = GgufFile::open(path);
+  ASSERT_TRUE(corrupted.ok());
+  EXPECT_NE(*gguf_content_digest(*corrupted), stored);
+}
+
+TEST(Gguf, OverwritesAnExistingFileAtomically) {
+  TempDir dir;
+  const std::string path = dir.file("x.gguf");
+  test::write_file(path, "old contents");
+  GgufWriter w;
+  w.set_string("k", "v");
+  ASSERT_TRUE(w.write(path).ok());
+  EXPECT_TRUE(GgufFile::open(path).ok());
+  GgufWriter failing;
+  ASSERT_TRUE(failing.add_tensor("a", DType::kF32, {4}, [](std::vector<uint8_t>&) -> Status {
+    return make_error(ErrorCode::kIo, "disk full (simulated)");
+  }).ok());
+  EXPECT_FALSE(failing.write(path).ok());
+  EXPECT_TRUE(GgufFile::open(path).ok());  // the previous file is untouched
+}
+
 // ---- corrupt files ----
 
 std::string write_valid(const TempDir& dir) {

@@ -1,5 +1,7 @@
 #include "format/gguf.h"
 
+#include "util/sha256.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -659,9 +661,16 @@ class FileSink {
   }
   bool ok() const { return ok_; }
   const std::string& error() const { return error_; }
+  // Everything written after this call is hashed (the data section).
+  void start_hashing() {
+    flush();
+    hash_ = std::make_unique<Sha256>();
+  }
+  std::string finish_hash() { return hash_ ? hash_->hex_digest() : std::string(); }
 
  private:
   void write_all(const uint8_t* p, size_t n) {
+    if (hash_ && ok_) hash_->update(p, n);
     while (ok_ && n > 0) {
       const ssize_t w = ::write(fd_, p, n);
       if (w < 0) {
@@ -677,6 +686,7 @@ class FileSink {
   }
   int fd_;
   std::vector<uint8_t> buffer_;
+  std::unique_ptr<Sha256> hash_;
   uint64_t written_ = 0;
   bool ok_ = true;
   std::string error_;
@@ -705,27 +715,97 @@ void write_value(FileSink& out, const GgufValue& v) {
 
 }  // namespace
 
-Status GgufWriter::write(const std::string& path, const ProgressFn& progress) const {
-  const std::string tmp_path = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return make_error(ErrorCode::kIo, tmp_path + ": cannot create: " + std::strerror(errno));
+namespace {
 
+// The output file while it is being written. On Linux it is an unnamed O_TMPFILE in the target's
+// directory, so an interrupted run (Ctrl-C, kill, crash) leaves nothing behind; it gets a name only
+// when complete (linkat + rename). Elsewhere, or where the filesystem lacks O_TMPFILE, a named
+// "<path>.tmp.<pid>" file is used and removed on failure.
+class PendingFile {
+ public:
+  static Expected<PendingFile> create(const std::string& path) {
+    PendingFile f;
+    f.path_ = path;
+    std::string dir = ".";
+    const auto slash = path.rfind('/');
+    if (slash != std::string::npos) dir = slash == 0 ? "/" : path.substr(0, slash);
+#ifdef O_TMPFILE
+    f.fd_ = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+#endif
+    if (f.fd_ < 0) {
+      f.tmp_path_ = path + ".tmp." + std::to_string(::getpid());
+      f.fd_ = ::open(f.tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (f.fd_ < 0) return make_error(ErrorCode::kIo, f.tmp_path_ + ": cannot create: " + std::strerror(errno));
+    }
+    return f;
+  }
+  PendingFile() = default;
+  PendingFile(PendingFile&& o) noexcept : path_(std::move(o.path_)), tmp_path_(std::move(o.tmp_path_)), fd_(o.fd_) {
+    o.fd_ = -1;
+  }
+  ~PendingFile() { discard(); }
+
+  int fd() const { return fd_; }
+
+  void discard() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    if (!tmp_path_.empty()) ::unlink(tmp_path_.c_str());
+    tmp_path_.clear();
+  }
+
+  Status commit() {
+    if (::fsync(fd_) != 0 && errno != EINVAL) return make_error(ErrorCode::kIo, path_ + ": fsync failed: " + std::strerror(errno));
+    if (tmp_path_.empty()) {
+      // Give the unnamed file a temporary name, then move it over the target atomically.
+      tmp_path_ = path_ + ".tmp." + std::to_string(::getpid());
+      const std::string proc = "/proc/self/fd/" + std::to_string(fd_);
+      ::unlink(tmp_path_.c_str());
+      if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, tmp_path_.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+        const int err = errno;
+        tmp_path_.clear();
+        return make_error(ErrorCode::kIo, path_ + ": cannot link the finished file: " + std::strerror(err));
+      }
+    }
+    if (::close(fd_) != 0) {
+      fd_ = -1;
+      return make_error(ErrorCode::kIo, path_ + ": close failed: " + std::strerror(errno));
+    }
+    fd_ = -1;
+    if (::rename(tmp_path_.c_str(), path_.c_str()) != 0) {
+      return make_error(ErrorCode::kIo, path_ + ": cannot rename the finished file into place: " + std::strerror(errno));
+    }
+    tmp_path_.clear();
+    return {};
+  }
+
+ private:
+  std::string path_;
+  std::string tmp_path_;
+  int fd_ = -1;
+};
+
+}  // namespace
+
+Status GgufWriter::write(const std::string& path, const ProgressFn& progress) const {
+  EDGELLM_ASSIGN_OR_RETURN(PendingFile file, PendingFile::create(path));
   auto fail = [&](const std::string& message) -> Status {
-    ::close(fd);
-    ::unlink(tmp_path.c_str());
+    file.discard();
     return make_error(ErrorCode::kIo, message);
   };
 
-  FileSink out(fd);
+  FileSink out(file.fd());
   out.put<uint32_t>(kGgufMagic);
   out.put<uint32_t>(3);
   out.put<uint64_t>(tensors_.size());
   // general.alignment is written only when it differs from the default, as other writers do.
   const bool write_alignment = alignment_ != 32 && !has("general.alignment");
   out.put<uint64_t>(metadata_.size() + (write_alignment ? 1 : 0));
+  uint64_t digest_offset = 0;  // file offset of the content digest's 64 hex characters
   for (const auto& [key, value] : metadata_) {
     out.put_string(key);
     out.put<uint32_t>(static_cast<uint32_t>(value.type));
+    if (!digest_key_.empty() && key == digest_key_) digest_offset = out.position() + 8;
     write_value(out, value);
   }
   if (write_alignment) {
@@ -743,6 +823,7 @@ Status GgufWriter::write(const std::string& path, const ProgressFn& progress) co
     offset += (t.size_bytes + alignment_ - 1) / alignment_ * alignment_;
   }
   out.pad_to(alignment_);
+  out.start_hashing();
 
   std::vector<uint8_t> scratch;
   size_t done = 0;
@@ -765,18 +846,31 @@ Status GgufWriter::write(const std::string& path, const ProgressFn& progress) co
     if (progress) progress(done, tensors_.size(), out.position());
   }
   out.flush();
-  if (!out.ok()) return fail(tmp_path + ": write failed: " + out.error());
-  if (::fsync(fd) != 0 && errno != EINVAL) return fail(tmp_path + ": fsync failed: " + std::strerror(errno));
-  if (::close(fd) != 0) {
-    ::unlink(tmp_path.c_str());
-    return make_error(ErrorCode::kIo, tmp_path + ": close failed: " + std::strerror(errno));
+  if (!out.ok()) return fail(path + ": write failed: " + out.error());
+  if (digest_offset != 0) {
+    const std::string hex = out.finish_hash();
+    if (::pwrite(file.fd(), hex.data(), hex.size(), static_cast<off_t>(digest_offset)) !=
+        static_cast<ssize_t>(hex.size())) {
+      return fail(path + ": writing the content digest failed: " + std::strerror(errno));
+    }
   }
-  if (::rename(tmp_path.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp_path.c_str());
-    return make_error(ErrorCode::kIo, path + ": cannot rename the finished file into place: " + std::strerror(err));
-  }
-  return {};
+  Status st = file.commit();
+  if (!st.ok()) file.discard();
+  return st;
+}
+
+void GgufWriter::set_content_digest_key(const std::string& key) {
+  digest_key_ = key;
+  set_string(key, std::string(64, '0'));  // placeholder, overwritten in place once the data is written
+}
+
+Expected<std::string> gguf_content_digest(const GgufFile& gguf) {
+  // SHA-256 of the data section as the writer hashed it: from data_offset to the end of the file.
+  const size_t begin = gguf.data_offset();
+  if (begin > gguf.file_size()) return make_error(ErrorCode::kFormat, gguf.path() + ": no data section");
+  Sha256 h;
+  h.update(gguf.raw_data() + begin, gguf.file_size() - begin);
+  return h.hex_digest();
 }
 
 }  // namespace edgellm

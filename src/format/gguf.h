@@ -124,6 +124,7 @@ class GgufFile {
   TensorRef tensor_ref(const GgufTensorInfo& info) const;
 
   void prefetch() const { file_.prefetch(); }
+  const uint8_t* raw_data() const { return file_.data(); }
 
  private:
   MappedFile file_;
@@ -163,6 +164,10 @@ class GgufWriter {
                     TensorProducer producer);
   size_t n_tensors() const { return tensors_.size(); }
 
+  // Stores SHA-256 of the data section (hex) under `key`, computed while writing and patched into the
+  // header at the end, so `edgellm verify` can detect corrupted downloads.
+  void set_content_digest_key(const std::string& key);
+
   // Called after each tensor is written: (tensors done, total, bytes written so far).
   using ProgressFn = std::function<void(size_t done, size_t total, uint64_t bytes)>;
   Status write(const std::string& path, const ProgressFn& progress = nullptr) const;
@@ -177,8 +182,12 @@ class GgufWriter {
     TensorProducer producer;                            // set for produced tensors
   };
   size_t alignment_;
+  std::string digest_key_;
   std::vector<std::pair<std::string, GgufValue>> metadata_;
   std::vector<PendingTensor> tensors_;
 };
+
+// SHA-256 of a GGUF file's data section, as GgufWriter::set_content_digest_key stores it.
+Expected<std::string> gguf_content_digest(const GgufFile& gguf);
 
 }  // namespace edgellm

@@ -5,6 +5,7 @@
 
 namespace edgellm::cli {
 
+void add_convert_command(CLI::App& app, int& exit_code);
 void add_inspect_command(CLI::App& app, int& exit_code);
 void add_quant_row_command(CLI::App& app, int& exit_code);  // hidden developer tool
 void add_synth_command(CLI::App& app, int& exit_code);

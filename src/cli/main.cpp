@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.fallthrough(false);
 
   int exit_code = 0;
+  edgellm::cli::add_convert_command(app, exit_code);
   edgellm::cli::add_inspect_command(app, exit_code);
   edgellm::cli::add_quant_row_command(app, exit_code);
   edgellm::cli::add_synth_command(app, exit_code);

@@ -10,6 +10,7 @@
 #include "format/safetensors_writer.h"
 #include "kernels/quantize.h"
 #include "model/arch.h"
+#include "model/config_gguf.h"
 #include "model/tensor_names.h"
 #include "tokenizer/tokenizer.h"
 
@@ -144,18 +145,6 @@ std::vector<float> permute_rows_for_gguf(const std::vector<float>& w, int64_t n_
   return out;
 }
 
-// llama.cpp's LLAMA_FTYPE numbers for general.file_type.
-uint32_t file_type_of(DType t) {
-  switch (t) {
-    case DType::kF32: return 0;
-    case DType::kF16: return 1;
-    case DType::kQ4_0: return 2;
-    case DType::kQ8_0: return 7;
-    case DType::kBF16: return 32;
-    default: return 0;
-  }
-}
-
 constexpr const char* kChatMlTemplate =
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
     "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
@@ -193,29 +182,11 @@ Status write_synthetic_gguf(const ModelConfig& c, const SynthOptions& o, const s
     return make_error(ErrorCode::kInvalidArgument,
                       std::string("synthetic weights of type ") + dtype_name(o.weight_type) + " are not supported");
   }
-  const std::string a = arch_name(c.arch);
   GgufWriter w;
-  w.set_string("general.architecture", a);
-  w.set_string("general.name", "edgellm synthetic " + a);
-  w.set_u32("general.file_type", file_type_of(o.weight_type));
+  write_config_metadata(c, w);
+  w.set_string("general.name", std::string("edgellm synthetic ") + arch_name(c.arch));
+  w.set_u32("general.file_type", gguf_file_type(o.weight_type));
   if (dtype_traits(o.weight_type).quantized) w.set_u32("general.quantization_version", 2);
-  w.set_u32(a + ".context_length", static_cast<uint32_t>(c.n_ctx_train));
-  w.set_u32(a + ".embedding_length", static_cast<uint32_t>(c.n_embd));
-  w.set_u32(a + ".block_count", static_cast<uint32_t>(c.n_layer));
-  w.set_u32(a + ".feed_forward_length", static_cast<uint32_t>(c.n_ff));
-  w.set_u32(a + ".attention.head_count", static_cast<uint32_t>(c.n_head));
-  w.set_u32(a + ".attention.head_count_kv", static_cast<uint32_t>(c.n_head_kv));
-  w.set_f32(a + ".attention.layer_norm_rms_epsilon", c.rms_eps);
-  w.set_f32(a + ".rope.freq_base", c.rope_theta);
-  if (c.head_dim != c.n_embd / c.n_head) {
-    w.set_u32(a + ".attention.key_length", static_cast<uint32_t>(c.head_dim));
-    w.set_u32(a + ".attention.value_length", static_cast<uint32_t>(c.head_dim));
-  }
-  if (c.arch == Arch::kQwen || c.arch == Arch::kLlama) w.set_u32(a + ".rope.dimension_count", static_cast<uint32_t>(c.n_rot));
-  if (c.arch == Arch::kQwen) {
-    w.set_bool("qwen.use_dynamic_ntk", c.dynamic_ntk);
-    w.set_bool("qwen.use_logn_attn", c.logn_attn);
-  }
   EDGELLM_ASSIGN_OR_RETURN(auto tokenizer, make_synthetic_tokenizer(static_cast<int32_t>(c.n_vocab)));
   tokenizer->write_gguf_metadata(w);
   w.set_string("tokenizer.chat_template", kChatMlTemplate);

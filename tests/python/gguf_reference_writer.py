@@ -128,7 +128,7 @@ def llama3_rope_factors(cfg: dict, head_dim: int) -> np.ndarray:
 def _encode(arr: np.ndarray, weight_type: str):
     """(data, raw_dtype) for GGUFWriter.add_tensor."""
     arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if arr.ndim == 1 or weight_type == "f32":
+    if weight_type == "f32":
         return arr, None
     if weight_type == "f16":
         return arr.astype(np.float16), None
@@ -207,7 +207,7 @@ def write_gguf(path, config: dict, state_dict: dict[str, np.ndarray], weight_typ
         items.append(("rope_freqs.weight", llama3_rope_factors(config, head_dim)))
 
     for gname, arr in items:
-        data, raw = _encode(arr, tensor_types.get(gname, weight_type))
+        data, raw = _encode(arr, tensor_types.get(gname, weight_type if arr.ndim == 2 else "f32"))
         w.add_tensor(gname, data, raw_dtype=raw)
 
     w.write_header_to_file()

@@ -12,12 +12,16 @@ int main(int argc, char** argv) {
 
   int exit_code = 0;
   edgellm::cli::add_convert_command(app, exit_code);
+  edgellm::cli::add_run_command(app, exit_code);
+  edgellm::cli::add_chat_command(app, exit_code);
   edgellm::cli::add_inspect_command(app, exit_code);
   edgellm::cli::add_quant_row_command(app, exit_code);
   edgellm::cli::add_synth_command(app, exit_code);
   edgellm::cli::add_generate_command(app, exit_code);
   edgellm::cli::add_tokenize_command(app, exit_code);
   edgellm::cli::add_chat_template_command(app, exit_code);
+  edgellm::cli::add_quantize_command(app, exit_code);
+  edgellm::cli::add_perplexity_command(app, exit_code);
 
   try {
     app.parse(argc, argv);

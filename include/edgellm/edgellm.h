@@ -1,0 +1,252 @@
+/*
+ * edgellm.h - the edgellm runtime C API.
+ *
+ * Load a Qwen-family or Llama model (a GGUF file or a Hugging Face directory), open sessions on it
+ * (each with its own KV cache and chat history), and generate text token by token through a callback.
+ *
+ *   edgellm_model* model;
+ *   edgellm_model_params mp = edgellm_model_default_params();
+ *   if (edgellm_model_load("model.gguf", &mp, &model) != EDGELLM_OK) puts(edgellm_last_error());
+ *   edgellm_session* s;
+ *   edgellm_session_params sp = edgellm_session_default_params();
+ *   edgellm_session_create(model, &sp, &s);
+ *   edgellm_generate_params gp = edgellm_generate_default_params(model);
+ *   edgellm_session_chat(s, "Hello!", &gp, on_text, NULL);
+ *   edgellm_session_free(s);
+ *   edgellm_model_free(model);
+ *
+ * Conventions
+ *  - Every fallible function returns an edgellm_status; EDGELLM_OK is 0. The message of the last
+ *    failure is kept per handle (edgellm_model_last_error, edgellm_session_last_error) and, for calls
+ *    without a handle (loading), per thread (edgellm_last_error). Messages name the file, key, tensor
+ *    or parameter at fault. No C++ exception ever crosses this API.
+ *  - Text is UTF-8. Strings returned by the API are owned by it and valid until the next call on the
+ *    same handle (or, for edgellm_last_error, the next failing call on the same thread).
+ *  - Thread safety: a model may be shared by any number of sessions and threads. A session is used by
+ *    one thread at a time, except edgellm_session_abort and edgellm_session_is_running, which may be
+ *    called from any thread at any time.
+ *  - Sizes and ids use fixed-width integer types; booleans are int32_t 0/1.
+ */
+#ifndef EDGELLM_EDGELLM_H_
+#define EDGELLM_EDGELLM_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EDGELLM_API __attribute__((visibility("default")))
+
+/* ---- status codes ---- */
+typedef enum edgellm_status {
+  EDGELLM_OK = 0,
+  EDGELLM_ERROR_INVALID_ARGUMENT = 1, /* bad parameter, NULL pointer, invalid UTF-8, unknown name */
+  EDGELLM_ERROR_IO = 2,               /* a file could not be opened, read or written */
+  EDGELLM_ERROR_FORMAT = 3,           /* a file is malformed or corrupted */
+  EDGELLM_ERROR_UNSUPPORTED = 4,      /* well-formed but not supported (architecture, type) */
+  EDGELLM_ERROR_NOT_FOUND = 5,        /* a required file, key or tensor is missing */
+  EDGELLM_ERROR_OUT_OF_MEMORY = 6,    /* not enough memory; the message says how much is needed */
+  EDGELLM_ERROR_CONTEXT_FULL = 7,     /* the request does not fit the session's context */
+  EDGELLM_ERROR_ABORTED = 8,          /* stopped by edgellm_session_abort */
+  EDGELLM_ERROR_BUSY = 9,             /* the session is already running a request */
+  EDGELLM_ERROR_INTERNAL = 10         /* a bug in edgellm */
+} edgellm_status;
+
+/* A short name for a status ("ok", "invalid argument", ...). Never NULL. */
+EDGELLM_API const char* edgellm_status_name(edgellm_status status);
+
+/* The message of the last failing call on this thread that had no handle to store it (model load). */
+EDGELLM_API const char* edgellm_last_error(void);
+
+/* edgellm's version, e.g. "0.1.0". */
+EDGELLM_API const char* edgellm_version(void);
+
+/* ---- models ---- */
+typedef struct edgellm_model edgellm_model;
+
+typedef struct edgellm_model_params {
+  int32_t n_threads;           /* threads for the forward pass; 0 = one per CPU */
+  int32_t prefetch;            /* 1: read all weights at load (preload); 0: page them in on use (mmap) */
+  int32_t check_memory;        /* 1: refuse to load when the weights exceed available memory */
+  const char* chat_template;   /* NULL or "": from the model; else a name such as "qwen2.5", "llama3" */
+} edgellm_model_params;
+
+EDGELLM_API edgellm_model_params edgellm_model_default_params(void);
+
+/* Loads a GGUF file or a Hugging Face model directory. On failure *out_model is NULL and
+ * edgellm_last_error() says why. */
+EDGELLM_API edgellm_status edgellm_model_load(const char* path, const edgellm_model_params* params,
+                                              edgellm_model** out_model);
+/* Frees the model. All its sessions must be freed first. NULL is ignored. */
+EDGELLM_API void edgellm_model_free(edgellm_model* model);
+EDGELLM_API const char* edgellm_model_last_error(const edgellm_model* model);
+
+typedef struct edgellm_model_info {
+  const char* architecture; /* "llama", "qwen", "qwen2", "qwen3" */
+  const char* chat_template; /* the chat template family in use, e.g. "qwen3" */
+  int32_t has_chat_template; /* 1 if the model file carries a chat template (or one was named at load) */
+  int32_t n_vocab;
+  int32_t n_embd;
+  int32_t n_layer;
+  int32_t n_head;
+  int32_t n_head_kv;
+  int32_t n_ctx_train;
+  uint64_t weight_bytes;
+} edgellm_model_info;
+/* Fills *info; the strings live as long as the model. */
+EDGELLM_API edgellm_status edgellm_model_get_info(const edgellm_model* model, edgellm_model_info* info);
+
+/* ---- tokens ---- */
+/* Encodes UTF-8 text. Special-token texts become control tokens only if allow_special. Writes up to
+ * `capacity` ids to `ids` and the full count to *n_ids; if capacity is too small, returns
+ * EDGELLM_ERROR_INVALID_ARGUMENT with *n_ids set to the count needed (ids may be NULL to ask). */
+EDGELLM_API edgellm_status edgellm_tokenize(edgellm_model* model, const char* text, size_t text_len,
+                                            int32_t allow_special, int32_t* ids, size_t capacity,
+                                            size_t* n_ids);
+/* Decodes ids to UTF-8 (invalid sequences become U+FFFD). Writes up to `capacity` bytes plus a NUL;
+ * *n_bytes receives the full length (without NUL). Too small a buffer: as edgellm_tokenize. */
+EDGELLM_API edgellm_status edgellm_detokenize(edgellm_model* model, const int32_t* ids, size_t n_ids,
+                                              char* text, size_t capacity, size_t* n_bytes);
+
+/* ---- sampling ---- */
+typedef struct edgellm_sampling_params {
+  float temperature;        /* <= 0: greedy */
+  int32_t top_k;            /* <= 0: off */
+  float top_p;              /* >= 1: off */
+  float min_p;              /* <= 0: off */
+  float typical_p;          /* >= 1: off */
+  float repetition_penalty; /* 1: off */
+  float frequency_penalty;  /* 0: off */
+  float presence_penalty;   /* 0: off */
+  int32_t penalty_last_n;   /* window of recent tokens the penalties look at; -1: whole context */
+  uint64_t seed;
+} edgellm_sampling_params;
+
+/* The model's defaults (its generation_config, as stored in the GGUF), else edgellm's. */
+EDGELLM_API edgellm_sampling_params edgellm_sampling_default_params(const edgellm_model* model);
+/* Named presets: "qa" (temperature 0.3, top_p 0.9), "creative" (0.8, 0.95), "code" (0.5, 0.85),
+ * "greedy". Unknown name: EDGELLM_ERROR_INVALID_ARGUMENT. */
+EDGELLM_API edgellm_status edgellm_sampling_preset(const char* name, edgellm_sampling_params* out);
+
+typedef struct edgellm_generate_params {
+  edgellm_sampling_params sampling;
+  int32_t max_new_tokens;          /* 0 = only prefill */
+  const char* const* stop_strings; /* extra stop strings (the model's end-of-turn tokens always stop) */
+  int32_t n_stop_strings;
+  int32_t ignore_stop_tokens;      /* 1: do not stop at EOS / end-of-turn tokens */
+  int32_t allow_special;           /* completion prompts: parse special-token texts (chat input never) */
+} edgellm_generate_params;
+
+EDGELLM_API edgellm_generate_params edgellm_generate_default_params(const edgellm_model* model);
+
+/* ---- sessions ---- */
+typedef struct edgellm_session edgellm_session;
+
+typedef enum edgellm_kv_type { EDGELLM_KV_F16 = 0, EDGELLM_KV_F32 = 1 } edgellm_kv_type;
+
+typedef struct edgellm_session_params {
+  int32_t n_ctx;        /* KV cache positions; 0 = min(4096, the model's training context) */
+  edgellm_kv_type kv_type;
+  int32_t max_batch;    /* tokens per prefill step; 0 = 64 */
+  int32_t history_max_rounds;  /* chat: keep at most this many rounds (0 = no limit) */
+  int32_t history_max_tokens;  /* chat: keep the history under this many tokens (0 = fit the context) */
+} edgellm_session_params;
+
+EDGELLM_API edgellm_session_params edgellm_session_default_params(void);
+EDGELLM_API edgellm_status edgellm_session_create(edgellm_model* model, const edgellm_session_params* params,
+                                                  edgellm_session** out_session);
+/* Frees the session; waits for an asynchronous run to finish (abort it first to hurry it). */
+EDGELLM_API void edgellm_session_free(edgellm_session* session);
+EDGELLM_API const char* edgellm_session_last_error(const edgellm_session* session);
+
+/* What the callback receives. */
+typedef enum edgellm_event {
+  EDGELLM_EVENT_TEXT = 0,   /* `text` holds the next piece of generated text (complete UTF-8) */
+  EDGELLM_EVENT_FINISH = 1, /* generation ended normally; `text` holds the whole reply */
+  EDGELLM_EVENT_ERROR = 2   /* generation failed; `text` holds the error message */
+} edgellm_event;
+
+/* Called from the generating thread. Return 0 to continue, non-zero to stop generation (the call then
+ * ends with EDGELLM_OK and finish reason "callback"). FINISH or ERROR comes exactly once per run. */
+typedef int32_t (*edgellm_callback)(edgellm_event event, const char* text, size_t text_len, void* user_data);
+
+/* Chat: adds a user message to the session's history, generates the reply with the chat template,
+ * and adds the reply to the history. Only the new part of the conversation is prefilled. */
+EDGELLM_API edgellm_status edgellm_session_chat(edgellm_session* session, const char* user_message,
+                                                const edgellm_generate_params* params, edgellm_callback callback,
+                                                void* user_data);
+/* Completion: generates after `prompt` (BOS added if the model wants it), reusing cached tokens of a
+ * matching prefix. Does not touch the chat history. */
+EDGELLM_API edgellm_status edgellm_session_complete(edgellm_session* session, const char* prompt,
+                                                    const edgellm_generate_params* params,
+                                                    edgellm_callback callback, void* user_data);
+/* Token level: make the cache hold exactly `tokens` (prefix reuse), then generate. */
+EDGELLM_API edgellm_status edgellm_session_prefill(edgellm_session* session, const int32_t* tokens, size_t n_tokens);
+EDGELLM_API edgellm_status edgellm_session_generate(edgellm_session* session, const edgellm_generate_params* params,
+                                                    edgellm_callback callback, void* user_data);
+
+/* Asynchronous chat/completion: starts the run on a background thread and returns at once
+ * (EDGELLM_ERROR_BUSY if one is running). The callback is called from that thread. */
+EDGELLM_API edgellm_status edgellm_session_chat_async(edgellm_session* session, const char* user_message,
+                                                      const edgellm_generate_params* params,
+                                                      edgellm_callback callback, void* user_data);
+EDGELLM_API edgellm_status edgellm_session_complete_async(edgellm_session* session, const char* prompt,
+                                                          const edgellm_generate_params* params,
+                                                          edgellm_callback callback, void* user_data);
+/* Waits for an asynchronous run; returns its status (EDGELLM_OK if none was running). */
+EDGELLM_API edgellm_status edgellm_session_wait(edgellm_session* session);
+/* Any thread: stops the running request within one forward step. */
+EDGELLM_API void edgellm_session_abort(edgellm_session* session);
+EDGELLM_API int32_t edgellm_session_is_running(const edgellm_session* session);
+
+/* Chat history. */
+EDGELLM_API edgellm_status edgellm_session_set_system_prompt(edgellm_session* session, const char* system_prompt);
+/* Qwen3 thinking switch for chat: 1 on, 0 off, -1 the template's default. */
+EDGELLM_API edgellm_status edgellm_session_set_thinking(edgellm_session* session, int32_t enable);
+EDGELLM_API edgellm_status edgellm_session_set_history_limit(edgellm_session* session, int32_t max_rounds,
+                                                             int32_t max_tokens);
+/* Number of messages in the history, and message i (role "user"/"assistant", content; owned by the session). */
+EDGELLM_API int32_t edgellm_session_history_size(const edgellm_session* session);
+EDGELLM_API edgellm_status edgellm_session_history_message(const edgellm_session* session, int32_t index,
+                                                           const char** role, const char** content);
+/* Appends a message ("system", "user" or "assistant") to the history without generating, e.g. to
+ * restore a saved conversation. The next chat call prefills what is not cached yet. */
+EDGELLM_API edgellm_status edgellm_session_add_message(edgellm_session* session, const char* role, const char* content);
+/* Clears the history and the KV cache. */
+EDGELLM_API edgellm_status edgellm_session_reset(edgellm_session* session);
+/* KV cache: keep only the first n_keep cached tokens (0 clears it); the history is unchanged. */
+EDGELLM_API edgellm_status edgellm_session_trim(edgellm_session* session, int32_t n_keep);
+EDGELLM_API int32_t edgellm_session_n_cached(const edgellm_session* session);
+
+/* Prompt cache: save the KV state of the cached tokens to a file and load it (checked against the
+ * model's weights digest: a file made for another model is rejected). */
+EDGELLM_API edgellm_status edgellm_session_save_state(edgellm_session* session, const char* path);
+EDGELLM_API edgellm_status edgellm_session_load_state(edgellm_session* session, const char* path);
+
+/* The logits after the last cached token ([n_vocab]) and the final hidden state ([n_embd], after the
+ * output norm), valid until the next call on the session. */
+EDGELLM_API edgellm_status edgellm_session_get_logits(const edgellm_session* session, const float** logits,
+                                                      int32_t* n_vocab);
+EDGELLM_API edgellm_status edgellm_session_get_hidden(const edgellm_session* session, const float** hidden,
+                                                      int32_t* n_embd);
+
+/* Performance figures of the last run on the session. */
+typedef struct edgellm_perf {
+  int64_t prompt_tokens;  /* tokens of the full prompt sequence */
+  int64_t reused_tokens;  /* of those, already in the KV cache */
+  int64_t prefill_tokens; /* tokens actually prefilled */
+  double prefill_ms;
+  int64_t decode_tokens;
+  double decode_ms;
+  uint64_t peak_rss_bytes;
+  const char* finish_reason; /* "stop", "length", "callback", "aborted", "context", or "" */
+} edgellm_perf;
+EDGELLM_API edgellm_status edgellm_session_get_perf(const edgellm_session* session, edgellm_perf* perf);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EDGELLM_EDGELLM_H_ */

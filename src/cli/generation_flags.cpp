@@ -1,0 +1,85 @@
+#include "cli/generation_flags.h"
+
+#include <cstdio>
+
+namespace edgellm::cli {
+
+void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
+  cmd->add_option("-m,--model", f.model, "GGUF file or Hugging Face model directory")->required();
+  cmd->add_option("-t,--threads", f.threads, "Threads (0: one per CPU)")->capture_default_str();
+  cmd->add_option("-c,--ctx", f.ctx, "Context length in tokens (KV cache size; 0: min(4096, training length))")
+      ->capture_default_str();
+  cmd->add_option("--kv-type", f.kv_type, "KV cache type")->check(CLI::IsMember({"f16", "f32"}))->capture_default_str();
+  cmd->add_option("--chat-template", f.chat_template, "Chat template name (default: from the model)");
+  cmd->add_option("--preset", f.preset, "Sampling preset: qa, creative, code, greedy");
+  cmd->add_option("--temp", f.temperature, "Temperature (0: greedy)");
+  cmd->add_option("--top-k", f.top_k, "Top-k (0: off)");
+  cmd->add_option("--top-p", f.top_p, "Top-p (1: off)");
+  cmd->add_option("--min-p", f.min_p, "Min-p (0: off)");
+  cmd->add_option("--typical-p", f.typical_p, "Typical-p (1: off)");
+  cmd->add_option("--repeat-penalty", f.repeat_penalty, "Repetition penalty (1: off)");
+  cmd->add_option("--repeat-last-n", f.repeat_last_n, "Tokens the penalties look back over (-1: all)");
+  cmd->add_option("--frequency-penalty", f.frequency_penalty, "Frequency penalty");
+  cmd->add_option("--presence-penalty", f.presence_penalty, "Presence penalty");
+  cmd->add_option("--seed", f.seed, "Sampling seed");
+  cmd->add_option("-n,--max-new-tokens", f.max_new_tokens, "Maximum tokens to generate")->capture_default_str();
+  cmd->add_flag("-v,--verbose", f.verbose, "Print token counts, tokens/s and peak memory at the end");
+}
+
+bool open_model_and_session(const GenerationFlags& f, edgellm_model** model, edgellm_session** session) {
+  edgellm_model_params mp = edgellm_model_default_params();
+  mp.n_threads = f.threads;
+  mp.chat_template = f.chat_template.empty() ? nullptr : f.chat_template.c_str();
+  if (edgellm_model_load(f.model.c_str(), &mp, model) != EDGELLM_OK) {
+    std::fprintf(stderr, "edgellm: %s\n", edgellm_last_error());
+    return false;
+  }
+  edgellm_session_params sp = edgellm_session_default_params();
+  sp.n_ctx = f.ctx;
+  sp.kv_type = f.kv_type == "f32" ? EDGELLM_KV_F32 : EDGELLM_KV_F16;
+  if (edgellm_session_create(*model, &sp, session) != EDGELLM_OK) {
+    std::fprintf(stderr, "edgellm: %s\n", edgellm_model_last_error(*model));
+    edgellm_model_free(*model);
+    *model = nullptr;
+    return false;
+  }
+  return true;
+}
+
+bool build_generate_params(const GenerationFlags& f, edgellm_model* model, const std::string& preset,
+                           edgellm_generate_params* p) {
+  *p = edgellm_generate_default_params(model);
+  if (!preset.empty() && edgellm_sampling_preset(preset.c_str(), &p->sampling) != EDGELLM_OK) {
+    std::fprintf(stderr, "edgellm: %s\n", edgellm_last_error());
+    return false;
+  }
+  auto& s = p->sampling;
+  if (f.temperature) s.temperature = *f.temperature;
+  if (f.top_k) s.top_k = *f.top_k;
+  if (f.top_p) s.top_p = *f.top_p;
+  if (f.min_p) s.min_p = *f.min_p;
+  if (f.typical_p) s.typical_p = *f.typical_p;
+  if (f.repeat_penalty) s.repetition_penalty = *f.repeat_penalty;
+  if (f.repeat_last_n) s.penalty_last_n = *f.repeat_last_n;
+  if (f.frequency_penalty) s.frequency_penalty = *f.frequency_penalty;
+  if (f.presence_penalty) s.presence_penalty = *f.presence_penalty;
+  if (f.seed) s.seed = *f.seed;
+  p->max_new_tokens = f.max_new_tokens;
+  return true;
+}
+
+void print_perf(edgellm_session* session) {
+  edgellm_perf perf{};
+  if (edgellm_session_get_perf(session, &perf) != EDGELLM_OK) return;
+  const double prefill_tps = perf.prefill_ms > 0 ? 1000.0 * static_cast<double>(perf.prefill_tokens) / perf.prefill_ms : 0;
+  const double decode_tps = perf.decode_ms > 0 ? 1000.0 * static_cast<double>(perf.decode_tokens) / perf.decode_ms : 0;
+  std::fprintf(stderr,
+               "\n[prompt %lld tokens (%lld reused), prefill %lld in %.1f ms (%.1f tok/s), decode %lld in %.1f ms "
+               "(%.1f tok/s), peak RSS %.1f MiB, finish: %s]\n",
+               static_cast<long long>(perf.prompt_tokens), static_cast<long long>(perf.reused_tokens),
+               static_cast<long long>(perf.prefill_tokens), perf.prefill_ms, prefill_tps,
+               static_cast<long long>(perf.decode_tokens), perf.decode_ms, decode_tps,
+               static_cast<double>(perf.peak_rss_bytes) / (1024.0 * 1024.0), perf.finish_reason);
+}
+
+}  // namespace edgellm::cli

@@ -1,0 +1,124 @@
+#include "runtime/loaded_model.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <fstream>
+#include <mutex>
+
+#include "chat/model_chat_template.h"
+#include "util/log.h"
+#include "util/sha256.h"
+
+namespace edgellm {
+
+size_t available_memory_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  size_t value = 0;
+  std::string unit;
+  while (in >> key >> value >> unit) {
+    if (key == "MemAvailable:") return value * 1024;
+  }
+  return 0;
+}
+
+size_t peak_rss_bytes() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<size_t>(usage.ru_maxrss) * 1024;
+}
+
+Expected<std::shared_ptr<LoadedModel>> LoadedModel::load(const std::string& path, const LoadOptions& options) {
+  std::shared_ptr<LoadedModel> lm(new LoadedModel());
+  ModelLoadOptions model_options;
+  model_options.prefetch = options.prefetch;
+  EDGELLM_ASSIGN_OR_RETURN(lm->model_, Model::load(path, model_options));
+  if (options.check_memory) {
+    const size_t available = available_memory_bytes();
+    const size_t needed = lm->model_->weight_bytes();
+    if (available > 0 && needed > available) {
+      return make_error(ErrorCode::kOutOfMemory, path + ": the weights need " + std::to_string(needed >> 20) +
+                                                     " MiB but only " + std::to_string(available >> 20) +
+                                                     " MiB of memory are available");
+    }
+  }
+  if (lm->model_->gguf()) {
+    EDGELLM_ASSIGN_OR_RETURN(lm->tokenizer_, Tokenizer::from_gguf(*lm->model_->gguf()));
+    lm->default_sampling_ = sampling_defaults_from_gguf(*lm->model_->gguf());
+  } else {
+    EDGELLM_ASSIGN_OR_RETURN(lm->tokenizer_, Tokenizer::from_path(path));
+  }
+  if (lm->tokenizer_->n_vocab() > lm->config().n_vocab) {
+    return make_error(ErrorCode::kFormat, path + ": the tokenizer has " + std::to_string(lm->tokenizer_->n_vocab()) +
+                                              " tokens but the model only " + std::to_string(lm->config().n_vocab));
+  }
+
+  if (!options.chat_template_name.empty()) {
+    EDGELLM_ASSIGN_OR_RETURN(lm->chat_template_, ChatTemplate::from_name(options.chat_template_name));
+    auto info = read_model_chat_template(path);
+    if (info.ok()) {
+      lm->chat_options_.bos_token = info->bos_token;
+      lm->chat_options_.eos_token = info->eos_token;
+    }
+  } else {
+    EDGELLM_ASSIGN_OR_RETURN(lm->chat_template_, chat_template_for_model(path, &lm->chat_options_));
+  }
+
+  // Stop tokens: EOS, end-of-turn texts that are single tokens, and generation_config's eos ids.
+  std::vector<int32_t>& stops = lm->stop_token_ids_;
+  if (auto eos = lm->tokenizer_->eos_id()) stops.push_back(*eos);
+  for (const std::string& s : lm->chat_template_.stop_strings()) {
+    if (auto id = lm->tokenizer_->token_id(s)) stops.push_back(*id);
+  }
+  if (const GgufFile* g = lm->model_->gguf()) {
+    if (g->find("edgellm.generation.eos_token_ids")) {
+      EDGELLM_ASSIGN_OR_RETURN(auto ids, g->get_int_array("edgellm.generation.eos_token_ids"));
+      for (int64_t id : ids) stops.push_back(static_cast<int32_t>(id));
+    }
+  } else if (const HfDirectory* hf = lm->model_->hf(); hf && hf->generation_config) {
+    const auto& e = (*hf->generation_config).value("eos_token_id", nlohmann::json());
+    if (e.is_number_integer()) stops.push_back(e.get<int32_t>());
+    if (e.is_array()) {
+      for (const auto& x : e) {
+        if (x.is_number_integer()) stops.push_back(x.get<int32_t>());
+      }
+    }
+  }
+  std::sort(stops.begin(), stops.end());
+  stops.erase(std::unique(stops.begin(), stops.end()), stops.end());
+  stops.erase(std::remove_if(stops.begin(), stops.end(),
+                             [&](int32_t id) { return id < 0 || id >= lm->config().n_vocab; }),
+              stops.end());
+
+  lm->pool_ = std::make_unique<ThreadPool>(options.n_threads);
+  lm->transformer_ = std::make_unique<Transformer>(*lm->model_);
+  EDGELLM_LOG_INFO("loaded %s: %s, %lld layers, chat template %s (%s), %d threads", path.c_str(),
+                   arch_name(lm->config().arch), static_cast<long long>(lm->config().n_layer),
+                   lm->chat_template_.name().c_str(), lm->chat_template_.note().c_str(), lm->pool_->n_threads());
+  return lm;
+}
+
+const std::string& LoadedModel::weights_digest() const {
+  std::call_once(digest_once_, [this] {
+    if (const GgufFile* g = model_->gguf()) {
+      auto stored = g->get_string("edgellm.content.sha256");
+      if (stored.ok()) {
+        digest_ = *stored;
+        return;
+      }
+      auto computed = gguf_content_digest(*g);
+      digest_ = computed.ok() ? *computed : std::string();
+      return;
+    }
+    Sha256 h;
+    for (const auto& t : model_->hf()->weights.tensors()) {
+      h.update(t.ref.name.data(), t.ref.name.size());
+      h.update(t.ref.data, t.ref.size_bytes);
+    }
+    digest_ = h.hex_digest();
+  });
+  return digest_;
+}
+
+}  // namespace edgellm

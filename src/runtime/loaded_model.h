@@ -1,0 +1,66 @@
+// A model ready to serve: weights, tokenizer, chat template, default sampling, stop tokens and the
+// thread pool its sessions run on. Immutable after load; shared by every session on it.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "chat/chat_template.h"
+#include "model/model.h"
+#include "model/transformer.h"
+#include "runtime/sampler.h"
+#include "tokenizer/tokenizer.h"
+#include "util/expected.h"
+#include "util/thread_pool.h"
+
+namespace edgellm {
+
+struct LoadOptions {
+  int n_threads = 0;                // 0: one per CPU
+  bool prefetch = false;            // read the weights ahead (preload) instead of paging them in lazily
+  std::string chat_template_name;   // override the detected template ("" = from the model)
+  bool check_memory = true;         // refuse to load when the weights exceed available memory
+};
+
+class LoadedModel {
+ public:
+  // Loads a GGUF file or a Hugging Face directory. Errors name the file and what is wrong; with
+  // check_memory, kOutOfMemory says how much is needed and how much is available.
+  static Expected<std::shared_ptr<LoadedModel>> load(const std::string& path, const LoadOptions& options = {});
+
+  const Model& model() const { return *model_; }
+  const ModelConfig& config() const { return model_->config(); }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const Transformer& transformer() const { return *transformer_; }
+  const ChatTemplate& chat_template() const { return chat_template_; }
+  const ChatOptions& chat_options() const { return chat_options_; }
+  const SamplingParams& default_sampling() const { return default_sampling_; }
+  // Token ids that end generation: EOS, the template's end-of-turn tokens, generation_config's eos ids.
+  const std::vector<int32_t>& stop_token_ids() const { return stop_token_ids_; }
+  ThreadPool& pool() const { return *pool_; }
+  // A digest identifying the weights (the GGUF content digest when stored, else computed once on first
+  // use by hashing the weight files); prompt caches are bound to it.
+  const std::string& weights_digest() const;
+
+ private:
+  LoadedModel() = default;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<Transformer> transformer_;
+  std::unique_ptr<ThreadPool> pool_;
+  ChatTemplate chat_template_ = ChatTemplate::from_name("chatml").value();
+  ChatOptions chat_options_;
+  SamplingParams default_sampling_;
+  std::vector<int32_t> stop_token_ids_;
+  mutable std::once_flag digest_once_;
+  mutable std::string digest_;
+};
+
+// Bytes of memory the kernel reports available (MemAvailable), or 0 if unknown.
+size_t available_memory_bytes();
+// Peak resident set size of this process so far.
+size_t peak_rss_bytes();
+
+}  // namespace edgellm

@@ -1,0 +1,414 @@
+#include "runtime/session.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "runtime/stop_matcher.h"
+#include "util/half.h"
+
+namespace edgellm {
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Clears the running flag (and a pending abort) however a call ends.
+class RunningGuard {
+ public:
+  RunningGuard(std::atomic<bool>& running, std::atomic<bool>& abort) : running_(running), abort_(abort) {
+    running_.store(true);
+  }
+  ~RunningGuard() {
+    running_.store(false);
+    abort_.store(false);
+  }
+
+ private:
+  std::atomic<bool>& running_;
+  std::atomic<bool>& abort_;
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const LoadedModel> model,
+                                                   const SessionOptions& options) {
+  if (!model) return make_error(ErrorCode::kInvalidArgument, "session: no model");
+  if (options.max_batch <= 0 || options.max_batch > 4096) {
+    return make_error(ErrorCode::kInvalidArgument, "session: max_batch " + std::to_string(options.max_batch) +
+                                                       " is out of range [1, 4096]");
+  }
+  EDGELLM_ASSIGN_OR_RETURN(KvCache kv, KvCache::create(model->config(), options.n_ctx, options.kv_type));
+  const size_t available = available_memory_bytes();
+  if (available > 0 && kv.size_bytes() > available) {
+    return make_error(ErrorCode::kOutOfMemory, "session: the KV cache for " + std::to_string(options.n_ctx) +
+                                                   " positions needs " + std::to_string(kv.size_bytes() >> 20) +
+                                                   " MiB but only " + std::to_string(available >> 20) +
+                                                   " MiB are available");
+  }
+  return std::unique_ptr<Session>(new Session(std::move(model), options, std::move(kv)));
+}
+
+Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions& options, KvCache kv)
+    : model_(std::move(model)), options_(options), kv_(std::move(kv)) {
+  scratch_ = std::make_unique<ForwardScratch>(model_->config(), options_.max_batch, options_.n_ctx,
+                                              model_->pool().n_threads());
+  logits_.resize(static_cast<size_t>(model_->config().n_vocab));
+  chat_options_ = model_->chat_options();
+}
+
+void Session::trim(int64_t n) {
+  n = std::clamp<int64_t>(n, 0, static_cast<int64_t>(cached_.size()));
+  if (n < static_cast<int64_t>(cached_.size())) logits_valid_ = false;
+  cached_.resize(static_cast<size_t>(n));
+  kv_.set_n_past(n);
+}
+
+Expected<int64_t> Session::prefill(const std::vector<int32_t>& tokens) {
+  if (tokens.empty()) return make_error(ErrorCode::kInvalidArgument, "prefill: no tokens");
+  if (static_cast<int64_t>(tokens.size()) > kv_.n_ctx()) {
+    return make_error(ErrorCode::kContextFull, "the prompt has " + std::to_string(tokens.size()) +
+                                                   " tokens but the context holds " + std::to_string(kv_.n_ctx()));
+  }
+  size_t common = 0;
+  while (common < cached_.size() && common < tokens.size() && cached_[common] == tokens[common]) ++common;
+  if (common == tokens.size()) {
+    if (common == cached_.size() && logits_valid_) return int64_t{0};
+    --common;  // re-run the last token to get its logits
+  }
+  trim(static_cast<int64_t>(common));
+  const Transformer& tf = model_->transformer();
+  const int64_t total = static_cast<int64_t>(tokens.size());
+  int64_t pos = static_cast<int64_t>(common);
+  while (pos < total) {
+    if (abort_.load()) return make_error(ErrorCode::kAborted, "prefill aborted");
+    const int64_t n = std::min(options_.max_batch, total - pos);
+    const LogitsMode mode = pos + n == total ? LogitsMode::kLast : LogitsMode::kNone;
+    const Status st = tf.forward(&tokens[static_cast<size_t>(pos)], n, kv_, *scratch_, model_->pool(), mode, logits_);
+    if (!st.ok()) {
+      cached_.resize(static_cast<size_t>(kv_.n_past()));
+      return st.error();
+    }
+    cached_.insert(cached_.end(), tokens.begin() + pos, tokens.begin() + pos + n);
+    pos += n;
+  }
+  logits_valid_ = true;
+  return total - static_cast<int64_t>(common);
+}
+
+Expected<GenerationStats> Session::generate(const GenerateOptions& options, const TextCallback& callback) {
+  const int32_t n_vocab = static_cast<int32_t>(model_->config().n_vocab);
+  EDGELLM_TRY(options.sampling.validate(n_vocab));
+  if (options.max_new_tokens < 0) {
+    return make_error(ErrorCode::kInvalidArgument, "max_new_tokens must be >= 0, got " +
+                                                       std::to_string(options.max_new_tokens));
+  }
+  if (!logits_valid_) return make_error(ErrorCode::kInvalidArgument, "generate: nothing has been prefilled");
+  RunningGuard guard(running_, abort_);
+
+  GenerationStats stats;
+  Sampler sampler(options.sampling, n_vocab);
+  for (int32_t t : cached_) sampler.accept(t);
+  StreamingDecoder decoder(model_->tokenizer(), /*skip_special=*/true);
+  StopMatcher stop_matcher(options.stop_strings);
+  const auto& stop_ids = model_->stop_token_ids();
+  std::vector<float> work(logits_.size());
+
+  auto emit = [&](const std::string& text) {
+    if (text.empty()) return true;
+    stats.text += text;
+    return callback ? callback(text) : true;
+  };
+
+  const auto start = std::chrono::steady_clock::now();
+  stats.finish_reason = "length";
+  bool stopped_by_string = false;
+  while (stats.decode_tokens < options.max_new_tokens) {
+    if (abort_.load()) {
+      stats.finish_reason = "aborted";
+      break;
+    }
+    std::copy(logits_.begin(), logits_.end(), work.begin());
+    const int32_t token = sampler.sample(work.data());
+    if (token == Sampler::kNoToken) {
+      return make_error(ErrorCode::kInternal, "sampling found no token with a finite logit (broken logits)");
+    }
+    if (!options.ignore_stop_tokens && std::binary_search(stop_ids.begin(), stop_ids.end(), token)) {
+      stats.finish_reason = "stop";
+      break;
+    }
+    ++stats.decode_tokens;
+    const StopMatcher::Result r = stop_matcher.push(decoder.push(token));
+    if (!emit(r.emit)) {
+      stats.finish_reason = "callback";
+      break;
+    }
+    if (r.stopped) {
+      stats.finish_reason = "stop";
+      stopped_by_string = true;
+      break;
+    }
+    if (stats.decode_tokens == options.max_new_tokens) break;
+    if (kv_.n_past() >= kv_.n_ctx()) {
+      stats.finish_reason = "context";
+      break;
+    }
+    const Status st = model_->transformer().forward(&token, 1, kv_, *scratch_, model_->pool(), LogitsMode::kLast,
+                                                    logits_);
+    if (!st.ok()) return st.error();
+    cached_.push_back(token);
+    sampler.accept(token);
+  }
+  if (!stopped_by_string && stats.finish_reason != "callback") {
+    emit(stop_matcher.push(decoder.flush()).emit);
+    emit(stop_matcher.flush());
+  }
+  stats.decode_ms = ms_since(start);
+  stats.peak_rss_bytes = peak_rss_bytes();
+  return stats;
+}
+
+Expected<GenerationStats> Session::complete(std::string_view prompt, bool allow_special,
+                                            const GenerateOptions& options, const TextCallback& callback) {
+  EDGELLM_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, model_->tokenizer().encode(prompt, allow_special));
+  if (model_->tokenizer().add_bos()) {
+    if (auto bos = model_->tokenizer().bos_id()) tokens.insert(tokens.begin(), *bos);
+  }
+  if (tokens.empty()) return make_error(ErrorCode::kInvalidArgument, "the prompt is empty");
+  RunningGuard guard(running_, abort_);
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t before = static_cast<int64_t>(cached_.size());
+  EDGELLM_ASSIGN_OR_RETURN(const int64_t prefilled, prefill(tokens));
+  (void)before;
+  const double prefill_ms = ms_since(start);
+  EDGELLM_ASSIGN_OR_RETURN(GenerationStats stats, generate(options, callback));
+  stats.prompt_tokens = static_cast<int64_t>(tokens.size());
+  stats.prefill_tokens = prefilled;
+  stats.reused_tokens = stats.prompt_tokens - prefilled;
+  stats.prefill_ms = prefill_ms;
+  return stats;
+}
+
+void Session::set_system_prompt(std::string system_prompt) { system_prompt_ = std::move(system_prompt); }
+
+Expected<std::vector<int32_t>> Session::render_chat(const std::vector<ChatMessage>& messages) const {
+  EDGELLM_ASSIGN_OR_RETURN(RenderedPrompt rendered, model_->chat_template().render(messages, chat_options_));
+  std::vector<TextSegment> segments;
+  segments.reserve(rendered.segments.size());
+  for (const auto& s : rendered.segments) segments.push_back(TextSegment{s.text, s.allow_special});
+  return model_->tokenizer().encode_segments(segments);
+}
+
+std::vector<ChatMessage> Session::limited_history(int64_t reply_budget) const {
+  std::vector<ChatMessage> history = history_;
+  // Indices where rounds start (a user message).
+  auto round_starts = [](const std::vector<ChatMessage>& h) {
+    std::vector<size_t> starts;
+    for (size_t i = 0; i < h.size(); ++i) {
+      if (h[i].role == "user") starts.push_back(i);
+    }
+    return starts;
+  };
+  auto drop_oldest_round = [&](std::vector<ChatMessage>& h) {
+    const auto starts = round_starts(h);
+    if (starts.size() < 2) return false;
+    h.erase(h.begin() + static_cast<std::ptrdiff_t>(starts[0]), h.begin() + static_cast<std::ptrdiff_t>(starts[1]));
+    return true;
+  };
+  if (history_limit_.max_rounds > 0) {
+    while (static_cast<int32_t>(round_starts(history).size()) > history_limit_.max_rounds) {
+      if (!drop_oldest_round(history)) break;
+    }
+  }
+  const int64_t budget = history_limit_.max_tokens > 0 ? std::min(history_limit_.max_tokens, kv_.n_ctx() - reply_budget)
+                                                        : kv_.n_ctx() - reply_budget;
+  for (;;) {
+    std::vector<ChatMessage> messages;
+    if (!system_prompt_.empty()) messages.push_back({"system", system_prompt_, std::nullopt});
+    messages.insert(messages.end(), history.begin(), history.end());
+    auto tokens = render_chat(messages);
+    if (!tokens.ok() || static_cast<int64_t>(tokens->size()) <= budget) break;
+    if (!drop_oldest_round(history)) break;
+  }
+  return history;
+}
+
+Expected<GenerationStats> Session::chat(std::string_view user_message, const GenerateOptions& options,
+                                        const TextCallback& callback) {
+  history_.push_back({"user", std::string(user_message), std::nullopt});
+  auto fail = [&](Error e) -> Expected<GenerationStats> {
+    history_.pop_back();
+    return e;
+  };
+  std::vector<ChatMessage> kept = limited_history(options.max_new_tokens);
+  const size_t dropped = history_.size() - kept.size();
+  std::vector<ChatMessage> messages;
+  if (!system_prompt_.empty()) messages.push_back({"system", system_prompt_, std::nullopt});
+  messages.insert(messages.end(), kept.begin(), kept.end());
+  auto tokens = render_chat(messages);
+  if (!tokens.ok()) return fail(tokens.take_error());
+  if (static_cast<int64_t>(tokens->size()) >= kv_.n_ctx()) {
+    return fail(make_error(ErrorCode::kContextFull, "the message needs " + std::to_string(tokens->size()) +
+                                                        " tokens with the chat template; the context holds " +
+                                                        std::to_string(kv_.n_ctx())));
+  }
+  RunningGuard guard(running_, abort_);
+  const auto start = std::chrono::steady_clock::now();
+  auto prefilled = prefill(*tokens);
+  if (!prefilled.ok()) return fail(prefilled.take_error());
+  const double prefill_ms = ms_since(start);
+  auto stats = generate(options, callback);
+  if (!stats.ok()) return fail(stats.take_error());
+  // The history the model saw is now the kept part; drop what no longer fits for good.
+  if (dropped > 0) history_.erase(history_.begin(), history_.begin() + static_cast<std::ptrdiff_t>(dropped));
+  history_.push_back({"assistant", stats->text, std::nullopt});
+  stats->prompt_tokens = static_cast<int64_t>(tokens->size());
+  stats->prefill_tokens = *prefilled;
+  stats->reused_tokens = stats->prompt_tokens - *prefilled;
+  stats->prefill_ms = prefill_ms;
+  return stats;
+}
+
+// ---- prompt cache ----
+// Layout (little-endian): "EDGEKV01", u32 version, 64-byte weights digest, u32 kv dtype, u32 n_layer,
+// u32 kv_dim, u64 n_tokens, i32 tokens[n_tokens], then per layer K rows then V rows (n_tokens rows of
+// kv_dim values in the kv dtype), then f32 logits[n_vocab] after the last token.
+
+namespace {
+constexpr char kStateMagic[8] = {'E', 'D', 'G', 'E', 'K', 'V', '0', '1'};
+constexpr uint32_t kStateVersion = 1;
+}  // namespace
+
+Status Session::save_state(const std::string& path) const {
+  if (cached_.empty() || !logits_valid_) {
+    return make_error(ErrorCode::kInvalidArgument, "save_state: the session holds no prefilled tokens");
+  }
+  const std::string& digest = model_->weights_digest();
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) return make_error(ErrorCode::kIo, path + ": cannot create");
+    auto put = [&](const void* p, size_t n) { out.write(static_cast<const char*>(p), static_cast<std::streamsize>(n)); };
+    put(kStateMagic, 8);
+    put(&kStateVersion, 4);
+    std::string d = digest;
+    d.resize(64, '\0');
+    put(d.data(), 64);
+    const uint32_t type = static_cast<uint32_t>(kv_.type());
+    const uint32_t n_layer = static_cast<uint32_t>(kv_.n_layer());
+    const uint32_t kv_dim = static_cast<uint32_t>(kv_.kv_dim());
+    const uint64_t n_tokens = cached_.size();
+    put(&type, 4);
+    put(&n_layer, 4);
+    put(&kv_dim, 4);
+    put(&n_tokens, 8);
+    put(cached_.data(), cached_.size() * sizeof(int32_t));
+    for (int64_t l = 0; l < kv_.n_layer(); ++l) {
+      put(kv_.k_row(l, 0), kv_.row_bytes() * n_tokens);
+      put(kv_.v_row(l, 0), kv_.row_bytes() * n_tokens);
+    }
+    put(logits_.data(), logits_.size() * sizeof(float));
+    out.flush();
+    if (!out) {
+      std::remove(tmp.c_str());
+      return make_error(ErrorCode::kIo, path + ": write failed");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return make_error(ErrorCode::kIo, path + ": cannot rename into place");
+  }
+  return {};
+}
+
+Status Session::load_state(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(ErrorCode::kIo, path + ": cannot open");
+  auto get = [&](void* p, size_t n) {
+    in.read(static_cast<char*>(p), static_cast<std::streamsize>(n));
+    return static_cast<bool>(in);
+  };
+  auto bad = [&](const std::string& what) { return make_error(ErrorCode::kFormat, path + ": " + what); };
+  char magic[8];
+  uint32_t version = 0, type = 0, n_layer = 0, kv_dim = 0;
+  uint64_t n_tokens = 0;
+  char digest[64];
+  if (!get(magic, 8) || std::memcmp(magic, kStateMagic, 8) != 0) return bad("not an edgellm prompt cache");
+  if (!get(&version, 4) || version != kStateVersion) return bad("unsupported prompt cache version");
+  if (!get(digest, 64) || !get(&type, 4) || !get(&n_layer, 4) || !get(&kv_dim, 4) || !get(&n_tokens, 8)) {
+    return bad("truncated header");
+  }
+  const std::string file_digest(digest, strnlen(digest, 64));
+  if (file_digest != model_->weights_digest()) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      path + ": the prompt cache was made for another model (weights digest " +
+                          file_digest.substr(0, 16) + "..., this model " + model_->weights_digest().substr(0, 16) +
+                          "...)");
+  }
+  if (n_layer != kv_.n_layer() || kv_dim != kv_.kv_dim()) return bad("KV shape does not match the model");
+  if (type != static_cast<uint32_t>(DType::kF16) && type != static_cast<uint32_t>(DType::kF32)) {
+    return bad("unknown KV type " + std::to_string(type));
+  }
+  if (n_tokens == 0 || n_tokens > static_cast<uint64_t>(kv_.n_ctx())) {
+    return make_error(ErrorCode::kContextFull, path + ": holds " + std::to_string(n_tokens) +
+                                                   " tokens; this session's context is " + std::to_string(kv_.n_ctx()));
+  }
+  std::vector<int32_t> tokens(n_tokens);
+  if (!get(tokens.data(), n_tokens * sizeof(int32_t))) return bad("truncated tokens");
+  for (int32_t t : tokens) {
+    if (t < 0 || t >= model_->config().n_vocab) return bad("token id " + std::to_string(t) + " out of range");
+  }
+  const DType file_type = static_cast<DType>(type);
+  const size_t file_row = static_cast<size_t>(kv_dim) * (file_type == DType::kF16 ? 2 : 4);
+  // Check the whole size before touching the cache, so a bad file leaves the session as it was.
+  const uint64_t expected_size = 8 + 4 + 64 + 4 + 4 + 4 + 8 + n_tokens * 4 + 2ull * n_layer * n_tokens * file_row +
+                                 logits_.size() * sizeof(float);
+  std::error_code ec;
+  const uint64_t actual_size = std::filesystem::file_size(path, ec);
+  if (ec || actual_size != expected_size) {
+    return bad("size " + std::to_string(actual_size) + " bytes, expected " + std::to_string(expected_size) +
+               " (truncated or corrupted)");
+  }
+  std::vector<uint8_t> rows(file_row * n_tokens);
+  std::vector<float> row_f32(kv_dim);
+  // Read into the cache, converting between f16 and f32 if the session's KV type differs.
+  auto store_rows = [&](bool is_k, int64_t layer) {
+    for (uint64_t p = 0; p < n_tokens; ++p) {
+      const uint8_t* src = rows.data() + p * file_row;
+      uint8_t* dst = static_cast<uint8_t*>(is_k ? kv_.k_row(layer, static_cast<int64_t>(p)) : kv_.v_row(layer, static_cast<int64_t>(p)));
+      if (file_type == kv_.type()) {
+        std::memcpy(dst, src, file_row);
+        continue;
+      }
+      for (uint32_t i = 0; i < kv_dim; ++i) {
+        const float v = file_type == DType::kF16 ? fp16_to_f32(reinterpret_cast<const uint16_t*>(src)[i])
+                                                 : reinterpret_cast<const float*>(src)[i];
+        if (kv_.type() == DType::kF16) {
+          reinterpret_cast<uint16_t*>(dst)[i] = f32_to_fp16(v);
+        } else {
+          reinterpret_cast<float*>(dst)[i] = v;
+        }
+      }
+    }
+  };
+  trim(0);
+  for (uint32_t l = 0; l < n_layer; ++l) {
+    if (!get(rows.data(), rows.size())) return bad("truncated KV data");
+    store_rows(true, l);
+    if (!get(rows.data(), rows.size())) return bad("truncated KV data");
+    store_rows(false, l);
+  }
+  std::vector<float> logits(logits_.size());
+  if (!get(logits.data(), logits.size() * sizeof(float))) return bad("truncated logits");
+  if (in.peek() != std::char_traits<char>::eof()) return bad("trailing bytes after the logits");
+  cached_ = std::move(tokens);
+  kv_.set_n_past(static_cast<int64_t>(cached_.size()));
+  logits_ = std::move(logits);
+  logits_valid_ = true;
+  return {};
+}
+
+}  // namespace edgellm

@@ -8,7 +8,7 @@ namespace edgellm {
 void PairTable::insert(int32_t left, int32_t right, PairMerge merge) {
   if ((size_ + 1) * 2 > slots_.size()) grow();
   const uint64_t key = make_key(left, right);
-  size_t idx = hash(key) & mask_;
+  size_t idx = hash(key);
   while (slots_[idx].key != kEmpty && slots_[idx].key != key) idx = (idx + 1) & mask_;
   if (slots_[idx].key == kEmpty) ++size_;
   slots_[idx].key = key;
@@ -20,10 +20,11 @@ void PairTable::grow() {
   const size_t capacity = old.empty() ? 1024 : old.size() * 2;
   slots_.assign(capacity, Slot{});
   mask_ = capacity - 1;
+  shift_ = 64 - __builtin_ctzll(capacity);
   size_ = 0;
   for (const Slot& slot : old) {
     if (slot.key == kEmpty) continue;
-    size_t idx = hash(slot.key) & mask_;
+    size_t idx = hash(slot.key);
     while (slots_[idx].key != kEmpty) idx = (idx + 1) & mask_;
     slots_[idx] = slot;
     ++size_;
@@ -33,31 +34,31 @@ void PairTable::grow() {
 namespace {
 
 // Short words (the common case) are merged by rescanning a rank array: no heap, no links.
-constexpr size_t kLinearMaxSymbols = 24;
+constexpr size_t kLinearMaxSymbols = 48;
 
-void merge_linear(const PairTable& pairs, std::vector<int32_t>& ids, std::vector<int32_t>& ranks) {
-  const auto rank_of = [&](size_t i) {
+void merge_linear(const PairTable& pairs, std::vector<int32_t>& ids, std::vector<PairMerge>& merges) {
+  const auto merge_of = [&](size_t i) {
     const PairMerge* m = pairs.find(ids[i], ids[i + 1]);
-    return m ? m->rank : INT_MAX;
+    return m ? *m : PairMerge{INT_MAX, -1};
   };
   size_t n = ids.size();
-  ranks.resize(n);
-  for (size_t i = 0; i + 1 < n; ++i) ranks[i] = rank_of(i);
+  merges.resize(n);
+  for (size_t i = 0; i + 1 < n; ++i) merges[i] = merge_of(i);
   while (n > 1) {
     size_t best = 0;
     for (size_t i = 1; i + 1 < n; ++i) {
-      if (ranks[i] < ranks[best]) best = i;
+      if (merges[i].rank < merges[best].rank) best = i;
     }
-    if (ranks[best] == INT_MAX) break;
-    ids[best] = pairs.find(ids[best], ids[best + 1])->merged_id;
+    if (merges[best].rank == INT_MAX) break;
+    ids[best] = merges[best].merged_id;
     for (size_t i = best + 1; i + 1 < n; ++i) {
       ids[i] = ids[i + 1];
-      ranks[i] = ranks[i + 1];
+      merges[i] = merges[i + 1];
     }
     --n;
     ids.resize(n);
-    if (best + 1 < n) ranks[best] = rank_of(best);
-    if (best > 0) ranks[best - 1] = rank_of(best - 1);
+    if (best + 1 < n) merges[best] = merge_of(best);
+    if (best > 0) merges[best - 1] = merge_of(best - 1);
   }
 }
 
@@ -107,7 +108,7 @@ void merge_heap(const PairTable& pairs, std::vector<int32_t>& ids, BpeScratch& s
 void bpe_merge(const PairTable& pairs, std::vector<int32_t>& ids, BpeScratch& scratch) {
   if (ids.size() < 2 || pairs.size() == 0) return;
   if (ids.size() <= kLinearMaxSymbols) {
-    merge_linear(pairs, ids, scratch.ranks);
+    merge_linear(pairs, ids, scratch.merges);
   } else {
     merge_heap(pairs, ids, scratch);
   }

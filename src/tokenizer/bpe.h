@@ -29,7 +29,7 @@ class PairTable {
   const PairMerge* find(int32_t left, int32_t right) const {
     if (slots_.empty()) return nullptr;
     const uint64_t key = make_key(left, right);
-    size_t idx = hash(key) & mask_;
+    size_t idx = hash(key);
     while (true) {
       const Slot& slot = slots_[idx];
       if (slot.key == key) return &slot.merge;
@@ -57,11 +57,13 @@ class PairTable {
   static uint64_t make_key(int32_t left, int32_t right) {
     return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
   }
-  static size_t hash(uint64_t key) { return static_cast<size_t>((key * 0x9E3779B97F4A7C15ULL) >> 17); }
+  // Fibonacci hashing: the top bits of the product index the table (Knuth, TAOCP vol. 3, 6.4).
+  size_t hash(uint64_t key) const { return static_cast<size_t>((key * 0x9E3779B97F4A7C15ULL) >> shift_); }
   void grow();
 
   std::vector<Slot> slots_;
   size_t mask_ = 0;
+  int shift_ = 64;  // 64 - log2(capacity)
   size_t size_ = 0;
 };
 
@@ -80,7 +82,7 @@ struct BpeScratch {
   };
   std::vector<Node> nodes;
   std::vector<Candidate> heap;
-  std::vector<int32_t> ranks;
+  std::vector<PairMerge> merges;  // per adjacent pair: its merge, rank INT32_MAX if none
 };
 
 // Applies the merges of `pairs` to `ids` in place until no adjacent pair has a merge.

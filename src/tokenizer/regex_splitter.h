@@ -69,7 +69,8 @@ class RegexSplitter {
 
   RegexSplitter() = default;
   std::string pattern_;
-  void* code_ = nullptr;  // pcre2_code_8*
+  void* code_ = nullptr;     // pcre2_code_8*
+  void* context_ = nullptr;  // pcre2_match_context_8*: lifts the backtracking limit
   bool jit_ = false;
 };
 

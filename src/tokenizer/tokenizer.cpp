@@ -190,11 +190,14 @@ Status Tokenizer::build() {
   regexes_.resize(model_.pre_tokenizer.size());
   for (size_t i = 0; i < model_.pre_tokenizer.size(); ++i) {
     const PreTokenizerStep& step = model_.pre_tokenizer[i];
-    if (step.type == PreTokenizerStep::Type::kSplit) {
-      EDGELLM_ASSIGN_OR_RETURN(regexes_[i], RegexSplitter::compile(step.pattern));
-    } else if (step.type == PreTokenizerStep::Type::kByteLevel && step.use_regex) {
-      EDGELLM_ASSIGN_OR_RETURN(regexes_[i], RegexSplitter::compile(kGpt2Pattern));
-    } else if (step.type == PreTokenizerStep::Type::kMetaspace && step.replacement.empty()) {
+    if (step.type == PreTokenizerStep::Type::kSplit ||
+        (step.type == PreTokenizerStep::Type::kByteLevel && step.use_regex)) {
+      auto re = RegexSplitter::compile(step.type == PreTokenizerStep::Type::kSplit ? std::string_view(step.pattern)
+                                                                                  : kGpt2Pattern);
+      if (!re.ok()) return make_error(re.error().code, src + ": " + re.error().message);
+      regexes_[i] = std::move(re).value();
+    }
+    if (step.type == PreTokenizerStep::Type::kMetaspace && step.replacement.empty()) {
       return make_error(ErrorCode::kFormat, src + ": Metaspace pre-tokenizer with an empty replacement");
     }
   }
@@ -609,6 +612,11 @@ void Tokenizer::encode_piece(std::string_view piece, EncodeState& st) const {
     if (cache_.size() >= kMaxCacheEntries) cache_.clear();
     cache_.emplace(std::string(piece), st.ids);
   }
+}
+
+void Tokenizer::clear_cache() const {
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  cache_.clear();
 }
 
 // ---- decoding ----

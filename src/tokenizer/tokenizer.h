@@ -151,6 +151,8 @@ class Tokenizer {
   const std::optional<std::string>& chat_template() const { return model_.chat_template; }
   const std::vector<AddedToken>& added_tokens() const { return model_.added_tokens; }
   const TokenizerModel& model() const { return model_; }
+  // Empties the piece cache (benchmarks measure encoding from scratch with it).
+  void clear_cache() const;
   // True if the decoder drops one leading space of the text (SentencePiece); streaming needs it.
   bool decode_strips_leading_space() const { return model_.decode_strip_leading_space; }
 

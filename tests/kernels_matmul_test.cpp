@@ -264,6 +264,20 @@ TEST(Matmul, GetRowMatchesDequantizeRow) {
   }
 }
 
+// format/dtype.h promises the model loader that every runnable type has kernels.
+TEST(Matmul, EveryRunnableTypeHasKernelsInEveryTable) {
+  for (uint32_t id = 0; id < kernels::kNumTypeSlots; ++id) {
+    if (!dtype_traits(id) || !dtype_is_runnable(static_cast<DType>(id))) continue;
+    const DType type = static_cast<DType>(id);
+    EXPECT_TRUE(can_dequantize(type)) << dtype_name(type);
+    for (kernels::Isa isa : {kernels::Isa::kScalar, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
+      if (const kernels::KernelTable* table = kernels::kernels_for_isa(isa)) {
+        EXPECT_NE(table->matmul_for(type), nullptr) << kernels::isa_name(isa) << " " << dtype_name(type);
+      }
+    }
+  }
+}
+
 TEST(Matmul, ActiveIsaIsKnown) {
   const std::string name = matmul_isa_name();
   EXPECT_TRUE(name == "scalar" || name == "avx2" || name == "avx512") << name;

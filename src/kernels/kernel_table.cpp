@@ -55,10 +55,8 @@ const KernelTable& select_kernels() {
       if (const KernelTable* table = kernels_for_isa(isa)) {
         chosen = table;
       } else {
-        EDGELLM_LOG_WARN("kernels: EDGELLM_ISA=%s is not available (%s); using %s", forced,
-                         isa == Isa::kAvx512 ? "no AVX-512 kernels built yet or CPU lacks AVX-512"
-                                             : "CPU lacks the instructions",
-                         isa_name(best->isa));
+        EDGELLM_LOG_WARN("kernels: EDGELLM_ISA=%s is not available (this CPU lacks the instructions); using %s",
+                         forced, isa_name(best->isa));
       }
     }
     if (!known) {
@@ -98,7 +96,10 @@ const KernelTable* kernels_for_isa(Isa isa) {
 #endif
       return nullptr;
     case Isa::kAvx512:
-      return nullptr;  // TODO(#6): AVX-512 / VNNI kernels
+#if defined(__x86_64__) || defined(_M_X64)
+      if (cpu_has_avx512()) return &avx512_kernels();
+#endif
+      return nullptr;
   }
   return nullptr;
 }

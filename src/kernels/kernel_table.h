@@ -60,6 +60,7 @@ const KernelTable* kernels_for_isa(Isa isa);
 const KernelTable& scalar_kernels();
 #if defined(__x86_64__) || defined(_M_X64)
 const KernelTable& avx2_kernels();
+const KernelTable& avx512_kernels();
 #endif
 
 }  // namespace edgellm::kernels

@@ -17,6 +17,7 @@ void matmul_rows(const kernels::MatmulArgs& args, int64_t row_begin, int64_t row
   // Dequantize one block (or 256 elements of a plain type) at a time, reuse it for a chunk of tokens.
   const int64_t chunk_elems = traits.quantized ? traits.block_size : 256;
   EDGELLM_CHECK(chunk_elems <= kQK_K && args.k % traits.block_size == 0);
+  const size_t chunk_bytes = dtype_row_bytes(args.type, chunk_elems);
   constexpr int64_t kTokenChunk = 16;
   float w_chunk[kQK_K];
   float acc[kTokenChunk];
@@ -28,7 +29,8 @@ void matmul_rows(const kernels::MatmulArgs& args, int64_t row_begin, int64_t row
       std::fill(acc, acc + n_chunk_tokens, 0.0f);
       for (int64_t k_begin = 0; k_begin < args.k; k_begin += chunk_elems) {
         const int64_t len = std::min(chunk_elems, args.k - k_begin);
-        const bool ok = dequantize_row(args.type, w_row + dtype_row_bytes(args.type, k_begin), w_chunk, len);
+        const uint8_t* w_chunk_bytes = w_row + static_cast<size_t>(k_begin / chunk_elems) * chunk_bytes;
+        const bool ok = dequantize_row(args.type, w_chunk_bytes, w_chunk, len);
         EDGELLM_CHECK(ok);
         for (int64_t token = 0; token < n_chunk_tokens; ++token) {
           const float* x = args.x + (token_begin + token) * args.k + k_begin;

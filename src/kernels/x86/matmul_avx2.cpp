@@ -1,18 +1,10 @@
-// AVX2 + FMA + F16C matmul with f32 activations, for every weight type.
-//
-// One GEMM template over a "dequantizer" per block type (the structure of ikawrakow/ik_llama.cpp:
-// ggml/src/iqk/iqk_gemm_kquants.cpp): the dequantizer turns one block of a weight row into 8-float
-// vectors in registers, and the tile kernel multiplies it with a few tokens at once, so prefill reads
-// each weight block once per tile of tokens instead of once per token.
-//
-// Numerics: the dequantized weights are bit-identical to the scalar reference (same products, no
-// FMA in dequantization); only the summation order differs (8 lanes x 2 accumulators, then a fixed
-// horizontal sum). Each (row, token) output is computed by the same instruction sequence whatever
-// tile it lands in, so results do not depend on the thread split.
+// AVX2 + FMA + F16C matmul with f32 activations, for every weight type: the per-type dequantizers
+// for 8-lane vectors, plugged into the shared tile kernel of x86/matmul_tile.h (4 rows x 1 token for
+// decode, 1 row x 4 tokens for prefill: 16 ymm registers allow no more with two accumulators each).
 //
 // This file is compiled with -mavx2 -mfma -mf16c. It must not define inline functions that baseline
 // translation units also instantiate (ODR: the linker could keep the AVX2 copy), so it uses
-// intrinsics only and keeps its helpers in an anonymous namespace; scalar helpers come from
+// intrinsics, an anonymous namespace and templates over VecAvx2 only; scalar helpers come from
 // ref/quant_ref.cpp, which is compiled for the baseline ISA.
 #if defined(__x86_64__) || defined(_M_X64)
 
@@ -24,16 +16,28 @@
 #include "kernels/kernel_table.h"
 #include "kernels/quant_blocks.h"
 #include "kernels/ref/quant_ref.h"
+#include "kernels/x86/matmul_tile.h"
 
 namespace edgellm::kernels {
 namespace {
 
-float hsum(__m256 v) {
-  __m128 sum = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
-  sum = _mm_add_ss(sum, _mm_movehdup_ps(sum));
-  return _mm_cvtss_f32(sum);
-}
+struct VecAvx2 {
+  using T = __m256;
+  static constexpr int kLanes = 8;
+  static constexpr int kDecodeRows = 4;
+  static constexpr int kPrefillRows = 1;
+  static constexpr int kPrefillTokens = 4;
+  static T zero() { return _mm256_setzero_ps(); }
+  static T load(const float* p) { return _mm256_loadu_ps(p); }
+  static T fmadd(T a, T b, T acc) { return _mm256_fmadd_ps(a, b, acc); }
+  static T add(T a, T b) { return _mm256_add_ps(a, b); }
+  static float hsum(T v) {
+    __m128 sum = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
+    sum = _mm_add_ss(sum, _mm_movehdup_ps(sum));
+    return _mm_cvtss_f32(sum);
+  }
+};
 
 float fp16_scalar(uint16_t h) { return _cvtsh_ss(h); }  // exact, like util/half.h
 
@@ -209,111 +213,25 @@ struct DequantViaScratch {
   }
 };
 
-// ---- the tile kernel ----
-
-// Rows [row, row + NR) x tokens [token, token + NT). Two accumulators per (row, token) (even and odd
-// 8-lane groups) keep 8 FMA chains in flight for both tile shapes used: 4x1 (decode) and 1x4.
-template <class D, int NR, int NT>
-void matmul_tile(const MatmulArgs& a, int64_t row_begin, int64_t row, int64_t token) {
-  using Block = typename D::Block;
-  constexpr int kGroups = D::kElems / 8;
-  static_assert(kGroups % 2 == 0);
-  const int64_t n_blocks = a.k / D::kElems;
-
-  const Block* w_rows[NR];
-  for (int r = 0; r < NR; ++r) {
-    w_rows[r] = reinterpret_cast<const Block*>(a.w + static_cast<size_t>(row + r) * a.w_row_bytes);
-  }
-  const float* x_rows[NT];
-  for (int t = 0; t < NT; ++t) x_rows[t] = a.x + (token + t) * a.k;
-
-  __m256 acc_even[NR][NT];
-  __m256 acc_odd[NR][NT];
-  for (int r = 0; r < NR; ++r) {
-    for (int t = 0; t < NT; ++t) acc_even[r][t] = acc_odd[r][t] = _mm256_setzero_ps();
-  }
-
-  for (int64_t block_idx = 0; block_idx < n_blocks; ++block_idx) {
-    for (int r = 0; r < NR; ++r) {
-      __m256 w[kGroups];
-      D::load(w_rows[r][block_idx], w);
-      for (int t = 0; t < NT; ++t) {
-        const float* x = x_rows[t] + block_idx * D::kElems;
-        for (int c = 0; c < kGroups; c += 2) {
-          acc_even[r][t] = _mm256_fmadd_ps(w[c], _mm256_loadu_ps(x + 8 * c), acc_even[r][t]);
-          acc_odd[r][t] = _mm256_fmadd_ps(w[c + 1], _mm256_loadu_ps(x + 8 * c + 8), acc_odd[r][t]);
-        }
-      }
-    }
-  }
-
-  for (int r = 0; r < NR; ++r) {
-    for (int t = 0; t < NT; ++t) {
-      float sum = hsum(_mm256_add_ps(acc_even[r][t], acc_odd[r][t]));
-      if constexpr (D::kPlain) {
-        // k not a multiple of 32: the last few elements, in order.
-        const auto* w_row = reinterpret_cast<const uint8_t*>(w_rows[r]);
-        for (int64_t k = n_blocks * D::kElems; k < a.k; ++k) sum += D::scalar(w_row, k) * x_rows[t][k];
-      }
-      a.y[(token + t) * a.y_stride + (row + r - row_begin)] = sum;
-    }
-  }
-}
-
-template <class D, int NR>
-void matmul_token_tail(const MatmulArgs& a, int64_t row_begin, int64_t row, int64_t token, int64_t n) {
-  switch (n) {
-    case 1: matmul_tile<D, NR, 1>(a, row_begin, row, token); break;
-    case 2: matmul_tile<D, NR, 2>(a, row_begin, row, token); break;
-    case 3: matmul_tile<D, NR, 3>(a, row_begin, row, token); break;
-    default: break;
-  }
-}
-
-// Rows are taken in panels whose weights stay in L2 while every token tile passes over them; within
-// a panel, token tiles are outermost so the few x rows of a tile stay in L1.
-template <class D>
-void matmul_rows_avx2(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
-  constexpr int64_t kRowPanel = 64;
-  for (int64_t panel = row_begin; panel < row_end; panel += kRowPanel) {
-    const int64_t panel_end = panel + kRowPanel < row_end ? panel + kRowPanel : row_end;
-    if (a.n_tokens == 1) {
-      int64_t row = panel;
-      for (; row + 4 <= panel_end; row += 4) matmul_tile<D, 4, 1>(a, row_begin, row, 0);
-      for (; row < panel_end; ++row) matmul_tile<D, 1, 1>(a, row_begin, row, 0);
-      continue;
-    }
-    int64_t token = 0;
-    for (; token + 4 <= a.n_tokens; token += 4) {
-      for (int64_t row = panel; row < panel_end; ++row) matmul_tile<D, 1, 4>(a, row_begin, row, token);
-    }
-    if (token < a.n_tokens) {
-      for (int64_t row = panel; row < panel_end; ++row) {
-        matmul_token_tail<D, 1>(a, row_begin, row, token, a.n_tokens - token);
-      }
-    }
-  }
-}
-
 KernelTable make_table() {
   KernelTable table;
   table.isa = Isa::kAvx2;
   auto set = [&](DType type, MatmulRowsFn fn) { table.matmul_f32act[static_cast<size_t>(type)] = fn; };
-  set(DType::kF32, matmul_rows_avx2<DequantF32>);
-  set(DType::kF16, matmul_rows_avx2<DequantF16>);
-  set(DType::kBF16, matmul_rows_avx2<DequantBF16>);
-  set(DType::kQ8_0, matmul_rows_avx2<DequantQ8_0>);
-  set(DType::kQ4_0, matmul_rows_avx2<DequantQ4_0>);
-  set(DType::kQ4_1, matmul_rows_avx2<DequantQ4_1>);
-  set(DType::kQ5_0, matmul_rows_avx2<DequantQ5_0>);
-  set(DType::kQ5_1, matmul_rows_avx2<DequantQ5_1>);
-  set(DType::kQ8_1, matmul_rows_avx2<DequantViaScratch<BlockQ8_1, 32>>);
-  set(DType::kQ2_K, matmul_rows_avx2<DequantViaScratch<BlockQ2_K, kQK_K>>);
-  set(DType::kQ3_K, matmul_rows_avx2<DequantViaScratch<BlockQ3_K, kQK_K>>);
-  set(DType::kQ4_K, matmul_rows_avx2<DequantViaScratch<BlockQ4_K, kQK_K>>);
-  set(DType::kQ5_K, matmul_rows_avx2<DequantViaScratch<BlockQ5_K, kQK_K>>);
-  set(DType::kQ6_K, matmul_rows_avx2<DequantViaScratch<BlockQ6_K, kQK_K>>);
-  set(DType::kQ8_K, matmul_rows_avx2<DequantViaScratch<BlockQ8_K, kQK_K>>);
+  set(DType::kF32, x86::matmul_rows<VecAvx2, DequantF32>);
+  set(DType::kF16, x86::matmul_rows<VecAvx2, DequantF16>);
+  set(DType::kBF16, x86::matmul_rows<VecAvx2, DequantBF16>);
+  set(DType::kQ8_0, x86::matmul_rows<VecAvx2, DequantQ8_0>);
+  set(DType::kQ4_0, x86::matmul_rows<VecAvx2, DequantQ4_0>);
+  set(DType::kQ4_1, x86::matmul_rows<VecAvx2, DequantQ4_1>);
+  set(DType::kQ5_0, x86::matmul_rows<VecAvx2, DequantQ5_0>);
+  set(DType::kQ5_1, x86::matmul_rows<VecAvx2, DequantQ5_1>);
+  set(DType::kQ8_1, x86::matmul_rows<VecAvx2, DequantViaScratch<BlockQ8_1, 32>>);
+  set(DType::kQ2_K, x86::matmul_rows<VecAvx2, DequantViaScratch<BlockQ2_K, kQK_K>>);
+  set(DType::kQ3_K, x86::matmul_rows<VecAvx2, DequantViaScratch<BlockQ3_K, kQK_K>>);
+  set(DType::kQ4_K, x86::matmul_rows<VecAvx2, DequantViaScratch<BlockQ4_K, kQK_K>>);
+  set(DType::kQ5_K, x86::matmul_rows<VecAvx2, DequantViaScratch<BlockQ5_K, kQK_K>>);
+  set(DType::kQ6_K, x86::matmul_rows<VecAvx2, DequantViaScratch<BlockQ6_K, kQK_K>>);
+  set(DType::kQ8_K, x86::matmul_rows<VecAvx2, DequantViaScratch<BlockQ8_K, kQK_K>>);
   return table;
 }
 

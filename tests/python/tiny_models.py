@@ -314,3 +314,52 @@ def hf_state_dict_for_writer(spec: ModelSpec, model: torch.nn.Module) -> dict[st
 
 def transformers_version() -> str:
     return f"transformers {transformers.__version__}, torch {torch.__version__}"
+
+
+def gpt2_byte_to_unicode() -> dict[int, str]:
+    """GPT-2's byte-level alphabet: printable Latin-1 bytes ('!'..'~', '\xa1'..'\xac', '\xae'..'\xff')
+    stand for themselves, the other 68 bytes map to U+0100, U+0101, ... in byte order."""
+    keep = list(range(0x21, 0x7F)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    out, extra = {}, 0
+    for b in range(256):
+        if b in keep:
+            out[b] = chr(b)
+        else:
+            out[b] = chr(256 + extra)
+            extra += 1
+    return out
+
+
+def write_byte_level_tokenizer(path: Path, vocab_size: int) -> Path:
+    """A minimal byte-level BPE tokenizer.json (+ tokenizer_config.json) of exactly vocab_size ids.
+
+    Ids 0..255 are the 256 byte symbols (GPT-2's byte-to-unicode map), with merges joining a few
+    frequent pairs up to vocab_size - 2; the last two ids are the special tokens <|endoftext|> and
+    <|im_end|>. Enough for tools that need a tokenizer next to the weights (edgellm convert);
+    the logits tests pass token ids directly.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    path = Path(path)
+    byte_map = gpt2_byte_to_unicode()
+    byte_chars = [byte_map[b] for b in range(256)]
+    vocab = {ch: i for i, ch in enumerate(byte_chars)}
+    merges = []
+    letters = [byte_map[b] for b in b" etaoinshrdlucmfwypvbgk"]
+    for a in letters:
+        for b in letters:
+            if len(vocab) >= vocab_size - 2:
+                break
+            if a + b not in vocab:
+                vocab[a + b] = len(vocab)
+                merges.append((a, b))
+    assert len(vocab) == vocab_size - 2, "vocab too large for the merge table"
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(["<|endoftext|>", "<|im_end|>"])
+    tok.save(str(path / "tokenizer.json"))
+    (path / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
+        "bos_token": None, "model_max_length": 8192}, indent=2) + "\n")
+    return path

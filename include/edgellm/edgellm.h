@@ -98,6 +98,12 @@ typedef struct edgellm_model_info {
 /* Fills *info; the strings live as long as the model. */
 EDGELLM_API edgellm_status edgellm_model_get_info(const edgellm_model* model, edgellm_model_info* info);
 
+/* ---- LoRA adapters ---- */
+/* Loads a LoRA adapter (a PEFT directory with adapter_config.json + adapter_model.safetensors, or a GGUF
+ * adapter) under `name`. It is applied at run time, without merging, by sessions that select it. Errors:
+ * shapes that do not fit the model, a name already in use. */
+EDGELLM_API edgellm_status edgellm_model_load_lora(edgellm_model* model, const char* path, const char* name);
+
 /* ---- tokens ---- */
 /* Encodes UTF-8 text. Special-token texts become control tokens only if allow_special. Writes up to
  * `capacity` ids to `ids` and the full count to *n_ids; if capacity is too small, returns
@@ -137,6 +143,8 @@ typedef struct edgellm_generate_params {
   int32_t n_stop_strings;
   int32_t ignore_stop_tokens;      /* 1: do not stop at EOS / end-of-turn tokens */
   int32_t allow_special;           /* completion prompts: parse special-token texts (chat input never) */
+  const char* lora_name;           /* NULL: keep the session's adapter; "": none; else a loaded adapter */
+  float lora_scale;                /* strength of lora_name (1 = as trained) */
 } edgellm_generate_params;
 
 EDGELLM_API edgellm_generate_params edgellm_generate_default_params(const edgellm_model* model);
@@ -200,6 +208,9 @@ EDGELLM_API edgellm_status edgellm_session_wait(edgellm_session* session);
 /* Any thread: stops the running request within one forward step. */
 EDGELLM_API void edgellm_session_abort(edgellm_session* session);
 EDGELLM_API int32_t edgellm_session_is_running(const edgellm_session* session);
+
+/* Selects the session's LoRA adapter (NULL or "" = none) and its scale; changing it clears the KV cache. */
+EDGELLM_API edgellm_status edgellm_session_set_lora(edgellm_session* session, const char* name, float scale);
 
 /* Chat history. */
 EDGELLM_API edgellm_status edgellm_session_set_system_prompt(edgellm_session* session, const char* system_prompt);

@@ -105,6 +105,10 @@ edgellm::Expected<edgellm::GenerateOptions> to_cpp(const edgellm_generate_params
   o.sampling = to_cpp(params->sampling);
   o.max_new_tokens = params->max_new_tokens;
   o.ignore_stop_tokens = params->ignore_stop_tokens != 0;
+  if (params->lora_name) {
+    o.lora_name = std::string(params->lora_name);
+    o.lora_scale = params->lora_scale;
+  }
   if (params->n_stop_strings < 0 || (params->n_stop_strings > 0 && params->stop_strings == nullptr)) {
     return edgellm::make_error(ErrorCode::kInvalidArgument, "stop_strings is NULL but n_stop_strings is " +
                                                                 std::to_string(params->n_stop_strings));
@@ -254,6 +258,24 @@ edgellm_status edgellm_model_get_info(const edgellm_model* model, edgellm_model_
   return EDGELLM_OK;
 }
 
+edgellm_status edgellm_model_load_lora(edgellm_model* model, const char* path, const char* name) {
+  if (!model) return fail(g_thread_error, EDGELLM_ERROR_INVALID_ARGUMENT, "model is NULL");
+  return guarded(model->last_error, [&]() -> edgellm_status {
+    if (!path || !name) return fail(model->last_error, EDGELLM_ERROR_INVALID_ARGUMENT, "path or name is NULL");
+    const auto st = model->model->load_lora(name, path);
+    return st.ok() ? EDGELLM_OK : fail(model->last_error, st.error());
+  });
+}
+
+edgellm_status edgellm_session_set_lora(edgellm_session* session, const char* name, float scale) {
+  if (!session) return EDGELLM_ERROR_INVALID_ARGUMENT;
+  return guarded(session->last_error, [&]() -> edgellm_status {
+    if (session->session->is_running()) return fail(session->last_error, EDGELLM_ERROR_BUSY, "the session is busy");
+    const auto st = session->session->set_lora(name ? name : "", scale);
+    return st.ok() ? EDGELLM_OK : fail(session->last_error, st.error());
+  });
+}
+
 edgellm_status edgellm_tokenize(edgellm_model* model, const char* text, size_t text_len, int32_t allow_special,
                                 int32_t* ids, size_t capacity, size_t* n_ids) {
   if (!model) return EDGELLM_ERROR_INVALID_ARGUMENT;
@@ -318,6 +340,8 @@ edgellm_generate_params edgellm_generate_default_params(const edgellm_model* mod
   edgellm_generate_params p{};
   p.sampling = edgellm_sampling_default_params(model);
   p.max_new_tokens = 256;
+  p.lora_name = nullptr;
+  p.lora_scale = 1.0f;
   return p;
 }
 

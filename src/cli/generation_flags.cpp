@@ -23,6 +23,8 @@ void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
   cmd->add_option("--presence-penalty", f.presence_penalty, "Presence penalty");
   cmd->add_option("--seed", f.seed, "Sampling seed");
   cmd->add_option("-n,--max-new-tokens", f.max_new_tokens, "Maximum tokens to generate")->capture_default_str();
+  cmd->add_option("--lora", f.lora, "LoRA adapter to apply (PEFT directory or GGUF adapter)");
+  cmd->add_option("--lora-scale", f.lora_scale, "LoRA strength")->capture_default_str();
   cmd->add_flag("-v,--verbose", f.verbose, "Print token counts, tokens/s and peak memory at the end");
 }
 
@@ -34,12 +36,26 @@ bool open_model_and_session(const GenerationFlags& f, edgellm_model** model, edg
     std::fprintf(stderr, "edgellm: %s\n", edgellm_last_error());
     return false;
   }
+  if (!f.lora.empty() && edgellm_model_load_lora(*model, f.lora.c_str(), "cli") != EDGELLM_OK) {
+    std::fprintf(stderr, "edgellm: %s\n", edgellm_model_last_error(*model));
+    edgellm_model_free(*model);
+    *model = nullptr;
+    return false;
+  }
   edgellm_session_params sp = edgellm_session_default_params();
   sp.n_ctx = f.ctx;
   sp.kv_type = f.kv_type == "f32" ? EDGELLM_KV_F32 : EDGELLM_KV_F16;
   if (edgellm_session_create(*model, &sp, session) != EDGELLM_OK) {
     std::fprintf(stderr, "edgellm: %s\n", edgellm_model_last_error(*model));
     edgellm_model_free(*model);
+    *model = nullptr;
+    return false;
+  }
+  if (!f.lora.empty() && edgellm_session_set_lora(*session, "cli", f.lora_scale) != EDGELLM_OK) {
+    std::fprintf(stderr, "edgellm: %s\n", edgellm_session_last_error(*session));
+    edgellm_session_free(*session);
+    edgellm_model_free(*model);
+    *session = nullptr;
     *model = nullptr;
     return false;
   }

@@ -22,6 +22,8 @@ struct GenerationFlags {
   std::optional<int> top_k, repeat_last_n;
   std::optional<uint64_t> seed;
   int max_new_tokens = 256;
+  std::string lora;
+  float lora_scale = 1.0f;
   bool verbose = false;
 };
 

@@ -7,6 +7,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/matmul.h"
 #include "kernels/rope.h"
+#include "model/lora.h"
 #include "util/half.h"
 
 namespace edgellm {
@@ -76,8 +77,32 @@ void Transformer::update_rope_table(float ntk_alpha, ForwardScratch& s) const {
   s.rope_ntk_alpha = ntk_alpha;
 }
 
+void Transformer::project(const TensorRef& w, TensorRole role, int64_t layer, const float* x, int64_t n, float* y,
+                          ForwardScratch& s, ThreadPool& pool, const ActiveLora& lora) const {
+  matmul(w, x, n, y, pool);
+  if (lora.adapter == nullptr) return;
+  const LoraPair* p = lora.adapter->find(role, layer);
+  if (p == nullptr) return;
+  const int64_t r = p->rank;
+  if (s.lora_tmp.size() < static_cast<size_t>(n * r)) s.lora_tmp.resize(static_cast<size_t>(s.max_batch * r));
+  const float scale = p->scale * lora.scale;
+  for (int64_t t = 0; t < n; ++t) {
+    float* ax = &s.lora_tmp[static_cast<size_t>(t * r)];
+    for (int64_t k = 0; k < r; ++k) ax[k] = dot_f32(&p->a[static_cast<size_t>(k * p->n_in)], x + t * p->n_in, p->n_in);
+  }
+  pool.parallel_for(p->n_out, [&](int64_t begin, int64_t end, int) {
+    for (int64_t t = 0; t < n; ++t) {
+      const float* ax = &s.lora_tmp[static_cast<size_t>(t * r)];
+      for (int64_t o = begin; o < end; ++o) {
+        y[t * p->n_out + o] += scale * dot_f32(&p->b[static_cast<size_t>(o * r)], ax, r);
+      }
+    }
+  }, 64);
+}
+
 Status Transformer::forward(const int32_t* tokens, int64_t n_tokens, KvCache& kv, ForwardScratch& s,
-                            ThreadPool& pool, LogitsMode mode, std::vector<float>& logits) const {
+                            ThreadPool& pool, LogitsMode mode, std::vector<float>& logits,
+                            const ActiveLora& lora) const {
   const ModelConfig& c = config();
   if (n_tokens <= 0) return make_error(ErrorCode::kInvalidArgument, "forward: no tokens to process");
   for (int64_t i = 0; i < n_tokens; ++i) {
@@ -113,25 +138,27 @@ Status Transformer::forward(const int32_t* tokens, int64_t n_tokens, KvCache& kv
   const ModelWeights& w = model_.weights();
   for (int64_t done = 0; done < n_tokens;) {
     const int64_t n = std::min(s.max_batch, n_tokens - done);
-    forward_chunk(tokens + done, n, pos0 + done, kv, s, pool);
+    forward_chunk(tokens + done, n, pos0 + done, kv, s, pool, lora);
     kv.set_n_past(pos0 + done + n);
     if (mode == LogitsMode::kAll) {
       for (int64_t t = 0; t < n; ++t) {
         rms_norm(&s.x[t * E], static_cast<const float*>(w.output_norm.data), &s.xn[t * E], E, c.rms_eps);
       }
-      matmul(w.output, s.xn.data(), n, logits.data() + done * V, pool);
+      project(w.output, TensorRole::kOutput, -1, s.xn.data(), n, logits.data() + done * V, s, pool, lora);
     }
     done += n;
     if (done == n_tokens) {
       rms_norm(&s.x[(n - 1) * E], static_cast<const float*>(w.output_norm.data), s.hidden.data(), E, c.rms_eps);
-      if (mode == LogitsMode::kLast) matmul(w.output, s.hidden.data(), 1, logits.data(), pool);
+      if (mode == LogitsMode::kLast) {
+        project(w.output, TensorRole::kOutput, -1, s.hidden.data(), 1, logits.data(), s, pool, lora);
+      }
     }
   }
   return {};
 }
 
 void Transformer::forward_chunk(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& kv, ForwardScratch& s,
-                                ThreadPool& pool) const {
+                                ThreadPool& pool, const ActiveLora& lora) const {
   const ModelConfig& c = config();
   const ModelWeights& w = model_.weights();
   const int64_t E = c.n_embd, Q = c.q_dim(), KV = c.kv_dim(), F = c.n_ff;
@@ -148,7 +175,7 @@ void Transformer::forward_chunk(const int32_t* tokens, int64_t n, int64_t pos0, 
       rms_norm(&s.x[t * E], static_cast<const float*>(L.attn_norm.data), &s.xn[t * E], E, c.rms_eps);
     }
     if (c.fused_qkv) {
-      matmul(L.wqkv, s.xn.data(), n, s.qkv.data(), pool);
+      project(L.wqkv, TensorRole::kAttnQkv, il, s.xn.data(), n, s.qkv.data(), s, pool, lora);
       if (L.bqkv.data) {
         for (int64_t t = 0; t < n; ++t) add_inplace(&s.qkv[t * QKV], static_cast<const float*>(L.bqkv.data), QKV);
       }
@@ -157,11 +184,12 @@ void Transformer::forward_chunk(const int32_t* tokens, int64_t n, int64_t pos0, 
       // temporary contiguous buffer (attn_out is free at this point and large enough for q).
       float* tmp = s.attn_out.data();
       const TensorRef* mats[3] = {&L.wq, &L.wk, &L.wv};
+      const TensorRole roles[3] = {TensorRole::kAttnQ, TensorRole::kAttnK, TensorRole::kAttnV};
       const TensorRef* biases[3] = {&L.bq, &L.bk, &L.bv};
       const int64_t widths[3] = {Q, KV, KV};
       const int64_t offsets[3] = {0, Q, Q + KV};
       for (int m = 0; m < 3; ++m) {
-        matmul(*mats[m], s.xn.data(), n, tmp, pool);
+        project(*mats[m], roles[m], il, s.xn.data(), n, tmp, s, pool, lora);
         for (int64_t t = 0; t < n; ++t) {
           float* dst = &s.qkv[t * QKV + offsets[m]];
           std::memcpy(dst, tmp + t * widths[m], static_cast<size_t>(widths[m]) * sizeof(float));
@@ -191,17 +219,17 @@ void Transformer::forward_chunk(const int32_t* tokens, int64_t n, int64_t pos0, 
       kv.store(il, pos0 + t, k, k + KV);
     }
     attention(il, n, pos0, kv, s, pool);
-    matmul(L.wo, s.attn_out.data(), n, s.proj.data(), pool);
+    project(L.wo, TensorRole::kAttnOut, il, s.attn_out.data(), n, s.proj.data(), s, pool, lora);
     add_inplace(s.x.data(), s.proj.data(), n * E);
 
     // ---- MLP block ----
     for (int64_t t = 0; t < n; ++t) {
       rms_norm(&s.x[t * E], static_cast<const float*>(L.ffn_norm.data), &s.xn[t * E], E, c.rms_eps);
     }
-    matmul(L.w_gate, s.xn.data(), n, s.gate.data(), pool);
-    matmul(L.w_up, s.xn.data(), n, s.up.data(), pool);
+    project(L.w_gate, TensorRole::kFfnGate, il, s.xn.data(), n, s.gate.data(), s, pool, lora);
+    project(L.w_up, TensorRole::kFfnUp, il, s.xn.data(), n, s.up.data(), s, pool, lora);
     silu_mul(s.gate.data(), s.up.data(), s.gate.data(), n * F);
-    matmul(L.w_down, s.gate.data(), n, s.proj.data(), pool);
+    project(L.w_down, TensorRole::kFfnDown, il, s.gate.data(), n, s.proj.data(), s, pool, lora);
     add_inplace(s.x.data(), s.proj.data(), n * E);
   }
 }

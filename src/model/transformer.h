@@ -9,12 +9,21 @@
 
 #include "model/kv_cache.h"
 #include "model/model.h"
+#include "model/tensor_names.h"
 #include "util/expected.h"
 #include "util/thread_pool.h"
 
 namespace edgellm {
 
 enum class LogitsMode { kNone, kLast, kAll };
+
+class LoraAdapter;
+
+// The LoRA adapter a call runs with (none by default) and its strength.
+struct ActiveLora {
+  const LoraAdapter* adapter = nullptr;
+  float scale = 1.0f;
+};
 
 // Activation buffers for up to `max_batch` tokens per step (karpathy/llama2.c's RunState). Allocated
 // once per session; the decode loop allocates nothing.
@@ -31,6 +40,7 @@ struct ForwardScratch {
   std::vector<float> up;        // [max_batch][n_ff]
   std::vector<float> scores;    // [n_threads][n_ctx + head_dim] attention weights + one K/V row
   std::vector<float> hidden;    // [n_embd] final normalised hidden state of the last token
+  std::vector<float> lora_tmp;       // [max_batch][adapter rank] A x, sized when an adapter is first used
   std::vector<float> rope_inv_freq;  // frequencies in use (differs from the model's under dynamic NTK)
   float rope_ntk_alpha = 0.0f;       // the alpha rope_inv_freq was computed for (0: not yet)
 };
@@ -46,11 +56,14 @@ class Transformer {
   // cache and advances kv.n_past(). Logits: kLast -> logits holds [n_vocab]; kAll -> [n_tokens][n_vocab].
   // Errors: token id out of range (kInvalidArgument), cache full (kContextFull).
   Status forward(const int32_t* tokens, int64_t n_tokens, KvCache& kv, ForwardScratch& scratch, ThreadPool& pool,
-                 LogitsMode mode, std::vector<float>& logits) const;
+                 LogitsMode mode, std::vector<float>& logits, const ActiveLora& lora = {}) const;
 
  private:
   void forward_chunk(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& kv, ForwardScratch& s,
-                     ThreadPool& pool) const;
+                     ThreadPool& pool, const ActiveLora& lora) const;
+  // y[n][rows] = W x (+ the adapter's scale * B A x for this weight, if the active LoRA has one).
+  void project(const TensorRef& w, TensorRole role, int64_t layer, const float* x, int64_t n, float* y,
+               ForwardScratch& s, ThreadPool& pool, const ActiveLora& lora) const;
   void attention(int64_t layer, int64_t n, int64_t pos0, KvCache& kv, ForwardScratch& s, ThreadPool& pool) const;
   void update_rope_table(float ntk_alpha, ForwardScratch& s) const;
 

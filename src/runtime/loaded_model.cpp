@@ -99,6 +99,33 @@ Expected<std::shared_ptr<LoadedModel>> LoadedModel::load(const std::string& path
   return lm;
 }
 
+Status LoadedModel::load_lora(const std::string& name, const std::string& path) {
+  if (name.empty()) return make_error(ErrorCode::kInvalidArgument, "a LoRA adapter needs a name");
+  {
+    std::lock_guard<std::mutex> lock(lora_mu_);
+    if (loras_.count(name)) {
+      return make_error(ErrorCode::kInvalidArgument, "a LoRA adapter named '" + name + "' is already loaded");
+    }
+  }
+  EDGELLM_ASSIGN_OR_RETURN(std::shared_ptr<LoraAdapter> adapter, LoraAdapter::load(path, *model_));
+  std::lock_guard<std::mutex> lock(lora_mu_);
+  loras_.emplace(name, std::move(adapter));
+  return {};
+}
+
+std::shared_ptr<const LoraAdapter> LoadedModel::find_lora(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(lora_mu_);
+  auto it = loras_.find(name);
+  return it == loras_.end() ? nullptr : it->second;
+}
+
+std::vector<std::string> LoadedModel::lora_names() const {
+  std::lock_guard<std::mutex> lock(lora_mu_);
+  std::vector<std::string> names;
+  for (const auto& [name, adapter] : loras_) names.push_back(name);
+  return names;
+}
+
 const std::string& LoadedModel::weights_digest() const {
   std::call_once(digest_once_, [this] {
     if (const GgufFile* g = model_->gguf()) {

@@ -2,12 +2,14 @@
 // thread pool its sessions run on. Immutable after load; shared by every session on it.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "chat/chat_template.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "model/transformer.h"
 #include "runtime/sampler.h"
@@ -44,6 +46,12 @@ class LoadedModel {
   // use by hashing the weight files); prompt caches are bound to it.
   const std::string& weights_digest() const;
 
+  // LoRA adapters, loaded by name (PEFT directory or GGUF adapter). Thread-safe; a name can be loaded once.
+  Status load_lora(const std::string& name, const std::string& path);
+  // nullptr if no adapter has that name.
+  std::shared_ptr<const LoraAdapter> find_lora(const std::string& name) const;
+  std::vector<std::string> lora_names() const;
+
  private:
   LoadedModel() = default;
   std::unique_ptr<Model> model_;
@@ -54,6 +62,8 @@ class LoadedModel {
   ChatOptions chat_options_;
   SamplingParams default_sampling_;
   std::vector<int32_t> stop_token_ids_;
+  mutable std::mutex lora_mu_;
+  std::map<std::string, std::shared_ptr<const LoraAdapter>> loras_;  // guarded by lora_mu_
   mutable std::once_flag digest_once_;
   mutable std::string digest_;
 };

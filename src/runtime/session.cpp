@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -60,6 +61,25 @@ Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions&
   chat_options_ = model_->chat_options();
 }
 
+Status Session::set_lora(const std::string& name, float scale) {
+  if (!std::isfinite(scale)) return make_error(ErrorCode::kInvalidArgument, "LoRA scale must be finite");
+  std::shared_ptr<const LoraAdapter> adapter;
+  if (!name.empty()) {
+    adapter = model_->find_lora(name);
+    if (!adapter) {
+      std::string known;
+      for (const auto& n : model_->lora_names()) known += (known.empty() ? "" : ", ") + n;
+      return make_error(ErrorCode::kNotFound, "no LoRA adapter named '" + name + "' is loaded" +
+                                                  (known.empty() ? std::string(" (none are)") : " (loaded: " + known + ")"));
+    }
+  }
+  if (adapter != lora_ || (adapter && scale != lora_scale_)) trim(0);  // the cached K/V used other weights
+  lora_ = std::move(adapter);
+  lora_name_ = name;
+  lora_scale_ = scale;
+  return {};
+}
+
 void Session::trim(int64_t n) {
   n = std::clamp<int64_t>(n, 0, static_cast<int64_t>(cached_.size()));
   if (n < static_cast<int64_t>(cached_.size())) logits_valid_ = false;
@@ -87,7 +107,8 @@ Expected<int64_t> Session::prefill(const std::vector<int32_t>& tokens) {
     if (abort_.load()) return make_error(ErrorCode::kAborted, "prefill aborted");
     const int64_t n = std::min(options_.max_batch, total - pos);
     const LogitsMode mode = pos + n == total ? LogitsMode::kLast : LogitsMode::kNone;
-    const Status st = tf.forward(&tokens[static_cast<size_t>(pos)], n, kv_, *scratch_, model_->pool(), mode, logits_);
+    const Status st = tf.forward(&tokens[static_cast<size_t>(pos)], n, kv_, *scratch_, model_->pool(), mode, logits_,
+                                 ActiveLora{lora_.get(), lora_scale_});
     if (!st.ok()) {
       cached_.resize(static_cast<size_t>(kv_.n_past()));
       return st.error();
@@ -157,7 +178,7 @@ Expected<GenerationStats> Session::generate(const GenerateOptions& options, cons
       break;
     }
     const Status st = model_->transformer().forward(&token, 1, kv_, *scratch_, model_->pool(), LogitsMode::kLast,
-                                                    logits_);
+                                                    logits_, ActiveLora{lora_.get(), lora_scale_});
     if (!st.ok()) return st.error();
     cached_.push_back(token);
     sampler.accept(token);
@@ -173,6 +194,7 @@ Expected<GenerationStats> Session::generate(const GenerateOptions& options, cons
 
 Expected<GenerationStats> Session::complete(std::string_view prompt, bool allow_special,
                                             const GenerateOptions& options, const TextCallback& callback) {
+  if (options.lora_name) EDGELLM_TRY(set_lora(*options.lora_name, options.lora_scale));
   EDGELLM_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, model_->tokenizer().encode(prompt, allow_special));
   if (model_->tokenizer().add_bos()) {
     if (auto bos = model_->tokenizer().bos_id()) tokens.insert(tokens.begin(), *bos);
@@ -238,6 +260,7 @@ std::vector<ChatMessage> Session::limited_history(int64_t reply_budget) const {
 
 Expected<GenerationStats> Session::chat(std::string_view user_message, const GenerateOptions& options,
                                         const TextCallback& callback) {
+  if (options.lora_name) EDGELLM_TRY(set_lora(*options.lora_name, options.lora_scale));
   history_.push_back({"user", std::string(user_message), std::nullopt});
   auto fail = [&](Error e) -> Expected<GenerationStats> {
     history_.pop_back();

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +41,10 @@ struct GenerateOptions {
   int32_t max_new_tokens = 256;
   std::vector<std::string> stop_strings;  // in addition to the model's stop tokens
   bool ignore_stop_tokens = false;
+  // LoRA for this call (chat/complete): a loaded adapter's name, "" for none, nullopt to keep the
+  // session's current choice.
+  std::optional<std::string> lora_name;
+  float lora_scale = 1.0f;
 };
 
 struct GenerationStats {
@@ -95,6 +100,12 @@ class Session {
   void set_history(std::vector<ChatMessage> history) { history_ = std::move(history); }
   void clear_history() { history_.clear(); }
 
+  // ---- LoRA ----
+  // Runs with the model's adapter `name` ("" = none) at `scale`. Changing it invalidates the KV cache.
+  // Errors: unknown name (kNotFound, listing the loaded ones), non-finite scale.
+  Status set_lora(const std::string& name, float scale);
+  const std::string& lora_name() const { return lora_name_; }
+
   // ---- control ----
   // Thread-safe: stops a running generate/prefill within one forward step (finish_reason "aborted").
   void abort() { abort_.store(true); }
@@ -123,6 +134,9 @@ class Session {
   std::vector<ChatMessage> history_;
   HistoryLimit history_limit_;
   ChatOptions chat_options_;
+  std::shared_ptr<const LoraAdapter> lora_;  // active adapter (nullptr: none)
+  std::string lora_name_;
+  float lora_scale_ = 1.0f;
   std::atomic<bool> abort_{false};
   std::atomic<bool> running_{false};
 };

@@ -457,7 +457,16 @@ edgellm_status edgellm_session_wait(edgellm_session* session) {
 }
 
 void edgellm_session_abort(edgellm_session* session) {
-  if (session) session->session->abort();
+  if (!session) return;
+  // Session::abort sets a flag that only the end of a run clears, so an abort while nothing runs
+  // would stop the next run at its first step. Forward it only while a run is in flight: running,
+  // or an asynchronous run started but not yet finished (async_status is BUSY until it ends).
+  bool async_in_flight = false;
+  {
+    std::lock_guard<std::mutex> lock(session->async_mu);
+    async_in_flight = session->async_status == EDGELLM_ERROR_BUSY;
+  }
+  if (async_in_flight || session->session->is_running()) session->session->abort();
 }
 
 int32_t edgellm_session_is_running(const edgellm_session* session) {

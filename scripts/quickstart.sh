@@ -10,6 +10,10 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)"
 
 MODEL_DIR=${MODEL_DIR:-tests/models/qwen2-tiny}
+if [ ! -f "$MODEL_DIR/config.json" ]; then
+  echo "quickstart: $MODEL_DIR has no model; using ../shared/data/stories260K-hf instead" >&2
+  MODEL_DIR=../shared/data/stories260K-hf
+fi
 QUANT=${QUANT:-w4a16_g32}
 mkdir -p out
 OUT="out/$(basename "$MODEL_DIR")-$QUANT.gguf"

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   edgellm::cli::add_inspect_command(app, exit_code);
   edgellm::cli::add_verify_command(app, exit_code);
   edgellm::cli::add_lora_command(app, exit_code);
+  edgellm::cli::add_bench_command(app, exit_code);
   edgellm::cli::add_quant_row_command(app, exit_code);
   edgellm::cli::add_synth_command(app, exit_code);
   edgellm::cli::add_generate_command(app, exit_code);

@@ -1,0 +1,217 @@
+// edgellm bench: time to first token, prefill and decode tokens/s, load time and peak memory, in the
+// layout of the published board tables (input length, output length, first-token latency, throughput).
+// --roofline measures this machine's memory bandwidth and reports decode speed against its limit.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <numeric>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "model/model.h"
+#include "model/transformer.h"
+#include "runtime/loaded_model.h"
+#include "util/thread_pool.h"
+
+namespace edgellm::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::vector<int64_t> parse_list(const std::string& s) {
+  std::vector<int64_t> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (!item.empty()) out.push_back(std::stoll(item));
+  }
+  return out;
+}
+
+struct Stats {
+  double median, min, max;
+};
+
+Stats summarize(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return {v[v.size() / 2], v.front(), v.back()};
+}
+
+// Streams through a buffer much larger than the caches with all threads: the read bandwidth decode sees.
+double measure_bandwidth_gbs(ThreadPool& pool) {
+  const size_t n = size_t{64} << 20;  // 256 MiB of floats: far beyond any cache
+  std::vector<float> buffer(n);
+  pool.parallel_for(static_cast<int64_t>(buffer.size()), [&](int64_t b, int64_t e, int) {
+    std::fill(buffer.begin() + b, buffer.begin() + e, 1.0f);  // touch every page first
+  }, 1 << 16);
+  std::vector<double> sums(static_cast<size_t>(pool.n_threads()), 0.0);
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t = Clock::now();
+    pool.parallel_for(static_cast<int64_t>(buffer.size()), [&](int64_t b, int64_t e, int tid) {
+      float acc[16] = {};
+      for (int64_t i = b; i + 16 <= e; i += 16) {
+        for (int j = 0; j < 16; ++j) acc[j] += buffer[static_cast<size_t>(i + j)];
+      }
+      sums[static_cast<size_t>(tid)] += std::accumulate(acc, acc + 16, 0.0);
+    }, 1 << 16);
+    const double s = seconds_since(t);
+    best = std::max(best, static_cast<double>(buffer.size() * sizeof(float)) / s / 1e9);
+  }
+  if (std::accumulate(sums.begin(), sums.end(), 0.0) < 0) std::printf(" ");  // keep the reads alive
+  return best;
+}
+
+struct BenchArgs {
+  std::string model;
+  std::string prompts = "32,64,128";
+  std::string outputs = "128";
+  int threads = 0;
+  int reps = 3;
+  bool json = false;
+  bool roofline = false;
+};
+
+int run_bench(const BenchArgs& a) {
+  const auto load_start = Clock::now();
+  LoadOptions lo;
+  lo.n_threads = a.threads;
+  lo.prefetch = true;
+  auto lm = LoadedModel::load(a.model, lo);
+  if (!lm.ok()) {
+    std::fprintf(stderr, "edgellm bench: %s\n", lm.error().message.c_str());
+    return 1;
+  }
+  const double load_s = seconds_since(load_start);
+  const ModelConfig& c = (*lm)->config();
+  const Transformer& tf = (*lm)->transformer();
+  ThreadPool& pool = (*lm)->pool();
+  std::vector<int64_t> prompts, outputs;
+  try {
+    prompts = parse_list(a.prompts);
+    outputs = parse_list(a.outputs);
+  } catch (...) {
+    std::fprintf(stderr, "edgellm bench: -p and -n take comma-separated token counts\n");
+    return 1;
+  }
+  if (prompts.empty() || outputs.empty() || a.reps < 1 ||
+      std::any_of(prompts.begin(), prompts.end(), [](int64_t v) { return v < 1; }) ||
+      std::any_of(outputs.begin(), outputs.end(), [](int64_t v) { return v < 1; })) {
+    std::fprintf(stderr, "edgellm bench: -p and -n need positive token counts, -r at least 1\n");
+    return 1;
+  }
+  const int64_t n_ctx = *std::max_element(prompts.begin(), prompts.end()) + *std::max_element(outputs.begin(), outputs.end());
+  auto kv = KvCache::create(c, n_ctx, DType::kF16);
+  if (!kv.ok()) {
+    std::fprintf(stderr, "edgellm bench: %s\n", kv.error().message.c_str());
+    return 1;
+  }
+  ForwardScratch scratch(c, 512, n_ctx, pool.n_threads());
+  std::vector<float> logits;
+
+  // Bytes one decode step reads: every weight except the token embedding (one row of it).
+  const auto& w = (*lm)->model().weights();
+  const double per_token_bytes = static_cast<double>((*lm)->model().weight_bytes()) -
+                                 (w.output.data == w.token_embd.data ? 0.0 : static_cast<double>(w.token_embd.size_bytes));
+  struct Row {
+    int64_t p, n;
+    Stats ttft, prefill, decode;
+  };
+  std::vector<Row> rows;
+  uint64_t seed = 12345;
+  for (int64_t p : prompts) {
+    for (int64_t n : outputs) {
+      std::vector<double> ttft, prefill_tps, decode_tps;
+      for (int rep = 0; rep < a.reps + 1; ++rep) {  // the first repetition warms up and is not counted
+        std::vector<int32_t> tokens(static_cast<size_t>(p));
+        for (auto& t : tokens) {
+          seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+          t = static_cast<int32_t>((seed >> 33) % static_cast<uint64_t>(c.n_vocab));
+        }
+        kv->set_n_past(0);
+        const auto t0 = Clock::now();
+        Status st = tf.forward(tokens.data(), p, *kv, scratch, pool, LogitsMode::kLast, logits);
+        int32_t next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        const double prefill_s = seconds_since(t0);
+        const auto t1 = Clock::now();
+        for (int64_t i = 0; i < n && st.ok(); ++i) {
+          st = tf.forward(&next, 1, *kv, scratch, pool, LogitsMode::kLast, logits);
+          next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        }
+        const double decode_s = seconds_since(t1);
+        if (!st.ok()) {
+          std::fprintf(stderr, "edgellm bench: %s\n", st.error().message.c_str());
+          return 1;
+        }
+        if (rep == 0) continue;
+        ttft.push_back(prefill_s * 1000);
+        prefill_tps.push_back(static_cast<double>(p) / prefill_s);
+        decode_tps.push_back(static_cast<double>(n) / decode_s);
+      }
+      rows.push_back({p, n, summarize(ttft), summarize(prefill_tps), summarize(decode_tps)});
+    }
+  }
+  // Peak memory of the model and its cache, taken before the bandwidth probe allocates its buffer.
+  const double rss_mib = static_cast<double>(peak_rss_bytes()) / (1 << 20);
+  const double bandwidth = a.roofline ? measure_bandwidth_gbs(pool) : 0;
+  const double limit = bandwidth > 0 ? bandwidth * 1e9 / per_token_bytes : 0;
+
+  nlohmann::json results = nlohmann::json::array();
+  if (!a.json) {
+    std::printf("model %s (%s, %.1f MiB of weights), %d threads, load %.2f s\n", a.model.c_str(), arch_name(c.arch),
+                static_cast<double>((*lm)->model().weight_bytes()) / (1 << 20), pool.n_threads(), load_s);
+    if (a.roofline) {
+      std::printf("memory bandwidth %.1f GB/s -> decode limit %.1f tokens/s (%.1f MB read per token)\n", bandwidth,
+                  limit, per_token_bytes / 1e6);
+    }
+    std::printf("%8s %8s %12s %16s %16s%s\n", "input", "output", "TTFT ms", "prefill tok/s", "decode tok/s",
+                a.roofline ? "   of limit" : "");
+  }
+  for (const Row& r : rows) {
+    const Stats &t = r.ttft, &pf = r.prefill, &dc = r.decode;
+    results.push_back({{"input", r.p}, {"output", r.n}, {"ttft_ms", t.median}, {"ttft_ms_min", t.min},
+                       {"ttft_ms_max", t.max}, {"prefill_tps", pf.median}, {"prefill_tps_min", pf.min},
+                       {"prefill_tps_max", pf.max}, {"decode_tps", dc.median}, {"decode_tps_min", dc.min},
+                       {"decode_tps_max", dc.max}, {"decode_fraction_of_limit", limit > 0 ? dc.median / limit : 0}});
+    if (!a.json) {
+      std::printf("%8lld %8lld %8.1f ±%3.0f %10.1f ±%4.0f %10.2f ±%4.1f", static_cast<long long>(r.p),
+                  static_cast<long long>(r.n), t.median, (t.max - t.min) / 2, pf.median, (pf.max - pf.min) / 2,
+                  dc.median, (dc.max - dc.min) / 2);
+      if (limit > 0) std::printf("   %6.1f%%", 100 * dc.median / limit);
+      std::printf("\n");
+    }
+  }
+  if (a.json) {
+    nlohmann::json out = {{"model", a.model},        {"architecture", arch_name(c.arch)},
+                          {"threads", pool.n_threads()}, {"load_s", load_s},
+                          {"weight_bytes", (*lm)->model().weight_bytes()}, {"peak_rss_mib", rss_mib},
+                          {"results", results}};
+    if (a.roofline) out["bandwidth_gbs"] = bandwidth;
+    std::printf("%s\n", out.dump(2).c_str());
+  } else {
+    std::printf("peak RSS %.1f MiB (medians of %d runs, ± half the range)\n", rss_mib, a.reps);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, int& exit_code) {
+  auto a = std::make_shared<BenchArgs>();
+  auto* cmd = app.add_subcommand("bench", "Measure time to first token, prefill and decode speed, memory");
+  cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face directory")->required();
+  cmd->add_option("-p,--prompt-tokens", a->prompts, "Input lengths, comma-separated")->capture_default_str();
+  cmd->add_option("-n,--output-tokens", a->outputs, "Output lengths, comma-separated")->capture_default_str();
+  cmd->add_option("-t,--threads", a->threads, "Threads (0: one per CPU)")->capture_default_str();
+  cmd->add_option("-r,--reps", a->reps, "Repetitions per pair (after one warm-up)")->capture_default_str();
+  cmd->add_flag("--json", a->json, "Print JSON");
+  cmd->add_flag("--roofline", a->roofline, "Measure memory bandwidth and show decode speed against its limit");
+  cmd->callback([a, &exit_code] { exit_code = run_bench(*a); });
+}
+
+}  // namespace edgellm::cli

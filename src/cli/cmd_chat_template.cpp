@@ -11,7 +11,9 @@
 
 #include "chat/chat_template.h"
 #include "chat/model_chat_template.h"
+#include "chat/prompt_tokens.h"
 #include "cli/commands.h"
+#include "tokenizer/tokenizer.h"
 
 namespace edgellm::cli {
 
@@ -29,6 +31,8 @@ struct ChatTemplateArgs {
   std::string bos_token, eos_token;
   bool describe = false;
   bool segments = false;
+  bool ids = false;
+  std::string tokenizer_path;  // for --ids; default: --model
 };
 
 Expected<std::string> read_text(const std::string& path) {
@@ -95,6 +99,16 @@ Status run(const ChatTemplateArgs& args) {
     std::printf("%s\n", out.dump(1).c_str());
     return {};
   }
+  if (args.ids) {
+    const std::string& path = args.tokenizer_path.empty() ? args.model_path : args.tokenizer_path;
+    if (path.empty()) return make_error(ErrorCode::kInvalidArgument, "--ids needs --tokenizer PATH or --model PATH");
+    EDGELLM_ASSIGN_OR_RETURN(const std::unique_ptr<Tokenizer> tokenizer, Tokenizer::from_path(path));
+    EDGELLM_ASSIGN_OR_RETURN(const std::vector<int32_t> ids, encode_prompt(*tokenizer, prompt));
+    std::string line;
+    for (const int32_t id : ids) line += (line.empty() ? "" : " ") + std::to_string(id);
+    std::printf("%s\n", line.c_str());
+    return {};
+  }
   const std::string rendered = prompt.text();
   std::fwrite(rendered.data(), 1, rendered.size(), stdout);  // exactly the prompt: no newline added
   std::fflush(stdout);
@@ -125,6 +139,8 @@ void add_chat_template_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--eos-token", args->eos_token, "EOS text the template writes (default: the model's or family's)");
   cmd->add_flag("--describe", args->describe, "Print the chosen template (name, origin, stop strings) as JSON");
   cmd->add_flag("--segments", args->segments, "Print the prompt as JSON segments with their allow_special flag");
+  cmd->add_flag("--ids", args->ids, "Print the prompt's token ids (message text never becomes special tokens)");
+  cmd->add_option("--tokenizer", args->tokenizer_path, "Tokenizer for --ids (default: --model)");
   cmd->callback([args, &exit_code] {
     const Status status = run(*args);
     if (!status.ok()) {

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "convert/quant_recipe.h"
+#include "convert/tensor_quantizer.h"
 #include "format/gguf.h"
 #include "kernels/quantize.h"
 #include "model/config_gguf.h"
@@ -98,7 +99,7 @@ void write_generation_defaults(const HfDirectory& hf, GgufWriter& w) {
   if (!eos.empty()) w.set("edgellm.generation.eos_token_ids", GgufValue::i32_array(eos));
 }
 
-Status write_provenance(const HfDirectory& hf, const QuantRecipe& recipe, GgufWriter& w) {
+Status write_provenance(const HfDirectory& hf, GgufWriter& w) {
   std::vector<std::string> files;
   std::vector<std::string> paths = hf.weights.files();
   for (const char* name : {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
@@ -112,8 +113,6 @@ Status write_provenance(const HfDirectory& hf, const QuantRecipe& recipe, GgufWr
     files.push_back(fs::path(p).filename().string() + " sha256:" + digest);
   }
   w.set_string("edgellm.version", EDGELLM_VERSION);
-  w.set_string("edgellm.quant.recipe", recipe.name);
-  w.set_string("edgellm.quant.description", recipe.description);
   w.set("edgellm.source.files", GgufValue::string_array(files));
   return {};
 }
@@ -140,6 +139,19 @@ Status convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path
   const ArchSpec* spec = find_arch_by_hf_model_type(hf.config["model_type"].get<std::string>());
   EDGELLM_ASSIGN_OR_RETURN(std::vector<PlannedTensor> tensors, plan(*model, spec->hf_scheme));
 
+  auto pool = std::make_shared<ThreadPool>(options.n_threads);
+  auto settings = std::make_shared<QuantizeSettings>();
+  settings->search = options.search;
+  if (!options.calib_path.empty()) {
+    EDGELLM_ASSIGN_OR_RETURN(*settings, calibrate(hf_dir, options.calib_path, options.calib_tokens,
+                                                  options.calib_window, *settings, *pool));
+  }
+  std::set<DType> types_used;
+  for (const PlannedTensor& p : tensors) {
+    types_used.insert(tensor_type_for(recipe, p.role, p.source->ref.ne[0], p.source->ref.ne.size() == 1,
+                                      c.tied_embeddings, nullptr));
+  }
+
   GgufWriter w;
   write_config_metadata(c, w);
   w.set_string("general.name", fs::path(hf_dir).filename().string());
@@ -147,10 +159,10 @@ Status convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path
   if (dtype_traits(recipe.matrix_type).quantized) w.set_u32("general.quantization_version", 2);
   tokenizer->write_gguf_metadata(w, static_cast<int32_t>(c.n_vocab));
   write_generation_defaults(hf, w);
-  EDGELLM_TRY(write_provenance(hf, recipe, w));
+  EDGELLM_TRY(write_provenance(hf, w));
+  write_quant_metadata(w, recipe, *settings, types_used);
   w.set_content_digest_key("edgellm.content.sha256");
 
-  auto pool = std::make_shared<ThreadPool>(options.n_threads);
   for (const PlannedTensor& p : tensors) {
     const TensorRef& src = p.source->ref;
     const bool is_vector = src.ne.size() == 1;
@@ -158,8 +170,8 @@ Status convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path
     const DType type = tensor_type_for(recipe, p.role, src.ne[0], is_vector, c.tied_embeddings, &fallback);
     const std::string name = *tensor_name(NameScheme::kGguf, p.role, p.layer);
     if (fallback) {
-      EDGELLM_LOG_WARN("%s: rows of %lld elements are not whole %s blocks: stored as f16", name.c_str(),
-                       static_cast<long long>(src.ne[0]), dtype_name(recipe.matrix_type));
+      EDGELLM_LOG_WARN("%s: rows of %lld elements are not whole %s blocks: stored as %s", name.c_str(),
+                       static_cast<long long>(src.ne[0]), dtype_name(recipe.matrix_type), dtype_name(type));
     }
     if (!can_dequantize(src.type) || !(src.type == DType::kF32 || src.type == DType::kF16 || src.type == DType::kBF16)) {
       return make_error(ErrorCode::kUnsupported, hf_dir + ": tensor '" + src.name + "': dtype " + p.source->dtype +
@@ -168,26 +180,16 @@ Status convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path
     const bool permute = c.arch == Arch::kLlama && (p.role == TensorRole::kAttnQ || p.role == TensorRole::kAttnK ||
                                                     p.role == TensorRole::kAttnQBias || p.role == TensorRole::kAttnKBias);
     const int64_t heads = (p.role == TensorRole::kAttnQ || p.role == TensorRole::kAttnQBias) ? c.n_head : c.n_head_kv;
-    EDGELLM_TRY(w.add_tensor(name, type, src.ne, [src, type, permute, heads, c, pool](std::vector<uint8_t>& out) -> Status {
+    std::vector<float> importance = tensor_importance(settings->stats.get(), name, src.ne[0]);
+    EDGELLM_TRY(w.add_tensor(name, type, src.ne,
+                             [src, type, permute, heads, c, pool, settings, importance = std::move(importance)](
+                                 std::vector<uint8_t>& out) -> Status {
       const int64_t n = src.n_elements();
       std::vector<float> values(static_cast<size_t>(n));
       EDGELLM_TRY(dequantize_row(src.type, src.data, values.data(), n));
       const int64_t row_len = src.ne.size() == 1 ? 1 : src.ne[0];
       if (permute) permute_for_interleaved_rope(values, heads, c.head_dim, row_len);
-      const int64_t n_rows = n / src.ne[0];
-      const size_t row_bytes = dtype_row_bytes(type, src.ne[0]);
-      out.resize(row_bytes * static_cast<size_t>(n_rows));
-      std::atomic<bool> failed{false};
-      pool->parallel_for(n_rows, [&](int64_t begin, int64_t end, int) {
-        for (int64_t r = begin; r < end; ++r) {
-          if (!quantize_row(type, &values[static_cast<size_t>(r * src.ne[0])], &out[static_cast<size_t>(r) * row_bytes],
-                            src.ne[0]).ok()) {
-            failed = true;
-          }
-        }
-      }, 16);
-      if (failed) return make_error(ErrorCode::kInternal, std::string("quantization to ") + dtype_name(type) + " failed");
-      return {};
+      return quantize_tensor_rows(type, values.data(), src.ne[0], n / src.ne[0], importance, *settings, *pool, out);
     }));
   }
   if (c.rope_scaling.type == RopeScalingType::kLlama3) {

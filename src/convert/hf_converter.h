@@ -21,6 +21,10 @@ struct ConvertProgress {
 struct ConvertOptions {
   std::string quant = "f16";  // a recipe name (convert/quant_recipe.h)
   int n_threads = 0;          // 0: one per CPU
+  bool search = true;         // false: plain round-to-nearest (convert/tensor_quantizer.h)
+  std::string calib_path;     // calibration text: importance-weighted search (quant/calibration.h)
+  int64_t calib_tokens = 8192;
+  int64_t calib_window = 512;
   std::function<void(const ConvertProgress&)> progress;
 };
 

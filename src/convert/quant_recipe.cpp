@@ -4,6 +4,8 @@ namespace edgellm {
 namespace {
 
 const std::vector<QuantRecipe>& recipes() {
+  // 4-bit recipes keep the output projection (and a tied embedding) at 8 bits: it is one matrix, read
+  // once per token, and the logits are most sensitive to it (llama.cpp does the same: Q6_K or Q8_0).
   static const std::vector<QuantRecipe> all = {
       {"f32", DType::kF32, DType::kF32, DType::kF32, "32-bit float, lossless"},
       {"f16", DType::kF16, DType::kF16, DType::kF16, "16-bit float"},
@@ -13,8 +15,25 @@ const std::vector<QuantRecipe>& recipes() {
       {"w4a16_g32", DType::kQ4_0, DType::kQ4_0, DType::kQ8_0,
        "4-bit weights in groups of 32 (Q4_0 layout), output projection at 8 bits"},
       {"q4_0", DType::kQ4_0, DType::kQ4_0, DType::kQ8_0, "GGUF Q4_0 (same as w4a16_g32)"},
+      {"q4_1", DType::kQ4_1, DType::kQ4_1, DType::kQ8_0, "GGUF Q4_1: 4-bit with offset, groups of 32, output at 8 bits"},
+      {"w4a16_g64", DType::kE4G64, DType::kE4G64, DType::kQ8_0,
+       "4-bit weights with offset in groups of 64 (edgellm-only e4_g64), output at 8 bits"},
+      {"w4a16_g128", DType::kE4G128, DType::kE4G128, DType::kQ8_0,
+       "4-bit weights with offset in groups of 128 (edgellm-only e4_g128), output at 8 bits"},
+      {"w4a16", DType::kE4G256, DType::kE4G256, DType::kQ8_0,
+       "4-bit weights with offset, largest group (256, else 128/64; edgellm-only e4_g*), output at 8 bits"},
   };
   return all;
+}
+
+// The next smaller group of the same 4-bit family, or f16 at the end of the chain.
+DType smaller_group(DType t) {
+  switch (t) {
+    case DType::kE4G256: return DType::kE4G128;
+    case DType::kE4G128: return DType::kE4G64;
+    case DType::kE4G64: return DType::kQ4_0;
+    default: return DType::kF16;
+  }
 }
 
 }  // namespace
@@ -44,11 +63,35 @@ DType tensor_type_for(const QuantRecipe& recipe, TensorRole role, int64_t row_le
   } else if (role == TensorRole::kTokenEmbd) {
     t = recipe.embedding_type;
   }
-  if (row_length % dtype_traits(t).block_size != 0) {
+  while (row_length % dtype_traits(t).block_size != 0) {
     if (fallback) *fallback = true;
-    return DType::kF16;
+    t = smaller_group(t);
   }
   return t;
+}
+
+bool tensor_role_from_gguf_name(const std::string& name, TensorRole* role, int64_t* layer) {
+  int64_t il = -1;
+  if (name.rfind("blk.", 0) == 0) {
+    const size_t dot = name.find('.', 4);
+    if (dot == std::string::npos) return false;
+    try {
+      il = std::stoll(name.substr(4, dot - 4));
+    } catch (...) {
+      return false;
+    }
+  }
+  for (int r = 0; r < static_cast<int>(TensorRole::kCount); ++r) {
+    const auto candidate = static_cast<TensorRole>(r);
+    if (tensor_role_is_per_layer(candidate) != (il >= 0)) continue;
+    const auto n = tensor_name(NameScheme::kGguf, candidate, il);
+    if (n && *n == name) {
+      *role = candidate;
+      *layer = il;
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace edgellm

@@ -13,7 +13,7 @@ struct Entry {
   DTypeTraits traits;
 };
 
-constexpr std::array<Entry, 20> kTypes = {{
+constexpr std::array<Entry, 23> kTypes = {{
     {0, {"f32", 1, 4, false}},
     {1, {"f16", 1, 2, false}},
     {2, {"q4_0", 32, 18, true}},
@@ -34,6 +34,9 @@ constexpr std::array<Entry, 20> kTypes = {{
     {27, {"i64", 1, 8, false}},
     {28, {"f64", 1, 8, false}},
     {30, {"bf16", 1, 2, false}},
+    {1000, {"e4_g64", 64, 36, true}},  // fp16 d, fp16 m, 32 bytes of nibbles
+    {1001, {"e4_g128", 128, 68, true}},
+    {1002, {"e4_g256", 256, 132, true}},
 }};
 
 }  // namespace
@@ -74,8 +77,15 @@ size_t dtype_row_bytes(DType type, int64_t n_elements) {
   return static_cast<size_t>(n_elements / t.block_size) * t.block_bytes;
 }
 
+bool dtype_is_edgellm_only(DType type) {
+  return type == DType::kE4G64 || type == DType::kE4G128 || type == DType::kE4G256;
+}
+
 bool dtype_is_runnable(DType type) {
   switch (type) {
+    case DType::kE4G64:  // reference matmul (kernels/ref/quant_edgellm.cpp)
+    case DType::kE4G128:
+    case DType::kE4G256:
     case DType::kF32:
     case DType::kF16:
     case DType::kBF16:

@@ -30,6 +30,11 @@ enum class DType : uint32_t {
   kI64 = 27,
   kF64 = 28,
   kBF16 = 30,
+  // edgellm-only 4-bit types with larger groups (kernels/quant_edgellm.h), numbered far from ggml's so
+  // they never collide with a future ggml type. Other GGUF readers reject them by number.
+  kE4G64 = 1000,
+  kE4G128 = 1001,
+  kE4G256 = 1002,
 };
 
 struct DTypeTraits {
@@ -48,6 +53,10 @@ std::optional<DType> dtype_from_name(std::string_view name);  // "q8_0" -> kQ8_0
 
 // Bytes of `n_elements` elements; n_elements must be a multiple of the block size.
 size_t dtype_row_bytes(DType type, int64_t n_elements);
+
+// True for the types only edgellm reads (kE4G64 ...); files using them list them in the GGUF key
+// `edgellm.quant.edgellm_only_types`.
+bool dtype_is_edgellm_only(DType type);
 
 // Types the forward pass can use as weights (dequantize / matmul kernels exist).
 bool dtype_is_runnable(DType type);

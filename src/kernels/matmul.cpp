@@ -1,6 +1,7 @@
 #include "kernels/matmul.h"
 
 #include "kernels/kernel_table.h"
+#include "kernels/quant_edgellm.h"
 #include "kernels/quantize.h"
 #include "kernels/ref/quant_ref.h"
 #include "util/check.h"
@@ -33,6 +34,8 @@ kernels::MatmulArgs make_args(const TensorRef& w, const float* x, int64_t n_toke
 }
 
 kernels::MatmulRowsFn kernel_for(DType type) {
+  // edgellm-only types (ids >= 1000) sit outside the per-ISA tables; one scalar kernel serves them.
+  if (dtype_is_edgellm_only(type)) return ref::matmul_rows_e4;
   const kernels::MatmulRowsFn fn = kernels::active_kernels().matmul_for(type);
   EDGELLM_CHECK(fn != nullptr);
   return fn;
@@ -68,6 +71,10 @@ void get_row(const TensorRef& w, int64_t row, float* out) {
   EDGELLM_CHECK(w.data != nullptr && !w.ne.empty());
   EDGELLM_CHECK(0 <= row && row < w.n_rows());
   const auto* bytes = static_cast<const uint8_t*>(w.data) + static_cast<size_t>(row) * w.row_bytes();
+  if (dtype_is_edgellm_only(w.type)) {
+    EDGELLM_CHECK(ref::dequantize_row_e4(w.type, bytes, out, w.ne[0]));
+    return;
+  }
   EDGELLM_CHECK(ref::dequantize_row(w.type, bytes, out, w.ne[0]));
 }
 

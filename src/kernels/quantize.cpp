@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "kernels/quant_edgellm.h"
 #include "kernels/ref/quant_ref.h"
 
 namespace edgellm {
@@ -29,6 +30,9 @@ bool can_quantize(DType type) {
     case DType::kQ5_0:
     case DType::kQ5_1:
     case DType::kQ8_0:
+    case DType::kE4G64:  // edgellm-only (kernels/quant_edgellm.h)
+    case DType::kE4G128:
+    case DType::kE4G256:
       return true;
     default:
       return false;
@@ -52,6 +56,9 @@ bool can_dequantize(DType type) {
     case DType::kQ5_K:
     case DType::kQ6_K:
     case DType::kQ8_K:
+    case DType::kE4G64:
+    case DType::kE4G128:
+    case DType::kE4G256:
       return true;
     default:
       return false;
@@ -64,6 +71,10 @@ Status quantize_row(DType type, const float* src, void* dst, int64_t n) {
                       std::string("quantize_row: no quantizer for type ") + dtype_name(type));
   }
   EDGELLM_TRY(check_length("quantize_row", type, n));
+  if (dtype_is_edgellm_only(type)) {
+    ref::quantize_row_e4(type, src, dst, n);
+    return {};
+  }
   ref::quantize_row(type, src, dst, n);
   return {};
 }
@@ -74,6 +85,10 @@ Status dequantize_row(DType type, const void* src, float* dst, int64_t n) {
                       std::string("dequantize_row: no dequantizer for type ") + dtype_name(type));
   }
   EDGELLM_TRY(check_length("dequantize_row", type, n));
+  if (dtype_is_edgellm_only(type)) {
+    ref::dequantize_row_e4(type, src, dst, n);
+    return {};
+  }
   ref::dequantize_row(type, src, dst, n);
   return {};
 }

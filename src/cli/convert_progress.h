@@ -1,0 +1,58 @@
+// Progress output shared by `edgellm convert` and `edgellm quantize`, and their common options.
+#pragma once
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "convert/hf_converter.h"
+#include "convert/quant_recipe.h"
+
+namespace edgellm::cli {
+
+// A progress bar on a terminal, plain lines (every 10%) otherwise.
+inline void show_convert_progress(const char* what, const ConvertProgress& p, bool tty, int& last_decile) {
+  const double mb = static_cast<double>(p.bytes_written) / 1e6;
+  const double rate = p.seconds > 0 ? mb / p.seconds : 0;
+  const double frac = p.tensors_total ? static_cast<double>(p.tensors_done) / static_cast<double>(p.tensors_total) : 1;
+  const double eta = frac > 0 ? p.seconds * (1 - frac) / frac : 0;
+  if (tty) {
+    const int width = 30;
+    const int filled = static_cast<int>(frac * width);
+    std::fprintf(stderr, "\r[%.*s%.*s] %zu/%zu tensors  %7.1f MB  %6.1f MB/s  ETA %4.0fs", filled,
+                 "##############################", width - filled, "                              ", p.tensors_done,
+                 p.tensors_total, mb, rate, eta);
+    if (p.tensors_done == p.tensors_total) std::fprintf(stderr, "\n");
+    return;
+  }
+  const int decile = static_cast<int>(frac * 10);
+  if (decile != last_decile) {
+    last_decile = decile;
+    std::fprintf(stderr, "%s: %zu/%zu tensors, %.1f MB, %.1f MB/s\n", what, p.tensors_done, p.tensors_total, mb, rate);
+  }
+}
+
+inline std::string quant_recipes_help() {
+  std::string help = "Quantization:";
+  for (const auto& name : quant_recipe_names()) help += "\n  " + name + ": " + quant_recipe_from_name(name)->description;
+  return help;
+}
+
+// -q, --rtn, --calib, --calib-tokens, --threads, --quiet on `cmd`, stored in `options` / `quiet`.
+inline void add_quantization_options(CLI::App* cmd, ConvertOptions& options, bool& quiet, bool& rtn) {
+  cmd->add_option("-q,--quant", options.quant, quant_recipes_help())->capture_default_str();
+  cmd->add_flag("--rtn", rtn,
+                "Plain round-to-nearest scales (ggml's reference quantizers) instead of the error-minimising search");
+  cmd->add_option("--calib", options.calib_path,
+                  "Calibration text: weight each weight's error by the activation statistics of running the model "
+                  "on it (importance-weighted quantization)");
+  cmd->add_option("--calib-tokens", options.calib_tokens, "Tokens of the calibration text to use")->capture_default_str();
+  cmd->add_option("-t,--threads", options.n_threads, "Threads (0: one per CPU)")->capture_default_str();
+  cmd->add_flag("--quiet", quiet, "No progress output");
+}
+
+}  // namespace edgellm::cli

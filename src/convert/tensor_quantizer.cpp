@@ -1,0 +1,82 @@
+#include "convert/tensor_quantizer.h"
+
+#include <atomic>
+#include <filesystem>
+#include <numeric>
+
+#include "kernels/quantize.h"
+#include "model/model.h"
+#include "util/log.h"
+#include "util/sha256.h"
+
+namespace edgellm {
+
+std::vector<float> tensor_importance(const ActivationStats* stats, const std::string& gguf_name, int64_t row_length) {
+  if (!stats) return {};
+  const std::vector<float>* m = stats->find(gguf_name);
+  if (!m || static_cast<int64_t>(m->size()) != row_length) return {};
+  const double mean = std::accumulate(m->begin(), m->end(), 0.0) / static_cast<double>(m->size());
+  const float floor = static_cast<float>(mean * 1e-3) + 1e-12f;
+  std::vector<float> w(m->size());
+  for (size_t j = 0; j < m->size(); ++j) w[j] = (*m)[j] + floor;
+  return w;
+}
+
+Status quantize_tensor_rows(DType type, const float* values, int64_t row_length, int64_t n_rows,
+                            const std::vector<float>& importance, const QuantizeSettings& settings,
+                            ThreadPool& pool, std::vector<uint8_t>& out) {
+  const size_t row_bytes = dtype_row_bytes(type, row_length);
+  out.resize(row_bytes * static_cast<size_t>(n_rows));
+  const float* imp = importance.empty() ? nullptr : importance.data();
+  const bool search = settings.search && has_scale_search(type);
+  std::atomic<bool> failed{false};
+  pool.parallel_for(
+      n_rows,
+      [&](int64_t begin, int64_t end, int) {
+        for (int64_t r = begin; r < end; ++r) {
+          const float* src = values + r * row_length;
+          void* dst = &out[static_cast<size_t>(r) * row_bytes];
+          const Status st = search ? quantize_row_searched(type, src, imp, dst, row_length, settings.search_options)
+                                   : quantize_row(type, src, dst, row_length);
+          if (!st.ok()) failed = true;
+        }
+      },
+      16);
+  if (failed) return make_error(ErrorCode::kInternal, std::string("quantization to ") + dtype_name(type) + " failed");
+  return {};
+}
+
+void write_quant_metadata(GgufWriter& w, const QuantRecipe& recipe, const QuantizeSettings& settings,
+                          const std::set<DType>& types_used) {
+  w.set_string("edgellm.quant.recipe", recipe.name);
+  w.set_string("edgellm.quant.description", recipe.description);
+  bool quantized = false;
+  for (DType t : types_used) quantized = quantized || dtype_traits(t).quantized;
+  if (quantized) {
+    // "rtn": ggml's round-to-nearest; "search": per-group scale/offset search minimising the squared
+    // error; "search+calib": the same error weighted by activation statistics (quant/scale_search.h).
+    w.set_string("edgellm.quant.method", !settings.search ? "rtn" : settings.stats ? "search+calib" : "search");
+    if (settings.stats) w.set_string("edgellm.quant.calibration", settings.calib_description);
+  }
+  std::vector<std::string> only;
+  for (DType t : types_used) {
+    if (dtype_is_edgellm_only(t)) only.emplace_back(dtype_name(t));
+  }
+  if (!only.empty()) w.set("edgellm.quant.edgellm_only_types", GgufValue::string_array(only));
+}
+
+Expected<QuantizeSettings> calibrate(const std::string& model_path, const std::string& text_path, int64_t max_tokens,
+                                     int64_t window, QuantizeSettings settings, ThreadPool& pool) {
+  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::load(model_path));
+  EDGELLM_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, tokenize_calibration_file(*model, text_path, max_tokens));
+  EDGELLM_ASSIGN_OR_RETURN(ActivationStats stats, collect_activation_stats(*model, tokens, window, pool));
+  EDGELLM_ASSIGN_OR_RETURN(const std::string digest, sha256_file(text_path));
+  settings.calib_description = std::filesystem::path(text_path).filename().string() + " sha256:" + digest + " (" +
+                               std::to_string(stats.n_tokens) + " tokens)";
+  EDGELLM_LOG_INFO("calibration: %lld tokens of %s, %zu matrices", static_cast<long long>(stats.n_tokens),
+                   text_path.c_str(), stats.mean_sq.size());
+  settings.stats = std::make_shared<const ActivationStats>(std::move(stats));
+  return settings;
+}
+
+}  // namespace edgellm

@@ -1,0 +1,202 @@
+#include "quant/calibration.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "kernels/elementwise.h"
+#include "kernels/matmul.h"
+#include "kernels/rope.h"
+#include "model/tensor_names.h"
+#include "model/transformer.h"
+#include "tokenizer/tokenizer.h"
+
+namespace edgellm {
+namespace {
+
+// Sums of a_j^2 per tensor, in double (a few hundred thousand tokens of small squares).
+class StatsAccumulator {
+ public:
+  void add(const std::string& name, const float* a, int64_t n_tokens, int64_t dim) {
+    std::vector<double>& s = sums_[name];
+    if (s.empty()) s.assign(static_cast<size_t>(dim), 0.0);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      for (int64_t j = 0; j < dim; ++j) {
+        const double v = a[t * dim + j];
+        s[static_cast<size_t>(j)] += v * v;
+      }
+    }
+  }
+  ActivationStats finish(int64_t n_tokens) const {
+    ActivationStats out;
+    out.n_tokens = n_tokens;
+    for (const auto& [name, s] : sums_) {
+      std::vector<float>& m = out.mean_sq[name];
+      m.resize(s.size());
+      for (size_t j = 0; j < s.size(); ++j) m[j] = static_cast<float>(s[j] / static_cast<double>(std::max<int64_t>(1, n_tokens)));
+    }
+    return out;
+  }
+
+ private:
+  std::map<std::string, std::vector<double>> sums_;
+};
+
+std::string gguf_name(TensorRole role, int64_t layer = -1) { return *tensor_name(NameScheme::kGguf, role, layer); }
+
+// One window through the model from position 0, as Transformer::forward_chunk + attention compute it
+// (f32 keys and values instead of the cache), recording every matmul input.
+void window_forward(const Model& model, const int32_t* tokens, int64_t n, ThreadPool& pool, StatsAccumulator& acc,
+                    std::vector<float>* logits) {
+  const ModelConfig& c = model.config();
+  const ModelWeights& w = model.weights();
+  const int64_t E = c.n_embd, Q = c.q_dim(), KV = c.kv_dim(), F = c.n_ff, D = c.head_dim;
+  const int64_t QKV = Q + 2 * KV;
+  const auto pairing = c.rope_style == RopeStyle::kNeox ? RopePairing::kNeox : RopePairing::kInterleaved;
+  const float ntk_alpha = c.dynamic_ntk ? qwen_ntk_alpha(n, c.n_ctx_train) : 1.0f;
+  const std::vector<float> inv_freq =
+      model_rope_inv_freq(c, static_cast<const float*>(w.rope_freqs.data), ntk_alpha);
+
+  const auto sz = [](int64_t v) { return static_cast<size_t>(v); };
+  std::vector<float> x(sz(n * E)), xn(sz(n * E)), qkv(sz(n * QKV)), tmp(sz(n * std::max(QKV, E))),
+      attn(sz(n * Q)), gate(sz(n * F)), up(sz(n * F)), scores(sz(n));
+
+  for (int64_t t = 0; t < n; ++t) get_row(w.token_embd, tokens[t], &x[sz(t * E)]);
+
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    const LayerWeights& L = w.layers[sz(il)];
+    for (int64_t t = 0; t < n; ++t) {
+      rms_norm(&x[sz(t * E)], static_cast<const float*>(L.attn_norm.data), &xn[sz(t * E)], E, c.rms_eps);
+    }
+    if (c.fused_qkv) {
+      acc.add(gguf_name(TensorRole::kAttnQkv, il), xn.data(), n, E);
+      matmul(L.wqkv, xn.data(), n, qkv.data(), pool);
+      if (L.bqkv.data) {
+        for (int64_t t = 0; t < n; ++t) add_inplace(&qkv[sz(t * QKV)], static_cast<const float*>(L.bqkv.data), QKV);
+      }
+    } else {
+      const TensorRef* mats[3] = {&L.wq, &L.wk, &L.wv};
+      const TensorRef* biases[3] = {&L.bq, &L.bk, &L.bv};
+      const TensorRole roles[3] = {TensorRole::kAttnQ, TensorRole::kAttnK, TensorRole::kAttnV};
+      const int64_t widths[3] = {Q, KV, KV}, offsets[3] = {0, Q, Q + KV};
+      for (int m = 0; m < 3; ++m) {
+        acc.add(gguf_name(roles[m], il), xn.data(), n, E);
+        matmul(*mats[m], xn.data(), n, tmp.data(), pool);
+        for (int64_t t = 0; t < n; ++t) {
+          float* dst = &qkv[sz(t * QKV + offsets[m])];
+          std::memcpy(dst, &tmp[sz(t * widths[m])], sz(widths[m]) * sizeof(float));
+          if (biases[m]->data) add_inplace(dst, static_cast<const float*>(biases[m]->data), widths[m]);
+        }
+      }
+    }
+    for (int64_t t = 0; t < n; ++t) {
+      float* q = &qkv[sz(t * QKV)];
+      float* k = q + Q;
+      if (c.qk_norm) {
+        for (int64_t h = 0; h < c.n_head; ++h) {
+          rms_norm(q + h * D, static_cast<const float*>(L.q_norm.data), q + h * D, D, c.rms_eps);
+        }
+        for (int64_t h = 0; h < c.n_head_kv; ++h) {
+          rms_norm(k + h * D, static_cast<const float*>(L.k_norm.data), k + h * D, D, c.rms_eps);
+        }
+      }
+      rope_apply(q, c.n_head, D, c.n_rot, t, inv_freq.data(), pairing);
+      rope_apply(k, c.n_head_kv, D, c.n_rot, t, inv_freq.data(), pairing);
+      if (c.logn_attn) {
+        const float scale = qwen_logn_scale(t, c.n_ctx_train);
+        for (int64_t i = 0; i < Q; ++i) q[i] *= scale;
+      }
+    }
+    // Causal attention with grouped KV heads, straight from the qkv rows.
+    const int64_t group = c.n_head / c.n_head_kv;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t h = 0; h < c.n_head; ++h) {
+        const float* q = &qkv[sz(t * QKV + h * D)];
+        const int64_t kv_off = (h / group) * D;
+        for (int64_t j = 0; j <= t; ++j) scores[sz(j)] = dot_f32(q, &qkv[sz(j * QKV + Q + kv_off)], D) * scale;
+        softmax_inplace(scores.data(), t + 1);
+        float* out = &attn[sz(t * Q + h * D)];
+        std::fill(out, out + D, 0.0f);
+        for (int64_t j = 0; j <= t; ++j) {
+          const float* v = &qkv[sz(j * QKV + Q + KV + kv_off)];
+          for (int64_t d = 0; d < D; ++d) out[d] += scores[sz(j)] * v[d];
+        }
+      }
+    }
+    acc.add(gguf_name(TensorRole::kAttnOut, il), attn.data(), n, Q);
+    matmul(L.wo, attn.data(), n, tmp.data(), pool);
+    add_inplace(x.data(), tmp.data(), n * E);
+
+    for (int64_t t = 0; t < n; ++t) {
+      rms_norm(&x[sz(t * E)], static_cast<const float*>(L.ffn_norm.data), &xn[sz(t * E)], E, c.rms_eps);
+    }
+    acc.add(gguf_name(TensorRole::kFfnGate, il), xn.data(), n, E);
+    acc.add(gguf_name(TensorRole::kFfnUp, il), xn.data(), n, E);
+    matmul(L.w_gate, xn.data(), n, gate.data(), pool);
+    matmul(L.w_up, xn.data(), n, up.data(), pool);
+    silu_mul(gate.data(), up.data(), gate.data(), n * F);
+    acc.add(gguf_name(TensorRole::kFfnDown, il), gate.data(), n, F);
+    matmul(L.w_down, gate.data(), n, tmp.data(), pool);
+    add_inplace(x.data(), tmp.data(), n * E);
+  }
+  for (int64_t t = 0; t < n; ++t) {
+    rms_norm(&x[sz(t * E)], static_cast<const float*>(w.output_norm.data), &xn[sz(t * E)], E, c.rms_eps);
+  }
+  acc.add(gguf_name(c.tied_embeddings ? TensorRole::kTokenEmbd : TensorRole::kOutput), xn.data(), n, E);
+  if (logits) {
+    logits->resize(sz(n * c.n_vocab));
+    matmul(w.output, xn.data(), n, logits->data(), pool);
+  }
+}
+
+}  // namespace
+
+Expected<ActivationStats> collect_activation_stats(const Model& model, const std::vector<int32_t>& tokens,
+                                                   int64_t window, ThreadPool& pool, std::vector<float>* logits) {
+  const ModelConfig& c = model.config();
+  if (tokens.empty()) return make_error(ErrorCode::kInvalidArgument, "calibration: no tokens");
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] < 0 || tokens[i] >= c.n_vocab) {
+      return make_error(ErrorCode::kInvalidArgument, "calibration: token id " + std::to_string(tokens[i]) +
+                                                         " at index " + std::to_string(i) + " is outside [0, " +
+                                                         std::to_string(c.n_vocab) + ")");
+    }
+  }
+  window = std::max<int64_t>(1, std::min(window, c.n_ctx_train > 0 ? c.n_ctx_train : window));
+  StatsAccumulator acc;
+  const int64_t n_total = static_cast<int64_t>(tokens.size());
+  for (int64_t start = 0; start < n_total; start += window) {
+    const int64_t n = std::min(window, n_total - start);
+    window_forward(model, tokens.data() + start, n, pool, acc, start + n == n_total ? logits : nullptr);
+  }
+  return acc.finish(n_total);
+}
+
+Expected<std::vector<int32_t>> tokenize_calibration_file(const Model& model, const std::string& text_path,
+                                                         int64_t max_tokens) {
+  std::ifstream in(text_path, std::ios::binary);
+  if (!in) return make_error(ErrorCode::kNotFound, text_path + ": cannot read the calibration text");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  if (text.empty()) return make_error(ErrorCode::kInvalidArgument, text_path + ": the calibration text is empty");
+  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tok, Tokenizer::from_path(model.path()));
+  // Only as much text as the token budget needs (~16 bytes per token is generous for any tokenizer).
+  const size_t max_bytes = static_cast<size_t>(std::max<int64_t>(1, max_tokens)) * 16;
+  std::string_view view(text);
+  if (view.size() > max_bytes) {
+    size_t cut = max_bytes;
+    while (cut > 0 && (static_cast<unsigned char>(view[cut]) & 0xC0) == 0x80) --cut;  // whole UTF-8 characters
+    view = view.substr(0, cut);
+  }
+  EDGELLM_ASSIGN_OR_RETURN(std::vector<int32_t> ids, tok->encode(view, false));
+  if (tok->add_bos() && tok->bos_id()) ids.insert(ids.begin(), *tok->bos_id());
+  if (static_cast<int64_t>(ids.size()) > max_tokens) ids.resize(static_cast<size_t>(max_tokens));
+  if (ids.empty()) return make_error(ErrorCode::kInvalidArgument, text_path + ": no tokens in the calibration text");
+  return ids;
+}
+
+}  // namespace edgellm

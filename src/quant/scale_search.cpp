@@ -1,0 +1,241 @@
+#include "quant/scale_search.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/quant_blocks.h"
+#include "kernels/quant_edgellm.h"
+#include "kernels/quantize.h"
+#include "util/half.h"
+
+namespace edgellm {
+namespace {
+
+constexpr int kMaxGroup = 256;
+
+// One group's quantization in level space: x_hat[j] = d * L[j] + m with d, m exactly representable in fp16
+// (what the block will store) and L[j] in [lmin, lmax].
+struct GroupFit {
+  float d = 0, m = 0;
+  int levels[kMaxGroup];
+  double err = INFINITY;
+};
+
+// The level grid of a type: symmetric types (m = 0) or affine ones (fp16 offset m).
+struct LevelGrid {
+  int lmin, lmax;
+  bool has_offset;
+  bool negative_scale;  // d < 0 allowed: Q4_0's asymmetric range [-8, 7] can put the largest |x| on -8
+  float lo_frac;        // candidate scales span [lo_frac, hi_frac] x the scale that just reaches the extreme
+  float hi_frac;
+  int candidates_per_unit;  // candidates per ScaleSearchOptions::n_candidates / 32
+};
+
+float fp16_round(float v) { return fp16_to_f32(f32_to_fp16(v)); }
+
+// Nearest levels for a fixed (d, m): optimal for that (d, m) element by element, whatever the weights.
+double round_and_score(const float* x, const float* w, int n, float d, float m, const LevelGrid& g, int* levels) {
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  double err = 0;
+  for (int j = 0; j < n; ++j) {
+    const float q = std::clamp(std::nearbyint((x[j] - m) * id), static_cast<float>(g.lmin), static_cast<float>(g.lmax));
+    levels[j] = static_cast<int>(q);
+    // Evaluated as the dequantizers compute it: one f32 multiply and one add.
+    const double e = static_cast<double>(x[j]) - static_cast<double>(d * q + m);
+    err += static_cast<double>(w[j]) * e * e;
+  }
+  return err;
+}
+
+// Weighted least squares of x ~ d * L + m (or x ~ d * L) for fixed levels. False if degenerate.
+bool refit(const float* x, const float* w, int n, const int* levels, bool has_offset, float& d, float& m) {
+  double sw = 0, sl = 0, sll = 0, sx = 0, slx = 0;
+  for (int j = 0; j < n; ++j) {
+    const double wj = w[j], l = levels[j];
+    sw += wj;
+    sl += wj * l;
+    sll += wj * l * l;
+    sx += wj * x[j];
+    slx += wj * l * x[j];
+  }
+  if (!has_offset) {
+    if (sll <= 0) return false;
+    d = static_cast<float>(slx / sll);
+    m = 0;
+    return true;
+  }
+  const double det = sw * sll - sl * sl;
+  if (!(det > 1e-30 * sw * sll)) return false;
+  d = static_cast<float>((sw * slx - sl * sx) / det);
+  m = static_cast<float>((sll * sx - sl * slx) / det);
+  return true;
+}
+
+// Tries a starting (d, m): rounds, scores, refits, and keeps the best fit seen in `best`.
+void try_start(const float* x, const float* w, int n, float d, float m, const LevelGrid& g, int n_refits,
+               GroupFit& best, int* scratch) {
+  for (int it = 0; it <= n_refits; ++it) {
+    d = fp16_round(d);
+    m = g.has_offset ? fp16_round(m) : 0.0f;
+    if (d == 0.0f || !std::isfinite(d) || !std::isfinite(m)) return;
+    if (d < 0 && !g.negative_scale) return;
+    const double err = round_and_score(x, w, n, d, m, g, scratch);
+    if (err < best.err) {
+      best.err = err;
+      best.d = d;
+      best.m = m;
+      std::memcpy(best.levels, scratch, sizeof(int) * static_cast<size_t>(n));
+    }
+    if (it == n_refits || !refit(x, w, n, scratch, g.has_offset, d, m)) return;
+  }
+}
+
+void search_group(const float* x, const float* w, int n, const LevelGrid& g, const ScaleSearchOptions& opt,
+                  GroupFit& best) {
+  int scratch[kMaxGroup];
+  const int n_cand = std::max(2, opt.n_candidates * g.candidates_per_unit / 32);
+  auto frac_of = [&](int c) {
+    return g.lo_frac + (g.hi_frac - g.lo_frac) * static_cast<float>(c) / static_cast<float>(n_cand - 1);
+  };
+  if (!g.has_offset) {
+    float amax = 0;
+    for (int j = 0; j < n; ++j) amax = std::max(amax, std::fabs(x[j]));
+    if (amax == 0) return;
+    // The extreme element sits at level +reach (d > 0) or -reach (d < 0) for frac = 1; smaller scales
+    // clip it, larger ones leave levels unused but move every rounding error. The error is a jagged
+    // function of the scale (each element's rounding error jumps as its level changes), so a fine grid
+    // finds scales on which the group's values happen to fall close to levels; the refits then move each
+    // start to the local least-squares optimum.
+    for (int sign : {+1, -1}) {
+      if (sign < 0 && !g.negative_scale) continue;
+      const float reach = sign > 0 ? static_cast<float>(g.lmax) : static_cast<float>(-g.lmin);
+      for (int c = 0; c < n_cand; ++c) {
+        try_start(x, w, n, static_cast<float>(sign) * amax * frac_of(c) / reach, 0.0f, g, opt.n_refits, best, scratch);
+      }
+    }
+    return;
+  }
+  float lo = x[0], hi = x[0];
+  for (int j = 1; j < n; ++j) {
+    lo = std::min(lo, x[j]);
+    hi = std::max(hi, x[j]);
+  }
+  if (hi == lo) return;
+  // Scales around the one spanning [lo, hi] exactly (frac = 1), anchored at the minimum and at the
+  // maximum in turn; the least-squares refits then place scale and offset.
+  const float levels = static_cast<float>(g.lmax - g.lmin);
+  for (int c = 0; c < n_cand; ++c) {
+    const float d = (hi - lo) * frac_of(c) / levels;
+    try_start(x, w, n, d, lo, g, opt.n_refits, best, scratch);
+    try_start(x, w, n, d, hi - d * levels, g, opt.n_refits, best, scratch);
+  }
+}
+
+// Stores a fit in the type's block layout (one block = one group).
+void pack(DType type, const GroupFit& f, void* block) {
+  const uint16_t d_bits = f32_to_fp16(f.d), m_bits = f32_to_fp16(f.m);
+  switch (type) {
+    case DType::kQ4_0: {
+      auto& b = *static_cast<BlockQ4_0*>(block);
+      b.d = d_bits;
+      for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>((f.levels[j] + 8) | ((f.levels[j + 16] + 8) << 4));
+      return;
+    }
+    case DType::kQ4_1: {
+      auto& b = *static_cast<BlockQ4_1*>(block);
+      b.d = d_bits;
+      b.m = m_bits;
+      for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>(f.levels[j] | (f.levels[j + 16] << 4));
+      return;
+    }
+    case DType::kQ8_0: {
+      auto& b = *static_cast<BlockQ8_0*>(block);
+      b.d = d_bits;
+      for (int j = 0; j < 32; ++j) b.qs[j] = static_cast<int8_t>(f.levels[j]);
+      return;
+    }
+    default: {
+      uint8_t lv[kMaxGroup];
+      const int group = e4_group_size(type);
+      for (int j = 0; j < group; ++j) lv[j] = static_cast<uint8_t>(f.levels[j]);
+      switch (group) {
+        case 64: e4_pack(lv, d_bits, m_bits, *static_cast<BlockE4G64*>(block)); return;
+        case 128: e4_pack(lv, d_bits, m_bits, *static_cast<BlockE4G128*>(block)); return;
+        default: e4_pack(lv, d_bits, m_bits, *static_cast<BlockE4G256*>(block)); return;
+      }
+    }
+  }
+}
+
+LevelGrid grid_of(DType type) {
+  switch (type) {
+    // Ranges found on Gaussian and outlier-heavy test rows (tests/quant_search_test.cpp prints the
+    // gains); 8-bit gains most from many candidates near frac = 1.
+    case DType::kQ4_0: return {-8, 7, false, true, 0.6f, 1.1f, 32};
+    case DType::kQ8_0: return {-127, 127, false, false, 0.9f, 1.15f, 96};  // ggml never stores -128: neither do we
+    default: return {0, 15, true, false, 0.6f, 1.1f, 32};                  // Q4_1 and the e4 types
+  }
+}
+
+double block_error(DType type, const float* x, const float* w, const void* block, int n) {
+  float y[kMaxGroup];
+  if (!dequantize_row(type, block, y, n).ok()) return INFINITY;
+  double err = 0;
+  for (int j = 0; j < n; ++j) {
+    const double e = static_cast<double>(x[j]) - y[j];
+    err += static_cast<double>(w[j]) * e * e;
+  }
+  return err;
+}
+
+}  // namespace
+
+bool has_scale_search(DType type) {
+  return type == DType::kQ4_0 || type == DType::kQ4_1 || type == DType::kQ8_0 || dtype_is_edgellm_only(type);
+}
+
+Status quantize_row_searched(DType type, const float* x, const float* importance, void* dst, int64_t n,
+                             const ScaleSearchOptions& options) {
+  if (!has_scale_search(type)) return quantize_row(type, x, dst, n);
+  const DTypeTraits& traits = dtype_traits(type);
+  const int group = static_cast<int>(traits.block_size);
+  if (n < 0 || n % group != 0) return quantize_row(type, x, dst, n);  // the same error message
+  float ones[kMaxGroup];
+  std::fill(ones, ones + group, 1.0f);
+  const LevelGrid g = grid_of(type);
+  alignas(8) uint8_t candidate[4 + kMaxGroup];
+  for (int64_t b = 0; b < n / group; ++b) {
+    const float* xg = x + b * group;
+    const float* wg = importance ? importance + b * group : ones;
+    auto* out = static_cast<uint8_t*>(dst) + static_cast<size_t>(b) * traits.block_bytes;
+    // RTN first, so the search can only improve on it (both scored on the stored, dequantized values).
+    EDGELLM_TRY(quantize_row(type, xg, out, group));
+    const double rtn_err = block_error(type, xg, wg, out, group);
+    GroupFit best;
+    search_group(xg, wg, group, g, options, best);
+    if (!std::isfinite(best.err)) continue;
+    pack(type, best, candidate);
+    if (block_error(type, xg, wg, candidate, group) < rtn_err) std::memcpy(out, candidate, traits.block_bytes);
+  }
+  return {};
+}
+
+Expected<double> weighted_squared_error(DType type, const float* x, const void* quantized, const float* importance,
+                                        int64_t n) {
+  double err = 0;
+  float y[kMaxGroup];
+  const int64_t chunk = dtype_traits(type).quantized ? dtype_traits(type).block_size : 1;
+  const size_t chunk_bytes = dtype_row_bytes(type, chunk);
+  if (n % chunk != 0) return make_error(ErrorCode::kInvalidArgument, "weighted_squared_error: partial block");
+  for (int64_t b = 0; b < n / chunk; ++b) {
+    EDGELLM_TRY(dequantize_row(type, static_cast<const uint8_t*>(quantized) + b * chunk_bytes, y, chunk));
+    for (int64_t j = 0; j < chunk; ++j) {
+      const double e = static_cast<double>(x[b * chunk + j]) - y[j];
+      err += (importance ? static_cast<double>(importance[b * chunk + j]) : 1.0) * e * e;
+    }
+  }
+  return err;
+}
+
+}  // namespace edgellm

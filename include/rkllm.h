@@ -53,7 +53,8 @@
  *    of the cache.
  *  - RKLLM_RUN_WAITING is never sent: NORMAL text is always complete UTF-8. NORMAL pieces may hold
  *    more than one token, `token_id` is -1, and special tokens are always left out of `text`
- *    (skip_special_token is treated as true).
+ *    (skip_special_token is treated as true). NUL bytes a model generates are dropped from `text`
+ *    (a C string).
  *  - FINISH carries text "" and the run's perf figures; ERROR carries the error message as text.
  *    rkllm_abort (and a callback returning 1) end the run with FINISH, keeping the partial answer.
  *  - n_keep is not used: edgellm does not shift the context. When a keep_history conversation

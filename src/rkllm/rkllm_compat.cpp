@@ -11,6 +11,7 @@
 // post-run steps (saving a prompt cache) are done before the application hears the run has ended.
 #include "rkllm.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -224,7 +225,10 @@ struct TextRelay {
 int32_t relay_text(edgellm_event event, const char* text, size_t text_len, void* user_data) {
   if (event != EDGELLM_EVENT_TEXT) return 0;
   auto* relay = static_cast<TextRelay*>(user_data);
-  const std::string piece(text, text_len);  // NUL-terminated copy for the C string in RKLLMResult
+  // RKLLMResult.text is a C string: a generated U+0000 would cut the piece short, so NUL bytes
+  // are dropped and the rest of the piece is kept.
+  std::string piece(text, text_len);
+  piece.erase(std::remove(piece.begin(), piece.end(), '\0'), piece.end());
   relay->reply += piece;
   RKLLMResult result{};
   result.text = piece.c_str();

@@ -107,7 +107,7 @@ TEST_F(ModelLoad, NanAndMistypedMetadata) {
       good_, dir_.file("nan.gguf"),
       [](GgufWriter& w) { w.set_f32("qwen2.attention.layer_norm_rms_epsilon", std::nanf("")); }, nullptr);
   Error e = load_error(path);
-  EXPECT_NE(e.message.find("rms_norm_eps"), std::string::npos) << e.message;
+  EXPECT_NE(e.message.find("key 'qwen2.attention.layer_norm_rms_epsilon'"), std::string::npos) << e.message;
   path = rewrite(
       good_, dir_.file("typed.gguf"), [](GgufWriter& w) { w.set_string("qwen2.block_count", "two"); }, nullptr);
   e = load_error(path);
@@ -115,7 +115,7 @@ TEST_F(ModelLoad, NanAndMistypedMetadata) {
   path = rewrite(
       good_, dir_.file("heads.gguf"), [](GgufWriter& w) { w.set_u32("qwen2.attention.head_count_kv", 3); }, nullptr);
   e = load_error(path);
-  EXPECT_NE(e.message.find("n_head_kv"), std::string::npos) << e.message;
+  EXPECT_NE(e.message.find("key 'qwen2.attention.head_count_kv'"), std::string::npos) << e.message;
 }
 
 TEST_F(ModelLoad, HfDirectoryErrors) {

@@ -66,6 +66,9 @@ Expected<ModelConfig> config_from_gguf(const GgufFile& gguf, const ArchSpec& spe
   c.qk_norm = spec.arch == Arch::kQwen3;
   c.fused_qkv = spec.arch == Arch::kQwen;
   if (spec.arch == Arch::kQwen) {
+    // llama.cpp's Qwen 1 convention: feed_forward_length is config.json's intermediate_size, which counts
+    // w1 and w2 together; each matrix has half of it.
+    c.n_ff /= 2;
     EDGELLM_ASSIGN_OR_RETURN(c.dynamic_ntk, gguf.get_bool_or("qwen.use_dynamic_ntk", false));
     EDGELLM_ASSIGN_OR_RETURN(c.logn_attn, gguf.get_bool_or("qwen.use_logn_attn", false));
   }

@@ -53,8 +53,20 @@ struct ModelConfig {
   int64_t q_dim() const { return n_head * head_dim; }
   int64_t kv_dim() const { return n_head_kv * head_dim; }
 
-  // Checks every field (positive sizes, divisibility, finite floats); errors name `source` and the field.
-  Status validate(const std::string& source) const;
+  // Checks every field (positive sizes, divisibility, finite floats); errors name `source` and the key
+  // the value came from (see ConfigKeyNames).
+  Status validate(const std::string& source, const struct ConfigKeyNames& keys) const;
+  Status validate(const std::string& source) const;  // field names as keys (synthetic configs)
 };
+
+// The user-visible name of each config field in its source (a GGUF key or a config.json key), so that
+// errors point at what the user can fix.
+struct ConfigKeyNames {
+  std::string n_vocab = "n_vocab", n_embd = "n_embd", n_layer = "n_layer", n_head = "n_head", n_head_kv = "n_head_kv",
+              head_dim = "head_dim", n_ff = "n_ff", n_rot = "n_rot", rms_eps = "rms_eps", rope_theta = "rope_theta",
+              rope_scaling = "rope_scaling", n_ctx_train = "n_ctx_train";
+};
+ConfigKeyNames gguf_config_keys(Arch arch);
+ConfigKeyNames hf_config_keys(Arch arch);
 
 }  // namespace edgellm

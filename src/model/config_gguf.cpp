@@ -11,7 +11,8 @@ void write_config_metadata(const ModelConfig& c, GgufWriter& w) {
   w.set_u32(a + ".context_length", static_cast<uint32_t>(c.n_ctx_train));
   w.set_u32(a + ".embedding_length", static_cast<uint32_t>(c.n_embd));
   w.set_u32(a + ".block_count", static_cast<uint32_t>(c.n_layer));
-  w.set_u32(a + ".feed_forward_length", static_cast<uint32_t>(c.n_ff));
+  // Qwen 1: llama.cpp stores intermediate_size (both MLP halves), twice each matrix's size.
+  w.set_u32(a + ".feed_forward_length", static_cast<uint32_t>(c.arch == Arch::kQwen ? 2 * c.n_ff : c.n_ff));
   w.set_u32(a + ".attention.head_count", static_cast<uint32_t>(c.n_head));
   w.set_u32(a + ".attention.head_count_kv", static_cast<uint32_t>(c.n_head_kv));
   w.set_f32(a + ".attention.layer_norm_rms_epsilon", c.rms_eps);

@@ -40,7 +40,6 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const Mode
     model->gguf_ = std::move(gguf);
   }
   EDGELLM_TRY(model->bind_weights(*spec));
-  EDGELLM_TRY(model->config_.validate(path));
   return model;
 }
 
@@ -133,7 +132,11 @@ Status Model::bind_weights(const ArchSpec& spec) {
   if (c.n_layer <= 0 || c.n_layer > 1024) {
     return make_error(ErrorCode::kFormat, path_ + ": invalid model config: n_layer = " + std::to_string(c.n_layer));
   }
-  EDGELLM_TRY(c.validate(path_));
+  if (hf_) {
+    EDGELLM_TRY(c.validate(path_ + "/config.json", hf_config_keys(c.arch)));
+  } else {
+    EDGELLM_TRY(c.validate(path_, gguf_config_keys(c.arch)));
+  }
 
   const int64_t E = c.n_embd, Q = c.q_dim(), KV = c.kv_dim(), F = c.n_ff;
   EDGELLM_TRY(check_shape(path_, w.token_embd, {E, c.n_vocab}));

@@ -50,14 +50,6 @@ BOUND_QUANT = 1e-3
 
 _CACHE: dict[str, dict] = {}
 
-# Qwen 1 GGUF files follow llama.cpp: qwen.feed_forward_length is config.json's intermediate_size
-# (w1 and w2 together), and llama.cpp creates ffn_gate/ffn_up with n_ff/2 rows. edgellm reads the
-# key as the size of one matrix (and its synth writes it that way), so llama.cpp-style Qwen 1 files
-# are rejected with a shape error. Reported in the test report of this suite (bug 1).
-QWEN1_GGUF_XFAIL = pytest.mark.xfail(
-    strict=True, reason="bug: edgellm reads qwen.feed_forward_length as one matrix's size; llama.cpp "
-                        "writes config.json's intermediate_size (2x) and loads ffn_* with n_ff/2")
-
 
 def _case(name: str, root) -> dict:
     if name in _CACHE:
@@ -112,7 +104,7 @@ def _gguf_params():
     out = []
     for name in tm.SPECS:
         for wt in ("f32", "f16", "q8_0", "q4_0"):
-            marks = [QWEN1_GGUF_XFAIL] if name == "qwen1" else []
+            marks = []
             out.append(pytest.param(name, wt, id=f"{name}-{wt}", marks=marks))
     return out
 
@@ -397,11 +389,11 @@ def _convert(src, out, quant, rtn=True):
     return out
 
 
-def _spec_params(xfail_qwen1=False):
-    return [pytest.param(n, marks=[QWEN1_GGUF_XFAIL] if (xfail_qwen1 and n == "qwen1") else []) for n in tm.SPECS]
+def _spec_params():
+    return list(tm.SPECS)
 
 
-@pytest.mark.parametrize("name", _spec_params(xfail_qwen1=True))
+@pytest.mark.parametrize("name", _spec_params())
 def test_convert_metadata_follows_llama_cpp(name, module_tmp, convert_src):
     """`edgellm convert` states the same hyper-parameters and tensor names as the reference writer
     (llama.cpp's conventions), so llama.cpp reads the files it writes the same way."""

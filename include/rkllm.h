@@ -141,7 +141,7 @@ typedef struct {
   float mirostat_eta;
   bool skip_special_token;
   bool ignore_eos_token;   /* keep generating past EOS / end-of-turn tokens */
-  bool is_async;
+  bool is_async;           /* not needed: rkllm_run_async works either way */
   RKLLMExtendParam extend_param;
 } RKLLMParam;
 
@@ -336,8 +336,8 @@ int rkllm_set_function_tools(LLMHandle handle, const char* system_prompt, const 
 int rkllm_set_cross_attn_params(LLMHandle handle, RKLLMCrossAttnParam* cross_attn_params);
 
 /* edgellm extension: the message of the last failure on `handle`, or with a NULL handle the last
- * failure on this thread of a call without a valid handle (rkllm_init). Never NULL; valid until the
- * next call on the handle. */
+ * failure on this thread of a call without a valid handle (rkllm_init). Never NULL; a copy, valid
+ * until the next rkllm_edgellm_last_error call on the same thread. Any thread. */
 const char* rkllm_edgellm_last_error(LLMHandle handle);
 
 /* edgellm extension behind the C++ rkllm_init overloads below: init with a 1.1.x-style callback

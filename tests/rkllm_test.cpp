@@ -499,6 +499,8 @@ TEST_F(Rkllm, TokenInputIsUsedVerbatim) {
   ASSERT_EQ(rkllm_run(h.h, &in, &ip, &r), 0);
   EXPECT_TRUE(r.finished_once());
   EXPECT_EQ(r.text, ref.tokens_then_generate(ids));
+  EXPECT_EQ(r.perf.prefill_tokens, static_cast<int>(ids.size()));
+  EXPECT_EQ(r.perf.generate_tokens, 12);
 
   ip.keep_history = 1;  // appending raw tokens to a conversation is not supported
   Received appended;

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -47,8 +48,28 @@ constexpr int kFail = -1;
 constexpr int32_t kDefaultMaxNewTokens = 256;  // when RKLLMParam.max_new_tokens <= 0
 constexpr const char* kDefaultPromptCachePath = "./prompt_cache.bin";
 
+// The message of a handle's last failure. Written by the application's thread and by an async run's
+// thread, so it sits behind a mutex and is read as a copy.
+class ErrorSlot {
+ public:
+  void set(std::string message) {
+    std::lock_guard<std::mutex> lock(mu_);
+    message_ = std::move(message);
+  }
+  std::string get() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return message_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::string message_;  // guarded by mu_
+};
+
 // Errors of calls without a usable handle (rkllm_init), per thread like edgellm_last_error.
-thread_local std::string g_thread_error;
+thread_local ErrorSlot g_thread_error;
+// What rkllm_edgellm_last_error last returned on this thread (its pointer stays valid until then).
+thread_local std::string g_returned_error;
 
 // A run's input and parameters, owned: rkllm_run_async copies the caller's structs into this, since
 // the caller may reuse them as soon as the call returns.
@@ -86,7 +107,7 @@ struct Handle {
   std::string transcript;  // custom template, keep_history=1: everything said so far
   std::map<std::string, float> lora_scales;  // adapter name -> scale given to rkllm_load_lora
 
-  std::string last_error;
+  ErrorSlot last_error;
   std::mutex mu;                    // guards worker and claiming `running`
   std::atomic<bool> running{false};
   std::thread worker;               // the rkllm_run_async run, if any
@@ -95,15 +116,15 @@ struct Handle {
 Handle* as_handle(LLMHandle h) { return static_cast<Handle*>(h); }
 
 // Logs like the vendor runtime ("E RKLLM: ...") and keeps the message for rkllm_edgellm_last_error.
-int fail(std::string& slot, std::string message) {
+int fail(ErrorSlot& slot, std::string message) {
   std::fprintf(stderr, "E RKLLM: %s\n", message.c_str());
-  slot = std::move(message);
+  slot.set(std::move(message));
   return kFail;
 }
 
 // Runs `body`, turning any exception into a failure: nothing throws across the C API.
 template <class Fn>
-int guarded(std::string& slot, Fn&& body) {
+int guarded(ErrorSlot& slot, Fn&& body) {
   try {
     return body();
   } catch (const std::bad_alloc&) {
@@ -119,7 +140,7 @@ std::string with_session_error(const Handle& h, const char* what) {
   return std::string(what) + ": " + edgellm_session_last_error(h.session);
 }
 
-int check_mirostat(std::string& slot, int32_t mirostat) {
+int check_mirostat(ErrorSlot& slot, int32_t mirostat) {
   if (mirostat != 0) {
     return fail(slot, "mirostat " + std::to_string(mirostat) + " is not supported by edgellm (use 0)");
   }
@@ -237,6 +258,7 @@ int32_t relay_text(edgellm_event event, const char* text, size_t text_len, void*
   return answer == 0 || answer == 2 ? 0 : 1;
 }
 
+// The figures of the session's last edgellm call.
 RKLLMPerfStat perf_of(const Handle& h) {
   edgellm_perf p{};
   RKLLMPerfStat out{};
@@ -253,7 +275,7 @@ RKLLMPerfStat perf_of(const Handle& h) {
 int report_error(Handle& h, void* userdata, const std::string& message) {
   fail(h.last_error, message);
   RKLLMResult result{};
-  result.text = h.last_error.c_str();
+  result.text = message.c_str();
   result.token_id = -1;
   deliver(h, &result, userdata, RKLLM_RUN_ERROR);
   return kFail;
@@ -292,8 +314,16 @@ int run_request(Handle& h, const RunRequest& r) {
   TextRelay relay{&h, userdata, {}};
   edgellm_status st = EDGELLM_OK;
   std::string custom_text;
+  // Token input is two edgellm calls; the prefill's figures are kept for the FINISH perf.
+  std::optional<RKLLMPerfStat> token_prefill;
   if (r.input_type == RKLLM_INPUT_TOKEN) {
+    const auto start = std::chrono::steady_clock::now();
     st = edgellm_session_prefill(h.session, r.tokens.data(), r.tokens.size());
+    if (st == EDGELLM_OK) {
+      token_prefill = perf_of(h);
+      token_prefill->prefill_time_ms =
+          std::chrono::duration<float, std::milli>(std::chrono::steady_clock::now() - start).count();
+    }
     if (st == EDGELLM_OK && generating) st = edgellm_session_generate(h.session, &gp, relay_text, &relay);
   } else if (h.custom_template) {
     custom_text = custom_template_text(h, r);
@@ -350,6 +380,10 @@ int run_request(Handle& h, const RunRequest& r) {
     return report_error(h, userdata, with_session_error(h, "rkllm_run: saving the prompt cache"));
   }
   result.perf = perf_of(h);
+  if (token_prefill) {
+    result.perf.prefill_tokens = token_prefill->prefill_tokens;
+    result.perf.prefill_time_ms = token_prefill->prefill_time_ms;
+  }
   if (h.log_level >= 1) {
     std::fprintf(stderr, "I RKLLM: prefill %d tokens %.1f ms, generate %d tokens %.1f ms (%.1f tokens/s), peak %.1f MB\n",
                  result.perf.prefill_tokens, result.perf.prefill_time_ms, result.perf.generate_tokens,
@@ -611,17 +645,18 @@ int rkllm_set_chat_template(LLMHandle handle, const char* system_prompt, const c
 
 int rkllm_set_function_tools(LLMHandle handle, const char* system_prompt, const char* tools,
                              const char* tool_response_str) {
-  std::string& slot = handle ? as_handle(handle)->last_error : g_thread_error;
+  ErrorSlot& slot = handle ? as_handle(handle)->last_error : g_thread_error;
   return fail(slot, "rkllm_set_function_tools: function calling is not supported by edgellm");
 }
 
 int rkllm_set_cross_attn_params(LLMHandle handle, RKLLMCrossAttnParam* cross_attn_params) {
-  std::string& slot = handle ? as_handle(handle)->last_error : g_thread_error;
+  ErrorSlot& slot = handle ? as_handle(handle)->last_error : g_thread_error;
   return fail(slot, "rkllm_set_cross_attn_params: cross-attention decoders are not supported by edgellm");
 }
 
 const char* rkllm_edgellm_last_error(LLMHandle handle) {
-  return handle ? as_handle(handle)->last_error.c_str() : g_thread_error.c_str();
+  g_returned_error = handle ? as_handle(handle)->last_error.get() : g_thread_error.get();
+  return g_returned_error.c_str();
 }
 
 }  // extern "C"

@@ -10,6 +10,7 @@
 #include "kernels/quantize.h"
 #include "model/config_gguf.h"
 #include "model/model.h"
+#include "model/rope_permute.h"
 #include "tokenizer/tokenizer.h"
 #include "util/log.h"
 #include "util/sha256.h"
@@ -57,21 +58,6 @@ Expected<std::vector<PlannedTensor>> plan(const Model& model, NameScheme scheme)
                                               arch_name(c.arch) + " model)");
   }
   return out;
-}
-
-// llama.cpp's Llama convention: q/k rows reordered from NeoX halves to interleaved pairs per head.
-void permute_for_interleaved_rope(std::vector<float>& w, int64_t n_heads, int64_t head_dim, int64_t row_len) {
-  std::vector<float> out(w.size());
-  for (int64_t h = 0; h < n_heads; ++h) {
-    for (int64_t i = 0; i < head_dim / 2; ++i) {
-      for (int64_t j = 0; j < 2; ++j) {
-        const int64_t dst = h * head_dim + 2 * i + j;
-        const int64_t src = h * head_dim + j * head_dim / 2 + i;
-        std::copy_n(&w[static_cast<size_t>(src * row_len)], row_len, &out[static_cast<size_t>(dst * row_len)]);
-      }
-    }
-  }
-  w.swap(out);
 }
 
 void write_generation_defaults(const HfDirectory& hf, GgufWriter& w) {
@@ -170,8 +156,10 @@ Status convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path
     const DType type = tensor_type_for(recipe, p.role, src.ne[0], is_vector, c.tied_embeddings, &fallback);
     const std::string name = *tensor_name(NameScheme::kGguf, p.role, p.layer);
     if (fallback) {
-      EDGELLM_LOG_WARN("%s: rows of %lld elements are not whole %s blocks: stored as %s", name.c_str(),
-                       static_cast<long long>(src.ne[0]), dtype_name(recipe.matrix_type), dtype_name(type));
+      // A smaller group of the same 4-bit family is what `w4a16` means; only f16 deserves a warning.
+      log_message(type == DType::kF16 ? LogLevel::kWarn : LogLevel::kInfo,
+                  "%s: rows of %lld elements are not whole %s blocks: stored as %s", name.c_str(),
+                  static_cast<long long>(src.ne[0]), dtype_name(recipe.matrix_type), dtype_name(type));
     }
     if (!can_dequantize(src.type) || !(src.type == DType::kF32 || src.type == DType::kF16 || src.type == DType::kBF16)) {
       return make_error(ErrorCode::kUnsupported, hf_dir + ": tensor '" + src.name + "': dtype " + p.source->dtype +
@@ -188,7 +176,7 @@ Status convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path
       std::vector<float> values(static_cast<size_t>(n));
       EDGELLM_TRY(dequantize_row(src.type, src.data, values.data(), n));
       const int64_t row_len = src.ne.size() == 1 ? 1 : src.ne[0];
-      if (permute) permute_for_interleaved_rope(values, heads, c.head_dim, row_len);
+      if (permute) permute_rows_for_interleaved_rope(values, heads, c.head_dim, row_len);
       return quantize_tensor_rows(type, values.data(), src.ne[0], n / src.ne[0], importance, *settings, *pool, out);
     }));
   }

@@ -7,6 +7,7 @@
 #include "format/hf_dir.h"
 #include "format/safetensors.h"
 #include "kernels/quantize.h"
+#include "model/rope_permute.h"
 
 namespace edgellm {
 namespace {
@@ -26,22 +27,6 @@ Expected<std::vector<float>> to_f32(const TensorRef& t, const std::string& where
   std::vector<float> out(static_cast<size_t>(t.n_elements()));
   EDGELLM_TRY(dequantize_row(t.type, t.data, out.data(), t.n_elements()));
   return out;
-}
-
-// Permutes the rows of B ([n_out][rank]) from NeoX halves to interleaved pairs, per head (as the base
-// weights of a GGUF Llama are).
-void permute_rows(std::vector<float>& b, int64_t n_heads, int64_t head_dim, int64_t row_len) {
-  std::vector<float> out(b.size());
-  for (int64_t h = 0; h < n_heads; ++h) {
-    for (int64_t i = 0; i < head_dim / 2; ++i) {
-      for (int64_t j = 0; j < 2; ++j) {
-        const int64_t dst = h * head_dim + 2 * i + j;
-        const int64_t src = h * head_dim + j * head_dim / 2 + i;
-        std::copy_n(&b[static_cast<size_t>(src * row_len)], row_len, &out[static_cast<size_t>(dst * row_len)]);
-      }
-    }
-  }
-  b.swap(out);
 }
 
 const TensorRef* base_weight(const Model& model, TensorRole role, int64_t layer) {
@@ -189,7 +174,7 @@ Expected<std::shared_ptr<LoraAdapter>> LoraAdapter::load(const std::string& path
     EDGELLM_ASSIGN_OR_RETURN(pair.b, to_f32(f.b, path));
     pair.scale = rslora ? alpha / std::sqrt(static_cast<float>(pair.rank)) : alpha / static_cast<float>(pair.rank);
     if (peft && model.gguf() && c.arch == Arch::kLlama && (f.role == TensorRole::kAttnQ || f.role == TensorRole::kAttnK)) {
-      permute_rows(pair.b, f.role == TensorRole::kAttnQ ? c.n_head : c.n_head_kv, c.head_dim, pair.rank);
+      permute_rows_for_interleaved_rope(pair.b, f.role == TensorRole::kAttnQ ? c.n_head : c.n_head_kv, c.head_dim, pair.rank);
     }
     adapter->max_rank_ = std::max(adapter->max_rank_, pair.rank);
     adapter->pairs_.emplace(std::make_pair(static_cast<int>(f.role), f.layer), std::move(pair));

@@ -11,6 +11,7 @@
 #include "kernels/quantize.h"
 #include "model/arch.h"
 #include "model/config_gguf.h"
+#include "model/rope_permute.h"
 #include "model/tensor_names.h"
 #include "tokenizer/tokenizer.h"
 
@@ -128,23 +129,6 @@ std::vector<float> generate(const TensorPlan& p, const SynthOptions& o) {
   return values;
 }
 
-// llama.cpp's converter reorders each head's q/k rows from NeoX halves to interleaved pairs:
-// new row h*D + 2i + j = old row h*D + j*D/2 + i.
-std::vector<float> permute_rows_for_gguf(const std::vector<float>& w, int64_t n_heads, int64_t head_dim,
-                                         int64_t row_len) {
-  std::vector<float> out(w.size());
-  for (int64_t h = 0; h < n_heads; ++h) {
-    for (int64_t i = 0; i < head_dim / 2; ++i) {
-      for (int64_t j = 0; j < 2; ++j) {
-        const int64_t dst = h * head_dim + 2 * i + j;
-        const int64_t src = h * head_dim + j * head_dim / 2 + i;
-        std::copy_n(&w[static_cast<size_t>(src * row_len)], row_len, &out[static_cast<size_t>(dst * row_len)]);
-      }
-    }
-  }
-  return out;
-}
-
 constexpr const char* kChatMlTemplate =
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
     "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
@@ -198,7 +182,7 @@ Status write_synthetic_gguf(const ModelConfig& c, const SynthOptions& o, const s
       std::vector<float> values = generate(p, o);
       if (c.arch == Arch::kLlama && (p.role == TensorRole::kAttnQ || p.role == TensorRole::kAttnK)) {
         const int64_t heads = p.role == TensorRole::kAttnQ ? c.n_head : c.n_head_kv;
-        values = permute_rows_for_gguf(values, heads, c.head_dim, p.ne[0]);
+        permute_rows_for_interleaved_rope(values, heads, c.head_dim, p.ne[0]);
       }
       int64_t n = static_cast<int64_t>(values.size());
       out.resize(dtype_row_bytes(type, n));

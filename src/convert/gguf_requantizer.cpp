@@ -55,8 +55,9 @@ Status requantize_gguf(const std::string& in_path, const std::string& out_path, 
       bool fallback = false;
       type = tensor_type_for(recipe, role, t.ne[0], false, c.tied_embeddings, &fallback);
       if (fallback) {
-        EDGELLM_LOG_WARN("%s: rows of %lld elements are not whole %s blocks: stored as %s", t.name.c_str(),
-                         static_cast<long long>(t.ne[0]), dtype_name(recipe.matrix_type), dtype_name(type));
+        log_message(type == DType::kF16 ? LogLevel::kWarn : LogLevel::kInfo,
+                    "%s: rows of %lld elements are not whole %s blocks: stored as %s", t.name.c_str(),
+                    static_cast<long long>(t.ne[0]), dtype_name(recipe.matrix_type), dtype_name(type));
       }
       if (type != t.type && !is_float_type(t.type)) {
         return make_error(ErrorCode::kUnsupported, in_path + ": tensor '" + t.name + "' is stored as " +

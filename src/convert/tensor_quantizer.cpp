@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <cmath>
 #include <numeric>
 
 #include "kernels/quantize.h"
@@ -17,8 +18,11 @@ std::vector<float> tensor_importance(const ActivationStats* stats, const std::st
   if (!m || static_cast<int64_t>(m->size()) != row_length) return {};
   const double mean = std::accumulate(m->begin(), m->end(), 0.0) / static_cast<double>(m->size());
   const float floor = static_cast<float>(mean * 1e-3) + 1e-12f;
+  // The square root of E[a_j^2] rather than E[a_j^2] itself: the diagonal model ignores correlations
+  // between channels and over-trusts a few loud ones; on stories260K w4a16_g32 (wiki.test.raw, ctx 256,
+  // 20 windows) the KL to f16 was 0.1657 with E[a^2], 0.1575 with its root, 0.1606 with no weights.
   std::vector<float> w(m->size());
-  for (size_t j = 0; j < m->size(); ++j) w[j] = (*m)[j] + floor;
+  for (size_t j = 0; j < m->size(); ++j) w[j] = std::sqrt((*m)[j] + floor);
   return w;
 }
 

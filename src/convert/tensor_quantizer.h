@@ -25,8 +25,8 @@ struct QuantizeSettings {
   std::string calib_description;                 // "file.txt sha256:... (N tokens)" for metadata
 };
 
-// Importance weights of one tensor's input channels from calibration statistics: E[a_j^2] plus a floor
-// of 1e-3 of their mean, so no channel that was silent in the calibration text is ignored entirely.
+// Importance weights of one tensor's input channels from calibration statistics: sqrt(E[a_j^2] + floor),
+// the floor 1e-3 of their mean so no channel that was silent in the calibration text is ignored entirely.
 // Empty when there are no statistics for `gguf_name` or their length is not `row_length`.
 std::vector<float> tensor_importance(const ActivationStats* stats, const std::string& gguf_name, int64_t row_length);
 

@@ -26,7 +26,7 @@ TempDir::~TempDir() {
 
 std::string shared_data_path(const std::string& relative) {
   const char* env = std::getenv("EDGELLM_SHARED");
-  const std::string root = env && *env ? env : "../shared";
+  const std::string root = env && *env ? env : EDGELLM_TEST_DEFAULT_SHARED;
   const std::string p = root + "/" + relative;
   std::error_code ec;
   return fs::exists(p, ec) ? p : std::string();
@@ -34,7 +34,7 @@ std::string shared_data_path(const std::string& relative) {
 
 std::string source_path(const std::string& relative) {
   const char* env = std::getenv("EDGELLM_SOURCE_DIR");
-  const std::string root = env && *env ? env : ".";
+  const std::string root = env && *env ? env : EDGELLM_TEST_DEFAULT_SOURCE;
   return root + "/" + relative;
 }
 

@@ -6,7 +6,8 @@
 namespace edgellm {
 
 void PairTable::insert(int32_t left, int32_t right, PairMerge merge) {
-  if ((size_ + 1) * 2 > slots_.size()) grow();
+  // Load factor up to 3/4: a smaller table stays in cache better, and probes stay short.
+  if ((size_ + 1) * 4 > slots_.size() * 3) grow();
   const uint64_t key = make_key(left, right);
   size_t idx = hash(key);
   while (slots_[idx].key != kEmpty && slots_[idx].key != key) idx = (idx + 1) & mask_;

@@ -17,9 +17,6 @@ namespace {
 
 // Inputs are addressed with int32 offsets by ICU; nothing real comes close.
 constexpr size_t kMaxInputBytes = (size_t{1} << 31) - 1;
-// Pieces up to this length are cached; longer ones (Chinese clauses, runs of spaces) rarely repeat.
-constexpr size_t kMaxCachedPieceBytes = 48;
-constexpr size_t kMaxCacheEntries = 1 << 17;
 
 // "<0xAB>" -> 0xAB (SentencePiece byte pieces; Hugging Face ByteFallback uses the same spelling).
 std::optional<uint8_t> parse_byte_piece(std::string_view piece) {
@@ -590,34 +587,21 @@ void Tokenizer::initial_symbols(std::string_view piece, std::vector<int32_t>& id
 }
 
 void Tokenizer::encode_piece(std::string_view piece, EncodeState& st) const {
+  const bool cacheable = piece.size() <= PieceCache::kMaxPieceBytes;
+  if (cacheable && cache_.lookup(piece, *st.out)) return;
+  st.ids.clear();
   if (model_.ignore_merges) {
-    if (auto it = symbol_index_.find(piece); it != symbol_index_.end()) {
-      st.out->push_back(it->second);
-      return;
-    }
+    if (auto it = symbol_index_.find(piece); it != symbol_index_.end()) st.ids.push_back(it->second);
   }
-  const bool cacheable = piece.size() <= kMaxCachedPieceBytes;
-  if (cacheable) {
-    std::lock_guard<std::mutex> lock(cache_mu_);
-    if (auto it = cache_.find(piece); it != cache_.end()) {
-      st.out->insert(st.out->end(), it->second.begin(), it->second.end());
-      return;
-    }
+  if (st.ids.empty()) {
+    initial_symbols(piece, st.ids);
+    bpe_merge(pairs_, st.ids, st.scratch);
   }
-  initial_symbols(piece, st.ids);
-  bpe_merge(pairs_, st.ids, st.scratch);
   st.out->insert(st.out->end(), st.ids.begin(), st.ids.end());
-  if (cacheable) {
-    std::lock_guard<std::mutex> lock(cache_mu_);
-    if (cache_.size() >= kMaxCacheEntries) cache_.clear();
-    cache_.emplace(std::string(piece), st.ids);
-  }
+  if (cacheable) cache_.insert(piece, st.ids);
 }
 
-void Tokenizer::clear_cache() const {
-  std::lock_guard<std::mutex> lock(cache_mu_);
-  cache_.clear();
-}
+void Tokenizer::clear_cache() const { cache_.clear(); }
 
 // ---- decoding ----
 

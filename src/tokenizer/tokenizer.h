@@ -12,7 +12,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,6 +19,7 @@
 #include <vector>
 
 #include "tokenizer/bpe.h"
+#include "tokenizer/piece_cache.h"
 #include "tokenizer/regex_splitter.h"
 #include "util/expected.h"
 
@@ -188,13 +188,7 @@ class Tokenizer {
   bool has_normalized_added_ = false;
   bool has_raw_added_ = false;
 
-  // Piece -> ids cache, guarded by cache_mu_. Bounded: cleared when it grows past a limit.
-  struct StringHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  mutable std::mutex cache_mu_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> cache_;  // guarded by cache_mu_
+  mutable PieceCache cache_;
 };
 
 // Streaming detokenizer: push ids one by one; returns only complete, valid UTF-8; bytes of an unfinished

@@ -349,6 +349,19 @@ TEST(SamplerDistribution, FullDefaultChainWithTopKFirst) {
   expect_distribution(kSmallLogits, p);
 }
 
+TEST(SamplerDistribution, TinyTemperatureActsLikeArgmax) {
+  for (float temp : {1e-6f, 1e-30f, 1e-45f}) {
+    for (SamplingParams p : {plain(temp), SamplingParams{}}) {
+      p.temperature = temp;
+      Sampler sampler(p, 12);
+      for (int d = 0; d < 100; ++d) {
+        std::vector<float> work = kSmallLogits;
+        ASSERT_EQ(sampler.sample(work.data()), 0) << "temperature " << temp;
+      }
+    }
+  }
+}
+
 TEST(SamplerDistribution, LogitBiasAndBans) {
   SamplingParams p = plain(1.0f);
   p.logit_bias = {{0, -kInf}, {5, 1.0f}, {11, 2.5f}, {5, 0.5f}};  // biases for one id add up

@@ -197,6 +197,13 @@ size_t gather(const float* logits, size_t n_vocab, Candidate* out, Keep keep) {
   return n;
 }
 
+// 1 / T, capped so that a denormal temperature gives a huge finite factor rather than inf (0 * inf would
+// turn the most likely token's weight into NaN); T <= 1e-30 is greedy in all but name.
+float inverse_temperature(float temperature) {
+  const float inv = 1.0f / temperature;
+  return inv < 1e30f ? inv : 1e30f;
+}
+
 float max_logit(const Candidate* c, size_t n) {
   float m = -kInf;
   for (size_t i = 0; i < n; ++i) m = std::max(m, c[i].logit);
@@ -438,7 +445,7 @@ int32_t Sampler::draw(size_t n_cand) {
   float* w = weight_.data();
   for (size_t i = 0; i < n_cand; ++i) w[i] = cand[i].logit;
   const float m = w[argmax(w, n_cand)];
-  const float inv_temp = 1.0f / params_.temperature;
+  const float inv_temp = inverse_temperature(params_.temperature);
   for (size_t i = 0; i < n_cand; ++i) w[i] = fast_exp((w[i] - m) * inv_temp);
   return cand[draw_index(w, n_cand)].id;
 }
@@ -447,7 +454,7 @@ int32_t Sampler::draw(size_t n_cand) {
 int32_t Sampler::draw_full(const float* logits, float max_logit_value) {
   const auto n_vocab = static_cast<size_t>(n_vocab_);
   float* w = weight_.data();
-  const float inv_temp = 1.0f / params_.temperature;
+  const float inv_temp = inverse_temperature(params_.temperature);
   for (size_t i = 0; i < n_vocab; ++i) w[i] = fast_exp((logits[i] - max_logit_value) * inv_temp);
   return static_cast<int32_t>(draw_index(w, n_vocab));
 }
@@ -472,7 +479,7 @@ size_t Sampler::draw_index(const float* w, size_t n) {
   // Rounding left the target at or past the sum: the last token that has any weight.
   size_t last = n;
   while (last > 0 && !(w[last - 1] > 0.0f)) --last;
-  return last - 1;
+  return last > 0 ? last - 1 : 0;
 }
 
 }  // namespace edgellm

@@ -360,14 +360,25 @@ edgellm_status edgellm_session_create(edgellm_model* model, const edgellm_sessio
     if (out_session) *out_session = nullptr;
     if (!out_session) return fail(model->last_error, EDGELLM_ERROR_INVALID_ARGUMENT, "out_session is NULL");
     const edgellm_session_params p = params ? *params : edgellm_session_default_params();
-    if (p.n_ctx < 0 || p.max_batch < 0 || (p.kv_type != EDGELLM_KV_F16 && p.kv_type != EDGELLM_KV_F32) ||
-        p.history_max_rounds < 0 || p.history_max_tokens < 0) {
-      return fail(model->last_error, EDGELLM_ERROR_INVALID_ARGUMENT, "session params out of range");
+    int kv_type = 0;  // read as an int: a C caller may store any value in the enum field
+    static_assert(sizeof(p.kv_type) == sizeof(kv_type));
+    std::memcpy(&kv_type, &p.kv_type, sizeof kv_type);
+    if (p.n_ctx < 0) return fail(model->last_error, EDGELLM_ERROR_INVALID_ARGUMENT, "session params: n_ctx < 0");
+    if (p.max_batch < 0) {
+      return fail(model->last_error, EDGELLM_ERROR_INVALID_ARGUMENT, "session params: max_batch < 0");
+    }
+    if (kv_type != EDGELLM_KV_F16 && kv_type != EDGELLM_KV_F32) {
+      return fail(model->last_error, EDGELLM_ERROR_INVALID_ARGUMENT,
+                  "session params: kv_type " + std::to_string(kv_type) + " is neither EDGELLM_KV_F16 nor EDGELLM_KV_F32");
+    }
+    if (p.history_max_rounds < 0 || p.history_max_tokens < 0) {
+      return fail(model->last_error, EDGELLM_ERROR_INVALID_ARGUMENT,
+                  "session params: history_max_rounds and history_max_tokens must be >= 0");
     }
     edgellm::SessionOptions options;
     const int64_t train_ctx = model->model->config().n_ctx_train;
     options.n_ctx = p.n_ctx > 0 ? p.n_ctx : std::min<int64_t>(4096, train_ctx > 0 ? train_ctx : 4096);
-    options.kv_type = p.kv_type == EDGELLM_KV_F32 ? edgellm::DType::kF32 : edgellm::DType::kF16;
+    options.kv_type = kv_type == EDGELLM_KV_F32 ? edgellm::DType::kF32 : edgellm::DType::kF16;
     options.max_batch = p.max_batch > 0 ? p.max_batch : 64;
     auto session = edgellm::Session::create(model->model, options);
     if (!session.ok()) return fail(model->last_error, session.error());

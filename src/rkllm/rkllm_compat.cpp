@@ -160,6 +160,14 @@ edgellm_sampling_params sampling_from(const edgellm_sampling_params& base, int32
   return s;
 }
 
+template <typename Enum>
+int raw_enum(const Enum& field) {
+  static_assert(sizeof(Enum) == sizeof(int));
+  int value = 0;
+  std::memcpy(&value, &field, sizeof value);
+  return value;
+}
+
 // Checks the caller's structs and copies them into an owned request. Everything rejected here is a
 // plain -1 without a callback: no run has started.
 int make_request(Handle& h, const RKLLMInput* input, const RKLLMInferParam* infer, void* userdata, RunRequest* out) {
@@ -167,13 +175,16 @@ int make_request(Handle& h, const RKLLMInput* input, const RKLLMInferParam* infe
   if (!infer) return fail(h.last_error, "rkllm_run: rkllm_infer_params is NULL");
   RunRequest& r = *out;
   r.userdata = userdata;
-  r.input_type = input->input_type;
+  // C callers may store any int in these enum fields; read them as ints so that an unknown value is an
+  // error message, not undefined behaviour.
+  const int input_type = raw_enum(input->input_type);
+  const int mode = raw_enum(infer->mode);
   r.enable_thinking = input->enable_thinking;
   if (input->role && input->role[0] != '\0' && std::strcmp(input->role, "user") != 0) {
     return fail(h.last_error, std::string("rkllm_run: role '") + input->role +
                                   "' is not supported by edgellm (only \"user\"; tool results need function calling)");
   }
-  switch (input->input_type) {
+  switch (input_type) {
     case RKLLM_INPUT_PROMPT:
       if (!input->prompt_input) return fail(h.last_error, "rkllm_run: prompt_input is NULL");
       r.prompt = input->prompt_input;
@@ -194,13 +205,13 @@ int make_request(Handle& h, const RKLLMInput* input, const RKLLMInferParam* infe
     case RKLLM_INPUT_MULTIMODAL:
       return fail(h.last_error, "rkllm_run: RKLLM_INPUT_MULTIMODAL is not supported by edgellm (text-only models)");
     default:
-      return fail(h.last_error, "rkllm_run: unknown input_type " + std::to_string(static_cast<int>(input->input_type)));
+      return fail(h.last_error, "rkllm_run: unknown input_type " + std::to_string(input_type));
   }
-  if (infer->mode != RKLLM_INFER_GENERATE && infer->mode != RKLLM_INFER_GET_LAST_HIDDEN_LAYER &&
-      infer->mode != RKLLM_INFER_GET_LOGITS) {
-    return fail(h.last_error, "rkllm_run: unknown mode " + std::to_string(static_cast<int>(infer->mode)));
+  r.input_type = static_cast<RKLLMInputType>(input_type);
+  if (mode != RKLLM_INFER_GENERATE && mode != RKLLM_INFER_GET_LAST_HIDDEN_LAYER && mode != RKLLM_INFER_GET_LOGITS) {
+    return fail(h.last_error, "rkllm_run: unknown mode " + std::to_string(mode));
   }
-  r.mode = infer->mode;
+  r.mode = static_cast<RKLLMInferMode>(mode);
   r.keep_history = infer->keep_history != 0;
   if (infer->lora_params) {
     const char* name = infer->lora_params->lora_adapter_name;

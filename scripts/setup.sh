@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything edgellm and its tests need on Debian 12, idempotently:
-#   - Debian packages (compiler, CMake, libraries, test frameworks) via apt-get
+#   - Debian packages (compiler, CMake, libraries, test frameworks, the aarch64 cross compiler and
+#     qemu-user for the ARM kernel tests) via apt-get
 #   - the pinned Python test oracles (requirements-dev.txt) into .venv
 # Re-running it is cheap: it only installs what is missing.
 set -euo pipefail
@@ -11,6 +12,9 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
   nlohmann-json3-dev libcli11-dev libpcre2-dev libicu-dev libsqlite3-dev libedit-dev
   python3-venv
+  # ARM stage of scripts/test.sh: cross-build the kernels for aarch64 (static, so libc6-dev-arm64-cross's
+  # libc.a) and run their tests under qemu-aarch64 (docs/boards.md).
+  g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 )
 
 missing=()

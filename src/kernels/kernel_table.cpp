@@ -4,6 +4,11 @@
 #include <cstdlib>
 #include <cstring>
 
+#if defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
+
 #include "kernels/quantize.h"
 #include "kernels/ref/matmul_ref.h"
 #include "util/log.h"
@@ -39,15 +44,27 @@ bool cpu_has_avx512() {
 #endif
 }
 
+// ---- aarch64: NEON is baseline; the dot-product extension is read from the kernel's HWCAP bits ----
+bool cpu_has_neon_dot() {
+#if defined(__aarch64__)
+  return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#else
+  return false;
+#endif
+}
+// ---- end aarch64 ----
+
 const KernelTable& select_kernels() {
   const KernelTable* best = kernels_for_isa(Isa::kAvx512);
   if (best == nullptr) best = kernels_for_isa(Isa::kAvx2);
+  if (best == nullptr) best = kernels_for_isa(Isa::kNeonDot);
+  if (best == nullptr) best = kernels_for_isa(Isa::kNeon);
   if (best == nullptr) best = &scalar_kernels();
 
   const char* forced = std::getenv("EDGELLM_ISA");
   const KernelTable* chosen = best;
   if (forced != nullptr && *forced != '\0') {
-    const Isa candidates[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512};
+    const Isa candidates[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kNeon, Isa::kNeonDot};
     bool known = false;
     for (Isa isa : candidates) {
       if (std::strcmp(forced, isa_name(isa)) != 0) continue;
@@ -60,13 +77,13 @@ const KernelTable& select_kernels() {
       }
     }
     if (!known) {
-      EDGELLM_LOG_WARN("kernels: EDGELLM_ISA=%s is not one of scalar|avx2|avx512; using %s", forced,
+      EDGELLM_LOG_WARN("kernels: EDGELLM_ISA=%s is not one of scalar|avx2|avx512|neon|neon_dot; using %s", forced,
                        isa_name(best->isa));
     }
   }
-  EDGELLM_LOG_INFO("kernels: using %s matmul kernels (cpu: avx2=%d avx512=%d; EDGELLM_ISA=%s)",
+  EDGELLM_LOG_INFO("kernels: using %s matmul kernels (cpu: avx2=%d avx512=%d asimddp=%d; EDGELLM_ISA=%s)",
                    isa_name(chosen->isa), cpu_has_avx2() ? 1 : 0, cpu_has_avx512() ? 1 : 0,
-                   forced != nullptr ? forced : "(unset)");
+                   cpu_has_neon_dot() ? 1 : 0, forced != nullptr ? forced : "(unset)");
   return *chosen;
 }
 
@@ -77,6 +94,8 @@ const char* isa_name(Isa isa) {
     case Isa::kScalar: return "scalar";
     case Isa::kAvx2: return "avx2";
     case Isa::kAvx512: return "avx512";
+    case Isa::kNeon: return "neon";
+    case Isa::kNeonDot: return "neon_dot";
   }
   return "unknown";
 }
@@ -100,6 +119,13 @@ const KernelTable* kernels_for_isa(Isa isa) {
       if (cpu_has_avx512()) return &avx512_kernels();
 #endif
       return nullptr;
+    case Isa::kNeon:
+#if defined(__aarch64__)
+      return &neon_kernels();
+#endif
+      return nullptr;
+    case Isa::kNeonDot:
+      return nullptr;  // the int8 dot-product kernels are not built yet
   }
   return nullptr;
 }

@@ -10,8 +10,10 @@
 
 namespace edgellm::kernels {
 
-enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
-const char* isa_name(Isa isa);  // "scalar", "avx2", "avx512"
+// kNeon: ARMv8.0-A Advanced SIMD (every aarch64 core); kNeonDot: plus the dot-product extension
+// (SDOT, HWCAP_ASIMDDP: Cortex-A55/A76 and later, e.g. RK3588's big cores, not RK3576's A72/A53).
+enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kNeon = 3, kNeonDot = 4 };
+const char* isa_name(Isa isa);  // "scalar", "avx2", "avx512", "neon", "neon_dot"
 
 // One matmul over a range of weight rows. W is row-major with `w_row_bytes` bytes per row of `k`
 // elements (ggml layout, ne = {k, n_rows}); x is [n_tokens][k] f32; the output of row r, token t goes
@@ -61,6 +63,9 @@ const KernelTable& scalar_kernels();
 #if defined(__x86_64__) || defined(_M_X64)
 const KernelTable& avx2_kernels();
 const KernelTable& avx512_kernels();
+#endif
+#if defined(__aarch64__)
+const KernelTable& neon_kernels();  // kernels/arm/matmul_neon.cpp
 #endif
 
 }  // namespace edgellm::kernels

@@ -4,7 +4,8 @@
 #   2. Release build + all tests (C++ unit tests and the Python reference tests against transformers,
 #      tokenizers, gguf),
 #   3. ASan+UBSan build + the C++ unit tests,
-#   4. TSan build + the C API's concurrency tests (parallel sessions, async runs, abort).
+#   4. TSan build + the C API's concurrency tests (parallel sessions, async runs, abort),
+#   5. aarch64 cross build of the kernels + their tests under qemu-aarch64 (A72 and A76 CPU models).
 # Usage: scripts/test.sh [ctest -R filter]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,4 +43,37 @@ if [ "${EDGELLM_SKIP_TSAN:-0}" != 1 ]; then
   unset TSAN_OPTIONS
 fi
 # ---- end TSan ----
+# ---- ARM: the aarch64 kernels and their tests, cross-built and run under qemu (issue 6; docs/boards.md) ----
+# Only src/kernels (EDGELLM_KERNELS_ONLY): the product's other libraries are not installed for arm64 here.
+# -cpu cortex-a72 is RK3576's big core (NEON, no dot-product extension), -cpu cortex-a76 RK3588's (NEON +
+# SDOT); the tests check that exactly those kernel tables are present, then compare every NEON kernel
+# with the scalar reference. qemu checks results, not speed. EDGELLM_SKIP_ARM=1 skips this stage.
+if [ "${EDGELLM_SKIP_ARM:-0}" != 1 ]; then
+  if [ "$(uname -m)" = aarch64 ] || ! command -v aarch64-linux-gnu-g++ >/dev/null ||
+    ! command -v qemu-aarch64 >/dev/null; then
+    if [ "$(uname -m)" = aarch64 ]; then
+      echo "== ARM stage SKIPPED: this is an aarch64 machine; the Release stage ran the NEON kernel tests natively"
+    else
+      echo "== ARM stage SKIPPED: aarch64-linux-gnu-g++ or qemu-aarch64 not found (scripts/setup.sh installs" \
+        "g++-aarch64-linux-gnu and qemu-user on amd64)"
+    fi
+  else
+    echo "== aarch64 cross build (kernels and their tests)"
+    cmake -S . -B build-aarch64 -G Ninja -DCMAKE_BUILD_TYPE=Release --no-warn-unused-cli \
+      -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DEDGELLM_KERNELS_ONLY=ON >/dev/null
+    cmake --build build-aarch64 -j "$JOBS"
+    # Matmul.ActiveIsaIsKnown (kernels_matmul_test) lists only the x86 table names; on aarch64 the
+    # active table is checked by kernels_arm_matmul_test (MatmulArm.AvailableIsasMatchTheCpu).
+    arm_filter=-Matmul.ActiveIsaIsKnown
+    for cpu_isas in cortex-a72:neon cortex-a76:neon,neon_dot; do
+      cpu=${cpu_isas%%:*}
+      echo "== aarch64 kernel tests under qemu-aarch64 -cpu $cpu"
+      for test_bin in build-aarch64/tests/*_test; do
+        echo "-- $(basename "$test_bin")"
+        EDGELLM_TEST_ARM_ISAS=${cpu_isas#*:} qemu-aarch64 -cpu "$cpu" "$test_bin" --gtest_brief=1 --gtest_filter="$arm_filter"
+      done
+    done
+  fi
+fi
+# ---- end ARM ----
 echo "== all tests passed"

@@ -587,6 +587,139 @@ std::vector<int32_t> generate(Sampler& sampler, const std::vector<float>& logits
   return tokens;
 }
 
+// ---- Mirostat: each step re-derived independently (truncation set, renormalised draw probability, mu
+// update) from the mu the sampler reports, and the long-run observed surprise tracks tau. ----
+
+// Zipf-like logits: p_i proportional to 1 / (i + 1)^s, in a shuffled order so ids and ranks differ.
+std::vector<float> zipf_logits(int n, double s, uint32_t seed) {
+  std::vector<int> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937 rng(seed);
+  std::shuffle(order.begin(), order.end(), rng);
+  std::vector<float> logits(static_cast<size_t>(n));
+  for (int rank = 0; rank < n; ++rank) logits[static_cast<size_t>(order[static_cast<size_t>(rank)])] =
+      static_cast<float>(-s * std::log(rank + 1.0));
+  return logits;
+}
+
+// The candidates Mirostat keeps at threshold mu, from the definitions in double precision.
+std::vector<int> mirostat_kept(const std::vector<float>& logits, int version, double mu, double temp) {
+  const int n = static_cast<int>(logits.size());
+  std::vector<int> ids(static_cast<size_t>(n));
+  std::iota(ids.begin(), ids.end(), 0);
+  std::stable_sort(ids.begin(), ids.end(), [&](int a, int b) { return logits[a] > logits[b]; });
+  const std::vector<double> p = softmax_over(logits, ids, temp);
+  size_t keep = 0;
+  if (version == 2) {
+    while (keep < p.size() && -std::log2(p[keep]) <= mu) ++keep;
+  } else {
+    double sum_tb = 0, sum_tt = 0;
+    for (int i = 0; i + 1 < std::min(n, 100); ++i) {
+      const double t = std::log((i + 2.0) / (i + 1.0));
+      const double b = std::log(p[i] / p[i + 1]);
+      sum_tb += t * b;
+      sum_tt += t * t;
+    }
+    const double s = sum_tb / sum_tt;
+    const double eps = s - 1;
+    const double k = std::pow(eps * std::exp2(mu) / (1 - std::pow(n, -eps)), 1 / s);
+    keep = k < 1 ? 1 : k >= n ? static_cast<size_t>(n) : static_cast<size_t>(k);
+  }
+  ids.resize(std::max<size_t>(keep, 1));
+  return ids;
+}
+
+void check_mirostat_steps(int version, double s, double tau, double temp) {
+  const std::vector<float> logits = zipf_logits(4000, s, 7);
+  SamplingParams p = plain(static_cast<float>(temp));
+  p.mirostat = version;
+  p.mirostat_tau = static_cast<float>(tau);
+  p.mirostat_eta = 0.1f;
+  p.seed = 11;
+  Sampler sampler(p, 4000);
+  EXPECT_FLOAT_EQ(sampler.mirostat_mu(), static_cast<float>(2 * tau));
+  double surprise_sum = 0;
+  int counted = 0;
+  std::vector<float> work;
+  for (int step = 0; step < 3000; ++step) {
+    const double mu = sampler.mirostat_mu();
+    work = logits;
+    const int32_t token = sampler.sample(work.data());
+    const std::vector<int> kept = mirostat_kept(logits, version, mu, temp);
+    const auto it = std::find(kept.begin(), kept.end(), token);
+    ASSERT_NE(it, kept.end()) << "step " << step << ": token " << token << " outside the " << kept.size()
+                              << " kept at mu " << mu;
+    const std::vector<double> q = softmax_over(logits, kept, temp);
+    const double surprise = -std::log2(q[static_cast<size_t>(it - kept.begin())]);
+    ASSERT_NEAR(sampler.mirostat_mu(), mu - 0.1 * (surprise - tau), 1e-3) << "step " << step;
+    if (step >= 500) {
+      surprise_sum += surprise;
+      ++counted;
+    }
+  }
+  // mu's update is a stochastic approximation: the mean observed surprise settles at tau (tau must be below
+  // the entropy of the untruncated distribution, ~3.7 bits for Zipf 1.3 at T 0.8, or nothing is truncated).
+  EXPECT_NEAR(surprise_sum / counted, tau, 0.15) << "version " << version;
+}
+
+TEST(SamplerMirostat, Version2StepsAndMeanSurprise) {
+  check_mirostat_steps(2, 1.1, 3.0, 1.0);
+  check_mirostat_steps(2, 1.3, 2.5, 0.8);
+}
+
+TEST(SamplerMirostat, Version1StepsAndMeanSurprise) {
+  check_mirostat_steps(1, 1.1, 3.0, 1.0);
+  check_mirostat_steps(1, 1.3, 2.5, 0.8);
+}
+
+TEST(SamplerMirostat, LowTauIsFocusedHighTauIsVaried) {
+  const std::vector<float> logits = zipf_logits(4000, 1.1, 3);
+  for (int version : {1, 2}) {
+    auto distinct = [&](float tau) {
+      SamplingParams p = plain(1.0f);
+      p.mirostat = version;
+      p.mirostat_tau = tau;
+      Sampler sampler(p, 4000);
+      std::vector<int32_t> tokens = generate(sampler, logits, 1000);
+      std::sort(tokens.begin(), tokens.end());
+      return std::unique(tokens.begin(), tokens.end()) - tokens.begin();
+    };
+    EXPECT_LT(distinct(1.0f) * 4, distinct(8.0f)) << "version " << version;
+  }
+}
+
+TEST(SamplerMirostat, ResetRestoresMuAndReproduces) {
+  const std::vector<float> logits = zipf_logits(3000, 1.2, 5);
+  SamplingParams p = plain(1.0f);
+  p.mirostat = 2;
+  Sampler sampler(p, 3000);
+  const std::vector<int32_t> first = generate(sampler, logits, 100);
+  EXPECT_NE(sampler.mirostat_mu(), 2 * p.mirostat_tau);
+  sampler.reset();
+  EXPECT_EQ(sampler.mirostat_mu(), 2 * p.mirostat_tau);
+  EXPECT_EQ(generate(sampler, logits, 100), first);
+}
+
+TEST(SamplerMirostat, GreedyIgnoresMirostatAndBansHold) {
+  std::vector<float> logits = zipf_logits(500, 1.1, 9);
+  const auto top = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  SamplingParams p = plain(0.0f);
+  p.mirostat = 2;
+  Sampler greedy(p, 500);
+  std::vector<float> work = logits;
+  EXPECT_EQ(greedy.sample(work.data()), top);
+  p = plain(1.0f);
+  p.mirostat = 1;
+  p.mirostat_tau = 0.5f;  // very focused: only the top few survive
+  p.logit_bias = {{top, -kInf}};
+  Sampler banned(p, 500);
+  for (int i = 0; i < 200; ++i) {
+    work = logits;
+    EXPECT_NE(banned.sample(work.data()), top);
+  }
+}
+
+
 TEST(SamplerDeterminism, SameSeedSameTokens) {
   const std::vector<float> logits = large_logits(3000, 21);
   for (SamplingParams p : {SamplingParams{}, plain(1.0f)}) {
@@ -733,6 +866,20 @@ TEST(SamplingValidate, RejectsBadValuesNamingTheField) {
   p = {};
   p.top_k = -2;
   expect_invalid(p, "top_k");
+  p = {};
+  p.mirostat = 3;
+  expect_invalid(p, "mirostat");
+  p = {};
+  p.mirostat = 2;
+  p.mirostat_tau = 0.0f;
+  expect_invalid(p, "mirostat_tau");
+  p = {};
+  p.mirostat = 1;
+  p.mirostat_eta = nan;
+  expect_invalid(p, "mirostat_eta");
+  p = {};
+  p.mirostat_tau = 0.0f;  // ignored while mirostat is off
+  EXPECT_TRUE(p.validate(100).ok());
   p = {};
   p.top_p = 1.5f;
   expect_invalid(p, "top_p");

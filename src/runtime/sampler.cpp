@@ -213,7 +213,7 @@ float max_logit(const Candidate* c, size_t n) {
 }  // namespace
 
 Sampler::Sampler(const SamplingParams& params, int32_t n_vocab)
-    : params_(params), n_vocab_(n_vocab), rng_(params.seed) {
+    : params_(params), n_vocab_(n_vocab), rng_(params.seed), mirostat_mu_(2.0f * params.mirostat_tau) {
   EDGELLM_CHECK(params.validate(n_vocab).ok());
   cand_.resize(static_cast<size_t>(n_vocab));
   weight_.resize(static_cast<size_t>(n_vocab));
@@ -255,6 +255,7 @@ void Sampler::reset() {
   window_size_ = 0;
   ring_next_ = 0;
   rng_.seed(params_.seed);
+  mirostat_mu_ = 2.0f * params_.mirostat_tau;
 }
 
 void Sampler::apply_logit_bias(float* logits) const {
@@ -295,6 +296,7 @@ int32_t Sampler::sample(float* logits) {
     const size_t best = argmax(logits, n_vocab);
     return best == n_vocab ? kNoToken : static_cast<int32_t>(best);
   }
+  if (params_.mirostat != 0) return sample_mirostat(logits);
 
   Candidate* cand = cand_.data();
   size_t n_cand = 0;  // size of the explicit set in cand_, when !full
@@ -436,6 +438,75 @@ int32_t Sampler::sample(float* logits) {
   // Temperature (Ackley et al. 1985; softmax(l / T)) shapes the final draw over whatever is left.
   if (full) return draw_full(logits, full_max);
   return draw(n_cand);
+}
+
+// Mirostat (Basu, Ramakrishnan, Lee, Varshney 2021, "Mirostat: A Neural Text Decoding Algorithm that
+// Directly Controls Perplexity", arXiv:2007.14966), on softmax(logit / T):
+//  - version 2 (Alg. 2 simplified, as the paper's sec. 4 and common runtimes do): keep the tokens whose
+//    surprise -log2 p is at most mu, i.e. p >= 2^-mu; this needs no sort: logit >= max + T (ln Z - mu ln 2);
+//  - version 1 (Alg. 1): estimate the Zipf exponent s from the 100 most likely tokens by least squares on
+//    log(p_i / p_{i+1}) against log((i + 2) / (i + 1)), then keep the top k = ((eps 2^mu) / (1 - N^-eps))^(1/s)
+//    tokens with eps = s - 1.
+// The draw is over the kept tokens renormalised, the observed surprise is -log2 of the drawn token's
+// renormalised probability, and mu -= eta (surprise - tau). mu starts at 2 tau.
+int32_t Sampler::sample_mirostat(const float* logits) {
+  const auto n_vocab = static_cast<size_t>(n_vocab_);
+  const size_t best = argmax(logits, n_vocab);
+  if (best == n_vocab) return kNoToken;
+  if (logits[best] == kInf) return static_cast<int32_t>(best);
+  const float max_l = logits[best];
+  const float inv_temp = inverse_temperature(params_.temperature);
+  Candidate* cand = cand_.data();
+  float* w = weight_.data();
+
+  size_t n_cand = 0;
+  if (params_.mirostat == 2) {
+    for (size_t i = 0; i < n_vocab; ++i) w[i] = fast_exp((logits[i] - max_l) * inv_temp);
+    const double z = sum_double(w, n_vocab);
+    // p_i >= 2^-mu  <=>  w_i >= z 2^-mu (w_i = exp((l_i - max) / T)); the argmax is always kept.
+    const double min_w = z * std::exp2(-static_cast<double>(mirostat_mu_));
+    for (size_t i = 0; i < n_vocab; ++i) {
+      if (static_cast<double>(w[i]) >= min_w || i == best) cand[n_cand++] = Candidate{static_cast<int32_t>(i), logits[i]};
+    }
+  } else {
+    // Finite candidates, then the top 100 in order for the Zipf estimate.
+    for (size_t i = 0; i < n_vocab; ++i) {
+      if (logits[i] > -kInf) cand[n_cand++] = Candidate{static_cast<int32_t>(i), logits[i]};
+    }
+    constexpr size_t kZipfTokens = 100;
+    const size_t m = std::min(kZipfTokens, n_cand);
+    std::partial_sort(cand, cand + m, cand + n_cand, ByLogitDesc{});
+    double sum_tb = 0.0;
+    double sum_tt = 0.0;
+    for (size_t i = 0; i + 1 < m; ++i) {
+      const double t = std::log(static_cast<double>(i + 2) / static_cast<double>(i + 1));
+      const double b = static_cast<double>(cand[i].logit - cand[i + 1].logit) * inv_temp;  // log(p_i / p_{i+1})
+      sum_tb += t * b;
+      sum_tt += t * t;
+    }
+    const double s_hat = sum_tt > 0.0 ? sum_tb / sum_tt : 1.0;
+    const double eps = s_hat - 1.0;
+    double k = static_cast<double>(n_cand);
+    if (s_hat > 0.0 && std::fabs(eps) > 1e-9) {
+      k = std::pow(eps * std::exp2(static_cast<double>(mirostat_mu_)) /
+                       (1.0 - std::pow(static_cast<double>(n_vocab), -eps)),
+                   1.0 / s_hat);
+    }
+    const size_t keep = !(k >= 1.0) ? 1 : k >= static_cast<double>(n_cand) ? n_cand : static_cast<size_t>(k);
+    if (keep > m) std::nth_element(cand + m, cand + keep - 1, cand + n_cand, ByLogitDesc{});
+    n_cand = keep;
+  }
+
+  double z = 0.0;
+  for (size_t i = 0; i < n_cand; ++i) {
+    w[i] = fast_exp((cand[i].logit - max_l) * inv_temp);
+    z += w[i];
+  }
+  const size_t pick = draw_index(w, n_cand);
+  const double p = static_cast<double>(w[pick]) / z;
+  const double surprise = p > 0.0 ? -std::log2(p) : 0.0;
+  mirostat_mu_ -= static_cast<float>(params_.mirostat_eta * (surprise - params_.mirostat_tau));
+  return cand[pick].id;
 }
 
 // Draws from softmax(logit / T) over cand_[0, n_cand). The logits are copied into weight_ first so the

@@ -42,7 +42,10 @@ class Sampler {
   // too, then for each sampled token. Allocates nothing.
   void accept(int32_t token);
 
-  // Clears the penalty history and reseeds the RNG with params().seed: a fresh request.
+  // Mirostat's running truncation threshold mu (bits); 2 * mirostat_tau after construction and reset().
+  float mirostat_mu() const { return mirostat_mu_; }
+
+  // Clears the penalty history, resets mirostat's mu and reseeds the RNG with params().seed: a fresh request.
   void reset();
 
   const SamplingParams& params() const { return params_; }
@@ -60,11 +63,13 @@ class Sampler {
   int32_t draw(size_t n_cand);
   int32_t draw_full(const float* logits, float max_logit);
   size_t draw_index(const float* weights, size_t n);
+  int32_t sample_mirostat(const float* logits);
 
   SamplingParams params_;
   int32_t n_vocab_ = 0;
   bool penalties_on_ = false;
   std::mt19937_64 rng_;
+  float mirostat_mu_ = 0.0f;
 
   // Scratch, sized once from n_vocab.
   std::vector<Candidate> cand_;  // [n_vocab]: the current candidate set in its first n entries

@@ -66,6 +66,16 @@ Status SamplingParams::validate(int32_t n_vocab) const {
     return invalid("penalty_last_n must be in [-1, " + std::to_string(kMaxPenaltyLastN) +
                    "] (0 disables penalties, -1 covers the whole context), got " + std::to_string(penalty_last_n));
   }
+  if (mirostat < 0 || mirostat > 2) {
+    return invalid("mirostat must be 0 (off), 1 or 2, got " + std::to_string(mirostat));
+  }
+  // tau and eta matter only with mirostat on (a zero-filled C struct leaves them 0).
+  if (mirostat != 0 && !(std::isfinite(mirostat_tau) && mirostat_tau > 0.0f)) {
+    return invalid("mirostat_tau must be a finite number > 0, got " + format_float(mirostat_tau));
+  }
+  if (mirostat != 0 && !(std::isfinite(mirostat_eta) && mirostat_eta >= 0.0f)) {
+    return invalid("mirostat_eta must be a finite number >= 0, got " + format_float(mirostat_eta));
+  }
   if (logit_bias.empty()) return {};
   std::vector<bool> banned(static_cast<size_t>(n_vocab), false);
   size_t n_banned = 0;

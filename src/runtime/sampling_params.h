@@ -37,6 +37,12 @@ struct SamplingParams {
   // (token id, bias) added to the logits before everything else; -inf bans the token. Biases for the same
   // id add up. Must be finite or -inf, ids in [0, n_vocab), and must not ban every token.
   std::vector<std::pair<int32_t, float>> logit_bias;
+  // Mirostat (Basu et al. 2021, arXiv:2007.14966): 0 off, 1 = Mirostat, 2 = Mirostat 2.0. When on it
+  // replaces top-k, typical-p, top-p and min-p: it truncates each step so the observed surprise (bits)
+  // tracks mirostat_tau, with learning rate mirostat_eta. Bias, penalties and temperature still apply.
+  int32_t mirostat = 0;
+  float mirostat_tau = 5.0f;  // target surprise in bits; finite, > 0 (checked only with mirostat on)
+  float mirostat_eta = 0.1f;  // finite, >= 0 (checked only with mirostat on)
 
   // Checks ranges and finiteness of every field for a vocabulary of n_vocab tokens. Errors are
   // kInvalidArgument with a message naming the field and showing the value, e.g.

@@ -1,5 +1,6 @@
-// Matmul throughput per weight type at Qwen2.5-0.5B shapes (hidden 896, ffn 4864): weight GB/s and
-// GFLOP/s, 1 and 2 threads, 1 token (decode) and 128 tokens (prefill).
+// Matmul throughput per weight type at Qwen2.5-0.5B shapes (hidden 896, ffn 4864) and Qwen1.5-1.8B
+// shapes (hidden 2048, ffn 5504): weight GB/s and GFLOP/s (GOP/s for int8 activations), 1 and 2
+// threads, 1 token (decode) and 128 tokens (prefill), f32 and int8 activations where both exist.
 //   build-*/bench/kernels_bench [--benchmark_filter=q4_0] [--benchmark_repetitions=5]
 //   EDGELLM_ISA=scalar|avx2 ... to measure one kernel variant.
 // Each benchmark cycles through enough copies of the weight matrix to exceed the last-level cache
@@ -16,6 +17,7 @@
 #include "format/tensor_ref.h"
 #include "kernels/matmul.h"
 #include "kernels/quant_blocks.h"
+#include "kernels/quant_edgellm.h"
 #include "kernels/quantize.h"
 #include "util/half.h"
 #include "util/thread_pool.h"
@@ -33,15 +35,25 @@ constexpr Shape kShapes[] = {
     {"attn_896x896", 896, 896},
     {"ffn_up_4864x896", 4864, 896},
     {"ffn_down_896x4864", 896, 4864},
+    {"attn_2048x2048", 2048, 2048},
+    {"ffn_up_5504x2048", 5504, 2048},
+    {"ffn_down_2048x5504", 2048, 5504},
 };
 
-constexpr DType kTypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0,
-                            DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ4_K, DType::kQ6_K};
+constexpr DType kTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0,   DType::kQ4_0,
+                            DType::kQ4_1, DType::kQ5_0, DType::kQ4_K, DType::kQ6_K, DType::kE4G128};
 
 // Random weights; K-quants (no quantizer yet) get random bytes with small fp16 scales.
 std::vector<uint8_t> make_weights(DType type, int64_t n_rows, int64_t k, uint32_t seed) {
   std::mt19937 rng(seed);
   std::vector<uint8_t> bytes(dtype_row_bytes(type, k) * static_cast<size_t>(n_rows));
+  if (dtype_is_edgellm_only(type)) {
+    std::normal_distribution<float> dist(0.0f, 0.02f);
+    std::vector<float> values(static_cast<size_t>(n_rows * k));
+    for (auto& v : values) v = dist(rng);
+    (void)ref::quantize_row_e4(type, values.data(), bytes.data(), n_rows * k);
+    return bytes;
+  }
   if (can_quantize(type)) {
     std::normal_distribution<float> dist(0.0f, 0.02f);
     std::vector<float> row(static_cast<size_t>(k));
@@ -66,7 +78,8 @@ std::vector<uint8_t> make_weights(DType type, int64_t n_rows, int64_t k, uint32_
   return bytes;
 }
 
-void bm_matmul(benchmark::State& state, DType type, Shape shape, int n_threads, int64_t n_tokens) {
+void bm_matmul(benchmark::State& state, DType type, Shape shape, int n_threads, int64_t n_tokens,
+               MatmulActivations activations) {
   const size_t matrix_bytes = dtype_row_bytes(type, shape.k) * static_cast<size_t>(shape.n_rows);
   const size_t n_copies = std::max<size_t>(1, (size_t{64} << 20) / matrix_bytes + 1);
   std::vector<std::vector<uint8_t>> copies;
@@ -88,10 +101,10 @@ void bm_matmul(benchmark::State& state, DType type, Shape shape, int n_threads, 
   std::vector<float> y(static_cast<size_t>(n_tokens * shape.n_rows));
   ThreadPool pool(n_threads);
 
-  for (size_t i = 0; i < n_copies; ++i) matmul(tensors[i], x.data(), n_tokens, y.data(), pool);  // warm-up
+  for (size_t i = 0; i < n_copies; ++i) matmul(tensors[i], x.data(), n_tokens, y.data(), pool, activations);  // warm-up
   size_t next = 0;
   for (auto _ : state) {
-    matmul(tensors[next], x.data(), n_tokens, y.data(), pool);
+    matmul(tensors[next], x.data(), n_tokens, y.data(), pool, activations);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
     next = next + 1 == n_copies ? 0 : next + 1;
@@ -108,14 +121,20 @@ void bm_matmul(benchmark::State& state, DType type, Shape shape, int n_threads, 
 
 void register_all() {
   for (DType type : kTypes) {
-    for (const Shape& shape : kShapes) {
-      for (int64_t n_tokens : {1, 128}) {
-        for (int n_threads : {1, 2}) {
-          const std::string name = std::string("matmul/") + dtype_name(type) + "/" + shape.name + "/tokens:" +
-                                   std::to_string(n_tokens) + "/threads:" + std::to_string(n_threads);
-          benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
-            bm_matmul(state, type, shape, n_threads, n_tokens);
-          })->UseRealTime()->Unit(benchmark::kMicrosecond);
+    const bool has_int8 = std::string(matmul_activations_name(type)) == "int8";
+    for (MatmulActivations act : {MatmulActivations::kInt8, MatmulActivations::kF32}) {
+      if (act == MatmulActivations::kInt8 && !has_int8) continue;
+      const char* act_name = act == MatmulActivations::kInt8 ? "int8" : "f32";
+      for (const Shape& shape : kShapes) {
+        for (int64_t n_tokens : {1, 128}) {
+          for (int n_threads : {1, 2}) {
+            const std::string name = std::string("matmul/") + dtype_name(type) + "/act:" + act_name + "/" +
+                                     shape.name + "/tokens:" + std::to_string(n_tokens) +
+                                     "/threads:" + std::to_string(n_threads);
+            benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
+              bm_matmul(state, type, shape, n_threads, n_tokens, act);
+            })->UseRealTime()->Unit(benchmark::kMicrosecond);
+          }
         }
       }
     }

@@ -230,7 +230,8 @@ TEST(E4Blocks, MatmulMatchesDequantizedDot) {
           ref.data = w_q.data();
           ref.size_bytes = w_q.size();
           std::vector<float> y(static_cast<size_t>(n_rows * n_tokens));
-          matmul(ref, x.data(), n_tokens, y.data(), pool);
+          // f32 activations: this checks the f32 kernel's accumulation (kernels_q8act_test bounds the int8 path).
+          matmul(ref, x.data(), n_tokens, y.data(), pool, MatmulActivations::kF32);
           std::vector<float> deq(static_cast<size_t>(k));
           for (int64_t r = 0; r < n_rows; ++r) {
             ASSERT_TRUE(dequantize_row(type, w_q.data() + r * ref.row_bytes(), deq.data(), k).ok());

@@ -9,6 +9,8 @@
 #include <sys/auxv.h>
 #endif
 
+#include "kernels/act_quant.h"
+#include "kernels/quant_edgellm.h"
 #include "kernels/quantize.h"
 #include "kernels/ref/matmul_ref.h"
 #include "util/log.h"
@@ -23,6 +25,13 @@ KernelTable make_scalar_table() {
     const auto traits = dtype_traits(static_cast<uint32_t>(slot));
     if (traits && can_dequantize(static_cast<DType>(slot))) table.matmul_f32act[slot] = ref::matmul_rows;
   }
+  for (DType type : {DType::kE4G64, DType::kE4G128, DType::kE4G256}) {
+    table.matmul_f32act[type_slot(type)] = ref::matmul_rows_e4;
+  }
+  for (DType type : {DType::kQ4_0, DType::kQ4_1, DType::kQ8_0, DType::kE4G64, DType::kE4G128, DType::kE4G256}) {
+    if (ref::q8act_supported(type)) table.matmul_q8act[type_slot(type)] = ref::matmul_rows_q8act;
+  }
+  table.quantize_act = ref::quantize_act;
   return table;
 }
 

@@ -17,7 +17,8 @@ const char* isa_name(Isa isa);  // "scalar", "avx2", "avx512", "neon", "neon_dot
 
 // One matmul over a range of weight rows. W is row-major with `w_row_bytes` bytes per row of `k`
 // elements (ggml layout, ne = {k, n_rows}); x is [n_tokens][k] f32; the output of row r, token t goes
-// to y[t * y_stride + (r - row_begin)].
+// to y[t * y_stride + (r - row_begin)]. The int8-activation kernels read `xq` instead of `x`:
+// [n_tokens][xq_row_bytes], the table's quantize_act output (kernels/act_quant.h).
 struct MatmulArgs {
   DType type = DType::kF32;
   const uint8_t* w = nullptr;
@@ -27,6 +28,8 @@ struct MatmulArgs {
   int64_t n_tokens = 0;
   float* y = nullptr;
   int64_t y_stride = 0;
+  const uint8_t* xq = nullptr;
+  size_t xq_row_bytes = 0;
 };
 
 // Computes rows [row_begin, row_end) for all tokens. Single-threaded; allocates nothing. The value
@@ -34,19 +37,40 @@ struct MatmulArgs {
 // any split over threads gives identical output.
 using MatmulRowsFn = void (*)(const MatmulArgs& args, int64_t row_begin, int64_t row_end);
 
-inline constexpr size_t kNumTypeSlots = 31;  // DType values are < 31
+// Quantizes one token's k activations into the int8 activation format (kernels/act_quant.h):
+// act_row_bytes(k) bytes at `out`. Every ISA's quantizer writes the same bytes.
+using QuantizeActFn = void (*)(const float* x, int64_t k, uint8_t* out);
+
+inline constexpr size_t kNumTypeSlots = 31;  // ggml DType values are < 31
+// The edgellm-only types (DType 1000..1002) get the slots after ggml's (type_slot()).
+inline constexpr size_t kNumSlots = kNumTypeSlots + 3;
+
+// Index of a type in the table columns, or kNumSlots if it has none.
+inline size_t type_slot(DType type) {
+  const auto id = static_cast<size_t>(type);
+  if (id < kNumTypeSlots) return id;
+  if (id >= 1000 && id < 1003) return kNumTypeSlots + (id - 1000);
+  return kNumSlots;
+}
 
 struct KernelTable {
   Isa isa = Isa::kScalar;
   // Weight type -> kernel with f32 activations (nullptr: type not runnable).
-  // TODO(#6): a second column for activations quantized to Q8 on the fly (integer dot products);
-  // matmul() will choose it per call once that numerics change is decided.
-  // (A plain array: std::array's inline members would be instantiated in ISA-flagged TUs too.)
-  MatmulRowsFn matmul_f32act[kNumTypeSlots] = {};
+  // (Plain arrays: std::array's inline members would be instantiated in ISA-flagged TUs too.)
+  MatmulRowsFn matmul_f32act[kNumSlots] = {};
+  // Weight type -> kernel with int8 activations (integer dot products; reads MatmulArgs::xq), and the
+  // quantizer that writes them. nullptr (any entry, or quantize_act): matmul() uses f32 activations,
+  // so a table that fills only matmul_f32act keeps working.
+  MatmulRowsFn matmul_q8act[kNumSlots] = {};
+  QuantizeActFn quantize_act = nullptr;
 
   MatmulRowsFn matmul_for(DType type) const {
-    const auto slot = static_cast<size_t>(type);
-    return slot < kNumTypeSlots ? matmul_f32act[slot] : nullptr;
+    const size_t slot = type_slot(type);
+    return slot < kNumSlots ? matmul_f32act[slot] : nullptr;
+  }
+  MatmulRowsFn matmul_q8act_for(DType type) const {
+    const size_t slot = type_slot(type);
+    return slot < kNumSlots && quantize_act != nullptr ? matmul_q8act[slot] : nullptr;
   }
 };
 
@@ -63,6 +87,9 @@ const KernelTable& scalar_kernels();
 #if defined(__x86_64__) || defined(_M_X64)
 const KernelTable& avx2_kernels();
 const KernelTable& avx512_kernels();
+// Fill the int8-activation column (x86/matmul_q8act_avx2.cpp, x86/matmul_q8act_avx512.cpp).
+void fill_q8act_avx2(KernelTable& table);
+void fill_q8act_avx512(KernelTable& table);
 #endif
 #if defined(__aarch64__)
 const KernelTable& neon_kernels();  // kernels/arm/matmul_neon.cpp

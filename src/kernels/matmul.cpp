@@ -1,10 +1,16 @@
 #include "kernels/matmul.h"
 
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "kernels/act_quant.h"
 #include "kernels/kernel_table.h"
 #include "kernels/quant_edgellm.h"
 #include "kernels/quantize.h"
 #include "kernels/ref/quant_ref.h"
 #include "util/check.h"
+#include "util/log.h"
 
 namespace edgellm {
 namespace {
@@ -34,20 +40,89 @@ kernels::MatmulArgs make_args(const TensorRef& w, const float* x, int64_t n_toke
 }
 
 kernels::MatmulRowsFn kernel_for(DType type) {
-  // edgellm-only types (ids >= 1000) sit outside the per-ISA tables; one scalar kernel serves them.
-  if (dtype_is_edgellm_only(type)) return ref::matmul_rows_e4;
   const kernels::MatmulRowsFn fn = kernels::active_kernels().matmul_for(type);
+  if (fn != nullptr) return fn;
+  // A table without the edgellm-only types (e.g. one still being written for a new ISA).
+  if (dtype_is_edgellm_only(type)) return ref::matmul_rows_e4;
   EDGELLM_CHECK(fn != nullptr);
   return fn;
 }
 
+// EDGELLM_ACTIVATIONS=f32|int8, read once; anything else is a warning and the default (int8).
+bool int8_by_default() {
+  static const bool int8 = [] {
+    const char* env = std::getenv("EDGELLM_ACTIVATIONS");
+    bool use_int8 = true;
+    if (env != nullptr && *env != '\0') {
+      if (std::strcmp(env, "f32") == 0) {
+        use_int8 = false;
+      } else if (std::strcmp(env, "int8") != 0) {
+        EDGELLM_LOG_WARN("kernels: EDGELLM_ACTIVATIONS=%s is not f32|int8; using int8", env);
+      }
+    }
+    const kernels::KernelTable& table = kernels::active_kernels();
+    EDGELLM_LOG_INFO("kernels: %s activations for q4_0=%s q8_0=%s e4=%s (EDGELLM_ACTIVATIONS=%s)",
+                     use_int8 ? "int8" : "f32",
+                     use_int8 && table.matmul_q8act_for(DType::kQ4_0) ? "int8" : "f32",
+                     use_int8 && table.matmul_q8act_for(DType::kQ8_0) ? "int8" : "f32",
+                     use_int8 && table.matmul_q8act_for(DType::kE4G128) ? "int8" : "f32",
+                     env != nullptr ? env : "(unset)");
+    return use_int8;
+  }();
+  return int8;
+}
+
+// The int8 kernel for this call, or nullptr for f32 activations.
+kernels::MatmulRowsFn int8_kernel_for(DType type, MatmulActivations activations) {
+  if (activations == MatmulActivations::kF32) return nullptr;
+  if (activations == MatmulActivations::kDefault && !int8_by_default()) return nullptr;
+  return kernels::active_kernels().matmul_q8act_for(type);
+}
+
+// Quantized activations of the calling thread: grows to the largest call, then reused.
+struct FreeAligned {
+  void operator()(uint8_t* p) const { std::free(p); }
+};
+uint8_t* act_scratch(size_t size_bytes) {
+  thread_local std::unique_ptr<uint8_t, FreeAligned> buffer;
+  thread_local size_t capacity = 0;
+  if (size_bytes > capacity) {
+    capacity = (size_bytes + 4095) / 4096 * 4096;
+    buffer.reset(static_cast<uint8_t*>(std::aligned_alloc(64, capacity)));
+    EDGELLM_CHECK(buffer != nullptr);
+  }
+  return buffer.get();
+}
+
+// Fills args.xq from args.x with the active table's quantizer; over the pool when there is a batch.
+void quantize_activations(kernels::MatmulArgs& args, ThreadPool* pool) {
+  const kernels::QuantizeActFn quantize = kernels::active_kernels().quantize_act;
+  args.xq_row_bytes = kernels::act_row_bytes(args.k);
+  uint8_t* xq = act_scratch(args.xq_row_bytes * static_cast<size_t>(args.n_tokens));
+  args.xq = xq;
+  const auto quantize_range = [&](int64_t begin, int64_t end, int /*thread_idx*/) {
+    for (int64_t t = begin; t < end; ++t) quantize(args.x + t * args.k, args.k, xq + t * args.xq_row_bytes);
+  };
+  if (pool != nullptr && args.n_tokens >= 4) {
+    pool->parallel_for(args.n_tokens, quantize_range, 1);
+  } else {
+    quantize_range(0, args.n_tokens, 0);
+  }
+}
+
 }  // namespace
 
-void matmul(const TensorRef& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
+void matmul(const TensorRef& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
+            MatmulActivations activations) {
   const int64_t n_rows = w.n_rows();
-  const kernels::MatmulArgs args = make_args(w, x, n_tokens, y, n_rows);
+  kernels::MatmulArgs args = make_args(w, x, n_tokens, y, n_rows);
   if (n_tokens == 0 || n_rows == 0) return;
-  const kernels::MatmulRowsFn fn = kernel_for(w.type);
+  kernels::MatmulRowsFn fn = int8_kernel_for(w.type, activations);
+  if (fn != nullptr) {
+    quantize_activations(args, &pool);
+  } else {
+    fn = kernel_for(w.type);
+  }
   pool.parallel_for(
       n_rows,
       [&](int64_t begin, int64_t end, int /*thread_idx*/) {
@@ -59,12 +134,18 @@ void matmul(const TensorRef& w, const float* x, int64_t n_tokens, float* y, Thre
 }
 
 void matmul_rows(const TensorRef& w, const float* x, int64_t n_tokens, float* y, int64_t y_stride,
-                 int64_t row_begin, int64_t row_end) {
+                 int64_t row_begin, int64_t row_end, MatmulActivations activations) {
   EDGELLM_CHECK(0 <= row_begin && row_begin <= row_end && row_end <= w.n_rows());
   EDGELLM_CHECK(y_stride >= row_end - row_begin);
-  const kernels::MatmulArgs args = make_args(w, x, n_tokens, y, y_stride);
+  kernels::MatmulArgs args = make_args(w, x, n_tokens, y, y_stride);
   if (n_tokens == 0 || row_begin == row_end) return;
-  kernel_for(w.type)(args, row_begin, row_end);
+  kernels::MatmulRowsFn fn = int8_kernel_for(w.type, activations);
+  if (fn != nullptr) {
+    quantize_activations(args, nullptr);
+  } else {
+    fn = kernel_for(w.type);
+  }
+  fn(args, row_begin, row_end);
 }
 
 void get_row(const TensorRef& w, int64_t row, float* out) {
@@ -79,5 +160,9 @@ void get_row(const TensorRef& w, int64_t row, float* out) {
 }
 
 const char* matmul_isa_name() { return kernels::isa_name(kernels::active_kernels().isa); }
+
+const char* matmul_activations_name(DType type) {
+  return int8_kernel_for(type, MatmulActivations::kDefault) != nullptr ? "int8" : "f32";
+}
 
 }  // namespace edgellm

@@ -10,24 +10,38 @@
 
 namespace edgellm {
 
+// Which activations a matmul multiplies with. kInt8: x is quantized on the fly per token into blocks of
+// 32 (kernels/act_quant.h, Q8_0's scheme) and multiplied with integer dot products, as llama.cpp does
+// for quantized weights: each product carries an extra relative error of at most ~1/254 of the block's
+// largest |x|. Used for Q4_0, Q4_1, Q8_0 and e4_g64/g128/g256 when the kernel table has such a kernel;
+// other types always use f32. kF32: dequantized weights times f32 activations. kDefault: kInt8 unless
+// the environment says EDGELLM_ACTIVATIONS=f32 (read once per process and logged).
+enum class MatmulActivations { kDefault, kF32, kInt8 };
+
 // y[t][r] = sum_k W[r][k] * x[t][k] for t < n_tokens, r < R, where W has ne = {K, R} (ggml/PyTorch
 // layout: row r of W is contiguous). x is [n_tokens][K] f32 row-major, y is [n_tokens][R].
 // Any type with can_dequantize(type). Parallel over output rows with `pool`; results are identical for
 // any thread count. Accumulates in f32. x and y must not overlap; W's shape and type are checked
 // (a mismatch is a programmer error: the model loader validates files).
-void matmul(const TensorRef& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
+// The int8 path quantizes x into a per-calling-thread buffer that grows to the largest call and is reused
+// (no allocation in steady state).
+void matmul(const TensorRef& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
+            MatmulActivations activations = MatmulActivations::kDefault);
 
 // Rows [row_begin, row_end) of the same product, single-threaded, on the calling thread:
 // y[t * y_stride + (r - row_begin)] for every token t. For fused or split projections (e.g. writing
 // the q, k and v parts of a fused weight to separate buffers) and for callers that run their own
 // parallel_for. Values are bit-identical to those matmul() writes.
 void matmul_rows(const TensorRef& w, const float* x, int64_t n_tokens, float* y, int64_t y_stride,
-                 int64_t row_begin, int64_t row_end);
+                 int64_t row_begin, int64_t row_end, MatmulActivations activations = MatmulActivations::kDefault);
 
 // Row `row` of W (e.g. a token embedding) as K floats, bit-exact with dequantize_row.
 void get_row(const TensorRef& w, int64_t row, float* out);
 
 // Name of the instruction set the matmul kernels use ("scalar", "avx2", ...), for logs and benchmarks.
 const char* matmul_isa_name();
+
+// "int8" or "f32": the activations matmul(..., kDefault) uses for weights of `type` (for logs and status).
+const char* matmul_activations_name(DType type);
 
 }  // namespace edgellm

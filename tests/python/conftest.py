@@ -59,10 +59,17 @@ def bin_path() -> Path:
 # Running the CLI
 # ---------------------------------------------------------------------------------------------
 
-def run_cli(args, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Runs `edgellm ARGS...` and returns the completed process (text stdout/stderr)."""
+def run_cli(args, timeout: float = 300, activations: str = "f32") -> subprocess.CompletedProcess:
+    """Runs `edgellm ARGS...` and returns the completed process (text stdout/stderr).
+
+    `activations` sets EDGELLM_ACTIVATIONS. The oracle tests compare the model's arithmetic against
+    transformers with bounds derived for f32 activations, so they run edgellm's f32-activation path;
+    edgellm's default for quantized weights (int8 activations, as llama.cpp) has its own tests with
+    their own bound (test_gguf_interop.py: test_reference_gguf_int8_activations).
+    """
     cmd = [str(edgellm_bin())] + [str(a) for a in args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    env = dict(os.environ, EDGELLM_ACTIVATIONS=activations)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @dataclass
@@ -83,7 +90,8 @@ class GenerateResult:
 
 
 def run_generate(model, tokens, n: int, tmp_path: Path, kv_type: str = "f32", threads: int = 2,
-                 batch: int | None = None, ctx: int | None = None, extra=()) -> GenerateResult:
+                 batch: int | None = None, ctx: int | None = None, extra=(),
+                 activations: str = "f32") -> GenerateResult:
     """`edgellm generate` with --dump-logits; checks exit status and the dump's size."""
     tokens = [int(t) for t in tokens]
     dump = Path(tmp_path) / f"logits-{os.getpid()}-{abs(hash((str(model), tuple(tokens), n, kv_type, batch, threads)))}.f32"
@@ -94,7 +102,7 @@ def run_generate(model, tokens, n: int, tmp_path: Path, kv_type: str = "f32", th
     if ctx is not None:
         args += ["--ctx", ctx]
     args += list(extra)
-    proc = run_cli(args)
+    proc = run_cli(args, activations=activations)
     assert proc.returncode == 0, (f"edgellm generate failed (exit {proc.returncode}) on {model}:\n"
                                   f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
     lines = [ln for ln in proc.stdout.strip().splitlines() if ln.strip()]

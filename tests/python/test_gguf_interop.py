@@ -42,11 +42,19 @@ import torch
 import gguf
 import gguf_reference_writer as gw
 import tiny_models as tm
-from conftest import assert_within, edgellm_bin, measure, report, run_cli, run_generate
+from conftest import assert_greedy_consistent, assert_within, edgellm_bin, measure, report, run_cli, run_generate
 
 N_GEN = 17
 BOUND_F32 = 1e-4
 BOUND_QUANT = 1e-3
+# edgellm's default path for Q8_0/Q4_0 weights rounds every activation vector entering a matmul to int8
+# in blocks of 32 (max|x| / 127 steps, as llama.cpp's q8_0 activations): each element moves by at most
+# 1/254 of its block's largest magnitude, about 0.7% of the block's rms for Gaussian-like blocks,
+# uncorrelated across elements. The tiny models' matmuls have only 2-4 blocks per row and every layer
+# adds its share, so logits move by ~1e-2 of max|logits| (measured 1.2e-2 .. 1.8e-2 for qwen2 and
+# llama, Q8_0 and Q4_0). 5e-2 keeps a factor of about three above that, while a block-layout mistake
+# (scale, nibble order, offset) still gives errors of order 1e-1 or more.
+BOUND_INT8_ACT = 5e-2
 
 _CACHE: dict[str, dict] = {}
 
@@ -135,6 +143,26 @@ def test_reference_gguf_loads_and_matches(name, wtype, module_tmp):
     assert_within(f"{name} GGUF(gguf-py) {wtype} vs transformers(file's values)", measure(r, logits), bound)
     ref_ids = [int(x) for x in logits[len(c["prompt"]) - 1:].argmax(-1)]
     assert r.ids == ref_ids, f"greedy ids differ:\n edgellm {r.ids}\n ref     {ref_ids}"
+
+
+@pytest.mark.parametrize("wtype", ["q8_0", "q4_0"])
+@pytest.mark.parametrize("name", ["qwen2", "llama"])
+def test_reference_gguf_int8_activations(name, wtype, module_tmp):
+    """The default int8-activation path on the same files: within BOUND_INT8_ACT of transformers run
+    on the file's values, greedy ids equal up to near-ties."""
+    c = _case(name, module_tmp)
+    path = module_tmp / f"{name}-{wtype}.gguf"
+    if not path.exists():
+        path = gw.write_gguf(path, c["config"], c["sd"], wtype)
+    r = run_generate(path, c["prompt"], N_GEN, module_tmp, kv_type="f32", activations="int8")
+    ref = reference_with_tensors(c, gw.hf_state_dict_from_gguf(path, c["config"], c["sd"]))
+    logits = tm.hf_logits(ref, c["prompt"] + r.ids[:-1])
+    m = measure(r, logits)
+    assert_within(f"{name} GGUF(gguf-py) {wtype} int8 activations vs transformers(file's values)", m,
+                  BOUND_INT8_ACT)
+    r32 = run_generate(path, c["prompt"], N_GEN, module_tmp, kv_type="f32", activations="f32")
+    assert np.any(r.logits != r32.logits), "int8 activations changed nothing: the int8 path did not run"
+    assert_greedy_consistent(r.ids, logits, len(c["prompt"]), 2 * BOUND_INT8_ACT, name)
 
 
 def test_llama_permutation_is_needed(module_tmp):

@@ -15,6 +15,7 @@
 
 #include "kernels/kernel_table.h"
 #include "kernels/quant_blocks.h"
+#include "kernels/quant_edgellm.h"
 #include "kernels/ref/quant_ref.h"
 #include "kernels/x86/matmul_tile.h"
 
@@ -216,7 +217,7 @@ struct DequantViaScratch {
 KernelTable make_table() {
   KernelTable table;
   table.isa = Isa::kAvx2;
-  auto set = [&](DType type, MatmulRowsFn fn) { table.matmul_f32act[static_cast<size_t>(type)] = fn; };
+  auto set = [&](DType type, MatmulRowsFn fn) { table.matmul_f32act[type_slot(type)] = fn; };
   set(DType::kF32, x86::matmul_rows<VecAvx2, DequantF32>);
   set(DType::kF16, x86::matmul_rows<VecAvx2, DequantF16>);
   set(DType::kBF16, x86::matmul_rows<VecAvx2, DequantBF16>);
@@ -232,6 +233,11 @@ KernelTable make_table() {
   set(DType::kQ5_K, x86::matmul_rows<VecAvx2, DequantViaScratch<BlockQ5_K, kQK_K>>);
   set(DType::kQ6_K, x86::matmul_rows<VecAvx2, DequantViaScratch<BlockQ6_K, kQK_K>>);
   set(DType::kQ8_K, x86::matmul_rows<VecAvx2, DequantViaScratch<BlockQ8_K, kQK_K>>);
+  // edgellm-only types: the scalar f32-activation kernel (their fast path is the int8 column).
+  set(DType::kE4G64, ref::matmul_rows_e4);
+  set(DType::kE4G128, ref::matmul_rows_e4);
+  set(DType::kE4G256, ref::matmul_rows_e4);
+  fill_q8act_avx2(table);
   return table;
 }
 

@@ -20,6 +20,7 @@
 
 #include "kernels/kernel_table.h"
 #include "kernels/quant_blocks.h"
+#include "kernels/quant_edgellm.h"
 #include "kernels/ref/quant_ref.h"
 #include "kernels/x86/matmul_tile.h"
 
@@ -203,7 +204,7 @@ struct DequantViaScratch {
 KernelTable make_table() {
   KernelTable table;
   table.isa = Isa::kAvx512;
-  auto set = [&](DType type, MatmulRowsFn fn) { table.matmul_f32act[static_cast<size_t>(type)] = fn; };
+  auto set = [&](DType type, MatmulRowsFn fn) { table.matmul_f32act[type_slot(type)] = fn; };
   set(DType::kF32, x86::matmul_rows<VecAvx512, DequantF32>);
   set(DType::kF16, x86::matmul_rows<VecAvx512, DequantF16>);
   set(DType::kBF16, x86::matmul_rows<VecAvx512, DequantBF16>);
@@ -219,6 +220,11 @@ KernelTable make_table() {
   set(DType::kQ5_K, x86::matmul_rows<VecAvx512, DequantViaScratch<BlockQ5_K, kQK_K>>);
   set(DType::kQ6_K, x86::matmul_rows<VecAvx512, DequantViaScratch<BlockQ6_K, kQK_K>>);
   set(DType::kQ8_K, x86::matmul_rows<VecAvx512, DequantViaScratch<BlockQ8_K, kQK_K>>);
+  // edgellm-only types: the scalar f32-activation kernel (their fast path is the int8 column).
+  set(DType::kE4G64, ref::matmul_rows_e4);
+  set(DType::kE4G128, ref::matmul_rows_e4);
+  set(DType::kE4G256, ref::matmul_rows_e4);
+  fill_q8act_avx512(table);
   return table;
 }
 

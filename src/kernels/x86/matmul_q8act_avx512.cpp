@@ -1,0 +1,456 @@
+// AVX-512 VNNI matmul with int8 activations (kernels/act_quant.h) for Q4_0, Q4_1, Q8_0 and the
+// edgellm 4-bit group types, and the AVX-512 activation quantizer.
+//
+// One template over a per-type "group decoder" (the structure of ikawrakow/ik_llama.cpp:
+// ggml/src/iqk/iqk_gemm_kquants.cpp): the decoder turns 128 elements of a weight row into two vectors of
+// unsigned bytes in the activation layout's order (elements 0..15 and 16..31 of four 32-blocks) and 16
+// lanes of block scales; vpdpbusd multiplies them with the int8 activations, 4 bytes per 32-bit lane.
+//   symmetric types (Q4_0: q - 8, Q8_0: (q ^ 0x80) - 128): the offset enters as the accumulator's start
+//     value -offset * s (the per-lane activation sums), so the weights stay unsigned bytes;
+//   affine types (Q4_1, e4_*: d q + m): a second term (m d_x) * s per lane.
+// Per lane: f32(int dot) * d_x, then fused multiply-add with d_w into the (row, token) accumulator; the
+// accumulator's lanes are summed once at the end. The instruction sequence for one (row, token) is the
+// same whatever tile it lands in, so results depend neither on the thread split nor on the batch.
+//
+// Compiled with the AVX-512 flags (CMakeLists.txt: *_avx512.cpp); everything is in an anonymous
+// namespace so no inline function compiled for AVX-512 can be picked by the linker for another TU.
+#if defined(__x86_64__) || defined(_M_X64)
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
+
+#include "kernels/act_quant.h"
+#include "kernels/kernel_table.h"
+#include "kernels/quant_blocks.h"
+#include "kernels/quant_edgellm.h"
+
+namespace edgellm::kernels {
+namespace {
+
+// One decoded group of 128 weights: u8 lo/hi vectors (activation layout order), f32 scale lanes,
+// f32 offset lanes (affine types only).
+struct Group {
+  __m512i lo, hi;
+  __m512 d, m;
+};
+
+inline __m512i nibble_mask() { return _mm512_set1_epi8(0x0F); }
+inline __m512 half_lanes(__m512i words) { return _mm512_cvtph_ps(_mm512_castsi512_si256(words)); }
+inline float fp16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+// Q4_0: 4 blocks of 18 bytes (fp16 d, 16 bytes of nibbles) = 36 words; the nibbles of block b are
+// words 9b+1 .. 9b+8, its scale word 9b.
+struct DecodeQ4_0 {
+  static constexpr bool kAffine = false;
+  static constexpr int kOffsetShift = 3;  // q - 8
+  static constexpr size_t kGroupBytes = 4 * sizeof(BlockQ4_0);
+  static size_t group_offset(int64_t g) { return static_cast<size_t>(g) * kGroupBytes; }
+  static void load(const uint8_t* p, Group& out) {
+    const __m512i a = _mm512_loadu_si512(p);
+    const __m512i b = _mm512_maskz_loadu_epi16(0xF, p + 64);
+    const __m512i qs_idx = _mm512_set_epi16(35, 34, 33, 32, 31, 30, 29, 28, 26, 25, 24, 23, 22, 21, 20, 19,  //
+                                            17, 16, 15, 14, 13, 12, 11, 10, 8, 7, 6, 5, 4, 3, 2, 1);
+    const __m512i d_idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  //
+                                           27, 27, 27, 27, 18, 18, 18, 18, 9, 9, 9, 9, 0, 0, 0, 0);
+    const __m512i qs = _mm512_permutex2var_epi16(a, qs_idx, b);
+    out.lo = _mm512_and_si512(qs, nibble_mask());
+    out.hi = _mm512_and_si512(_mm512_srli_epi16(qs, 4), nibble_mask());
+    out.d = half_lanes(_mm512_permutexvar_epi16(d_idx, a));
+  }
+};
+
+// Q4_1: 4 blocks of 20 bytes (fp16 d, fp16 m, 16 bytes of nibbles) = 40 words.
+struct DecodeQ4_1 {
+  static constexpr bool kAffine = true;
+  static constexpr int kOffsetShift = 0;
+  static constexpr size_t kGroupBytes = 4 * sizeof(BlockQ4_1);
+  static size_t group_offset(int64_t g) { return static_cast<size_t>(g) * kGroupBytes; }
+  static void load(const uint8_t* p, Group& out) {
+    const __m512i a = _mm512_loadu_si512(p);
+    const __m512i b = _mm512_maskz_loadu_epi16(0xFF, p + 64);
+    const __m512i qs_idx = _mm512_set_epi16(39, 38, 37, 36, 35, 34, 33, 32, 29, 28, 27, 26, 25, 24, 23, 22,  //
+                                            19, 18, 17, 16, 15, 14, 13, 12, 9, 8, 7, 6, 5, 4, 3, 2);
+    const __m512i d_idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  //
+                                           30, 30, 30, 30, 20, 20, 20, 20, 10, 10, 10, 10, 0, 0, 0, 0);
+    const __m512i qs = _mm512_permutex2var_epi16(a, qs_idx, b);
+    out.lo = _mm512_and_si512(qs, nibble_mask());
+    out.hi = _mm512_and_si512(_mm512_srli_epi16(qs, 4), nibble_mask());
+    out.d = half_lanes(_mm512_permutexvar_epi16(d_idx, a));
+    out.m = half_lanes(_mm512_permutexvar_epi16(_mm512_add_epi16(d_idx, _mm512_set1_epi16(1)), a));
+  }
+};
+
+// Q8_0: 4 blocks of 34 bytes (fp16 d, 32 int8); q ^ 0x80 = q + 128 as an unsigned byte.
+struct DecodeQ8_0 {
+  static constexpr bool kAffine = false;
+  static constexpr int kOffsetShift = 7;  // (q + 128) - 128
+  static constexpr size_t kGroupBytes = 4 * sizeof(BlockQ8_0);
+  static size_t group_offset(int64_t g) { return static_cast<size_t>(g) * kGroupBytes; }
+  static void load(const uint8_t* p, Group& out) {
+    auto block_qs = [&](int b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 34 * b + 2)); };
+    const __m512i b01 = _mm512_inserti64x4(_mm512_castsi256_si512(block_qs(0)), block_qs(1), 1);
+    const __m512i b23 = _mm512_inserti64x4(_mm512_castsi256_si512(block_qs(2)), block_qs(3), 1);
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    out.lo = _mm512_xor_si512(_mm512_permutex2var_epi64(b01, _mm512_set_epi64(13, 12, 9, 8, 5, 4, 1, 0), b23), flip);
+    out.hi = _mm512_xor_si512(_mm512_permutex2var_epi64(b01, _mm512_set_epi64(15, 14, 11, 10, 7, 6, 3, 2), b23), flip);
+    const __m512i a = _mm512_loadu_si512(p);
+    const __m512i b = _mm512_loadu_si512(p + 64);
+    const __m512i d_idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  //
+                                           51, 51, 51, 51, 34, 34, 34, 34, 17, 17, 17, 17, 0, 0, 0, 0);
+    out.d = half_lanes(_mm512_permutex2var_epi16(a, d_idx, b));
+  }
+};
+
+// e4_g64: two blocks of 36 bytes (fp16 d, fp16 m, 32 bytes: low nibbles elements 0..31, high 32..63).
+struct DecodeE4G64 {
+  static constexpr bool kAffine = true;
+  static constexpr int kOffsetShift = 0;
+  static constexpr size_t kGroupBytes = 2 * sizeof(BlockE4G64);
+  static size_t group_offset(int64_t g) { return static_cast<size_t>(g) * kGroupBytes; }
+  static void load(const uint8_t* p, Group& out) {
+    const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 4));
+    const __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 36 + 4));
+    const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
+    const __m512i low = _mm512_and_si512(q, nibble_mask());                         // 32-blocks 0, 2
+    const __m512i high = _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble_mask());  // 32-blocks 1, 3
+    out.lo = _mm512_permutex2var_epi64(low, _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0), high);
+    out.hi = _mm512_permutex2var_epi64(low, _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2), high);
+    out.d = _mm512_insertf32x8(_mm512_set1_ps(fp16(p)), _mm256_set1_ps(fp16(p + 36)), 1);
+    out.m = _mm512_insertf32x8(_mm512_set1_ps(fp16(p + 2)), _mm256_set1_ps(fp16(p + 38)), 1);
+  }
+};
+
+// e4_g128: one block of 68 bytes; low nibbles of its 64 bytes are elements 0..63, high ones 64..127.
+struct DecodeE4G128 {
+  static constexpr bool kAffine = true;
+  static constexpr int kOffsetShift = 0;
+  static constexpr size_t kGroupBytes = sizeof(BlockE4G128);
+  static size_t group_offset(int64_t g) { return static_cast<size_t>(g) * kGroupBytes; }
+  static void load(const uint8_t* p, Group& out) {
+    const __m512i q = _mm512_loadu_si512(p + 4);
+    const __m512i low = _mm512_and_si512(q, nibble_mask());                         // 32-blocks 0, 1
+    const __m512i high = _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble_mask());  // 32-blocks 2, 3
+    out.lo = _mm512_shuffle_i64x2(low, high, _MM_SHUFFLE(2, 0, 2, 0));
+    out.hi = _mm512_shuffle_i64x2(low, high, _MM_SHUFFLE(3, 1, 3, 1));
+    out.d = _mm512_set1_ps(fp16(p));
+    out.m = _mm512_set1_ps(fp16(p + 2));
+  }
+};
+
+// e4_g256: one block of 132 bytes holds two groups: low nibbles of its 128 bytes are elements 0..127
+// (group 2j), high nibbles 128..255 (group 2j + 1). `p` points at the block; Group 1 is selected by
+// group_offset's low bit, passed through kGroupBytes == 0 below (see load_group).
+struct DecodeE4G256 {
+  static constexpr bool kAffine = true;
+  static constexpr int kOffsetShift = 0;
+  static constexpr size_t kGroupBytes = sizeof(BlockE4G256);  // per pair of groups
+  static size_t group_offset(int64_t g) { return static_cast<size_t>(g / 2) * kGroupBytes; }
+  static void load_half(const uint8_t* p, int half, Group& out) {
+    __m512i q0 = _mm512_loadu_si512(p + 4);
+    __m512i q1 = _mm512_loadu_si512(p + 68);
+    if (half != 0) {
+      q0 = _mm512_srli_epi16(q0, 4);
+      q1 = _mm512_srli_epi16(q1, 4);
+    }
+    const __m512i n0 = _mm512_and_si512(q0, nibble_mask());  // 32-blocks 0, 1 of the group
+    const __m512i n1 = _mm512_and_si512(q1, nibble_mask());  // 32-blocks 2, 3
+    out.lo = _mm512_shuffle_i64x2(n0, n1, _MM_SHUFFLE(2, 0, 2, 0));
+    out.hi = _mm512_shuffle_i64x2(n0, n1, _MM_SHUFFLE(3, 1, 3, 1));
+    out.d = _mm512_set1_ps(fp16(p));
+    out.m = _mm512_set1_ps(fp16(p + 2));
+  }
+};
+
+// Group g of a weight row. The last group of a row whose k is not a multiple of 128 is copied into a
+// zeroed buffer first (zero scales: the padding contributes exactly 0, as the activations' padding).
+template <class D>
+inline void load_group(const uint8_t* row, size_t row_bytes, int64_t g, int64_t n_full_groups, Group& out) {
+  if constexpr (std::is_same_v<D, DecodeE4G256>) {
+    (void)row_bytes;
+    (void)n_full_groups;
+    DecodeE4G256::load_half(row + D::group_offset(g), static_cast<int>(g & 1), out);
+  } else {
+    const size_t offset = D::group_offset(g);
+    if (g < n_full_groups) {
+      D::load(row + offset, out);
+      return;
+    }
+    alignas(64) uint8_t tail[D::kGroupBytes + 64] = {};
+    std::memcpy(tail, row + offset, row_bytes - offset);
+    D::load(tail, out);
+  }
+}
+
+inline float hsum(__m512 v) {
+  __m256 half = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  __m128 sum = _mm_add_ps(_mm256_castps256_ps128(half), _mm256_extractf128_ps(half, 1));
+  sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
+  sum = _mm_add_ss(sum, _mm_movehdup_ps(sum));
+  return _mm_cvtss_f32(sum);
+}
+
+// Rows [row, row + NR) x tokens [token, token + NT).
+template <class D, int NR, int NT>
+void tile(const MatmulArgs& a, int64_t row_begin, int64_t row, int64_t token) {
+  const int64_t n_groups = act_groups(a.k);
+  const int64_t n_full = a.k / kActGroup;
+  const uint8_t* w_rows[NR];
+  for (int r = 0; r < NR; ++r) w_rows[r] = a.w + static_cast<size_t>(row + r) * a.w_row_bytes;
+  const uint8_t* x_rows[NT];
+  for (int t = 0; t < NT; ++t) x_rows[t] = a.xq + static_cast<size_t>(token + t) * a.xq_row_bytes;
+
+  __m512 acc[NR][NT];
+  for (int r = 0; r < NR; ++r) {
+    for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_setzero_ps();
+  }
+  for (int64_t g = 0; g < n_groups; ++g) {
+    Group w[NR];
+    for (int r = 0; r < NR; ++r) load_group<D>(w_rows[r], a.w_row_bytes, g, n_full, w[r]);
+    for (int t = 0; t < NT; ++t) {
+      const uint8_t* xg = x_rows[t] + static_cast<size_t>(g) * kActGroupBytes;
+      const __m512i x_lo = _mm512_load_si512(xg);
+      const __m512i x_hi = _mm512_load_si512(xg + 64);
+      const __m512 dx = _mm512_load_ps(xg + kActScalesOffset);
+      const __m512i sums = _mm512_load_si512(xg + kActSumsOffset);
+      __m512i start;
+      __m512 sums_dx;
+      if constexpr (D::kAffine) {
+        start = _mm512_setzero_si512();
+        sums_dx = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), dx);
+      } else {
+        start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sums, D::kOffsetShift));
+      }
+      for (int r = 0; r < NR; ++r) {
+        __m512i dot = _mm512_dpbusd_epi32(start, w[r].lo, x_lo);
+        dot = _mm512_dpbusd_epi32(dot, w[r].hi, x_hi);
+        acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), dx), w[r].d, acc[r][t]);
+        if constexpr (D::kAffine) acc[r][t] = _mm512_fmadd_ps(sums_dx, w[r].m, acc[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < NR; ++r) {
+    for (int t = 0; t < NT; ++t) a.y[(token + t) * a.y_stride + (row + r - row_begin)] = hsum(acc[r][t]);
+  }
+}
+
+template <class D, int NR, int NT>
+void tile_tokens(const MatmulArgs& a, int64_t row_begin, int64_t row, int64_t token, int64_t n_tokens) {
+  if constexpr (NT > 0) {
+    if (n_tokens == NT) {
+      tile<D, NR, NT>(a, row_begin, row, token);
+    } else {
+      tile_tokens<D, NR, NT - 1>(a, row_begin, row, token, n_tokens);
+    }
+  }
+}
+
+// Prefill: a panel of rows is decoded once into `panel` (per row and group: lo, hi, d[, m], 64 bytes
+// each) and then multiplied with every token tile, so the per-block decoding is paid once per panel
+// instead of once per token tile. The per-(row, token) instruction sequence is the one of tile<>.
+template <class D>
+constexpr size_t kDecodedBytes = D::kAffine ? 256 : 192;
+
+template <class D>
+void decode_panel(const MatmulArgs& a, int64_t row, int64_t n_rows, int64_t n_groups, uint8_t* panel) {
+  const int64_t n_full = a.k / kActGroup;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const uint8_t* w_row = a.w + static_cast<size_t>(row + r) * a.w_row_bytes;
+    uint8_t* out = panel + static_cast<size_t>(r * n_groups) * kDecodedBytes<D>;
+    for (int64_t g = 0; g < n_groups; ++g, out += kDecodedBytes<D>) {
+      Group w;
+      load_group<D>(w_row, a.w_row_bytes, g, n_full, w);
+      _mm512_store_si512(out, w.lo);
+      _mm512_store_si512(out + 64, w.hi);
+      _mm512_store_ps(reinterpret_cast<float*>(out + 128), w.d);
+      if constexpr (D::kAffine) _mm512_store_ps(reinterpret_cast<float*>(out + 192), w.m);
+    }
+  }
+}
+
+// Rows [row, row + NR) of a decoded panel (row `r` of the panel at panel + r * n_groups * kDecodedBytes)
+// x tokens [token, token + NT).
+template <class D, int NR, int NT>
+void tile_decoded(const MatmulArgs& a, int64_t row_begin, const uint8_t* panel, int64_t panel_row, int64_t row,
+                  int64_t token) {
+  const int64_t n_groups = act_groups(a.k);
+  const uint8_t* w_rows[NR];
+  for (int r = 0; r < NR; ++r) {
+    w_rows[r] = panel + static_cast<size_t>((row - panel_row + r) * n_groups) * kDecodedBytes<D>;
+  }
+  const uint8_t* x_rows[NT];
+  for (int t = 0; t < NT; ++t) x_rows[t] = a.xq + static_cast<size_t>(token + t) * a.xq_row_bytes;
+
+  __m512 acc[NR][NT];
+  for (int r = 0; r < NR; ++r) {
+    for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_setzero_ps();
+  }
+  for (int64_t g = 0; g < n_groups; ++g) {
+    Group w[NR];
+    for (int r = 0; r < NR; ++r) {
+      const uint8_t* p = w_rows[r] + static_cast<size_t>(g) * kDecodedBytes<D>;
+      w[r].lo = _mm512_load_si512(p);
+      w[r].hi = _mm512_load_si512(p + 64);
+      w[r].d = _mm512_load_ps(p + 128);
+      if constexpr (D::kAffine) w[r].m = _mm512_load_ps(p + 192);
+    }
+    for (int t = 0; t < NT; ++t) {
+      const uint8_t* xg = x_rows[t] + static_cast<size_t>(g) * kActGroupBytes;
+      const __m512i x_lo = _mm512_load_si512(xg);
+      const __m512i x_hi = _mm512_load_si512(xg + 64);
+      const __m512 dx = _mm512_load_ps(xg + kActScalesOffset);
+      const __m512i sums = _mm512_load_si512(xg + kActSumsOffset);
+      __m512i start;
+      __m512 sums_dx;
+      if constexpr (D::kAffine) {
+        start = _mm512_setzero_si512();
+        sums_dx = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), dx);
+      } else {
+        start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sums, D::kOffsetShift));
+      }
+      for (int r = 0; r < NR; ++r) {
+        __m512i dot = _mm512_dpbusd_epi32(start, w[r].lo, x_lo);
+        dot = _mm512_dpbusd_epi32(dot, w[r].hi, x_hi);
+        acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), dx), w[r].d, acc[r][t]);
+        if constexpr (D::kAffine) acc[r][t] = _mm512_fmadd_ps(sums_dx, w[r].m, acc[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < NR; ++r) {
+    for (int t = 0; t < NT; ++t) a.y[(token + t) * a.y_stride + (row + r - row_begin)] = hsum(acc[r][t]);
+  }
+}
+
+template <class D, int NR, int NT>
+void tile_decoded_tokens(const MatmulArgs& a, int64_t row_begin, const uint8_t* panel, int64_t panel_row,
+                         int64_t row, int64_t token, int64_t n_tokens) {
+  if constexpr (NT > 0) {
+    if (n_tokens == NT) {
+      tile_decoded<D, NR, NT>(a, row_begin, panel, panel_row, row, token);
+    } else {
+      tile_decoded_tokens<D, NR, NT - 1>(a, row_begin, panel, panel_row, row, token, n_tokens);
+    }
+  }
+}
+
+// Decoded panel of the calling thread: grows to the largest panel, then reused.
+uint8_t* panel_scratch(size_t size_bytes) {
+  struct Buffer {
+    uint8_t* data = nullptr;
+    size_t capacity = 0;
+    ~Buffer() { std::free(data); }
+  };
+  thread_local Buffer buffer;
+  if (size_bytes > buffer.capacity) {
+    std::free(buffer.data);
+    buffer.capacity = (size_bytes + 4095) / 4096 * 4096;
+    buffer.data = static_cast<uint8_t*>(std::aligned_alloc(64, buffer.capacity));
+    if (buffer.data == nullptr) std::abort();
+  }
+  return buffer.data;
+}
+
+template <class D>
+void matmul_rows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
+  constexpr int kDecodeRows = 4;
+  if (a.n_tokens < 4) {
+    // Decode (and tiny batches): stream each weight row once per token tile, no scratch.
+    constexpr int kTokens = 3;
+    for (int64_t token = 0; token < a.n_tokens; token += kTokens) {
+      const int64_t n = a.n_tokens - token < kTokens ? a.n_tokens - token : kTokens;
+      int64_t row = row_begin;
+      for (; row + kDecodeRows <= row_end; row += kDecodeRows) {
+        if (n == 1) {
+          tile<D, kDecodeRows, 1>(a, row_begin, row, token);
+        } else {
+          tile_tokens<D, kDecodeRows, kTokens>(a, row_begin, row, token, n);
+        }
+      }
+      for (; row < row_end; ++row) tile_tokens<D, 1, kTokens>(a, row_begin, row, token, n);
+    }
+    return;
+  }
+  constexpr int kRows = 4;
+  constexpr int kTokens = D::kAffine ? 3 : 4;
+  constexpr int64_t kPanelRows = 16;
+  constexpr int64_t kTokenChunk = 64;  // keeps a chunk's activations in L2 while the panel is reused
+  const int64_t n_groups = act_groups(a.k);
+  uint8_t* panel = panel_scratch(static_cast<size_t>(kPanelRows * n_groups) * kDecodedBytes<D>);
+  for (int64_t chunk = 0; chunk < a.n_tokens; chunk += kTokenChunk) {
+    const int64_t chunk_end = chunk + kTokenChunk < a.n_tokens ? chunk + kTokenChunk : a.n_tokens;
+    for (int64_t panel_row = row_begin; panel_row < row_end; panel_row += kPanelRows) {
+      const int64_t panel_end = panel_row + kPanelRows < row_end ? panel_row + kPanelRows : row_end;
+      decode_panel<D>(a, panel_row, panel_end - panel_row, n_groups, panel);
+      for (int64_t token = chunk; token < chunk_end; token += kTokens) {
+        const int64_t n = chunk_end - token < kTokens ? chunk_end - token : kTokens;
+        int64_t row = panel_row;
+        for (; row + kRows <= panel_end; row += kRows) {
+          tile_decoded_tokens<D, kRows, kTokens>(a, row_begin, panel, panel_row, row, token, n);
+        }
+        for (; row < panel_end; ++row) tile_decoded_tokens<D, 1, kTokens>(a, row_begin, panel, panel_row, row, token, n);
+      }
+    }
+  }
+}
+
+// The format of kernels/act_quant.h, bit-identical with ref::quantize_act: the same amax, the same
+// f32 division and reciprocal, x * (1/d) rounded half-to-even by vcvtps2dq (MXCSR default).
+void quantize_act(const float* x, int64_t k, uint8_t* out) {
+  const int64_t n_groups = act_groups(k);
+  const __m512i ones = _mm512_set1_epi8(1);
+  for (int64_t g = 0; g < n_groups; ++g) {
+    uint8_t* group = out + static_cast<size_t>(g) * kActGroupBytes;
+    alignas(64) float d_lanes[16];
+    for (int b = 0; b < 4; ++b) {
+      const int64_t first = g * kActGroup + 32 * b;
+      const int64_t left = k - first;
+      const __mmask16 m0 = left >= 16 ? 0xFFFF : (left <= 0 ? 0 : static_cast<__mmask16>((1u << left) - 1));
+      const __mmask16 m1 =
+          left >= 32 ? 0xFFFF : (left <= 16 ? 0 : static_cast<__mmask16>((1u << (left - 16)) - 1));
+      const __m512 v0 = _mm512_maskz_loadu_ps(m0, x + first);
+      const __m512 v1 = _mm512_maskz_loadu_ps(m1, x + first + 16);
+      const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+      const float d = amax / 127.0f;
+      const float id = d != 0.0f ? 1.0f / d : 0.0f;
+      const __m512 vid = _mm512_set1_ps(id);
+      const __m128i q0 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, vid)));
+      const __m128i q1 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, vid)));
+      _mm_store_si128(reinterpret_cast<__m128i*>(group + 16 * b), q0);
+      _mm_store_si128(reinterpret_cast<__m128i*>(group + 64 + 16 * b), q1);
+      for (int lane = 4 * b; lane < 4 * b + 4; ++lane) d_lanes[lane] = d;
+    }
+    __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, _mm512_load_si512(group));
+    sums = _mm512_dpbusd_epi32(sums, ones, _mm512_load_si512(group + 64));
+    _mm512_store_ps(reinterpret_cast<float*>(group + kActScalesOffset), _mm512_load_ps(d_lanes));
+    _mm512_store_si512(group + kActSumsOffset, sums);
+  }
+}
+
+}  // namespace
+
+void fill_q8act_avx512(KernelTable& table) {
+  auto set = [&](DType type, MatmulRowsFn fn) { table.matmul_q8act[type_slot(type)] = fn; };
+  table.quantize_act = quantize_act;
+  set(DType::kQ4_0, matmul_rows<DecodeQ4_0>);
+  set(DType::kQ4_1, matmul_rows<DecodeQ4_1>);
+  set(DType::kQ8_0, matmul_rows<DecodeQ8_0>);
+  set(DType::kE4G64, matmul_rows<DecodeE4G64>);
+  set(DType::kE4G128, matmul_rows<DecodeE4G128>);
+  set(DType::kE4G256, matmul_rows<DecodeE4G256>);
+}
+
+}  // namespace edgellm::kernels
+
+#endif  // x86-64

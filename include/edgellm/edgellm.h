@@ -152,7 +152,9 @@ EDGELLM_API edgellm_generate_params edgellm_generate_default_params(const edgell
 /* ---- sessions ---- */
 typedef struct edgellm_session edgellm_session;
 
-typedef enum edgellm_kv_type { EDGELLM_KV_F16 = 0, EDGELLM_KV_F32 = 1 } edgellm_kv_type;
+/* KV cache element type. Q8_0 (ggml's 32-value blocks with an f16 scale, 8.5 bits a value) takes 53% of
+   F16's memory for long contexts on small boards; it needs a head size that is a multiple of 32. */
+typedef enum edgellm_kv_type { EDGELLM_KV_F16 = 0, EDGELLM_KV_F32 = 1, EDGELLM_KV_Q8_0 = 2 } edgellm_kv_type;
 
 typedef struct edgellm_session_params {
   int32_t n_ctx;        /* KV cache positions; 0 = min(4096, the model's training context) */

@@ -367,9 +367,10 @@ edgellm_status edgellm_session_create(edgellm_model* model, const edgellm_sessio
     if (p.max_batch < 0) {
       return fail(model->last_error, EDGELLM_ERROR_INVALID_ARGUMENT, "session params: max_batch < 0");
     }
-    if (kv_type != EDGELLM_KV_F16 && kv_type != EDGELLM_KV_F32) {
+    if (kv_type != EDGELLM_KV_F16 && kv_type != EDGELLM_KV_F32 && kv_type != EDGELLM_KV_Q8_0) {
       return fail(model->last_error, EDGELLM_ERROR_INVALID_ARGUMENT,
-                  "session params: kv_type " + std::to_string(kv_type) + " is neither EDGELLM_KV_F16 nor EDGELLM_KV_F32");
+                  "session params: kv_type " + std::to_string(kv_type) +
+                      " is not EDGELLM_KV_F16, EDGELLM_KV_F32 or EDGELLM_KV_Q8_0");
     }
     if (p.history_max_rounds < 0 || p.history_max_tokens < 0) {
       return fail(model->last_error, EDGELLM_ERROR_INVALID_ARGUMENT,
@@ -378,7 +379,9 @@ edgellm_status edgellm_session_create(edgellm_model* model, const edgellm_sessio
     edgellm::SessionOptions options;
     const int64_t train_ctx = model->model->config().n_ctx_train;
     options.n_ctx = p.n_ctx > 0 ? p.n_ctx : std::min<int64_t>(4096, train_ctx > 0 ? train_ctx : 4096);
-    options.kv_type = kv_type == EDGELLM_KV_F32 ? edgellm::DType::kF32 : edgellm::DType::kF16;
+    options.kv_type = kv_type == EDGELLM_KV_F32    ? edgellm::DType::kF32
+                      : kv_type == EDGELLM_KV_Q8_0 ? edgellm::DType::kQ8_0
+                                                   : edgellm::DType::kF16;
     options.max_batch = p.max_batch > 0 ? p.max_batch : 64;
     auto session = edgellm::Session::create(model->model, options);
     if (!session.ok()) return fail(model->last_error, session.error());

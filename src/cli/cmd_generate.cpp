@@ -56,7 +56,7 @@ int run_generate(const GenerateArgs& a) {
   if (!model.ok()) return fail(model.error());
   const ModelConfig& c = (*model)->config();
   const auto kv_type = dtype_from_name(a.kv_type);
-  if (!kv_type) return fail(make_error(ErrorCode::kInvalidArgument, "--kv-type must be f16 or f32"));
+  if (!kv_type) return fail(make_error(ErrorCode::kInvalidArgument, "--kv-type must be f16, f32 or q8_0"));
   const int64_t n_ctx = a.ctx > 0 ? a.ctx : static_cast<int64_t>(prompt->size()) + a.n_predict;
   auto kv = KvCache::create(c, n_ctx, *kv_type);
   if (!kv.ok()) return fail(kv.error());
@@ -104,7 +104,7 @@ void add_generate_command(CLI::App& app, int& exit_code) {
   cmd->add_option("-t,--threads", a->threads, "Threads (0: one per CPU)")->capture_default_str();
   cmd->add_option("--ctx", a->ctx, "KV cache length (default: prompt + n)");
   cmd->add_option("--batch", a->batch, "Tokens per prefill step")->capture_default_str();
-  cmd->add_option("--kv-type", a->kv_type, "KV cache type: f16 or f32")
+  cmd->add_option("--kv-type", a->kv_type, "KV cache type: f16, f32 or q8_0")
       ->check(CLI::IsMember({"f16", "f32"}))
       ->capture_default_str();
   cmd->add_option("--dump-logits", a->dump_logits,

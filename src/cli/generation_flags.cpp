@@ -9,7 +9,7 @@ void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
   cmd->add_option("-t,--threads", f.threads, "Threads (0: one per CPU)")->capture_default_str();
   cmd->add_option("-c,--ctx", f.ctx, "Context length in tokens (KV cache size; 0: min(4096, training length))")
       ->capture_default_str();
-  cmd->add_option("--kv-type", f.kv_type, "KV cache type")->check(CLI::IsMember({"f16", "f32"}))->capture_default_str();
+  cmd->add_option("--kv-type", f.kv_type, "KV cache type")->check(CLI::IsMember({"f16", "f32", "q8_0"}))->capture_default_str();
   cmd->add_option("--chat-template", f.chat_template, "Chat template name (default: from the model)");
   cmd->add_option("--preset", f.preset, "Sampling preset: qa, creative, code, greedy");
   cmd->add_option("--temp", f.temperature, "Temperature (0: greedy)");
@@ -44,7 +44,7 @@ bool open_model_and_session(const GenerationFlags& f, edgellm_model** model, edg
   }
   edgellm_session_params sp = edgellm_session_default_params();
   sp.n_ctx = f.ctx;
-  sp.kv_type = f.kv_type == "f32" ? EDGELLM_KV_F32 : EDGELLM_KV_F16;
+  sp.kv_type = f.kv_type == "f32" ? EDGELLM_KV_F32 : f.kv_type == "q8_0" ? EDGELLM_KV_Q8_0 : EDGELLM_KV_F16;
   if (edgellm_session_create(*model, &sp, session) != EDGELLM_OK) {
     std::fprintf(stderr, "edgellm: %s\n", edgellm_model_last_error(*model));
     edgellm_model_free(*model);

@@ -3,14 +3,25 @@
 #include <cstring>
 #include <new>
 
+#include "kernels/quantize.h"
 #include "util/half.h"
 
 namespace edgellm {
 
+size_t KvCache::bytes_needed(const ModelConfig& config, int64_t n_ctx, DType type) {
+  if (n_ctx <= 0 || (type != DType::kF32 && type != DType::kF16 && type != DType::kQ8_0)) return 0;
+  if (type == DType::kQ8_0 && config.head_dim % 32 != 0) return 0;
+  return 2 * static_cast<size_t>(config.n_layer) * static_cast<size_t>(n_ctx) * dtype_row_bytes(type, config.kv_dim());
+}
+
 Expected<KvCache> KvCache::create(const ModelConfig& config, int64_t n_ctx, DType type) {
-  if (type != DType::kF32 && type != DType::kF16) {
+  if (type != DType::kF32 && type != DType::kF16 && type != DType::kQ8_0) {
     return make_error(ErrorCode::kInvalidArgument,
-                      std::string("KV cache type ") + dtype_name(type) + " is not supported (use f16 or f32)");
+                      std::string("KV cache type ") + dtype_name(type) + " is not supported (use f16, f32 or q8_0)");
+  }
+  if (type == DType::kQ8_0 && config.head_dim % 32 != 0) {
+    return make_error(ErrorCode::kInvalidArgument, "KV cache type q8_0 needs head_dim to be a multiple of 32, got " +
+                                                       std::to_string(config.head_dim) + " (use f16)");
   }
   if (n_ctx <= 0 || n_ctx > (int64_t{1} << 22)) {
     return make_error(ErrorCode::kInvalidArgument, "context length " + std::to_string(n_ctx) + " is out of range");
@@ -35,6 +46,12 @@ void KvCache::store(int64_t layer, int64_t pos, const float* k, const float* v) 
   if (type_ == DType::kF32) {
     std::memcpy(k_row(layer, pos), k, row_bytes());
     std::memcpy(v_row(layer, pos), v, row_bytes());
+    return;
+  }
+  if (type_ == DType::kQ8_0) {
+    // kv_dim is a multiple of head_dim, hence of 32 (checked in create), so these cannot fail.
+    (void)quantize_row(DType::kQ8_0, k, k_row(layer, pos), kv_dim_);
+    (void)quantize_row(DType::kQ8_0, v, v_row(layer, pos), kv_dim_);
     return;
   }
   auto* kd = static_cast<uint16_t*>(k_row(layer, pos));

@@ -1,5 +1,7 @@
-// Per-session key/value cache: for each layer, n_ctx rows of kv_dim values, f32 or f16.
+// Per-session key/value cache: for each layer, n_ctx rows of kv_dim values in f32, f16 or q8_0.
 // Layout: k(layer) is [n_ctx][n_head_kv * head_dim], row `pos` holds the rotated key at that position.
+// q8_0 rows are ggml Q8_0 blocks (32 values, one f16 scale each; 34 bytes per 32 values, 47% of f16);
+// head_dim must be a multiple of 32 so that no block straddles two heads.
 #pragma once
 
 #include <cstdint>
@@ -14,9 +16,12 @@ namespace edgellm {
 
 class KvCache {
  public:
-  // type: kF32 or kF16. Errors: bad n_ctx or type (kInvalidArgument), allocation failure (kOutOfMemory,
-  // with the size that was needed).
+  // type: kF32, kF16 or kQ8_0. Errors: bad n_ctx or type, q8_0 with head_dim not a multiple of 32
+  // (kInvalidArgument), allocation failure (kOutOfMemory, with the size that was needed).
   static Expected<KvCache> create(const ModelConfig& config, int64_t n_ctx, DType type);
+
+  // Bytes create() would allocate (0 if the arguments are invalid), to check memory before allocating.
+  static size_t bytes_needed(const ModelConfig& config, int64_t n_ctx, DType type);
 
   KvCache() = default;
   KvCache(KvCache&&) noexcept = default;
@@ -29,7 +34,9 @@ class KvCache {
   int64_t kv_dim() const { return kv_dim_; }
   DType type() const { return type_; }
   size_t size_bytes() const { return 2 * static_cast<size_t>(n_layer_) * layer_bytes(); }
-  size_t row_bytes() const { return static_cast<size_t>(kv_dim_) * (type_ == DType::kF16 ? 2 : 4); }
+  size_t row_bytes() const { return dtype_row_bytes(type_, kv_dim_); }
+  // Bytes from the start of a row to KV head `head` (head_dim values per head).
+  size_t head_offset_bytes(int64_t head, int64_t head_dim) const { return dtype_row_bytes(type_, head * head_dim); }
   size_t layer_bytes() const { return static_cast<size_t>(n_ctx_) * row_bytes(); }
 
   // Positions [0, n_past) hold valid entries; the session advances it after each forward.
@@ -45,7 +52,7 @@ class KvCache {
   const void* k_row(int64_t layer, int64_t pos) const { return const_cast<KvCache*>(this)->k_row(layer, pos); }
   const void* v_row(int64_t layer, int64_t pos) const { return const_cast<KvCache*>(this)->v_row(layer, pos); }
 
-  // Converts and stores kv_dim floats of k and v at (layer, pos).
+  // Converts (rounds, or quantizes per 32-value block) and stores kv_dim floats of k and v at (layer, pos).
   void store(int64_t layer, int64_t pos, const float* k, const float* v);
 
  private:

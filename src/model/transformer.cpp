@@ -7,6 +7,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/matmul.h"
 #include "kernels/rope.h"
+#include "model/attention.h"
 #include "model/lora.h"
 #include "util/half.h"
 
@@ -21,7 +22,8 @@ ForwardScratch::ForwardScratch(const ModelConfig& c, int64_t batch, int64_t n_ct
       proj(static_cast<size_t>(batch * c.n_embd)),
       gate(static_cast<size_t>(batch * c.n_ff)),
       up(static_cast<size_t>(batch * c.n_ff)),
-      scores(static_cast<size_t>(std::max(1, n_threads)) * static_cast<size_t>(n_ctx + c.head_dim)),
+      attn_work_floats(attention_work_floats(c.head_dim, c.n_head / std::max<int64_t>(1, c.n_head_kv))),
+      attn_work(static_cast<size_t>(std::max(1, n_threads)) * attn_work_floats),
       hidden(static_cast<size_t>(c.n_embd)) {}
 
 float qwen_ntk_alpha(int64_t length, int64_t n_ctx_train) {
@@ -234,54 +236,39 @@ void Transformer::forward_chunk(const int32_t* tokens, int64_t n, int64_t pos0, 
   }
 }
 
-namespace {
-
-// Reads one cached row as floats.
-inline void load_row(const void* row, DType type, int64_t n, float* out) {
-  if (type == DType::kF32) {
-    std::memcpy(out, row, static_cast<size_t>(n) * sizeof(float));
-  } else {
-    const auto* h = static_cast<const uint16_t*>(row);
-    for (int64_t i = 0; i < n; ++i) out[i] = fp16_to_f32(h[i]);
-  }
-}
-
-}  // namespace
-
 void Transformer::attention(int64_t layer, int64_t n, int64_t pos0, KvCache& kv, ForwardScratch& s,
                             ThreadPool& pool) const {
   const ModelConfig& c = config();
   const int64_t Q = c.q_dim(), KV = c.kv_dim(), D = c.head_dim;
-  const int64_t QKV = Q + 2 * KV;
   const int64_t group = c.n_head / c.n_head_kv;
+  const int64_t n_blocks = (n + kAttnQueryTile - 1) / kAttnQueryTile;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  const int64_t n_ctx = kv.n_ctx();
-  const DType type = kv.type();
 
-  // One task per (token, head); each thread has its own score buffer.
-  pool.parallel_for(n * c.n_head, [&](int64_t begin, int64_t end, int thread_idx) {
-    float* scores = &s.scores[static_cast<size_t>(thread_idx) * static_cast<size_t>(n_ctx + D)];
-    float* row = scores + n_ctx;  // one cached k or v row as floats
+  // One task per (block of query tokens, KV head): the block's queries of all `group` heads that share
+  // the KV head read each cached row once. The causal mask makes later blocks costlier, so blocks are
+  // visited from both ends (0, last, 1, last - 1, ...) to even out the static ranges of the pool.
+  pool.parallel_for(n_blocks * c.n_head_kv, [&](int64_t begin, int64_t end, int thread_idx) {
+    float* work = &s.attn_work[static_cast<size_t>(thread_idx) * s.attn_work_floats];
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t t = task / c.n_head;
-      const int64_t h = task % c.n_head;
-      const int64_t kvh = h / group;
-      const int64_t n_keys = pos0 + t + 1;  // causal: keys up to and including this position
-      const float* q = &s.qkv[t * QKV + h * D];
-      for (int64_t j = 0; j < n_keys; ++j) {
-        load_row(static_cast<const uint8_t*>(kv.k_row(layer, j)) + kvh * D * (type == DType::kF16 ? 2 : 4), type,
-                 D, row);
-        scores[j] = dot_f32(q, row, D) * scale;
-      }
-      softmax_inplace(scores, n_keys);
-      float* out = &s.attn_out[t * Q + h * D];
-      std::fill(out, out + D, 0.0f);
-      for (int64_t j = 0; j < n_keys; ++j) {
-        load_row(static_cast<const uint8_t*>(kv.v_row(layer, j)) + kvh * D * (type == DType::kF16 ? 2 : 4), type,
-                 D, row);
-        const float p = scores[j];
-        for (int64_t d = 0; d < D; ++d) out[d] += p * row[d];
-      }
+      const int64_t fold = task / c.n_head_kv;
+      const int64_t block_idx = fold % 2 == 0 ? fold / 2 : n_blocks - 1 - fold / 2;
+      const int64_t kvh = task % c.n_head_kv;
+      const int64_t t0 = block_idx * kAttnQueryTile;
+      AttentionBlock b;
+      b.kv_type = kv.type();
+      b.k = static_cast<const uint8_t*>(kv.k_row(layer, 0)) + kv.head_offset_bytes(kvh, D);
+      b.v = static_cast<const uint8_t*>(kv.v_row(layer, 0)) + kv.head_offset_bytes(kvh, D);
+      b.kv_row_bytes = kv.row_bytes();
+      b.head_dim = D;
+      b.q = &s.qkv[static_cast<size_t>(t0 * (Q + 2 * KV) + kvh * group * D)];
+      b.q_token_stride = Q + 2 * KV;
+      b.n_tokens = std::min(kAttnQueryTile, n - t0);
+      b.n_group = group;
+      b.n_keys0 = pos0 + t0 + 1;
+      b.scale = scale;
+      b.out = &s.attn_out[static_cast<size_t>(t0 * Q + kvh * group * D)];
+      b.out_token_stride = Q;
+      attention_block(b, work);
     }
   });
 }

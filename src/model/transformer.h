@@ -38,7 +38,8 @@ struct ForwardScratch {
   std::vector<float> proj;      // [max_batch][n_embd]
   std::vector<float> gate;      // [max_batch][n_ff]
   std::vector<float> up;        // [max_batch][n_ff]
-  std::vector<float> scores;    // [n_threads][n_ctx + head_dim] attention weights + one K/V row
+  size_t attn_work_floats;      // per thread, attention_work_floats(head_dim, n_head / n_head_kv)
+  std::vector<float> attn_work; // [n_threads][attn_work_floats] key/value tiles and online-softmax state
   std::vector<float> hidden;    // [n_embd] final normalised hidden state of the last token
   std::vector<float> lora_tmp;       // [max_batch][adapter rank] A x, sized when an adapter is first used
   std::vector<float> rope_inv_freq;  // frequencies in use (differs from the model's under dynamic NTK)

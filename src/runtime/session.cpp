@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "kernels/quantize.h"
 #include "runtime/stop_matcher.h"
 #include "util/half.h"
 
@@ -372,7 +373,8 @@ Status Session::load_state(const std::string& path) {
                           "...)");
   }
   if (n_layer != kv_.n_layer() || kv_dim != kv_.kv_dim()) return bad("KV shape does not match the model");
-  if (type != static_cast<uint32_t>(DType::kF16) && type != static_cast<uint32_t>(DType::kF32)) {
+  if (type != static_cast<uint32_t>(DType::kF16) && type != static_cast<uint32_t>(DType::kF32) &&
+      type != static_cast<uint32_t>(DType::kQ8_0)) {
     return bad("unknown KV type " + std::to_string(type));
   }
   if (n_tokens == 0 || n_tokens > static_cast<uint64_t>(kv_.n_ctx())) {
@@ -385,7 +387,8 @@ Status Session::load_state(const std::string& path) {
     if (t < 0 || t >= model_->config().n_vocab) return bad("token id " + std::to_string(t) + " out of range");
   }
   const DType file_type = static_cast<DType>(type);
-  const size_t file_row = static_cast<size_t>(kv_dim) * (file_type == DType::kF16 ? 2 : 4);
+  if (file_type == DType::kQ8_0 && kv_dim % 32 != 0) return bad("q8_0 KV rows of " + std::to_string(kv_dim) + " values");
+  const size_t file_row = dtype_row_bytes(file_type, kv_dim);
   // Check the whole size before touching the cache, so a bad file leaves the session as it was.
   const uint64_t expected_size = 8 + 4 + 64 + 4 + 4 + 4 + 8 + n_tokens * 4 + 2ull * n_layer * n_tokens * file_row +
                                  logits_.size() * sizeof(float);
@@ -397,7 +400,7 @@ Status Session::load_state(const std::string& path) {
   }
   std::vector<uint8_t> rows(file_row * n_tokens);
   std::vector<float> row_f32(kv_dim);
-  // Read into the cache, converting between f16 and f32 if the session's KV type differs.
+  // Read into the cache, converting (through f32) if the session's KV type differs.
   auto store_rows = [&](bool is_k, int64_t layer) {
     for (uint64_t p = 0; p < n_tokens; ++p) {
       const uint8_t* src = rows.data() + p * file_row;
@@ -406,15 +409,9 @@ Status Session::load_state(const std::string& path) {
         std::memcpy(dst, src, file_row);
         continue;
       }
-      for (uint32_t i = 0; i < kv_dim; ++i) {
-        const float v = file_type == DType::kF16 ? fp16_to_f32(reinterpret_cast<const uint16_t*>(src)[i])
-                                                 : reinterpret_cast<const float*>(src)[i];
-        if (kv_.type() == DType::kF16) {
-          reinterpret_cast<uint16_t*>(dst)[i] = f32_to_fp16(v);
-        } else {
-          reinterpret_cast<float*>(dst)[i] = v;
-        }
-      }
+      // Both types hold kv_dim values (a multiple of 32 for q8_0, checked above and in KvCache::create).
+      (void)dequantize_row(file_type, src, row_f32.data(), kv_dim);
+      (void)quantize_row(kv_.type(), row_f32.data(), dst, kv_dim);
     }
   };
   trim(0);

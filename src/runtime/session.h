@@ -25,7 +25,7 @@ namespace edgellm {
 
 struct SessionOptions {
   int64_t n_ctx = 4096;           // KV cache positions (RKLLM's max_context_len)
-  DType kv_type = DType::kF16;    // f16 or f32
+  DType kv_type = DType::kF16;    // f16, f32 or q8_0
   int64_t max_batch = 64;         // tokens per prefill step
 };
 

@@ -1,0 +1,57 @@
+// Causal attention over the KV cache for one KV head and a block of queries, fused: scores, an online
+// softmax and the weighted sum of values run over tiles of kAttnKeyTile keys, so each cached row is read
+// (and converted to f32) once per query block, and no [n_tokens][n_keys] score matrix is ever built.
+// Online softmax: Milakov & Gimelshein 2018, "Online normalizer calculation for softmax"; tiling as in
+// Dao et al. 2022, "FlashAttention". Decode is the case of one token and `n_group` query heads (GQA).
+//
+// ISA variants (attention_avx2.cpp, attention_avx512.cpp) are chosen once from CPUID; EDGELLM_ISA=
+// scalar|avx2|avx512 forces one. Every variant runs the same tile schedule, so they differ only by the
+// rounding of their dot products.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "format/dtype.h"
+
+namespace edgellm {
+
+inline constexpr int64_t kAttnKeyTile = 64;    // keys per tile (K and V tiles in f32 stay in L1/L2)
+inline constexpr int64_t kAttnQueryTile = 16;  // tokens per prefill block
+
+// One block of queries that share a KV head.
+struct AttentionBlock {
+  DType kv_type = DType::kF16;   // kF32, kF16 or kQ8_0 (Q8_0: head_dim a multiple of 32)
+  const uint8_t* k = nullptr;    // key of position 0 for this KV head; position j at k + j * kv_row_bytes
+  const uint8_t* v = nullptr;    // value, same layout
+  size_t kv_row_bytes = 0;
+  int64_t head_dim = 0;
+  const float* q = nullptr;      // query of token t, group head g at q[t * q_token_stride + g * head_dim]
+  int64_t q_token_stride = 0;
+  int64_t n_tokens = 0;
+  int64_t n_group = 1;           // query heads per KV head
+  int64_t n_keys0 = 0;           // token t sees keys [0, n_keys0 + t) (causal); n_keys0 >= 1
+  float scale = 1.0f;            // multiplies q.k
+  float* out = nullptr;          // [n_tokens][n_group][head_dim] at out[t * out_token_stride + g * head_dim]
+  int64_t out_token_stride = 0;
+};
+
+// Floats of per-thread work memory attention_block() needs for up to kAttnQueryTile tokens.
+size_t attention_work_floats(int64_t head_dim, int64_t n_group);
+
+// Computes the block with the active ISA variant. `work` holds attention_work_floats() floats (64-byte
+// aligned is best) and is used only by the calling thread. Allocates nothing; n_tokens <= kAttnQueryTile.
+void attention_block(const AttentionBlock& block, float* work);
+
+// The variants, for tests: nullptr if not built in or this CPU cannot run it.
+using AttentionBlockFn = void (*)(const AttentionBlock& block, float* work);
+enum class AttentionIsa { kScalar, kAvx2, kAvx512 };
+AttentionBlockFn attention_variant(AttentionIsa isa);
+const char* attention_isa_name();  // the variant attention_block() uses
+
+// Per-ISA entry points (their own translation units, compiled with the ISA's flags).
+void attention_block_scalar(const AttentionBlock& block, float* work);
+void attention_block_avx2(const AttentionBlock& block, float* work);
+void attention_block_avx512(const AttentionBlock& block, float* work);
+
+}  // namespace edgellm

@@ -1,0 +1,79 @@
+// AVX2 + FMA + F16C attention variant: f16 and q8_0 rows converted 8 lanes at a time, f32 dot/axpy.
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/quant_blocks.h"
+#include "model/attention_tile.h"
+#include "util/half.h"
+
+namespace edgellm {
+namespace {
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+struct Avx2Ops {
+  static void load_row(DType type, const uint8_t* src, int64_t n, float* dst) {
+    if (type == DType::kF32) {
+      std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+    } else if (type == DType::kF16) {
+      const auto* h = reinterpret_cast<const uint16_t*>(src);
+      int64_t i = 0;
+      for (; i + 8 <= n; i += 8) {
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i))));
+      }
+      for (; i < n; ++i) dst[i] = fp16_to_f32(h[i]);
+    } else {  // kQ8_0: n is a multiple of 32
+      const auto* blocks = reinterpret_cast<const BlockQ8_0*>(src);
+      for (int64_t ib = 0; ib < n / 32; ++ib) {
+        const __m256 d = _mm256_set1_ps(fp16_to_f32(blocks[ib].d));
+        for (int i = 0; i < 32; i += 8) {
+          const __m128i q8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blocks[ib].qs + i));
+          _mm256_storeu_ps(dst + ib * 32 + i, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8))));
+        }
+      }
+    }
+  }
+  static float dot(const float* a, const float* b, int64_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+      acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    float s = hsum(_mm256_add_ps(acc0, acc1));
+    for (; i < n; ++i) s += a[i] * b[i];
+    return s;
+  }
+  static void scale(float* y, float a, int64_t n) {
+    const __m256 va = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), va));
+    for (; i < n; ++i) y[i] *= a;
+  }
+  static void axpy(float a, const float* x, float* y, int64_t n) {
+    const __m256 va = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    }
+    for (; i < n; ++i) y[i] += a * x[i];
+  }
+};
+
+}  // namespace
+
+void attention_block_avx2(const AttentionBlock& block, float* work) {
+  attention_detail::attention_block_impl<Avx2Ops>(block, work);
+}
+
+}  // namespace edgellm
+
+#endif  // __x86_64__

@@ -1,0 +1,81 @@
+// The tile schedule of attention_block(), written once over an ISA's row operations (Ops):
+//   Ops::load_row(type, src, n, dst)   n cached elements (f32, f16 or q8_0 blocks) -> f32
+//   Ops::dot(a, b, n)                  sum a[i] b[i]
+//   Ops::scale(y, a, n)                y *= a
+//   Ops::axpy(a, x, y, n)              y += a x
+// Included only by attention*.cpp; each includes it with its own Ops and target flags.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "model/attention.h"
+
+namespace edgellm::attention_detail {
+
+inline size_t work_floats(int64_t head_dim, int64_t n_group) {
+  const int64_t rows = kAttnQueryTile * n_group;
+  // K tile, V tile, scores [rows][tile], running max and sum per row.
+  return static_cast<size_t>(2 * kAttnKeyTile * head_dim + rows * kAttnKeyTile + 2 * rows);
+}
+
+template <class Ops>
+void attention_block_impl(const AttentionBlock& b, float* work) {
+  const int64_t D = b.head_dim, G = b.n_group, T = b.n_tokens;
+  float* k_tile = work;                            // [kAttnKeyTile][D]
+  float* v_tile = k_tile + kAttnKeyTile * D;       // [kAttnKeyTile][D]
+  float* scores = v_tile + kAttnKeyTile * D;       // [T * G][kAttnKeyTile]
+  float* row_max = scores + T * G * kAttnKeyTile;  // [T * G]
+  float* row_sum = row_max + T * G;                // [T * G]
+  for (int64_t r = 0; r < T * G; ++r) {
+    row_max[r] = -std::numeric_limits<float>::infinity();
+    row_sum[r] = 0.0f;
+  }
+  for (int64_t t = 0; t < T; ++t) std::fill(b.out + t * b.out_token_stride, b.out + t * b.out_token_stride + G * D, 0.0f);
+
+  const int64_t n_keys_all = b.n_keys0 + T - 1;  // the last token sees the most keys
+  for (int64_t j0 = 0; j0 < n_keys_all; j0 += kAttnKeyTile) {
+    const int64_t n_tile = std::min(kAttnKeyTile, n_keys_all - j0);
+    for (int64_t j = 0; j < n_tile; ++j) {
+      Ops::load_row(b.kv_type, b.k + static_cast<size_t>(j0 + j) * b.kv_row_bytes, D, k_tile + j * D);
+      Ops::load_row(b.kv_type, b.v + static_cast<size_t>(j0 + j) * b.kv_row_bytes, D, v_tile + j * D);
+    }
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t n_visible = std::min(n_tile, b.n_keys0 + t - j0);  // causal mask within the tile
+      if (n_visible <= 0) continue;
+      for (int64_t g = 0; g < G; ++g) {
+        const int64_t r = t * G + g;
+        const float* q = b.q + t * b.q_token_stride + g * D;
+        float* out = b.out + t * b.out_token_stride + g * D;
+        float* s = scores + r * kAttnKeyTile;
+        float tile_max = row_max[r];
+        for (int64_t j = 0; j < n_visible; ++j) {
+          s[j] = Ops::dot(q, k_tile + j * D, D) * b.scale;
+          tile_max = std::max(tile_max, s[j]);
+        }
+        // Rescale what was accumulated under the old maximum (exp(-inf) = 0 on the first tile).
+        const float correction = std::exp(row_max[r] - tile_max);
+        if (correction != 1.0f) {
+          row_sum[r] *= correction;
+          Ops::scale(out, correction, D);
+        }
+        float sum = 0.0f;
+        for (int64_t j = 0; j < n_visible; ++j) {
+          const float p = std::exp(s[j] - tile_max);
+          sum += p;
+          Ops::axpy(p, v_tile + j * D, out, D);
+        }
+        row_sum[r] += sum;
+        row_max[r] = tile_max;
+      }
+    }
+  }
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t g = 0; g < G; ++g) {
+      Ops::scale(b.out + t * b.out_token_stride + g * D, 1.0f / row_sum[t * G + g], D);
+    }
+  }
+}
+
+}  // namespace edgellm::attention_detail

@@ -1,60 +1,135 @@
 #include "util/thread_pool.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#if defined(__linux__)
+#include <pthread.h>
+#include <sched.h>
+#endif
+
+#include "util/log.h"
 
 namespace edgellm {
+namespace {
 
-ThreadPool::ThreadPool(int n_threads) {
+// Parts per thread: enough for a fast thread to take over a slow one's share, few enough that the
+// atomic counter and the loss of contiguity stay negligible (a decode matvec is ~10 us per part).
+constexpr int64_t kPartsPerThread = 4;
+// Busy-wait budget before sleeping: ~2000 pauses (tens of microseconds, the gap between two matmuls
+// of a decode step), then ~2000 yields (a millisecond or more, during which a busy neighbour runs).
+constexpr int kPauseSpins = 2000;
+constexpr int kYieldSpins = 2000;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+template <class Ready>
+bool spin_until(Ready ready) {
+  for (int i = 0; i < kPauseSpins; ++i) {
+    if (ready()) return true;
+    cpu_relax();
+  }
+  for (int i = 0; i < kYieldSpins; ++i) {
+    if (ready()) return true;
+    std::this_thread::yield();
+  }
+  return ready();
+}
+
+// CPU ids of the process's affinity mask, in order (Linux); empty elsewhere or on failure.
+std::vector<int> allowed_cpus() {
+  std::vector<int> cpus;
+#if defined(__linux__)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+      if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+    }
+  }
+#endif
+  return cpus;
+}
+
+void pin_to_cpu(std::thread::native_handle_type handle, int cpu, int thread_idx) {
+#if defined(__linux__)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  const int rc = pthread_setaffinity_np(handle, sizeof(set), &set);
+  if (rc != 0) EDGELLM_LOG_WARN("thread pool: pinning thread %d to cpu %d failed: %s", thread_idx, cpu, std::strerror(rc));
+#else
+  (void)handle, (void)cpu, (void)thread_idx;
+#endif
+}
+
+}  // namespace
+
+ThreadPool::ThreadPool(int n_threads, bool pin_threads) {
   if (n_threads <= 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   n_threads_ = n_threads;
   workers_.reserve(static_cast<size_t>(n_threads_ - 1));
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  const char* env = std::getenv("EDGELLM_PIN_THREADS");
+  if (env != nullptr && std::strcmp(env, "1") == 0) pin_threads = true;
+  if (pin_threads && n_threads_ > 1) {
+    const std::vector<int> cpus = allowed_cpus();
+    if (static_cast<int>(cpus.size()) < n_threads_) {
+      EDGELLM_LOG_WARN("thread pool: %d threads but %zu allowed cpus; not pinning", n_threads_, cpus.size());
+    } else {
+#if defined(__linux__)
+      pin_to_cpu(pthread_self(), cpus[0], 0);
+#endif
+      for (int i = 1; i < n_threads_; ++i) pin_to_cpu(workers_[static_cast<size_t>(i - 1)].native_handle(), cpus[i], i);
+      EDGELLM_LOG_INFO("thread pool: %d threads pinned to cpus %d..%d", n_threads_, cpus[0], cpus[n_threads_ - 1]);
+    }
+  }
 }
 
 ThreadPool::~ThreadPool() {
+  stop_.store(true);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-    generation_.fetch_add(1, std::memory_order_release);
+    generation_.fetch_add(1);
   }
   wake_cv_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run_share(int thread_idx) {
-  const int64_t n = job_n_;
-  const int64_t grain = job_grain_;
+void ThreadPool::run_parts(int thread_idx) {
+  const int64_t n = job_n_, grain = job_grain_, parts = job_parts_;
   const int64_t n_chunks = (n + grain - 1) / grain;
-  const int64_t per = n_chunks / n_threads_;
-  const int64_t extra = n_chunks % n_threads_;
-  const int64_t chunk_begin = thread_idx * per + std::min<int64_t>(thread_idx, extra);
-  const int64_t chunk_end = chunk_begin + per + (thread_idx < extra ? 1 : 0);
-  const int64_t begin = std::min(n, chunk_begin * grain);
-  const int64_t end = std::min(n, chunk_end * grain);
-  if (begin < end) (*job_)(begin, end, thread_idx);
+  for (;;) {
+    const int64_t part = next_part_.fetch_add(1, std::memory_order_relaxed);
+    if (part >= parts) return;
+    // Part p covers chunks [p * n_chunks / parts, (p + 1) * n_chunks / parts).
+    const int64_t begin = std::min(n, part * n_chunks / parts * grain);
+    const int64_t end = std::min(n, (part + 1) * n_chunks / parts * grain);
+    if (begin < end) (*job_)(begin, end, thread_idx);
+  }
 }
 
 void ThreadPool::worker_loop(int thread_idx) {
   uint64_t seen = 0;
   for (;;) {
-    // Spin briefly for the next job (decode issues many small ops back to back), then sleep.
-    uint64_t gen = generation_.load(std::memory_order_acquire);
-    for (int spin = 0; gen == seen && spin < 20000; ++spin) {
-      std::this_thread::yield();
-      gen = generation_.load(std::memory_order_acquire);
-    }
-    if (gen == seen) {
+    const auto new_job = [&] { return generation_.load() != seen; };
+    if (!spin_until(new_job)) {
       std::unique_lock<std::mutex> lock(mu_);
-      wake_cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-      gen = generation_.load(std::memory_order_acquire);
+      sleeping_workers_.fetch_add(1);
+      wake_cv_.wait(lock, new_job);
+      sleeping_workers_.fetch_sub(1);
     }
-    seen = gen;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stop_) return;
-    }
-    run_share(thread_idx);
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    seen = generation_.load(std::memory_order_acquire);
+    if (stop_.load()) return;
+    run_parts(thread_idx);
+    if (pending_.fetch_sub(1) == 1 && caller_sleeping_.load()) {
       std::lock_guard<std::mutex> lock(mu_);
       done_cv_.notify_one();
     }
@@ -69,22 +144,27 @@ void ThreadPool::parallel_for(int64_t n, const RangeFn& fn, int64_t grain) {
     return;
   }
   std::lock_guard<std::mutex> call_lock(call_mu_);
-  {
+  const int64_t n_chunks = (n + grain - 1) / grain;
+  job_ = &fn;
+  job_n_ = n;
+  job_grain_ = grain;
+  job_parts_ = std::min<int64_t>(n_chunks, kPartsPerThread * n_threads_);
+  next_part_.store(0, std::memory_order_relaxed);
+  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+  // seq_cst bump, then the sleeper count: a worker registers as sleeping before it re-checks the
+  // generation under mu_, so either it sees the new job or we see it sleeping and wake it.
+  generation_.fetch_add(1);
+  if (sleeping_workers_.load() > 0) {
     std::lock_guard<std::mutex> lock(mu_);
-    job_ = &fn;
-    job_n_ = n;
-    job_grain_ = grain;
-    pending_.store(n_threads_ - 1, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_release);
+    wake_cv_.notify_all();
   }
-  wake_cv_.notify_all();
-  run_share(0);
-  if (pending_.load(std::memory_order_acquire) != 0) {
-    for (int spin = 0; spin < 100000 && pending_.load(std::memory_order_acquire) != 0; ++spin) {
-      std::this_thread::yield();
-    }
+  run_parts(0);
+  const auto all_done = [&] { return pending_.load() == 0; };
+  if (!spin_until(all_done)) {
     std::unique_lock<std::mutex> lock(mu_);
-    done_cv_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+    caller_sleeping_.store(true);
+    done_cv_.wait(lock, all_done);
+    caller_sleeping_.store(false);
   }
 }
 

@@ -1,7 +1,10 @@
 // A persistent pool of worker threads with a cheap fork/join `parallel_for`.
-// Created once; workers spin briefly then sleep between jobs, so no thread is created per op.
-// Work is split into static contiguous ranges, so results are identical for any thread count
-// as long as each task writes only its own outputs.
+// Created once; no thread is created per op. Between jobs a worker spins briefly (pause), then yields
+// the core (so a busy neighbour, e.g. another process, gets it), then sleeps on a condition variable.
+// A job is cut into a few contiguous parts per thread, taken in order from an atomic counter: a thread
+// that finishes early (its core was not shared) takes the next part, so a loaded core slows the job
+// down by less than a static split would. Which thread runs which part varies from run to run, so
+// results are identical for any thread count as long as each item's output depends only on the item.
 #pragma once
 
 #include <atomic>
@@ -17,8 +20,9 @@ namespace edgellm {
 class ThreadPool {
  public:
   // `n_threads` includes the calling thread (n_threads - 1 workers are started). n_threads <= 0 means
-  // one per online CPU.
-  explicit ThreadPool(int n_threads = 1);
+  // one per online CPU. With `pin_threads`, thread i (the caller is 0) is pinned to the i-th CPU of
+  // the process's affinity mask (Linux; elsewhere ignored); a failure to pin is logged, not fatal.
+  explicit ThreadPool(int n_threads = 1, bool pin_threads = false);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -26,29 +30,36 @@ class ThreadPool {
   int n_threads() const { return n_threads_; }
 
   // Calls fn(begin, end, thread_idx) on disjoint ranges covering [0, n) and returns when all are done.
-  // Ranges are aligned to `grain` items (except the last). Not reentrant: one parallel_for at a time
-  // per pool; calls from several threads are serialised.
+  // Ranges are aligned to `grain` items (except the last); one thread may get several ranges, and
+  // thread_idx < n_threads() identifies the thread (for per-thread scratch). Not reentrant: one
+  // parallel_for at a time per pool; calls from several threads are serialised.
   using RangeFn = std::function<void(int64_t begin, int64_t end, int thread_idx)>;
   void parallel_for(int64_t n, const RangeFn& fn, int64_t grain = 1);
 
  private:
   void worker_loop(int thread_idx);
-  void run_share(int thread_idx);
+  void run_parts(int thread_idx);
 
   int n_threads_ = 1;
   std::vector<std::thread> workers_;
   std::mutex call_mu_;  // serialises parallel_for callers
 
-  std::mutex mu_;
-  std::condition_variable wake_cv_;
-  std::condition_variable done_cv_;
-  // guarded by mu_ (written before the generation bump, read by workers after it)
+  // The current job: written by parallel_for before generation_ is bumped (release), read by the
+  // workers after they see the new generation (acquire).
   const RangeFn* job_ = nullptr;
   int64_t job_n_ = 0;
   int64_t job_grain_ = 1;
-  bool stop_ = false;
+  int64_t job_parts_ = 0;
+  std::atomic<int64_t> next_part_{0};
+
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<int> pending_{0};  // workers that have not finished the current job
+  std::atomic<bool> stop_{false};
+  std::atomic<int> sleeping_workers_{0};
+  std::atomic<bool> caller_sleeping_{false};
+  std::mutex mu_;  // pairs with the condition variables only
+  std::condition_variable wake_cv_;
+  std::condition_variable done_cv_;
 };
 
 }  // namespace edgellm

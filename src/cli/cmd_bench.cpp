@@ -5,12 +5,14 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <numeric>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "model/attention.h"
 #include "model/model.h"
 #include "model/transformer.h"
 #include "runtime/loaded_model.h"
@@ -73,6 +75,9 @@ struct BenchArgs {
   std::string outputs = "128";
   int threads = 0;
   int reps = 3;
+  std::string kv_type = "f16";
+  int64_t ctx = 0;     // KV cache positions; 0: the largest input + output
+  int64_t batch = 512; // tokens per prefill step (capped at the largest input)
   bool json = false;
   bool roofline = false;
 };
@@ -105,19 +110,35 @@ int run_bench(const BenchArgs& a) {
     std::fprintf(stderr, "edgellm bench: -p and -n need positive token counts, -r at least 1\n");
     return 1;
   }
-  const int64_t n_ctx = *std::max_element(prompts.begin(), prompts.end()) + *std::max_element(outputs.begin(), outputs.end());
-  auto kv = KvCache::create(c, n_ctx, DType::kF16);
+  const int64_t max_prompt = *std::max_element(prompts.begin(), prompts.end());
+  const int64_t needed_ctx = max_prompt + *std::max_element(outputs.begin(), outputs.end());
+  const int64_t n_ctx = a.ctx > 0 ? a.ctx : needed_ctx;
+  if (n_ctx < needed_ctx) {
+    std::fprintf(stderr, "edgellm bench: --ctx %lld is smaller than the largest input + output (%lld tokens)\n",
+                 static_cast<long long>(n_ctx), static_cast<long long>(needed_ctx));
+    return 1;
+  }
+  const auto kv_type = dtype_from_name(a.kv_type);
+  auto kv = KvCache::create(c, n_ctx, kv_type.value_or(DType::kF16));
   if (!kv.ok()) {
     std::fprintf(stderr, "edgellm bench: %s\n", kv.error().message.c_str());
     return 1;
   }
-  ForwardScratch scratch(c, 512, n_ctx, pool.n_threads());
+  // The cache is written as positions fill; touch it all now so that peak RSS counts the whole context.
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    std::memset(kv->k_row(l, 0), 0, kv->layer_bytes());
+    std::memset(kv->v_row(l, 0), 0, kv->layer_bytes());
+  }
+  const int64_t batch = std::max<int64_t>(1, std::min(a.batch, max_prompt));
+  ForwardScratch scratch(c, batch, n_ctx, pool.n_threads());
   std::vector<float> logits;
 
   // Bytes one decode step reads: every weight except the token embedding (one row of it).
   const auto& w = (*lm)->model().weights();
   const double per_token_bytes = static_cast<double>((*lm)->model().weight_bytes()) -
                                  (w.output.data == w.token_embd.data ? 0.0 : static_cast<double>(w.token_embd.size_bytes));
+  // And of the KV cache, per position attended (k and v rows of every layer); shown, not in the limit.
+  const double kv_bytes_per_position = 2.0 * static_cast<double>(c.n_layer) * static_cast<double>(kv->row_bytes());
   struct Row {
     int64_t p, n;
     Stats ttft, prefill, decode;
@@ -158,6 +179,11 @@ int run_bench(const BenchArgs& a) {
   }
   // Peak memory of the model and its cache, taken before the bandwidth probe allocates its buffer.
   const double rss_mib = static_cast<double>(peak_rss_bytes()) / (1 << 20);
+  std::error_code ec;
+  const auto file_bytes = std::filesystem::is_regular_file(a.model, ec) ? std::filesystem::file_size(a.model, ec)
+                                                                         : (*lm)->model().weight_bytes();
+  const double file_mib = static_cast<double>(file_bytes) / (1 << 20);
+  const double kv_mib = static_cast<double>(kv->size_bytes()) / (1 << 20);
   const double bandwidth = a.roofline ? measure_bandwidth_gbs(pool) : 0;
   const double limit = bandwidth > 0 ? bandwidth * 1e9 / per_token_bytes : 0;
 
@@ -165,9 +191,13 @@ int run_bench(const BenchArgs& a) {
   if (!a.json) {
     std::printf("model %s (%s, %.1f MiB of weights), %d threads, load %.2f s\n", a.model.c_str(), arch_name(c.arch),
                 static_cast<double>((*lm)->model().weight_bytes()) / (1 << 20), pool.n_threads(), load_s);
+    std::printf("KV cache %s, %lld positions, %.1f MiB; prefill batch %lld; attention %s\n", dtype_name(kv->type()),
+                static_cast<long long>(n_ctx), static_cast<double>(kv->size_bytes()) / (1 << 20),
+                static_cast<long long>(batch), attention_isa_name());
     if (a.roofline) {
-      std::printf("memory bandwidth %.1f GB/s -> decode limit %.1f tokens/s (%.1f MB read per token)\n", bandwidth,
-                  limit, per_token_bytes / 1e6);
+      std::printf("memory bandwidth %.1f GB/s (streaming read of 256 MiB, %d threads) -> decode limit %.1f tokens/s "
+                  "(%.1f MB of weights read per token; the KV cache adds %.3f MB per cached position)\n",
+                  bandwidth, pool.n_threads(), limit, per_token_bytes / 1e6, kv_bytes_per_position / 1e6);
     }
     std::printf("%8s %8s %12s %16s %16s%s\n", "input", "output", "TTFT ms", "prefill tok/s", "decode tok/s",
                 a.roofline ? "   of limit" : "");
@@ -190,11 +220,21 @@ int run_bench(const BenchArgs& a) {
     nlohmann::json out = {{"model", a.model},        {"architecture", arch_name(c.arch)},
                           {"threads", pool.n_threads()}, {"load_s", load_s},
                           {"weight_bytes", (*lm)->model().weight_bytes()}, {"peak_rss_mib", rss_mib},
+                          {"kv_type", dtype_name(kv->type())}, {"n_ctx", n_ctx}, {"model_file_mib", file_mib},
+                          {"peak_rss_over_file_and_kv_mib", rss_mib - file_mib - kv_mib},
+                          {"kv_cache_bytes", kv->size_bytes()}, {"prefill_batch", batch},
+                          {"weight_bytes_per_token", per_token_bytes},
+                          {"kv_bytes_per_position", kv_bytes_per_position},
                           {"results", results}};
-    if (a.roofline) out["bandwidth_gbs"] = bandwidth;
+    if (a.roofline) {
+      out["bandwidth_gbs"] = bandwidth;
+      out["decode_limit_tps"] = limit;
+    }
     std::printf("%s\n", out.dump(2).c_str());
   } else {
-    std::printf("peak RSS %.1f MiB (medians of %d runs, ± half the range)\n", rss_mib, a.reps);
+    std::printf("peak RSS %.1f MiB = model file %.1f MiB + KV cache %.1f MiB + %.1f MiB other (medians of %d runs, "
+                "± half the range)\n",
+                rss_mib, file_mib, kv_mib, rss_mib - file_mib - kv_mib, a.reps);
   }
   return 0;
 }
@@ -209,6 +249,12 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_option("-n,--output-tokens", a->outputs, "Output lengths, comma-separated")->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "Threads (0: one per CPU)")->capture_default_str();
   cmd->add_option("-r,--reps", a->reps, "Repetitions per pair (after one warm-up)")->capture_default_str();
+  cmd->add_option("--kv-type", a->kv_type, "KV cache type")
+      ->check(CLI::IsMember({"f16", "f32", "q8_0"}))
+      ->capture_default_str();
+  cmd->add_option("-c,--ctx", a->ctx, "KV cache positions (0: largest input + output)")->capture_default_str();
+  cmd->add_option("-b,--batch", a->batch, "Tokens per prefill step (capped at the largest input)")
+      ->capture_default_str();
   cmd->add_flag("--json", a->json, "Print JSON");
   cmd->add_flag("--roofline", a->roofline, "Measure memory bandwidth and show decode speed against its limit");
   cmd->callback([a, &exit_code] { exit_code = run_bench(*a); });

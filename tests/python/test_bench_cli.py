@@ -1,0 +1,66 @@
+"""`edgellm bench` reports every figure of the board table (--json), and bench/compare_llamacpp.sh
+fails with a clear message when llama_cpp cannot be imported, and prints one line per figure plus the
+ratio line when it can (skipped when llama-cpp-python is not installed)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import SOURCE_DIR, edgellm_bin, run_cli
+
+
+@pytest.fixture(scope="module")
+def synth_model(tmp_path_factory, bin_path):
+    out = tmp_path_factory.mktemp("bench") / "tiny-q8.gguf"
+    r = run_cli(["synth", "--preset", "tiny", "--type", "q8_0", "-o", out])
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_bench_json_has_every_figure(synth_model):
+    r = run_cli(["bench", "-m", synth_model, "-p", "7,33", "-n", "5", "-t", "2", "-r", "2", "--json", "--roofline"])
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    for key in ("load_s", "peak_rss_mib", "threads", "bandwidth_gbs", "decode_limit_tps", "weight_bytes_per_token",
+                "kv_type", "n_ctx", "model_file_mib"):
+        assert key in out, key
+    assert out["threads"] == 2 and out["n_ctx"] == 38 and out["bandwidth_gbs"] > 0
+    assert [(x["input"], x["output"]) for x in out["results"]] == [(7, 5), (33, 5)]
+    for x in out["results"]:
+        assert x["ttft_ms_min"] <= x["ttft_ms"] <= x["ttft_ms_max"]
+        assert x["prefill_tps_min"] <= x["prefill_tps"] <= x["prefill_tps_max"]
+        assert x["decode_tps_min"] <= x["decode_tps"] <= x["decode_tps_max"]
+        assert 0 < x["decode_fraction_of_limit"]
+
+
+def test_bench_table_and_context_flags(synth_model):
+    r = run_cli(["bench", "-m", synth_model, "-p", "9", "-n", "3", "-r", "1", "-c", "100"])
+    assert r.returncode == 0, r.stderr
+    assert "input" in r.stdout and "TTFT ms" in r.stdout and "peak RSS" in r.stdout
+    r = run_cli(["bench", "-m", synth_model, "-p", "90", "-n", "20", "-r", "1", "-c", "100"])
+    assert r.returncode != 0 and "--ctx 100 is smaller" in r.stderr
+
+
+def test_compare_script_without_llama_cpp(synth_model, tmp_path):
+    # A Python that cannot import llama_cpp: the system one with an empty module path in front.
+    fake = tmp_path / "llama_cpp.py"
+    fake.write_text("raise ImportError('not installed (test)')\n")
+    env = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=str(tmp_path), EDGELLM_BIN=str(edgellm_bin()))
+    r = subprocess.run([str(SOURCE_DIR / "bench" / "compare_llamacpp.sh"), str(synth_model), "-t", "1"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode != 0
+    assert "llama_cpp is not importable" in r.stderr and "setup_llama_cpp.sh" in r.stderr
+
+
+def test_compare_script_prints_ratios(synth_model):
+    pytest.importorskip("llama_cpp")
+    env = dict(os.environ, EDGELLM_BIN=str(edgellm_bin()))
+    r = subprocess.run([str(SOURCE_DIR / "bench" / "compare_llamacpp.sh"), str(synth_model), "-t", "2", "-p", "16",
+                        "-n", "4", "-r", "1"], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[-1].startswith("prefill_ratio=") and " decode_ratio=" in lines[-1]
+    assert any(l.startswith("p16_n4 prefill_tok_s") and "llama.cpp=" in l for l in lines)

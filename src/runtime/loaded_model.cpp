@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 
@@ -13,6 +14,12 @@
 namespace edgellm {
 
 size_t available_memory_bytes() {
+  if (const char* forced = std::getenv("EDGELLM_MEM_AVAILABLE_MB"); forced != nullptr && *forced != '\0') {
+    char* end = nullptr;
+    const unsigned long long mib = std::strtoull(forced, &end, 10);
+    if (end != forced && *end == '\0') return static_cast<size_t>(mib) << 20;
+    EDGELLM_LOG_WARN("EDGELLM_MEM_AVAILABLE_MB=%s is not a number of MiB; using /proc/meminfo", forced);
+  }
   std::ifstream in("/proc/meminfo");
   std::string key;
   size_t value = 0;
@@ -32,7 +39,8 @@ size_t peak_rss_bytes() {
 Expected<std::shared_ptr<LoadedModel>> LoadedModel::load(const std::string& path, const LoadOptions& options) {
   std::shared_ptr<LoadedModel> lm(new LoadedModel());
   ModelLoadOptions model_options;
-  model_options.prefetch = options.prefetch;
+  // Mapping reads nothing yet; the read-ahead waits until the memory check has passed.
+  model_options.prefetch = false;
   EDGELLM_ASSIGN_OR_RETURN(lm->model_, Model::load(path, model_options));
   if (options.check_memory) {
     const size_t available = available_memory_bytes();
@@ -40,9 +48,11 @@ Expected<std::shared_ptr<LoadedModel>> LoadedModel::load(const std::string& path
     if (available > 0 && needed > available) {
       return make_error(ErrorCode::kOutOfMemory, path + ": the weights need " + std::to_string(needed >> 20) +
                                                      " MiB but only " + std::to_string(available >> 20) +
-                                                     " MiB of memory are available");
+                                                     " MiB of memory are available (MemAvailable; "
+                                                     "EDGELLM_MEM_AVAILABLE_MB overrides)");
     }
   }
+  if (options.prefetch && lm->model_->gguf()) lm->model_->gguf()->prefetch();
   if (lm->model_->gguf()) {
     EDGELLM_ASSIGN_OR_RETURN(lm->tokenizer_, Tokenizer::from_gguf(*lm->model_->gguf()));
     lm->default_sampling_ = sampling_defaults_from_gguf(*lm->model_->gguf());

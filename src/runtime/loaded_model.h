@@ -68,7 +68,8 @@ class LoadedModel {
   mutable std::string digest_;
 };
 
-// Bytes of memory the kernel reports available (MemAvailable), or 0 if unknown.
+// Bytes of memory the kernel reports available (MemAvailable in /proc/meminfo), or 0 if unknown.
+// EDGELLM_MEM_AVAILABLE_MB=N overrides it (tests; or to load anyway when swap or zram will cover it).
 size_t available_memory_bytes();
 // Peak resident set size of this process so far.
 size_t peak_rss_bytes();

@@ -43,14 +43,18 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const LoadedM
     return make_error(ErrorCode::kInvalidArgument, "session: max_batch " + std::to_string(options.max_batch) +
                                                        " is out of range [1, 4096]");
   }
-  EDGELLM_ASSIGN_OR_RETURN(KvCache kv, KvCache::create(model->config(), options.n_ctx, options.kv_type));
+  // Checked before allocating: the allocation itself may succeed (overcommit) and fail only when touched.
+  const size_t kv_bytes = KvCache::bytes_needed(model->config(), options.n_ctx, options.kv_type);
   const size_t available = available_memory_bytes();
-  if (available > 0 && kv.size_bytes() > available) {
-    return make_error(ErrorCode::kOutOfMemory, "session: the KV cache for " + std::to_string(options.n_ctx) +
-                                                   " positions needs " + std::to_string(kv.size_bytes() >> 20) +
+  if (available > 0 && kv_bytes > available) {
+    return make_error(ErrorCode::kOutOfMemory, "session: the " + std::string(dtype_name(options.kv_type)) +
+                                                   " KV cache for " + std::to_string(options.n_ctx) +
+                                                   " positions needs " + std::to_string(kv_bytes >> 20) +
                                                    " MiB but only " + std::to_string(available >> 20) +
-                                                   " MiB are available");
+                                                   " MiB are available (MemAvailable; EDGELLM_MEM_AVAILABLE_MB "
+                                                   "overrides)");
   }
+  EDGELLM_ASSIGN_OR_RETURN(KvCache kv, KvCache::create(model->config(), options.n_ctx, options.kv_type));
   return std::unique_ptr<Session>(new Session(std::move(model), options, std::move(kv)));
 }
 

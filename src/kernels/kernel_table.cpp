@@ -134,7 +134,10 @@ const KernelTable* kernels_for_isa(Isa isa) {
 #endif
       return nullptr;
     case Isa::kNeonDot:
-      return nullptr;  // the int8 dot-product kernels are not built yet
+#if defined(__aarch64__)
+      if (cpu_has_neon_dot()) return &neon_dot_kernels();
+#endif
+      return nullptr;
   }
   return nullptr;
 }

@@ -92,7 +92,8 @@ void fill_q8act_avx2(KernelTable& table);
 void fill_q8act_avx512(KernelTable& table);
 #endif
 #if defined(__aarch64__)
-const KernelTable& neon_kernels();  // kernels/arm/matmul_neon.cpp
+const KernelTable& neon_kernels();      // kernels/arm/matmul_neon.cpp
+const KernelTable& neon_dot_kernels();  // kernels/arm/matmul_neon_dot.cpp (needs HWCAP_ASIMDDP)
 #endif
 
 }  // namespace edgellm::kernels

@@ -1,5 +1,7 @@
 // NEON (ARMv8.0-A Advanced SIMD, every aarch64 core: Cortex-A53/A72 of RK3576, A55/A76 of RK3588)
-// matmul with f32 activations, for every weight type: a per-type dequantizer turns one block of a
+// matmul kernels. With int8 activations (Q8_0, Q4_0, Q4_1, e4_g*): the quantizer of kernels/act_quant.h
+// and the tile of arm/matmul_q8act_neon.h with SMULL/SADALP dot products (no dot-product extension;
+// matmul_neon_dot.cpp has the SDOT variant). With f32 activations, for every weight type: a per-type dequantizer turns one block of a
 // weight row into float32x4 vectors in registers, and one tile kernel multiplies it with one token
 // (decode: 4 rows at a time) or four tokens (prefill: each weight block is dequantized once per four
 // tokens). The structure is the x86 one (x86/matmul_tile.h); the code is separate so each ISA's
@@ -17,8 +19,11 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/act_quant.h"
+#include "kernels/arm/matmul_q8act_neon.h"
 #include "kernels/kernel_table.h"
 #include "kernels/quant_blocks.h"
+#include "kernels/quant_edgellm.h"
 #include "kernels/ref/quant_ref.h"
 
 namespace edgellm::kernels {
@@ -254,10 +259,65 @@ void matmul_rows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
   }
 }
 
+// ---- int8 activations ----
+
+// 16 int8 products summed into int32 lanes through int16 pairs: |w x| <= 128 * 127, so two products
+// fit an int16 lane (32512 < 32767).
+struct DotWiden {
+  static int32x4_t dot(int32x4_t acc, int8x16_t w, int8x16_t x) {
+    int16x8_t pairs = vmull_s8(vget_low_s8(w), vget_low_s8(x));
+    pairs = vmlal_high_s8(pairs, w, x);
+    return vpadalq_s16(acc, pairs);
+  }
+};
+
+// kernels/act_quant.h's quantizer, byte for byte: x * (1 / d) rounded half to even (FCVTNS), as the
+// reference's nearbyint in the default rounding mode.
+void quantize_act_neon(const float* x, int64_t k, uint8_t* out) {
+  const int64_t n_groups = act_groups(k);
+  for (int64_t g = 0; g < n_groups; ++g) {
+    uint8_t* group = out + static_cast<size_t>(g) * kActGroupBytes;
+    auto* qs = reinterpret_cast<int8_t*>(group);
+    float d_lanes[16];
+    int32x4_t s_lanes[4];
+    for (int b = 0; b < 4; ++b) {
+      const int64_t first = g * kActGroup + 32 * b;
+      float padded[32] = {};  // past K: zeros
+      const float* src = x + first;
+      if (first + 32 > k) {
+        for (int64_t j = first; j < k; ++j) padded[j - first] = x[j];
+        src = padded;
+      }
+      float32x4_t v[8];
+      float32x4_t amax = vdupq_n_f32(0.0f);
+      for (int c = 0; c < 8; ++c) {
+        v[c] = vld1q_f32(src + 4 * c);
+        amax = vmaxq_f32(amax, vabsq_f32(v[c]));
+      }
+      const float d = vmaxvq_f32(amax) / 127.0f;
+      const float id = d != 0.0f ? 1.0f / d : 0.0f;
+      int16x8_t q16[4];
+      for (int c = 0; c < 4; ++c) {
+        q16[c] = vcombine_s16(vmovn_s32(vcvtnq_s32_f32(vmulq_n_f32(v[2 * c], id))),
+                              vmovn_s32(vcvtnq_s32_f32(vmulq_n_f32(v[2 * c + 1], id))));
+      }
+      const int8x16_t lo = vcombine_s8(vmovn_s16(q16[0]), vmovn_s16(q16[1]));  // elements 0..15
+      const int8x16_t hi = vcombine_s8(vmovn_s16(q16[2]), vmovn_s16(q16[3]));  // elements 16..31
+      vst1q_s8(qs + 16 * b, lo);
+      vst1q_s8(qs + 64 + 16 * b, hi);
+      for (int lane = 4 * b; lane < 4 * b + 4; ++lane) d_lanes[lane] = d;
+      // Lane i of s: bytes 4i..4i+3 of lo and of hi.
+      s_lanes[b] = vaddq_s32(vpaddlq_s16(vpaddlq_s8(lo)), vpaddlq_s16(vpaddlq_s8(hi)));
+    }
+    std::memcpy(group + kActScalesOffset, d_lanes, sizeof(d_lanes));
+    for (int b = 0; b < 4; ++b) vst1q_s32(reinterpret_cast<int32_t*>(group + kActSumsOffset) + 4 * b, s_lanes[b]);
+  }
+}
+
 KernelTable make_table() {
   KernelTable table;
   table.isa = Isa::kNeon;
-  auto set = [&](DType type, MatmulRowsFn fn) { table.matmul_f32act[static_cast<size_t>(type)] = fn; };
+  auto set = [&](DType type, MatmulRowsFn fn) { table.matmul_f32act[type_slot(type)] = fn; };
   set(DType::kF32, matmul_rows<DequantF32>);
   set(DType::kF16, matmul_rows<DequantF16>);
   set(DType::kBF16, matmul_rows<DequantBF16>);
@@ -273,6 +333,10 @@ KernelTable make_table() {
   set(DType::kQ5_K, matmul_rows<DequantViaScratch<BlockQ5_K, kQK_K>>);
   set(DType::kQ6_K, matmul_rows<DequantViaScratch<BlockQ6_K, kQK_K>>);
   set(DType::kQ8_K, matmul_rows<DequantViaScratch<BlockQ8_K, kQK_K>>);
+  // TODO(#6): NEON f32-activation kernels for the e4 types; they run with int8 activations by default.
+  for (DType type : {DType::kE4G64, DType::kE4G128, DType::kE4G256}) set(type, ref::matmul_rows_e4);
+  arm::fill_q8act_column<DotWiden>(table);
+  table.quantize_act = quantize_act_neon;
   return table;
 }
 

@@ -46,7 +46,7 @@
  * What edgellm does differently (everything else behaves as the spec describes):
  *  - NPU/SoC settings are accepted and ignored: base_domain_id, embed_flash, enabled_cpus_mask.
  *    enabled_cpus_num is the number of compute threads (0 = one per CPU).
- *  - Not supported, rejected with -1 and a message: n_batch > 1, use_cross_attn, mirostat != 0,
+ *  - Not supported, rejected with -1 and a message: n_batch > 1, use_cross_attn, mirostat other than 0/1/2,
  *    RKLLM_INPUT_EMBED and RKLLM_INPUT_MULTIMODAL input, role "tool", rkllm_set_function_tools,
  *    rkllm_set_cross_attn_params, tokenizer/embedding callbacks are never called (the model files
  *    carry their own tokenizer and embeddings), rkllm_clear_kv_cache ranges that do not reach the end
@@ -136,7 +136,7 @@ typedef struct {
   float repeat_penalty;
   float frequency_penalty;
   float presence_penalty;
-  int32_t mirostat;        /* must be 0 */
+  int32_t mirostat;        /* 0 off, 1 Mirostat, 2 Mirostat 2.0 */
   float mirostat_tau;
   float mirostat_eta;
   bool skip_special_token;
@@ -223,7 +223,7 @@ typedef struct {
   float repeat_penalty;
   float frequency_penalty;
   float presence_penalty;
-  int32_t mirostat; /* must be 0 */
+  int32_t mirostat; /* 0 off, 1 Mirostat, 2 Mirostat 2.0 */
   float mirostat_tau;
   float mirostat_eta;
 } RKLLMSamplingParam;

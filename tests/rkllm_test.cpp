@@ -250,7 +250,11 @@ TEST_F(Rkllm, InitRejectsWhatItCannotRunWithAMessage) {
   const Case cases[] = {
       {"n_batch", [](RKLLMParam& q) { q.extend_param.n_batch = 2; }},
       {"use_cross_attn", [](RKLLMParam& q) { q.extend_param.use_cross_attn = 1; }},
-      {"mirostat", [](RKLLMParam& q) { q.mirostat = 2; }},
+      {"mirostat", [](RKLLMParam& q) { q.mirostat = 3; }},
+      {"mirostat_tau", [](RKLLMParam& q) {
+         q.mirostat = 2;
+         q.mirostat_tau = 0.0f;
+       }},
       {"max_context_len", [](RKLLMParam& q) { q.max_context_len = -4; }},
   };
   for (const auto& c : cases) {
@@ -308,7 +312,16 @@ TEST_F(Rkllm, StreamsNormalPiecesThenOneFinishAsEdgellmChats) {
   Received sampled;
   ASSERT_EQ(rkllm_run(h.h, &in, &ip, &sampled), 0);
   EXPECT_EQ(sampled.text, r.text);
-  sp.mirostat = 1;
+  // Mirostat 2 runs (it replaces top-k/top-p); an unknown version is refused before the run.
+  sp.mirostat = 2;
+  sp.mirostat_tau = 5.0f;
+  sp.mirostat_eta = 0.1f;
+  ip.max_new_tokens = 8;
+  Received mirostat;
+  ASSERT_EQ(rkllm_run(h.h, &in, &ip, &mirostat), 0);
+  EXPECT_EQ(mirostat.n_finish, 1);
+  EXPECT_EQ(mirostat.n_error, 0);
+  sp.mirostat = 7;
   Received rejected;
   EXPECT_EQ(rkllm_run(h.h, &in, &ip, &rejected), -1);
   EXPECT_EQ(rejected.n_finish + rejected.n_error, 0);

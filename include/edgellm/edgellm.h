@@ -128,6 +128,9 @@ typedef struct edgellm_sampling_params {
   float presence_penalty;   /* 0: off */
   int32_t penalty_last_n;   /* window of recent tokens the penalties look at; -1: whole context */
   uint64_t seed;
+  int32_t mirostat;         /* 0: off; 1 or 2: Mirostat / Mirostat 2.0, replacing top-k/typical/top-p/min-p */
+  float mirostat_tau;       /* target surprise in bits (> 0; default 5) */
+  float mirostat_eta;       /* learning rate (>= 0; default 0.1) */
 } edgellm_sampling_params;
 
 /* The model's defaults (its generation_config, as stored in the GGUF), else edgellm's. */

@@ -81,6 +81,9 @@ edgellm::SamplingParams to_cpp(const edgellm_sampling_params& p) {
   s.presence_penalty = p.presence_penalty;
   s.penalty_last_n = p.penalty_last_n;
   s.seed = p.seed;
+  s.mirostat = p.mirostat;
+  s.mirostat_tau = p.mirostat_tau;
+  s.mirostat_eta = p.mirostat_eta;
   return s;
 }
 
@@ -96,6 +99,9 @@ edgellm_sampling_params to_c(const edgellm::SamplingParams& s) {
   p.presence_penalty = s.presence_penalty;
   p.penalty_last_n = s.penalty_last_n;
   p.seed = s.seed;
+  p.mirostat = s.mirostat;
+  p.mirostat_tau = s.mirostat_tau;
+  p.mirostat_eta = s.mirostat_eta;
   return p;
 }
 

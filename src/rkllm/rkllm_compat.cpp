@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cmath>
 #include <cstring>
 #include <exception>
 #include <map>
@@ -140,17 +141,26 @@ std::string with_session_error(const Handle& h, const char* what) {
   return std::string(what) + ": " + edgellm_session_last_error(h.session);
 }
 
-int check_mirostat(ErrorSlot& slot, int32_t mirostat) {
-  if (mirostat != 0) {
-    return fail(slot, "mirostat " + std::to_string(mirostat) + " is not supported by edgellm (use 0)");
+// Mirostat settings are checked before a run starts (the other sampling values are checked by the run).
+int check_mirostat(ErrorSlot& slot, const char* where, int32_t mirostat, float tau, float eta) {
+  if (mirostat < 0 || mirostat > 2) {
+    return fail(slot, std::string(where) + ": mirostat " + std::to_string(mirostat) + " must be 0 (off), 1 or 2");
+  }
+  if (mirostat != 0 && !(std::isfinite(tau) && tau > 0.0f && std::isfinite(eta) && eta >= 0.0f)) {
+    return fail(slot, std::string(where) + ": mirostat_tau must be > 0 and mirostat_eta >= 0 (got " +
+                          std::to_string(tau) + ", " + std::to_string(eta) + ")");
   }
   return kOk;
 }
 
 edgellm_sampling_params sampling_from(const edgellm_sampling_params& base, int32_t top_k, float top_p,
                                       float temperature, float repeat_penalty, float frequency_penalty,
-                                      float presence_penalty) {
+                                      float presence_penalty, int32_t mirostat, float mirostat_tau,
+                                      float mirostat_eta) {
   edgellm_sampling_params s = base;
+  s.mirostat = mirostat;
+  s.mirostat_tau = mirostat_tau;
+  s.mirostat_eta = mirostat_eta;
   s.top_k = top_k;
   s.top_p = top_p;
   s.temperature = temperature;
@@ -230,8 +240,9 @@ int make_request(Handle& h, const RKLLMInput* input, const RKLLMInferParam* infe
     r.prompt_cache_path = path && path[0] ? path : kDefaultPromptCachePath;
   }
   if (infer->sampling_params) {
-    if (check_mirostat(h.last_error, infer->sampling_params->mirostat) != kOk) return kFail;
-    r.sampling = *infer->sampling_params;
+    const RKLLMSamplingParam& sp = *infer->sampling_params;
+    if (check_mirostat(h.last_error, "rkllm_run", sp.mirostat, sp.mirostat_tau, sp.mirostat_eta) != kOk) return kFail;
+    r.sampling = sp;
   }
   r.max_new_tokens = infer->max_new_tokens;
   return kOk;
@@ -307,7 +318,7 @@ int run_request(Handle& h, const RunRequest& r) {
   if (r.sampling) {
     const RKLLMSamplingParam& s = *r.sampling;
     gp.sampling = sampling_from(h.sampling, s.top_k, s.top_p, s.temperature, s.repeat_penalty, s.frequency_penalty,
-                                s.presence_penalty);
+                                s.presence_penalty, s.mirostat, s.mirostat_tau, s.mirostat_eta);
   }
   const bool generating = r.mode == RKLLM_INFER_GENERATE;
   gp.max_new_tokens = !generating ? 0 : r.max_new_tokens > 0 ? r.max_new_tokens : h.max_new_tokens;
@@ -430,7 +441,9 @@ int init_handle(LLMHandle* handle, RKLLMParam* param, const RKLLMCallback* callb
     if (param->extend_param.use_cross_attn != 0) {
       return fail(g_thread_error, "rkllm_init: use_cross_attn is not supported by edgellm");
     }
-    if (check_mirostat(g_thread_error, param->mirostat) != kOk) return kFail;
+    if (check_mirostat(g_thread_error, "rkllm_init", param->mirostat, param->mirostat_tau, param->mirostat_eta) != kOk) {
+      return kFail;
+    }
     if (param->max_context_len < 0) {
       return fail(g_thread_error, "rkllm_init: max_context_len " + std::to_string(param->max_context_len) + " is negative");
     }
@@ -458,7 +471,7 @@ int init_handle(LLMHandle* handle, RKLLMParam* param, const RKLLMCallback* callb
     }
     h->sampling = sampling_from(edgellm_sampling_default_params(h->model), param->top_k, param->top_p,
                                 param->temperature, param->repeat_penalty, param->frequency_penalty,
-                                param->presence_penalty);
+                                param->presence_penalty, param->mirostat, param->mirostat_tau, param->mirostat_eta);
     h->max_new_tokens = param->max_new_tokens > 0 ? param->max_new_tokens : kDefaultMaxNewTokens;
     h->ignore_eos = param->ignore_eos_token;
     if (h->log_level >= 1) {

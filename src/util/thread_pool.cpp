@@ -97,42 +97,50 @@ ThreadPool::~ThreadPool() {
   stop_.store(true);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    generation_.fetch_add(1);
+    ticket_.fetch_add(uint64_t{1} << 32);
   }
   wake_cv_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run_parts(int thread_idx) {
-  const int64_t n = job_n_, grain = job_grain_, parts = job_parts_;
-  const int64_t n_chunks = (n + grain - 1) / grain;
+// Takes parts of job `generation` until none is left (or a newer job started).
+void ThreadPool::run_parts(uint64_t generation, int thread_idx) {
   for (;;) {
-    const int64_t part = next_part_.fetch_add(1, std::memory_order_relaxed);
-    if (part >= parts) return;
+    uint64_t ticket = ticket_.load(std::memory_order_acquire);
+    uint64_t part, parts;
+    do {
+      if ((ticket >> 32) != generation) return;
+      parts = (ticket >> 16) & 0xFFFF;
+      part = ticket & 0xFFFF;
+      if (part >= parts) return;
+    } while (!ticket_.compare_exchange_weak(ticket, ticket + 1, std::memory_order_acq_rel));
     // Part p covers chunks [p * n_chunks / parts, (p + 1) * n_chunks / parts).
-    const int64_t begin = std::min(n, part * n_chunks / parts * grain);
-    const int64_t end = std::min(n, (part + 1) * n_chunks / parts * grain);
+    const int64_t n = job_n_, grain = job_grain_;
+    const int64_t n_chunks = (n + grain - 1) / grain;
+    const auto p = static_cast<int64_t>(part), np = static_cast<int64_t>(parts);
+    const int64_t begin = std::min(n, p * n_chunks / np * grain);
+    const int64_t end = std::min(n, (p + 1) * n_chunks / np * grain);
     if (begin < end) (*job_)(begin, end, thread_idx);
+    if (parts_done_.fetch_add(1) + 1 == np && caller_sleeping_.load()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_cv_.notify_one();
+    }
   }
 }
 
 void ThreadPool::worker_loop(int thread_idx) {
   uint64_t seen = 0;
   for (;;) {
-    const auto new_job = [&] { return generation_.load() != seen; };
+    const auto new_job = [&] { return (ticket_.load() >> 32) != seen; };
     if (!spin_until(new_job)) {
       std::unique_lock<std::mutex> lock(mu_);
       sleeping_workers_.fetch_add(1);
       wake_cv_.wait(lock, new_job);
       sleeping_workers_.fetch_sub(1);
     }
-    seen = generation_.load(std::memory_order_acquire);
+    seen = ticket_.load(std::memory_order_acquire) >> 32;
     if (stop_.load()) return;
-    run_parts(thread_idx);
-    if (pending_.fetch_sub(1) == 1 && caller_sleeping_.load()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      done_cv_.notify_one();
-    }
+    run_parts(seen, thread_idx);
   }
 }
 
@@ -145,21 +153,21 @@ void ThreadPool::parallel_for(int64_t n, const RangeFn& fn, int64_t grain) {
   }
   std::lock_guard<std::mutex> call_lock(call_mu_);
   const int64_t n_chunks = (n + grain - 1) / grain;
+  const int64_t parts = std::min<int64_t>({n_chunks, kPartsPerThread * n_threads_, 0xFFFF});
   job_ = &fn;
   job_n_ = n;
   job_grain_ = grain;
-  job_parts_ = std::min<int64_t>(n_chunks, kPartsPerThread * n_threads_);
-  next_part_.store(0, std::memory_order_relaxed);
-  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
-  // seq_cst bump, then the sleeper count: a worker registers as sleeping before it re-checks the
-  // generation under mu_, so either it sees the new job or we see it sleeping and wake it.
-  generation_.fetch_add(1);
+  parts_done_.store(0);
+  const uint64_t generation = (ticket_.load() >> 32) + 1;
+  // seq_cst publication, then the sleeper count: a worker registers as sleeping before it re-checks the
+  // ticket under mu_, so either it sees the new job or we see it sleeping and wake it.
+  ticket_.store((generation << 32) | (static_cast<uint64_t>(parts) << 16));
   if (sleeping_workers_.load() > 0) {
     std::lock_guard<std::mutex> lock(mu_);
     wake_cv_.notify_all();
   }
-  run_parts(0);
-  const auto all_done = [&] { return pending_.load() == 0; };
+  run_parts(generation, 0);
+  const auto all_done = [&] { return parts_done_.load() == parts; };
   if (!spin_until(all_done)) {
     std::unique_lock<std::mutex> lock(mu_);
     caller_sleeping_.store(true);

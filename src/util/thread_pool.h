@@ -2,9 +2,10 @@
 // Created once; no thread is created per op. Between jobs a worker spins briefly (pause), then yields
 // the core (so a busy neighbour, e.g. another process, gets it), then sleeps on a condition variable.
 // A job is cut into a few contiguous parts per thread, taken in order from an atomic counter: a thread
-// that finishes early (its core was not shared) takes the next part, so a loaded core slows the job
-// down by less than a static split would. Which thread runs which part varies from run to run, so
-// results are identical for any thread count as long as each item's output depends only on the item.
+// that finishes early (its core was not shared) takes the next part, and the caller waits only for
+// parts that were taken, never for a worker that has not woken up yet (on a loaded machine the caller
+// may run the whole job alone). Which thread runs which part varies from run to run, so results are
+// identical for any thread count as long as each item's output depends only on the item.
 #pragma once
 
 #include <atomic>
@@ -38,22 +39,21 @@ class ThreadPool {
 
  private:
   void worker_loop(int thread_idx);
-  void run_parts(int thread_idx);
+  void run_parts(uint64_t generation, int thread_idx);
 
   int n_threads_ = 1;
   std::vector<std::thread> workers_;
   std::mutex call_mu_;  // serialises parallel_for callers
 
-  // The current job: written by parallel_for before generation_ is bumped (release), read by the
-  // workers after they see the new generation (acquire).
+  // The current job: written by parallel_for before the ticket of its generation is published, read by
+  // a thread only after it has claimed a part of that generation (so never while being rewritten: the
+  // caller rewrites them only once every part of the previous job is done).
   const RangeFn* job_ = nullptr;
   int64_t job_n_ = 0;
   int64_t job_grain_ = 1;
-  int64_t job_parts_ = 0;
-  std::atomic<int64_t> next_part_{0};
-
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};  // workers that have not finished the current job
+  // Ticket: generation (bits 32..63) | number of parts (16..31) | next part to take (0..15).
+  std::atomic<uint64_t> ticket_{0};
+  std::atomic<int64_t> parts_done_{0};
   std::atomic<bool> stop_{false};
   std::atomic<int> sleeping_workers_{0};
   std::atomic<bool> caller_sleeping_{false};

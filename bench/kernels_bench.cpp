@@ -78,10 +78,11 @@ std::vector<uint8_t> make_weights(DType type, int64_t n_rows, int64_t k, uint32_
   return bytes;
 }
 
+// `resident`: one copy of the weights, which stays in the caches: the kernel's compute ceiling.
 void bm_matmul(benchmark::State& state, DType type, Shape shape, int n_threads, int64_t n_tokens,
-               MatmulActivations activations) {
+               MatmulActivations activations, bool resident = false) {
   const size_t matrix_bytes = dtype_row_bytes(type, shape.k) * static_cast<size_t>(shape.n_rows);
-  const size_t n_copies = std::max<size_t>(1, (size_t{64} << 20) / matrix_bytes + 1);
+  const size_t n_copies = resident ? 1 : std::max<size_t>(1, (size_t{64} << 20) / matrix_bytes + 1);
   std::vector<std::vector<uint8_t>> copies;
   copies.push_back(make_weights(type, shape.n_rows, shape.k, 1));
   for (size_t i = 1; i < n_copies; ++i) copies.push_back(copies[0]);
@@ -138,6 +139,16 @@ void register_all() {
         }
       }
     }
+  }
+  // Cache-resident decode (attn 896x896 fits in L2): compute ceiling of the decode kernels, 1 thread.
+  for (DType type : {DType::kQ4_0, DType::kQ8_0, DType::kF16, DType::kBF16, DType::kE4G128}) {
+    const bool has_int8 = std::string(matmul_activations_name(type)) == "int8";
+    const MatmulActivations act = has_int8 ? MatmulActivations::kInt8 : MatmulActivations::kF32;
+    const std::string name = std::string("matmul_resident/") + dtype_name(type) + "/act:" + (has_int8 ? "int8" : "f32") +
+                             "/attn_896x896/tokens:1/threads:1";
+    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
+      bm_matmul(state, type, kShapes[0], 1, 1, act, /*resident=*/true);
+    })->UseRealTime()->Unit(benchmark::kMicrosecond);
   }
 }
 

@@ -218,6 +218,16 @@ void tile(const MatmulArgs& a, int64_t row_begin, int64_t row, int64_t token) {
   }
   for (int64_t g = 0; g < n_groups; ++g) {
     Group w[NR];
+    if constexpr (NT == 1) {
+      // Decode streams the weights once: while this tile reads its rows, ask for the same place in the
+      // next tile's rows (contiguous after these), so short rows (k = 896: under 1 KiB) do not end each
+      // hardware-prefetch stream early. Past the tensor's end is harmless: prefetches do not fault.
+      const size_t next_tile = static_cast<size_t>(NR) * a.w_row_bytes;
+      for (int r = 0; r < NR; ++r) {
+        const char* ahead = reinterpret_cast<const char*>(w_rows[r] + D::group_offset(g) + next_tile);
+        for (size_t line = 0; line < D::kGroupBytes; line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
+      }
+    }
     for (int r = 0; r < NR; ++r) load_group<D>(w_rows[r], a.w_row_bytes, g, n_full, w[r]);
     for (int t = 0; t < NT; ++t) {
       const uint8_t* xg = x_rows[t] + static_cast<size_t>(g) * kActGroupBytes;

@@ -153,7 +153,9 @@ void ThreadPool::parallel_for(int64_t n, const RangeFn& fn, int64_t grain) {
   }
   std::lock_guard<std::mutex> call_lock(call_mu_);
   const int64_t n_chunks = (n + grain - 1) / grain;
-  const int64_t parts = std::min<int64_t>({n_chunks, kPartsPerThread * n_threads_, 0xFFFF});
+  // At least kPartsPerThread per thread; big jobs (an LM head: ~10k chunks) in parts of ~16 chunks, so a
+  // thread descheduled in the middle of one holds the others up for less.
+  const int64_t parts = std::min<int64_t>({n_chunks, std::max<int64_t>(kPartsPerThread * n_threads_, n_chunks / 16), 0xFFFF});
   job_ = &fn;
   job_n_ = n;
   job_grain_ = grain;

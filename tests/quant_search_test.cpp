@@ -297,7 +297,7 @@ TEST_P(CalibrationPerArch, ForwardMatchesTransformerAndStatsCoverEveryMatrix) {
   const std::vector<int32_t> tokens = {1, 17, 300, 42, 511, 0, 99, 7, 256, 128, 64, 3, 5};
   ThreadPool pool(2);
   std::vector<float> calib_logits;
-  auto stats = collect_activation_stats(**model, tokens, 64, pool, &calib_logits);
+  auto stats = collect_activation_stats(**model, tokens, 64, pool, &calib_logits, /*with_gram=*/true);
   ASSERT_TRUE(stats.ok()) << stats.error().message;
 
   auto kv = KvCache::create(c, 64, DType::kF32);
@@ -322,6 +322,40 @@ TEST_P(CalibrationPerArch, ForwardMatchesTransformerAndStatsCoverEveryMatrix) {
   EXPECT_EQ(static_cast<int64_t>(stats->find("blk.1.ffn_down.weight")->size()), c.n_ff);
   for (const auto& [name, mean_sq] : stats->mean_sq) {
     for (float v : mean_sq) ASSERT_TRUE(v >= 0 && std::isfinite(v)) << name;
+    // GPTQ's Hessian E[a a^T]: symmetric, its diagonal the mean squares (f32 sums: 1e-5 relative).
+    const std::vector<float>* gram = stats->find_gram(name);
+    ASSERT_NE(gram, nullptr) << name;
+    const auto dim = static_cast<int64_t>(mean_sq.size());
+    ASSERT_EQ(static_cast<int64_t>(gram->size()), dim * dim) << name;
+    for (int64_t i = 0; i < dim; ++i) {
+      EXPECT_NEAR((*gram)[static_cast<size_t>(i * dim + i)], mean_sq[static_cast<size_t>(i)],
+                  1e-5 * mean_sq[static_cast<size_t>(i)] + 1e-12) << name << " channel " << i;
+      for (int64_t j = 0; j < i; ++j) {
+        ASSERT_EQ((*gram)[static_cast<size_t>(i * dim + j)], (*gram)[static_cast<size_t>(j * dim + i)]) << name;
+      }
+    }
+  }
+  // Matrices reading the same input share one Hessian.
+  EXPECT_EQ(stats->gram.at("blk.0.ffn_gate.weight"), stats->gram.at("blk.0.ffn_up.weight"));
+  if (!c.fused_qkv) EXPECT_EQ(stats->gram.at("blk.0.attn_q.weight"), stats->gram.at("blk.0.attn_v.weight"));
+}
+
+// Data-free calibration: the model's own samples, reproducible for a seed, valid ids, BOS/EOS first.
+TEST_P(CalibrationPerArch, SelfSampledTokensAreReproducible) {
+  test::TempDir dir;
+  auto model = Model::load(test::write_tiny_gguf(dir.path(), test::tiny_config(GetParam())));
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  ThreadPool pool(2);
+  auto a = sample_calibration_tokens(**model, 48, 16, 7, pool);
+  auto b = sample_calibration_tokens(**model, 48, 16, 7, pool);
+  auto other = sample_calibration_tokens(**model, 48, 16, 8, pool);
+  ASSERT_TRUE(a.ok() && b.ok() && other.ok()) << (a.ok() ? "" : a.error().message);
+  ASSERT_EQ(a->size(), 48u);
+  EXPECT_EQ(*a, *b);
+  EXPECT_NE(*a, *other);
+  for (size_t i = 0; i < a->size(); ++i) {
+    ASSERT_TRUE((*a)[i] >= 0 && (*a)[i] < (*model)->config().n_vocab) << i;
+    if (i % 16 == 0) EXPECT_EQ((*a)[i], (*a)[0]) << "every sequence starts with the same start token";
   }
 }
 

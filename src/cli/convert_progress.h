@@ -48,9 +48,13 @@ inline void add_quantization_options(CLI::App* cmd, ConvertOptions& options, boo
   cmd->add_flag("--rtn", rtn,
                 "Plain round-to-nearest scales (ggml's reference quantizers) instead of the error-minimising search");
   cmd->add_option("--calib", options.calib_path,
-                  "Calibration text: weight each weight's error by the activation statistics of running the model "
-                  "on it (importance-weighted quantization)");
-  cmd->add_option("--calib-tokens", options.calib_tokens, "Tokens of the calibration text to use")->capture_default_str();
+                  "Calibration: a text file, or `self` (the model samples 2048 tokens of its own text: no data "
+                  "needed), or `none` (default). The model runs over it; its input second moments drive GPTQ error "
+                  "compensation and importance-weighted scales");
+  cmd->add_flag("--no-gptq{false}", options.gptq,
+                "With --calib: only weight the scale search by E[a^2] per channel, no GPTQ error compensation");
+  cmd->add_option("--calib-tokens", options.calib_tokens,
+                  "Calibration tokens (default: 8192 of a text, 2048 self-generated)");
   cmd->add_option("-t,--threads", options.n_threads, "Threads (0: one per CPU)")->capture_default_str();
   cmd->add_flag("--quiet", quiet, "No progress output");
 }

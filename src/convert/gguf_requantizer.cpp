@@ -35,7 +35,10 @@ Status requantize_gguf(const std::string& in_path, const std::string& out_path, 
   auto pool = std::make_shared<ThreadPool>(options.n_threads);
   auto settings = std::make_shared<QuantizeSettings>();
   settings->search = options.search;
-  if (!options.calib_path.empty()) {
+  settings->gptq = options.gptq;
+  // Calibration only pays where something is quantized with the search.
+  if (!options.calib_path.empty() && options.calib_path != "none" && options.search &&
+      dtype_traits(recipe.matrix_type).quantized) {
     EDGELLM_ASSIGN_OR_RETURN(*settings, calibrate(in_path, options.calib_path, options.calib_tokens,
                                                   options.calib_window, *settings, *pool));
   }
@@ -94,12 +97,13 @@ Status requantize_gguf(const std::string& in_path, const std::string& out_path, 
     std::vector<float> importance = tensor_importance(settings->stats.get(), p.info->name, p.info->ne[0]);
     const DType type = p.type;
     EDGELLM_TRY(w.add_tensor(p.info->name, type, p.info->ne,
-                             [src, type, pool, settings, importance = std::move(importance)](
+                             [src, type, pool, settings, name = p.info->name, importance = std::move(importance)](
                                  std::vector<uint8_t>& out) -> Status {
       const int64_t n = src.n_elements();
       std::vector<float> values(static_cast<size_t>(n));
       EDGELLM_TRY(dequantize_row(src.type, src.data, values.data(), n));
-      return quantize_tensor_rows(type, values.data(), src.ne[0], n / src.ne[0], importance, *settings, *pool, out);
+      return quantize_tensor_rows(type, values.data(), src.ne[0], n / src.ne[0], importance, *settings, *pool, out,
+                                  name);
     }));
   }
 

@@ -128,7 +128,10 @@ Status convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path
   auto pool = std::make_shared<ThreadPool>(options.n_threads);
   auto settings = std::make_shared<QuantizeSettings>();
   settings->search = options.search;
-  if (!options.calib_path.empty()) {
+  settings->gptq = options.gptq;
+  // Calibration only pays where something is quantized with the search.
+  if (!options.calib_path.empty() && options.calib_path != "none" && options.search &&
+      dtype_traits(recipe.matrix_type).quantized) {
     EDGELLM_ASSIGN_OR_RETURN(*settings, calibrate(hf_dir, options.calib_path, options.calib_tokens,
                                                   options.calib_window, *settings, *pool));
   }
@@ -170,14 +173,15 @@ Status convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path
     const int64_t heads = (p.role == TensorRole::kAttnQ || p.role == TensorRole::kAttnQBias) ? c.n_head : c.n_head_kv;
     std::vector<float> importance = tensor_importance(settings->stats.get(), name, src.ne[0]);
     EDGELLM_TRY(w.add_tensor(name, type, src.ne,
-                             [src, type, permute, heads, c, pool, settings, importance = std::move(importance)](
+                             [src, type, permute, heads, c, pool, settings, name, importance = std::move(importance)](
                                  std::vector<uint8_t>& out) -> Status {
       const int64_t n = src.n_elements();
       std::vector<float> values(static_cast<size_t>(n));
       EDGELLM_TRY(dequantize_row(src.type, src.data, values.data(), n));
       const int64_t row_len = src.ne.size() == 1 ? 1 : src.ne[0];
       if (permute) permute_rows_for_interleaved_rope(values, heads, c.head_dim, row_len);
-      return quantize_tensor_rows(type, values.data(), src.ne[0], n / src.ne[0], importance, *settings, *pool, out);
+      return quantize_tensor_rows(type, values.data(), src.ne[0], n / src.ne[0], importance, *settings, *pool, out,
+                                  name);
     }));
   }
   if (c.rope_scaling.type == RopeScalingType::kLlama3) {

@@ -22,8 +22,11 @@ struct ConvertOptions {
   std::string quant = "f16";  // a recipe name (convert/quant_recipe.h)
   int n_threads = 0;          // 0: one per CPU
   bool search = true;         // false: plain round-to-nearest (convert/tensor_quantizer.h)
-  std::string calib_path;     // calibration text: importance-weighted search (quant/calibration.h)
-  int64_t calib_tokens = 8192;
+  bool gptq = true;           // with calib_path: GPTQ error compensation (quant/gptq.h); false: diagonal weights only
+  // Calibration text (importance-weighted search, GPTQ: quant/calibration.h), "self" (the model samples
+  // its own, convert/tensor_quantizer.h) or "none"/empty (the default: the data-free scale search only).
+  std::string calib_path;
+  int64_t calib_tokens = 0;   // 0: 8192 of a text, 2048 self-generated
   int64_t calib_window = 512;
   std::function<void(const ConvertProgress&)> progress;
 };

@@ -133,32 +133,38 @@ void search_group(const float* x, const float* w, int n, const LevelGrid& g, con
 }
 
 // Stores a fit in the type's block layout (one block = one group).
-void pack(DType type, const GroupFit& f, void* block) {
-  const uint16_t d_bits = f32_to_fp16(f.d), m_bits = f32_to_fp16(f.m);
+void pack(DType type, const GroupFit& f, void* block) { pack_group(type, GroupGrid{f.d, f.m, 0, 0}, f.levels, block); }
+
+LevelGrid grid_of(DType type);
+
+}  // namespace
+
+void pack_group(DType type, const GroupGrid& grid, const int* levels, void* block) {
+  const uint16_t d_bits = f32_to_fp16(grid.d), m_bits = f32_to_fp16(grid.m);
   switch (type) {
     case DType::kQ4_0: {
       auto& b = *static_cast<BlockQ4_0*>(block);
       b.d = d_bits;
-      for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>((f.levels[j] + 8) | ((f.levels[j + 16] + 8) << 4));
+      for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>((levels[j] + 8) | ((levels[j + 16] + 8) << 4));
       return;
     }
     case DType::kQ4_1: {
       auto& b = *static_cast<BlockQ4_1*>(block);
       b.d = d_bits;
       b.m = m_bits;
-      for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>(f.levels[j] | (f.levels[j + 16] << 4));
+      for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>(levels[j] | (levels[j + 16] << 4));
       return;
     }
     case DType::kQ8_0: {
       auto& b = *static_cast<BlockQ8_0*>(block);
       b.d = d_bits;
-      for (int j = 0; j < 32; ++j) b.qs[j] = static_cast<int8_t>(f.levels[j]);
+      for (int j = 0; j < 32; ++j) b.qs[j] = static_cast<int8_t>(levels[j]);
       return;
     }
     default: {
       uint8_t lv[kMaxGroup];
       const int group = e4_group_size(type);
-      for (int j = 0; j < group; ++j) lv[j] = static_cast<uint8_t>(f.levels[j]);
+      for (int j = 0; j < group; ++j) lv[j] = static_cast<uint8_t>(levels[j]);
       switch (group) {
         case 64: e4_pack(lv, d_bits, m_bits, *static_cast<BlockE4G64*>(block)); return;
         case 128: e4_pack(lv, d_bits, m_bits, *static_cast<BlockE4G128*>(block)); return;
@@ -167,6 +173,8 @@ void pack(DType type, const GroupFit& f, void* block) {
     }
   }
 }
+
+namespace {
 
 LevelGrid grid_of(DType type) {
   switch (type) {
@@ -190,6 +198,23 @@ double block_error(DType type, const float* x, const float* w, const void* block
 }
 
 }  // namespace
+
+int GroupGrid::level(float x) const {
+  if (d == 0.0f) return std::clamp(0, lmin, lmax);
+  const float q = std::nearbyint((x - m) / d);
+  return static_cast<int>(std::clamp(q, static_cast<float>(lmin), static_cast<float>(lmax)));
+}
+
+GroupGrid search_group_grid(DType type, const float* x, const float* importance, const ScaleSearchOptions& options) {
+  const LevelGrid g = grid_of(type);
+  const int group = static_cast<int>(dtype_traits(type).block_size);
+  float ones[kMaxGroup];
+  std::fill(ones, ones + group, 1.0f);
+  GroupFit best;
+  search_group(x, importance ? importance : ones, group, g, options, best);
+  if (!std::isfinite(best.err)) return GroupGrid{0.0f, 0.0f, g.lmin, g.lmax};  // all equal (zero) values
+  return GroupGrid{best.d, best.m, g.lmin, g.lmax};
+}
 
 bool has_scale_search(DType type) {
   return type == DType::kQ4_0 || type == DType::kQ4_1 || type == DType::kQ8_0 || dtype_is_edgellm_only(type);

@@ -37,6 +37,23 @@ bool has_scale_search(DType type);
 Status quantize_row_searched(DType type, const float* x, const float* importance, void* dst, int64_t n,
                              const ScaleSearchOptions& options = {});
 
+// One group's grid, x_hat = d * level + m (m = 0 for symmetric types), d and m exactly representable in
+// fp16 as the block stores them; levels in [lmin, lmax]. Used by quant/gptq.h, which fixes a group's grid
+// when it reaches the group and then rounds error-updated weights onto it one column at a time.
+struct GroupGrid {
+  float d = 0, m = 0;
+  int lmin = 0, lmax = 0;
+  // The nearest level of x on this grid (0 when d is 0).
+  int level(float x) const;
+};
+
+// The searched grid of one group of dtype_traits(type).block_size values (same search as
+// quantize_row_searched; importance nullptr = uniform). type must satisfy has_scale_search.
+GroupGrid search_group_grid(DType type, const float* x, const float* importance, const ScaleSearchOptions& options);
+
+// Stores one group's grid and levels (block_size of them, each in [lmin, lmax]) as one block of `type`.
+void pack_group(DType type, const GroupGrid& grid, const int* levels, void* block);
+
 // sum_j w[j] * (x[j] - dequant[j])^2 over a row quantized as `type` (w = 1 when importance is nullptr),
 // for tests and reports. Errors: as dequantize_row.
 Expected<double> weighted_squared_error(DType type, const float* x, const void* quantized, const float* importance,

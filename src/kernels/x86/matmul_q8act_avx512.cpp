@@ -5,8 +5,8 @@
 // ggml/src/iqk/iqk_gemm_kquants.cpp): the decoder turns 128 elements of a weight row into two vectors of
 // unsigned bytes in the activation layout's order (elements 0..15 and 16..31 of four 32-blocks) and 16
 // lanes of block scales; vpdpbusd multiplies them with the int8 activations, 4 bytes per 32-bit lane.
-//   symmetric types (Q4_0: q - 8, Q8_0: (q ^ 0x80) - 128): the offset enters as the accumulator's start
-//     value -offset * s (the per-lane activation sums), so the weights stay unsigned bytes;
+//   symmetric types (Q4_0: q - 8, Q8_0: (q ^ 0x80) - 128): the weights stay unsigned bytes and the
+//     offset enters in f32 as -offset * s * d_x (s: the per-lane activation sums), one FMA per step;
 //   affine types (Q4_1, e4_*: d q + m): a second term (m d_x) * s per lane.
 // Per lane: f32(int dot) * d_x, then fused multiply-add with d_w into the (row, token) accumulator; the
 // accumulator's lanes are summed once at the end. The instruction sequence for one (row, token) is the
@@ -202,6 +202,29 @@ inline float hsum(__m512 v) {
   return _mm_cvtss_f32(sum);
 }
 
+// The float part of one (row, token, group) step, shared by every tile so that decode and prefill
+// give identical results. Symmetric types: (d_x dot - offset d_x s) d_w, the offset term precomputed
+// per token (sums_dx = -offset s d_x), so the integer dot starts from a zeroed register;
+// affine types: d_x dot d_w + (s d_x) m_w.
+template <class D>
+inline __m512 sums_times_dx(__m512i sums, __m512 dx) {
+  if constexpr (D::kAffine) {
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(sums), dx);
+  } else {
+    const __m512i offset_sums = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sums, D::kOffsetShift));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(offset_sums), dx);
+  }
+}
+template <class D>
+inline __m512 accumulate(__m512i dot, __m512 dx, __m512 sums_dx, const Group& w, __m512 acc) {
+  if constexpr (D::kAffine) {
+    acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), dx), w.d, acc);
+    return _mm512_fmadd_ps(sums_dx, w.m, acc);
+  } else {
+    return _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), dx, sums_dx), w.d, acc);
+  }
+}
+
 // Rows [row, row + NR) x tokens [token, token + NT).
 template <class D, int NR, int NT>
 void tile(const MatmulArgs& a, int64_t row_begin, int64_t row, int64_t token) {
@@ -235,19 +258,11 @@ void tile(const MatmulArgs& a, int64_t row_begin, int64_t row, int64_t token) {
       const __m512i x_hi = _mm512_load_si512(xg + 64);
       const __m512 dx = _mm512_load_ps(xg + kActScalesOffset);
       const __m512i sums = _mm512_load_si512(xg + kActSumsOffset);
-      __m512i start;
-      __m512 sums_dx;
-      if constexpr (D::kAffine) {
-        start = _mm512_setzero_si512();
-        sums_dx = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), dx);
-      } else {
-        start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sums, D::kOffsetShift));
-      }
+      const __m512 sums_dx = sums_times_dx<D>(sums, dx);
       for (int r = 0; r < NR; ++r) {
-        __m512i dot = _mm512_dpbusd_epi32(start, w[r].lo, x_lo);
+        __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[r].lo, x_lo);
         dot = _mm512_dpbusd_epi32(dot, w[r].hi, x_hi);
-        acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), dx), w[r].d, acc[r][t]);
-        if constexpr (D::kAffine) acc[r][t] = _mm512_fmadd_ps(sums_dx, w[r].m, acc[r][t]);
+        acc[r][t] = accumulate<D>(dot, dx, sums_dx, w[r], acc[r][t]);
       }
     }
   }
@@ -322,19 +337,11 @@ void tile_decoded(const MatmulArgs& a, int64_t row_begin, const uint8_t* panel, 
       const __m512i x_hi = _mm512_load_si512(xg + 64);
       const __m512 dx = _mm512_load_ps(xg + kActScalesOffset);
       const __m512i sums = _mm512_load_si512(xg + kActSumsOffset);
-      __m512i start;
-      __m512 sums_dx;
-      if constexpr (D::kAffine) {
-        start = _mm512_setzero_si512();
-        sums_dx = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), dx);
-      } else {
-        start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sums, D::kOffsetShift));
-      }
+      const __m512 sums_dx = sums_times_dx<D>(sums, dx);
       for (int r = 0; r < NR; ++r) {
-        __m512i dot = _mm512_dpbusd_epi32(start, w[r].lo, x_lo);
+        __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[r].lo, x_lo);
         dot = _mm512_dpbusd_epi32(dot, w[r].hi, x_hi);
-        acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), dx), w[r].d, acc[r][t]);
-        if constexpr (D::kAffine) acc[r][t] = _mm512_fmadd_ps(sums_dx, w[r].m, acc[r][t]);
+        acc[r][t] = accumulate<D>(dot, dx, sums_dx, w[r], acc[r][t]);
       }
     }
   }

@@ -38,6 +38,15 @@ struct ScalarOps {
   static void axpy(float a, const float* x, float* y, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
   }
+  static void weighted_sum(const float* p, const float* v, int64_t n, int64_t d, float* out) {
+    for (int64_t j = 0; j < n; ++j) axpy(p[j], v + j * d, out, d);
+  }
+  static void scores_t(const float* q, const float* kt, int64_t d, float* s) {
+    for (int64_t j = 0; j < kAttnKeyTile; ++j) s[j] = 0.0f;
+    for (int64_t i = 0; i < d; ++i) {
+      for (int64_t j = 0; j < kAttnKeyTile; ++j) s[j] += q[i] * kt[i * kAttnKeyTile + j];
+    }
+  }
 };
 
 bool cpu_has_avx2() {

@@ -66,6 +66,47 @@ struct Avx2Ops {
     }
     for (; i < n; ++i) y[i] += a * x[i];
   }
+  static void weighted_sum(const float* p, const float* v, int64_t n, int64_t d, float* out) {
+    int64_t i = 0;
+    for (; i + 32 <= d; i += 32) {
+      __m256 a0 = _mm256_loadu_ps(out + i), a1 = _mm256_loadu_ps(out + i + 8);
+      __m256 a2 = _mm256_loadu_ps(out + i + 16), a3 = _mm256_loadu_ps(out + i + 24);
+      for (int64_t j = 0; j < n; ++j) {
+        const __m256 pj = _mm256_broadcast_ss(p + j);
+        const float* row = v + j * d + i;
+        a0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(row), a0);
+        a1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(row + 8), a1);
+        a2 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(row + 16), a2);
+        a3 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(row + 24), a3);
+      }
+      _mm256_storeu_ps(out + i, a0);
+      _mm256_storeu_ps(out + i + 8, a1);
+      _mm256_storeu_ps(out + i + 16, a2);
+      _mm256_storeu_ps(out + i + 24, a3);
+    }
+    for (; i + 8 <= d; i += 8) {
+      __m256 a = _mm256_loadu_ps(out + i);
+      for (int64_t j = 0; j < n; ++j) a = _mm256_fmadd_ps(_mm256_broadcast_ss(p + j), _mm256_loadu_ps(v + j * d + i), a);
+      _mm256_storeu_ps(out + i, a);
+    }
+    for (; i < d; ++i) {
+      float a = out[i];
+      for (int64_t j = 0; j < n; ++j) a += p[j] * v[j * d + i];
+      out[i] = a;
+    }
+  }
+  // 64 keys in 8 accumulators, one broadcast of q per dimension.
+  static void scores_t(const float* q, const float* kt, int64_t d, float* s) {
+    static_assert(kAttnKeyTile == 64);
+    __m256 acc[8];
+    for (int c = 0; c < 8; ++c) acc[c] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < d; ++i) {
+      const __m256 qi = _mm256_broadcast_ss(q + i);
+      const float* row = kt + i * kAttnKeyTile;
+      for (int c = 0; c < 8; ++c) acc[c] = _mm256_fmadd_ps(qi, _mm256_loadu_ps(row + 8 * c), acc[c]);
+    }
+    for (int c = 0; c < 8; ++c) _mm256_storeu_ps(s + 8 * c, acc[c]);
+  }
 };
 
 }  // namespace

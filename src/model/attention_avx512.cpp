@@ -61,6 +61,52 @@ struct Avx512Ops {
     }
     for (; i < n; ++i) y[i] += a * x[i];
   }
+  static void weighted_sum(const float* p, const float* v, int64_t n, int64_t d, float* out) {
+    int64_t i = 0;
+    for (; i + 64 <= d; i += 64) {
+      __m512 a0 = _mm512_loadu_ps(out + i), a1 = _mm512_loadu_ps(out + i + 16);
+      __m512 a2 = _mm512_loadu_ps(out + i + 32), a3 = _mm512_loadu_ps(out + i + 48);
+      for (int64_t j = 0; j < n; ++j) {
+        const __m512 pj = _mm512_set1_ps(p[j]);
+        const float* row = v + j * d + i;
+        a0 = _mm512_fmadd_ps(pj, _mm512_loadu_ps(row), a0);
+        a1 = _mm512_fmadd_ps(pj, _mm512_loadu_ps(row + 16), a1);
+        a2 = _mm512_fmadd_ps(pj, _mm512_loadu_ps(row + 32), a2);
+        a3 = _mm512_fmadd_ps(pj, _mm512_loadu_ps(row + 48), a3);
+      }
+      _mm512_storeu_ps(out + i, a0);
+      _mm512_storeu_ps(out + i + 16, a1);
+      _mm512_storeu_ps(out + i + 32, a2);
+      _mm512_storeu_ps(out + i + 48, a3);
+    }
+    for (; i + 16 <= d; i += 16) {
+      __m512 a = _mm512_loadu_ps(out + i);
+      for (int64_t j = 0; j < n; ++j) a = _mm512_fmadd_ps(_mm512_set1_ps(p[j]), _mm512_loadu_ps(v + j * d + i), a);
+      _mm512_storeu_ps(out + i, a);
+    }
+    for (; i < d; ++i) {
+      float a = out[i];
+      for (int64_t j = 0; j < n; ++j) a += p[j] * v[j * d + i];
+      out[i] = a;
+    }
+  }
+  // 64 keys in 4 accumulators, one broadcast of q per dimension.
+  static void scores_t(const float* q, const float* kt, int64_t d, float* s) {
+    static_assert(kAttnKeyTile == 64);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    for (int64_t i = 0; i < d; ++i) {
+      const __m512 qi = _mm512_set1_ps(q[i]);
+      const float* row = kt + i * kAttnKeyTile;
+      acc0 = _mm512_fmadd_ps(qi, _mm512_loadu_ps(row), acc0);
+      acc1 = _mm512_fmadd_ps(qi, _mm512_loadu_ps(row + 16), acc1);
+      acc2 = _mm512_fmadd_ps(qi, _mm512_loadu_ps(row + 32), acc2);
+      acc3 = _mm512_fmadd_ps(qi, _mm512_loadu_ps(row + 48), acc3);
+    }
+    _mm512_storeu_ps(s, acc0);
+    _mm512_storeu_ps(s + 16, acc1);
+    _mm512_storeu_ps(s + 32, acc2);
+    _mm512_storeu_ps(s + 48, acc3);
+  }
 };
 
 }  // namespace

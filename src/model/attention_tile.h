@@ -3,6 +3,8 @@
 //   Ops::dot(a, b, n)                  sum a[i] b[i]
 //   Ops::scale(y, a, n)                y *= a
 //   Ops::axpy(a, x, y, n)              y += a x
+//   Ops::weighted_sum(p, v, n, d, out) out[i] += sum_{j<n} p[j] v[j * d + i], accumulating in registers
+//   Ops::scores_t(q, kt, d, s)         s[j] = sum_i q[i] kt[i * kAttnKeyTile + j] for all j < kAttnKeyTile
 // Included only by attention*.cpp; each includes it with its own Ops and target flags.
 #pragma once
 
@@ -16,8 +18,8 @@ namespace edgellm::attention_detail {
 
 inline size_t work_floats(int64_t head_dim, int64_t n_group) {
   const int64_t rows = kAttnQueryTile * n_group;
-  // K tile, V tile, scores [rows][tile], running max and sum per row.
-  return static_cast<size_t>(2 * kAttnKeyTile * head_dim + rows * kAttnKeyTile + 2 * rows);
+  // K tile, V tile, scores [rows][tile], running max and sum per row, one converted row.
+  return static_cast<size_t>(2 * kAttnKeyTile * head_dim + rows * kAttnKeyTile + 2 * rows + head_dim);
 }
 
 template <class Ops>
@@ -28,6 +30,11 @@ void attention_block_impl(const AttentionBlock& b, float* work) {
   float* scores = v_tile + kAttnKeyTile * D;       // [T * G][kAttnKeyTile]
   float* row_max = scores + T * G * kAttnKeyTile;  // [T * G]
   float* row_sum = row_max + T * G;                // [T * G]
+  float* k_row = row_sum + T * G;                  // [D] one key before it is transposed
+  // With several query rows the K tile is stored transposed ([D][kAttnKeyTile]) so that a row's scores
+  // are D axpys over contiguous keys (no horizontal sums); the transpose is paid once per tile and
+  // shared by all rows. A lone query row (decode without GQA) keeps [key][D] and takes dot products.
+  const bool k_transposed = T * G >= 4;
   for (int64_t r = 0; r < T * G; ++r) {
     row_max[r] = -std::numeric_limits<float>::infinity();
     row_sum[r] = 0.0f;
@@ -38,7 +45,12 @@ void attention_block_impl(const AttentionBlock& b, float* work) {
   for (int64_t j0 = 0; j0 < n_keys_all; j0 += kAttnKeyTile) {
     const int64_t n_tile = std::min(kAttnKeyTile, n_keys_all - j0);
     for (int64_t j = 0; j < n_tile; ++j) {
-      Ops::load_row(b.kv_type, b.k + static_cast<size_t>(j0 + j) * b.kv_row_bytes, D, k_tile + j * D);
+      if (k_transposed) {
+        Ops::load_row(b.kv_type, b.k + static_cast<size_t>(j0 + j) * b.kv_row_bytes, D, k_row);
+        for (int64_t d = 0; d < D; ++d) k_tile[d * kAttnKeyTile + j] = k_row[d];
+      } else {
+        Ops::load_row(b.kv_type, b.k + static_cast<size_t>(j0 + j) * b.kv_row_bytes, D, k_tile + j * D);
+      }
       Ops::load_row(b.kv_type, b.v + static_cast<size_t>(j0 + j) * b.kv_row_bytes, D, v_tile + j * D);
     }
     for (int64_t t = 0; t < T; ++t) {
@@ -50,10 +62,15 @@ void attention_block_impl(const AttentionBlock& b, float* work) {
         float* out = b.out + t * b.out_token_stride + g * D;
         float* s = scores + r * kAttnKeyTile;
         float tile_max = row_max[r];
-        for (int64_t j = 0; j < n_visible; ++j) {
-          s[j] = Ops::dot(q, k_tile + j * D, D) * b.scale;
-          tile_max = std::max(tile_max, s[j]);
+        if (k_transposed) {
+          // All kAttnKeyTile columns are computed (those past n_tile hold stale finite keys); only
+          // n_visible are used.
+          Ops::scores_t(q, k_tile, D, s);
+          Ops::scale(s, b.scale, n_visible);
+        } else {
+          for (int64_t j = 0; j < n_visible; ++j) s[j] = Ops::dot(q, k_tile + j * D, D) * b.scale;
         }
+        for (int64_t j = 0; j < n_visible; ++j) tile_max = std::max(tile_max, s[j]);
         // Rescale what was accumulated under the old maximum (exp(-inf) = 0 on the first tile).
         const float correction = std::exp(row_max[r] - tile_max);
         if (correction != 1.0f) {
@@ -62,10 +79,10 @@ void attention_block_impl(const AttentionBlock& b, float* work) {
         }
         float sum = 0.0f;
         for (int64_t j = 0; j < n_visible; ++j) {
-          const float p = std::exp(s[j] - tile_max);
-          sum += p;
-          Ops::axpy(p, v_tile + j * D, out, D);
+          s[j] = std::exp(s[j] - tile_max);
+          sum += s[j];
         }
+        Ops::weighted_sum(s, v_tile, n_visible, D, out);
         row_sum[r] += sum;
         row_max[r] = tile_max;
       }

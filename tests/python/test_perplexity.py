@@ -1,5 +1,5 @@
-"""`edgellm perplexity` against an independent numpy/transformers computation, and the quality order
-of the quantization recipes on stories260K (issue 7).
+"""`edgellm perplexity` against an independent numpy/transformers computation (issue 7; the quality
+order of the recipes and the goals against llama.cpp's quantizers are in test_perplexity_quality.py).
 
 Perplexity definition (llama.cpp's, quant/perplexity.h): tokens of the whole text, windows of CTX
 tokens with BOS replacing the first, the first half of each window context only, each later position
@@ -76,16 +76,3 @@ def test_kl_of_a_model_against_itself_is_zero(tmp_path):
     f16 = convert(tmp_path, "f16")
     got = perplexity(f16, WIKI, "--ctx", 64, "--chunks", 2, "--kl-base", f16)
     assert got["kl"] < 1e-9 and got["top1"] == 1.0 and got["base_ppl"] == pytest.approx(got["ppl"], rel=1e-12)
-
-
-def test_quality_order_and_search_gain_on_stories260k(tmp_path):
-    """PPL(f16) <= PPL(w8a8) <= PPL(w4a16_g32) <= PPL(w4a16) and KL(w4a16_g32, search) <= 0.9 KL(RTN)."""
-    f16 = convert(tmp_path, "f16")
-    args = ("--ctx", 256, "--chunks", 20, "--kl-base", f16)
-    r = {q: perplexity(convert(tmp_path, q), WIKI, *args) for q in ("f16", "w8a8", "w4a16_g32", "w4a16")}
-    rtn = perplexity(convert(tmp_path, "w4a16_g32", "--rtn"), WIKI, *args)
-    for q, v in r.items():
-        print(f"\n{q:10s} PPL {v['ppl']:.3f} +/- {v['ppl_stderr']:.3f}  KL {v['kl']:.5f} +/- {v['kl_stderr']:.5f}")
-    print(f"w4a16_g32 RTN KL {rtn['kl']:.5f}; search/RTN = {r['w4a16_g32']['kl'] / rtn['kl']:.3f}")
-    assert r["f16"]["ppl"] <= r["w8a8"]["ppl"] <= r["w4a16_g32"]["ppl"] <= r["w4a16"]["ppl"]
-    assert r["w4a16_g32"]["kl"] <= 0.9 * rtn["kl"]

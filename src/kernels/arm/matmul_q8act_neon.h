@@ -29,48 +29,48 @@
 namespace edgellm::kernels::arm {
 namespace {
 
-inline float fp16_to_f32_neon(uint16_t h) {  // exact, like util/half.h
-  return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0);
-}
-
 // ---- weight blocks as int8 ----
 // Each loader gives block `b` (elements 32 b .. 32 b + 31) of a weight row as `lo` (elements 0..15)
-// and `hi` (16..31) int8 vectors, with its scale d and, for affine types (kAffine), offset m:
-// weight = d * q + m.
+// and `hi` (16..31) int8 vectors, with the fp16 bits of its scale d and, for affine types (kAffine),
+// offset m: weight = d * q + m. (The tile converts four blocks' scales with one FCVTL.) kLevelOffset
+// is an integer the tile subtracts from every q: it uses sum((q - o) q_x) = sum(q q_x) - o sum(q_x)
+// with the activations' block sums, once per block and token instead of once per weight byte.
 
 struct WeightsQ8_0 {
   static constexpr bool kAffine = false;
-  static void load(const uint8_t* row, int64_t b, int8x16_t& lo, int8x16_t& hi, float& d, float& m) {
+  static constexpr int kLevelOffset = 0;
+  static void load(const uint8_t* row, int64_t b, int8x16_t& lo, int8x16_t& hi, uint16_t& d, uint16_t& m) {
     const auto* blk = reinterpret_cast<const BlockQ8_0*>(row) + b;
     lo = vld1q_s8(blk->qs);
     hi = vld1q_s8(blk->qs + 16);
-    d = fp16_to_f32_neon(blk->d);
-    m = 0.0f;
+    d = blk->d;
+    m = 0;
   }
 };
 
 struct WeightsQ4_0 {
   static constexpr bool kAffine = false;
-  static void load(const uint8_t* row, int64_t b, int8x16_t& lo, int8x16_t& hi, float& d, float& m) {
+  static constexpr int kLevelOffset = 8;  // q - 8
+  static void load(const uint8_t* row, int64_t b, int8x16_t& lo, int8x16_t& hi, uint16_t& d, uint16_t& m) {
     const auto* blk = reinterpret_cast<const BlockQ4_0*>(row) + b;
     const uint8x16_t bytes = vld1q_u8(blk->qs);
-    const int8x16_t eight = vdupq_n_s8(8);
-    lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(bytes, vdupq_n_u8(0x0F))), eight);
-    hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(bytes, 4)), eight);
-    d = fp16_to_f32_neon(blk->d);
-    m = 0.0f;
+    lo = vreinterpretq_s8_u8(vandq_u8(bytes, vdupq_n_u8(0x0F)));
+    hi = vreinterpretq_s8_u8(vshrq_n_u8(bytes, 4));
+    d = blk->d;
+    m = 0;
   }
 };
 
 struct WeightsQ4_1 {
   static constexpr bool kAffine = true;
-  static void load(const uint8_t* row, int64_t b, int8x16_t& lo, int8x16_t& hi, float& d, float& m) {
+  static constexpr int kLevelOffset = 0;
+  static void load(const uint8_t* row, int64_t b, int8x16_t& lo, int8x16_t& hi, uint16_t& d, uint16_t& m) {
     const auto* blk = reinterpret_cast<const BlockQ4_1*>(row) + b;
     const uint8x16_t bytes = vld1q_u8(blk->qs);
     lo = vreinterpretq_s8_u8(vandq_u8(bytes, vdupq_n_u8(0x0F)));
     hi = vreinterpretq_s8_u8(vshrq_n_u8(bytes, 4));
-    d = fp16_to_f32_neon(blk->d);
-    m = fp16_to_f32_neon(blk->m);
+    d = blk->d;
+    m = blk->m;
   }
 };
 
@@ -80,7 +80,8 @@ struct WeightsQ4_1 {
 template <int G>
 struct WeightsE4 {
   static constexpr bool kAffine = true;
-  static void load(const uint8_t* row, int64_t b, int8x16_t& lo, int8x16_t& hi, float& d, float& m) {
+  static constexpr int kLevelOffset = 0;
+  static void load(const uint8_t* row, int64_t b, int8x16_t& lo, int8x16_t& hi, uint16_t& d, uint16_t& m) {
     constexpr int kSubBlocks = G / 32;
     const auto* blk = reinterpret_cast<const BlockE4<G>*>(row) + b / kSubBlocks;
     const int sub = static_cast<int>(b % kSubBlocks);
@@ -91,8 +92,8 @@ struct WeightsE4 {
     const uint8x16_t mask = vdupq_n_u8(0x0F);
     lo = vreinterpretq_s8_u8(high_nibbles ? vshrq_n_u8(bytes_lo, 4) : vandq_u8(bytes_lo, mask));
     hi = vreinterpretq_s8_u8(high_nibbles ? vshrq_n_u8(bytes_hi, 4) : vandq_u8(bytes_hi, mask));
-    d = fp16_to_f32_neon(blk->d);
-    m = fp16_to_f32_neon(blk->m);
+    d = blk->d;
+    m = blk->m;
   }
 };
 
@@ -116,8 +117,8 @@ void q8act_tile(const MatmulArgs& a, int64_t row_begin, int64_t row, int64_t tok
   for (int64_t g = 0; g < n_groups; ++g) {
     const int64_t first_block = 4 * g;
     const int64_t blocks_here = n_blocks - first_block < 4 ? n_blocks - first_block : 4;
-    float w_d[NR][4] = {};
-    float w_m[NR][4] = {};
+    uint16_t w_d[NR][4] = {};  // fp16 bits; 0 (+0.0) for blocks past K
+    uint16_t w_m[NR][4] = {};
     int32x4_t pair_dots[NR][NT][2];
     for (int pair = 0; pair < 2; ++pair) {
       int32x4_t dots[NR][NT][2];
@@ -142,20 +143,26 @@ void q8act_tile(const MatmulArgs& a, int64_t row_begin, int64_t row, int64_t tok
         for (int t = 0; t < NT; ++t) pair_dots[r][t][pair] = vpaddq_s32(dots[r][t][0], dots[r][t][1]);
       }
     }
+    float32x4_t w_scale[NR], w_offset[NR];  // lane b: block b's d (m), exact fp16 -> f32
+    for (int r = 0; r < NR; ++r) {
+      w_scale[r] = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(w_d[r])));
+      if constexpr (W::kAffine) w_offset[r] = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(w_m[r])));
+    }
     for (int t = 0; t < NT; ++t) {
       const uint8_t* xg = x_rows[t] + static_cast<size_t>(g) * kActGroupBytes;
       // Lane 4b of d[] and s[0..3] + .. of block b: de-interleave by 4 (kernels/act_quant.h).
       const float32x4_t x_d = vld4q_f32(reinterpret_cast<const float*>(xg + kActScalesOffset)).val[0];
-      int32x4_t x_sums = vdupq_n_s32(0);
-      if constexpr (W::kAffine) {
+      int32x4_t x_sums = vdupq_n_s32(0);  // lane b: sum of block b's q_x
+      if constexpr (W::kAffine || W::kLevelOffset != 0) {
         const int32x4x4_t s = vld4q_s32(reinterpret_cast<const int32_t*>(xg + kActSumsOffset));
         x_sums = vaddq_s32(vaddq_s32(s.val[0], s.val[1]), vaddq_s32(s.val[2], s.val[3]));
       }
       for (int r = 0; r < NR; ++r) {
-        const int32x4_t block_dots = vpaddq_s32(pair_dots[r][t][0], pair_dots[r][t][1]);
-        acc[r][t] = vfmaq_f32(acc[r][t], vcvtq_f32_s32(block_dots), vmulq_f32(vld1q_f32(w_d[r]), x_d));
+        int32x4_t block_dots = vpaddq_s32(pair_dots[r][t][0], pair_dots[r][t][1]);
+        if constexpr (W::kLevelOffset != 0) block_dots = vmlsq_n_s32(block_dots, x_sums, W::kLevelOffset);
+        acc[r][t] = vfmaq_f32(acc[r][t], vcvtq_f32_s32(block_dots), vmulq_f32(w_scale[r], x_d));
         if constexpr (W::kAffine) {
-          acc[r][t] = vfmaq_f32(acc[r][t], vcvtq_f32_s32(x_sums), vmulq_f32(vld1q_f32(w_m[r]), x_d));
+          acc[r][t] = vfmaq_f32(acc[r][t], vcvtq_f32_s32(x_sums), vmulq_f32(w_offset[r], x_d));
         }
       }
     }

@@ -159,7 +159,87 @@ using DequantQ4_1 = DequantQ4Q5<BlockQ4_1, false, true, 0>;
 using DequantQ5_0 = DequantQ4Q5<BlockQ5_0, true, false, 16>;
 using DequantQ5_1 = DequantQ4Q5<BlockQ5_1, true, true, 0>;
 
-// Types without a vector dequantizer yet (K-quants, Q8_1, Q8_K): the scalar reference dequantizes
+// K-quants of llama.cpp's Q4_K_M files (the common download): 256 weights per super-block, written
+// as 64 vectors (the tile keeps them on the stack). The float operations are the reference's
+// (ref/quant_ref.cpp), so the weights are bit-identical.
+
+// Q4_K: 8 sub-blocks of 32, x = (d * sc) * q - (dmin * m), sc and m 6-bit from the 12 packed bytes:
+// sub-block j < 4 in the low 6 bits of bytes j (sc) and j + 4 (m); j >= 4 in the nibbles of byte
+// j + 4 with the top 2 bits of bytes j - 4 (sc) and j (m) (ggml-org/llama.cpp: ggml/src/ggml-common.h).
+struct DequantQ4_K {
+  using Block = BlockQ4_K;
+  static constexpr int kElems = kQK_K;
+  static constexpr bool kPlain = false;
+  static void scale_min(int j, const uint8_t* q, uint8_t& sc, uint8_t& m) {
+    if (j < 4) {
+      sc = q[j] & 63;
+      m = q[j + 4] & 63;
+    } else {
+      sc = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+      m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+  }
+  static void load(const Block& b, float32x4_t* w) {
+    const float d = fp16_scalar(b.d);
+    const float dmin = fp16_scalar(b.dmin);
+    for (int chunk = 0; chunk < 4; ++chunk) {  // 64 weights: low nibbles of 32 bytes, then high
+      uint8_t sc, m;
+      scale_min(2 * chunk, b.scales, sc, m);
+      const float d_lo = d * sc, m_lo = dmin * m;
+      scale_min(2 * chunk + 1, b.scales, sc, m);
+      const float d_hi = d * sc, m_hi = dmin * m;
+      for (int half = 0; half < 2; ++half) {
+        const uint8x16_t bytes = vld1q_u8(b.qs + 32 * chunk + 16 * half);
+        float32x4_t* lo = w + 16 * chunk + 4 * half;
+        float32x4_t* hi = w + 16 * chunk + 8 + 4 * half;
+        s8_to_f32(vreinterpretq_s8_u8(vandq_u8(bytes, vdupq_n_u8(0x0F))), lo);
+        s8_to_f32(vreinterpretq_s8_u8(vshrq_n_u8(bytes, 4)), hi);
+        for (int c = 0; c < 4; ++c) {
+          lo[c] = vsubq_f32(vmulq_n_f32(lo[c], d_lo), vdupq_n_f32(m_lo));
+          hi[c] = vsubq_f32(vmulq_n_f32(hi[c], d_hi), vdupq_n_f32(m_hi));
+        }
+      }
+    }
+  }
+};
+
+// Q6_K: 16 sub-blocks of 16, x = (d * sc) * (q - 32), q 6-bit: low 4 bits in ql, high 2 in qh. In each
+// half of 128: element l (0..31) of the four 32-element quarters takes ql[l] / ql[l + 32] low or high
+// nibble and bits 0-1 / 2-3 / 4-5 / 6-7 of qh[l].
+struct DequantQ6_K {
+  using Block = BlockQ6_K;
+  static constexpr int kElems = kQK_K;
+  static constexpr bool kPlain = false;
+  static void load(const Block& b, float32x4_t* w) {
+    const float d = fp16_scalar(b.d);
+    const uint8x16_t mask4 = vdupq_n_u8(0x0F), mask2 = vdupq_n_u8(0x03);
+    const int8x16_t offset = vdupq_n_s8(32);
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* ql = b.ql + 64 * half;
+      const uint8_t* qh = b.qh + 32 * half;
+      const int8_t* sc = b.scales + 8 * half;
+      for (int part = 0; part < 2; ++part) {  // l in [16 part, 16 part + 16): one scale per quarter
+        const uint8x16_t l0 = vld1q_u8(ql + 16 * part);
+        const uint8x16_t l1 = vld1q_u8(ql + 32 + 16 * part);
+        const uint8x16_t h = vld1q_u8(qh + 16 * part);
+        const uint8x16_t q[4] = {
+            vorrq_u8(vandq_u8(l0, mask4), vshlq_n_u8(vandq_u8(h, mask2), 4)),
+            vorrq_u8(vandq_u8(l1, mask4), vshlq_n_u8(vandq_u8(vshrq_n_u8(h, 2), mask2), 4)),
+            vorrq_u8(vshrq_n_u8(l0, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(h, 4), mask2), 4)),
+            vorrq_u8(vshrq_n_u8(l1, 4), vshlq_n_u8(vshrq_n_u8(h, 6), 4)),
+        };
+        for (int quarter = 0; quarter < 4; ++quarter) {
+          float32x4_t* out = w + 32 * half + 8 * quarter + 4 * part;
+          s8_to_f32(vsubq_s8(vreinterpretq_s8_u8(q[quarter]), offset), out);
+          const float scale = d * static_cast<float>(sc[part + 2 * quarter]);
+          for (int c = 0; c < 4; ++c) out[c] = vmulq_n_f32(out[c], scale);
+        }
+      }
+    }
+  }
+};
+
+// Types without a vector dequantizer yet (Q2_K, Q3_K, Q5_K, Q8_1, Q8_K): the scalar reference dequantizes
 // the block onto the stack, then the same tile kernel runs on it.
 template <class B, int kBlockElems>
 struct DequantViaScratch {
@@ -329,9 +409,9 @@ KernelTable make_table() {
   set(DType::kQ8_1, matmul_rows<DequantViaScratch<BlockQ8_1, 32>>);
   set(DType::kQ2_K, matmul_rows<DequantViaScratch<BlockQ2_K, kQK_K>>);
   set(DType::kQ3_K, matmul_rows<DequantViaScratch<BlockQ3_K, kQK_K>>);
-  set(DType::kQ4_K, matmul_rows<DequantViaScratch<BlockQ4_K, kQK_K>>);
+  set(DType::kQ4_K, matmul_rows<DequantQ4_K>);
   set(DType::kQ5_K, matmul_rows<DequantViaScratch<BlockQ5_K, kQK_K>>);
-  set(DType::kQ6_K, matmul_rows<DequantViaScratch<BlockQ6_K, kQK_K>>);
+  set(DType::kQ6_K, matmul_rows<DequantQ6_K>);
   set(DType::kQ8_K, matmul_rows<DequantViaScratch<BlockQ8_K, kQK_K>>);
   // TODO(#6): NEON f32-activation kernels for the e4 types; they run with int8 activations by default.
   for (DType type : {DType::kE4G64, DType::kE4G128, DType::kE4G256}) set(type, ref::matmul_rows_e4);

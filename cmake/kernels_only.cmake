@@ -27,7 +27,8 @@ if(EDGELLM_BUILD_TESTS)
   set(INSTALL_GTEST OFF CACHE BOOL "" FORCE)
   add_subdirectory(${EDGELLM_GTEST_SOURCE_DIR} ${PROJECT_BINARY_DIR}/googletest EXCLUDE_FROM_ALL SYSTEM)
   target_compile_options(gtest PRIVATE -w)  # GCC 12 -Wrestrict noise in gtest.cc, not ours
-  # The kernel tests: every tests/kernels_*_test.cpp, and the quantizers' bit-exactness (quant_test).
+  # The kernel tests: every tests/kernels_*_test.cpp, and the quantizers' rounding (quant_test). A test
+  # named kernels_*_test.cpp may use only src/kernels and the util/format files above: it runs here.
   file(GLOB EDGELLM_KERNEL_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/kernels_*_test.cpp)
   list(APPEND EDGELLM_KERNEL_TESTS ${PROJECT_SOURCE_DIR}/tests/quant_test.cpp)
   foreach(test_src IN LISTS EDGELLM_KERNEL_TESTS)

@@ -120,6 +120,94 @@ void bm_matmul(benchmark::State& state, DType type, Shape shape, int n_threads, 
   state.SetLabel(std::string("isa=") + matmul_isa_name());
 }
 
+// One decode step's matmuls of Qwen2.5-0.5B (24 layers of q, k, v, o, gate, up, down; tied 151936-row
+// LM head), back to back with 1 token, against a plain 2-thread streaming read of a buffer of the same
+// size: run both (`--benchmark_filter='decode_pass|stream_read'`, with repetitions) and divide the GB/s,
+// which compares the kernels with the --roofline bandwidth under the same conditions. Weights are
+// random bytes with small fp16 scales (generating quantized Gaussians for 0.5B weights takes minutes).
+struct DecodePass {
+  std::vector<std::vector<uint8_t>> buffers;
+  std::vector<TensorRef> tensors;
+  size_t bytes = 0;
+};
+
+const DecodePass& decode_pass_weights(DType type) {
+  static std::vector<std::pair<DType, std::unique_ptr<DecodePass>>> cache;
+  for (auto& [t, pass] : cache) {
+    if (t == type) return *pass;
+  }
+  auto pass = std::make_unique<DecodePass>();
+  const int64_t hidden = 896, kv = 128, ffn = 4864, vocab = 151936;
+  std::vector<std::pair<int64_t, int64_t>> shapes;  // {rows, k}
+  for (int layer = 0; layer < 24; ++layer) {
+    for (auto shape : {std::pair{hidden, hidden}, {kv, hidden}, {kv, hidden}, {hidden, hidden}, {ffn, hidden},
+                       {ffn, hidden}, {hidden, ffn}}) {
+      shapes.push_back(shape);
+    }
+  }
+  shapes.push_back({vocab, hidden});
+  const size_t block_bytes = dtype_traits(type).block_bytes;
+  const uint16_t scale = f32_to_fp16(0.001f);
+  uint64_t state = 0x9E3779B97F4A7C15ull;
+  for (auto [rows, k] : shapes) {
+    std::vector<uint8_t> bytes(dtype_row_bytes(type, k) * static_cast<size_t>(rows));
+    for (size_t i = 0; i + 8 <= bytes.size(); i += 8) {
+      state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+      std::memcpy(bytes.data() + i, &state, 8);
+    }
+    for (size_t pos = 0; pos + block_bytes <= bytes.size(); pos += block_bytes) std::memcpy(bytes.data() + pos, &scale, 2);
+    pass->bytes += bytes.size();
+    pass->buffers.push_back(std::move(bytes));
+    TensorRef t;
+    t.name = "decode_pass";
+    t.type = type;
+    t.ne = {k, rows};
+    t.data = pass->buffers.back().data();
+    t.size_bytes = pass->buffers.back().size();
+    pass->tensors.push_back(t);
+  }
+  cache.emplace_back(type, std::move(pass));
+  return *cache.back().second;
+}
+
+void bm_decode_pass(benchmark::State& state, DType type, int n_threads) {
+  const DecodePass& pass = decode_pass_weights(type);
+  ThreadPool pool(n_threads);
+  std::vector<float> x(4864, 0.5f), y(151936);
+  for (const TensorRef& t : pass.tensors) matmul(t, x.data(), 1, y.data(), pool);  // warm-up
+  for (auto _ : state) {
+    for (const TensorRef& t : pass.tensors) matmul(t, x.data(), 1, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(pass.bytes) / 1e9,
+                                              benchmark::Counter::kIsRate);
+  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.SetLabel(std::string("isa=") + matmul_isa_name() + " act=" + matmul_activations_name(type) +
+                 " MB=" + std::to_string(pass.bytes >> 20));
+}
+
+// The same loop as `edgellm bench --roofline` (cli/cmd_bench.cpp): sum a 256 MiB buffer with all threads.
+void bm_stream_read(benchmark::State& state, int n_threads) {
+  static std::vector<float> buffer(size_t{64} << 20, 1.0f);
+  ThreadPool pool(n_threads);
+  std::vector<double> sums(static_cast<size_t>(n_threads), 0.0);
+  for (auto _ : state) {
+    pool.parallel_for(static_cast<int64_t>(buffer.size()), [&](int64_t b, int64_t e, int tid) {
+      float acc[16] = {};
+      for (int64_t i = b; i + 16 <= e; i += 16) {
+        for (int j = 0; j < 16; ++j) acc[j] += buffer[static_cast<size_t>(i + j)];
+      }
+      double s = 0;
+      for (float v : acc) s += v;
+      sums[static_cast<size_t>(tid)] += s;
+    }, 1 << 16);
+    benchmark::DoNotOptimize(sums.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(buffer.size() * 4) / 1e9,
+                                              benchmark::Counter::kIsRate);
+}
+
 void register_all() {
   for (DType type : kTypes) {
     const bool has_int8 = std::string(matmul_activations_name(type)) == "int8";
@@ -140,6 +228,13 @@ void register_all() {
       }
     }
   }
+  for (DType type : {DType::kQ4_0, DType::kQ8_0}) {
+    const std::string name = std::string("decode_pass/qwen2.5-0.5b/") + dtype_name(type) + "/threads:2";
+    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) { bm_decode_pass(state, type, 2); })
+        ->UseRealTime()->Unit(benchmark::kMillisecond);
+  }
+  benchmark::RegisterBenchmark("stream_read/256MiB/threads:2", [](benchmark::State& state) { bm_stream_read(state, 2); })
+      ->UseRealTime()->Unit(benchmark::kMillisecond);
   // Cache-resident decode (attn 896x896 fits in L2): compute ceiling of the decode kernels, 1 thread.
   for (DType type : {DType::kQ4_0, DType::kQ8_0, DType::kF16, DType::kBF16, DType::kE4G128}) {
     const bool has_int8 = std::string(matmul_activations_name(type)) == "int8";

@@ -194,6 +194,16 @@ inline void load_group(const uint8_t* row, size_t row_bytes, int64_t g, int64_t 
   }
 }
 
+// Group g of a row that holds all 128 elements of it (g < k / 128).
+template <class D>
+__attribute__((always_inline)) inline void load_full_group(const uint8_t* row, int64_t g, Group& out) {
+  if constexpr (std::is_same_v<D, DecodeE4G256>) {
+    DecodeE4G256::load_half(row + D::group_offset(g), static_cast<int>(g & 1), out);
+  } else {
+    D::load(row + D::group_offset(g), out);
+  }
+}
+
 inline float hsum(__m512 v) {
   __m256 half = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
   __m128 sum = _mm_add_ps(_mm256_castps256_ps128(half), _mm256_extractf128_ps(half, 1));
@@ -225,6 +235,24 @@ inline __m512 accumulate(__m512i dot, __m512 dx, __m512 sums_dx, const Group& w,
   }
 }
 
+// One group of a tile: the weights of NR rows (decoded) against NT tokens.
+template <class D, int NR, int NT>
+__attribute__((always_inline)) inline void group_step(const Group* w, const uint8_t* const* x_rows, int64_t g,
+                                                       __m512 (&acc)[NR][NT]) {
+  for (int t = 0; t < NT; ++t) {
+    const uint8_t* xg = x_rows[t] + static_cast<size_t>(g) * kActGroupBytes;
+    const __m512i x_lo = _mm512_load_si512(xg);
+    const __m512i x_hi = _mm512_load_si512(xg + 64);
+    const __m512 dx = _mm512_load_ps(xg + kActScalesOffset);
+    const __m512 sums_dx = sums_times_dx<D>(_mm512_load_si512(xg + kActSumsOffset), dx);
+    for (int r = 0; r < NR; ++r) {
+      __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[r].lo, x_lo);
+      dot = _mm512_dpbusd_epi32(dot, w[r].hi, x_hi);
+      acc[r][t] = accumulate<D>(dot, dx, sums_dx, w[r], acc[r][t]);
+    }
+  }
+}
+
 // Rows [row, row + NR) x tokens [token, token + NT).
 template <class D, int NR, int NT>
 void tile(const MatmulArgs& a, int64_t row_begin, int64_t row, int64_t token) {
@@ -239,7 +267,8 @@ void tile(const MatmulArgs& a, int64_t row_begin, int64_t row, int64_t token) {
   for (int r = 0; r < NR; ++r) {
     for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_setzero_ps();
   }
-  for (int64_t g = 0; g < n_groups; ++g) {
+  // Full groups in a loop without calls (so the accumulators stay in registers), then the partial one.
+  for (int64_t g = 0; g < n_full; ++g) {
     Group w[NR];
     if constexpr (NT == 1) {
       // Decode streams the weights once: while this tile reads its rows, ask for the same place in the
@@ -251,20 +280,13 @@ void tile(const MatmulArgs& a, int64_t row_begin, int64_t row, int64_t token) {
         for (size_t line = 0; line < D::kGroupBytes; line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
       }
     }
-    for (int r = 0; r < NR; ++r) load_group<D>(w_rows[r], a.w_row_bytes, g, n_full, w[r]);
-    for (int t = 0; t < NT; ++t) {
-      const uint8_t* xg = x_rows[t] + static_cast<size_t>(g) * kActGroupBytes;
-      const __m512i x_lo = _mm512_load_si512(xg);
-      const __m512i x_hi = _mm512_load_si512(xg + 64);
-      const __m512 dx = _mm512_load_ps(xg + kActScalesOffset);
-      const __m512i sums = _mm512_load_si512(xg + kActSumsOffset);
-      const __m512 sums_dx = sums_times_dx<D>(sums, dx);
-      for (int r = 0; r < NR; ++r) {
-        __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[r].lo, x_lo);
-        dot = _mm512_dpbusd_epi32(dot, w[r].hi, x_hi);
-        acc[r][t] = accumulate<D>(dot, dx, sums_dx, w[r], acc[r][t]);
-      }
-    }
+    for (int r = 0; r < NR; ++r) load_full_group<D>(w_rows[r], g, w[r]);
+    group_step<D, NR, NT>(w, x_rows, g, acc);
+  }
+  if (n_full < n_groups) {
+    Group w[NR];
+    for (int r = 0; r < NR; ++r) load_group<D>(w_rows[r], a.w_row_bytes, n_full, n_full, w[r]);
+    group_step<D, NR, NT>(w, x_rows, n_full, acc);
   }
   for (int r = 0; r < NR; ++r) {
     for (int t = 0; t < NT; ++t) a.y[(token + t) * a.y_stride + (row + r - row_begin)] = hsum(acc[r][t]);

@@ -240,3 +240,85 @@ TEST(Attention, ForwardWithQ8_0CacheAtOddLengths) {
 
 }  // namespace
 }  // namespace edgellm
+
+namespace edgellm {
+namespace {
+
+// Decode over more than kAttnDecodeSplit keys runs in parts merged afterwards: the same as one pass.
+TEST(Attention, DecodePartsMergeToTheSinglePassResult) {
+  std::mt19937 rng(77);
+  const int64_t D = 64, G = 3, n_keys = 1300;
+  const auto k_src = random_values(static_cast<size_t>(n_keys * D), 2.0f, rng);
+  const auto v_src = random_values(static_cast<size_t>(n_keys * D), 1.0f, rng);
+  const auto q = random_values(static_cast<size_t>(G * D), 2.0f, rng);
+  const float scale = 0.125f;
+  const CachedHead h = make_head(DType::kF16, D, n_keys, k_src, v_src);
+  const auto whole = run_block(attention_block, h, q, 1, G, n_keys, scale);
+  const int64_t n_parts = (n_keys + kAttnDecodeSplit - 1) / kAttnDecodeSplit;
+  std::vector<float> outs(static_cast<size_t>(n_parts * G * D)), ms(static_cast<size_t>(n_parts * 2 * G));
+  std::vector<float> work(attention_work_floats(D, G));
+  for (int64_t p = 0; p < n_parts; ++p) {
+    AttentionBlock b;
+    b.kv_type = h.type;
+    b.k = h.k.data();
+    b.v = h.v.data();
+    b.kv_row_bytes = h.row_bytes;
+    b.head_dim = D;
+    b.q = q.data();
+    b.q_token_stride = G * D;
+    b.n_tokens = 1;
+    b.n_group = G;
+    b.n_keys0 = n_keys;
+    b.scale = scale;
+    b.out = &outs[static_cast<size_t>(p * G * D)];
+    b.out_token_stride = G * D;
+    b.key_begin = p * kAttnDecodeSplit;
+    b.key_end = b.key_begin + kAttnDecodeSplit;
+    b.partial_max = &ms[static_cast<size_t>(p * 2 * G)];
+    b.partial_sum = b.partial_max + G;
+    attention_block(b, work.data());
+  }
+  for (int64_t g = 0; g < G; ++g) {
+    std::vector<float> merged(static_cast<size_t>(D));
+    merge_attention_parts(&outs[static_cast<size_t>(g * D)], G * D, &ms[static_cast<size_t>(g)],
+                          &ms[static_cast<size_t>(G + g)], 2 * G, n_parts, D, merged.data());
+    for (int64_t i = 0; i < D; ++i) EXPECT_NEAR(merged[static_cast<size_t>(i)], whole[static_cast<size_t>(g * D + i)], 2e-6);
+  }
+}
+
+TEST(Attention, LongContextDecodeMatchesPrefill) {
+  test::TempDir dir;
+  auto model = Model::load(test::write_tiny_gguf(dir.path(), tiny_config_d32(Arch::kQwen2)));
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  const int64_t n = 1100;  // decode steps at 1090..1099 see 3 parts
+  std::vector<int32_t> tokens(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) tokens[static_cast<size_t>(i)] = static_cast<int32_t>((i * 131 + 7) % 512);
+  for (DType kv_type : {DType::kF16, DType::kQ8_0}) {
+    std::vector<float> all[2];
+    for (int threads : {1, 2}) {
+      auto kv = KvCache::create((*model)->config(), n, kv_type);
+      ASSERT_TRUE(kv.ok());
+      ThreadPool pool(threads);
+      ForwardScratch scratch((*model)->config(), 64, n, pool.n_threads());
+      Transformer tf(**model);
+      std::vector<float> logits;
+      ASSERT_TRUE(tf.forward(tokens.data(), n - 10, *kv, scratch, pool, LogitsMode::kLast, logits).ok());
+      for (int64_t i = n - 10; i < n; ++i) {
+        ASSERT_TRUE(tf.forward(&tokens[static_cast<size_t>(i)], 1, *kv, scratch, pool, LogitsMode::kLast, logits).ok());
+        all[threads - 1].insert(all[threads - 1].end(), logits.begin(), logits.end());
+      }
+    }
+    EXPECT_EQ(all[0], all[1]) << "thread count changed the result";
+    auto kv = KvCache::create((*model)->config(), n, kv_type);
+    ThreadPool pool(2);
+    ForwardScratch scratch((*model)->config(), 64, n, pool.n_threads());
+    Transformer tf(**model);
+    std::vector<float> logits;
+    ASSERT_TRUE(tf.forward(tokens.data(), n, *kv, scratch, pool, LogitsMode::kAll, logits).ok());
+    const std::vector<float> prefill_tail(logits.end() - 10 * (*model)->config().n_vocab, logits.end());
+    EXPECT_LT(max_rel_error(all[0], prefill_tail), 1e-5) << dtype_name(kv_type);
+  }
+}
+
+}  // namespace
+}  // namespace edgellm

@@ -1,7 +1,10 @@
 // Scalar attention variant (the reference the ISA variants are tested against) and the run-time choice.
 #include "model/attention.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <cstring>
 
 #include "kernels/quant_blocks.h"
@@ -122,5 +125,19 @@ AttentionBlockFn attention_variant(AttentionIsa isa) {
 const char* attention_isa_name() { return active().name; }
 
 void attention_block(const AttentionBlock& block, float* work) { active().fn(block, work); }
+
+void merge_attention_parts(const float* outs, int64_t part_stride, const float* maxes, const float* sums,
+                           int64_t max_stride, int64_t n_parts, int64_t head_dim, float* out) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t p = 0; p < n_parts; ++p) m = std::max(m, maxes[p * max_stride]);
+  float l = 0.0f;
+  std::fill(out, out + head_dim, 0.0f);
+  for (int64_t p = 0; p < n_parts; ++p) {
+    const float w = std::exp(maxes[p * max_stride] - m);  // 0 for a part that saw no key
+    l += w * sums[p * max_stride];
+    for (int64_t i = 0; i < head_dim; ++i) out[i] += w * outs[p * part_stride + i];
+  }
+  for (int64_t i = 0; i < head_dim; ++i) out[i] /= l;
+}
 
 }  // namespace edgellm

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 
 #include "format/dtype.h"
 
@@ -18,6 +19,10 @@ namespace edgellm {
 
 inline constexpr int64_t kAttnKeyTile = 64;    // keys per tile (K and V tiles in f32 stay in L1/L2)
 inline constexpr int64_t kAttnQueryTile = 16;  // tokens per prefill block
+// Decode splits the keys into parts of this many positions (a multiple of kAttnKeyTile), so that long
+// contexts keep every thread busy even with fewer KV heads than threads; the parts' partial softmaxes
+// are merged after. Fixed, not derived from the thread count, so results do not depend on it.
+inline constexpr int64_t kAttnDecodeSplit = 512;
 
 // One block of queries that share a KV head.
 struct AttentionBlock {
@@ -34,7 +39,19 @@ struct AttentionBlock {
   float scale = 1.0f;            // multiplies q.k
   float* out = nullptr;          // [n_tokens][n_group][head_dim] at out[t * out_token_stride + g * head_dim]
   int64_t out_token_stride = 0;
+  // Only keys [key_begin, key_end) (key_begin a multiple of kAttnKeyTile); with partial_max set, out is
+  // left unnormalised (sum of exp(s - max) v) and each row's max and sum of exp(s - max) are written to
+  // partial_max/partial_sum [n_tokens * n_group] for merge_attention_parts().
+  int64_t key_begin = 0;
+  int64_t key_end = std::numeric_limits<int64_t>::max();
+  float* partial_max = nullptr;
+  float* partial_sum = nullptr;
 };
+
+// Combines n_parts partial results of one query row: out = sum_p e^(m_p - M) out_p / sum_p e^(m_p - M) l_p
+// with M = max_p m_p. out_p at outs + p * part_stride, m_p and l_p at maxes[p * max_stride], sums[...].
+void merge_attention_parts(const float* outs, int64_t part_stride, const float* maxes, const float* sums,
+                           int64_t max_stride, int64_t n_parts, int64_t head_dim, float* out);
 
 // Floats of per-thread work memory attention_block() needs for up to kAttnQueryTile tokens.
 size_t attention_work_floats(int64_t head_dim, int64_t n_group);

@@ -41,8 +41,8 @@ void attention_block_impl(const AttentionBlock& b, float* work) {
   }
   for (int64_t t = 0; t < T; ++t) std::fill(b.out + t * b.out_token_stride, b.out + t * b.out_token_stride + G * D, 0.0f);
 
-  const int64_t n_keys_all = b.n_keys0 + T - 1;  // the last token sees the most keys
-  for (int64_t j0 = 0; j0 < n_keys_all; j0 += kAttnKeyTile) {
+  const int64_t n_keys_all = std::min(b.n_keys0 + T - 1, b.key_end);  // the last token sees the most keys
+  for (int64_t j0 = b.key_begin; j0 < n_keys_all; j0 += kAttnKeyTile) {
     const int64_t n_tile = std::min(kAttnKeyTile, n_keys_all - j0);
     for (int64_t j = 0; j < n_tile; ++j) {
       if (k_transposed) {
@@ -87,6 +87,11 @@ void attention_block_impl(const AttentionBlock& b, float* work) {
         row_max[r] = tile_max;
       }
     }
+  }
+  if (b.partial_max != nullptr) {
+    std::copy(row_max, row_max + T * G, b.partial_max);
+    std::copy(row_sum, row_sum + T * G, b.partial_sum);
+    return;
   }
   for (int64_t t = 0; t < T; ++t) {
     for (int64_t g = 0; g < G; ++g) {

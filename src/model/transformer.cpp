@@ -24,6 +24,9 @@ ForwardScratch::ForwardScratch(const ModelConfig& c, int64_t batch, int64_t n_ct
       up(static_cast<size_t>(batch * c.n_ff)),
       attn_work_floats(attention_work_floats(c.head_dim, c.n_head / std::max<int64_t>(1, c.n_head_kv))),
       attn_work(static_cast<size_t>(std::max(1, n_threads)) * attn_work_floats),
+      attn_max_parts((std::max<int64_t>(1, n_ctx) + kAttnDecodeSplit - 1) / kAttnDecodeSplit),
+      attn_part_out(static_cast<size_t>(attn_max_parts * c.q_dim())),
+      attn_part_ms(static_cast<size_t>(attn_max_parts * 2 * c.n_head)),
       hidden(static_cast<size_t>(c.n_embd)) {}
 
 float qwen_ntk_alpha(int64_t length, int64_t n_ctx_train) {
@@ -243,6 +246,47 @@ void Transformer::attention(int64_t layer, int64_t n, int64_t pos0, KvCache& kv,
   const int64_t group = c.n_head / c.n_head_kv;
   const int64_t n_blocks = (n + kAttnQueryTile - 1) / kAttnQueryTile;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  auto block_for = [&](int64_t kvh, int64_t t0, int64_t n_tokens) {
+    AttentionBlock b;
+    b.kv_type = kv.type();
+    b.k = static_cast<const uint8_t*>(kv.k_row(layer, 0)) + kv.head_offset_bytes(kvh, D);
+    b.v = static_cast<const uint8_t*>(kv.v_row(layer, 0)) + kv.head_offset_bytes(kvh, D);
+    b.kv_row_bytes = kv.row_bytes();
+    b.head_dim = D;
+    b.q = &s.qkv[static_cast<size_t>(t0 * (Q + 2 * KV) + kvh * group * D)];
+    b.q_token_stride = Q + 2 * KV;
+    b.n_tokens = n_tokens;
+    b.n_group = group;
+    b.n_keys0 = pos0 + t0 + 1;
+    b.scale = scale;
+    b.out = &s.attn_out[static_cast<size_t>(t0 * Q + kvh * group * D)];
+    b.out_token_stride = Q;
+    return b;
+  };
+
+  // Decode over a long context: (KV head, part of the keys) tasks, then a merge of the parts.
+  const int64_t n_parts = (pos0 + 1 + kAttnDecodeSplit - 1) / kAttnDecodeSplit;
+  if (n == 1 && n_parts > 1 && n_parts <= s.attn_max_parts) {
+    pool.parallel_for(n_parts * c.n_head_kv, [&](int64_t begin, int64_t end, int thread_idx) {
+      float* work = &s.attn_work[static_cast<size_t>(thread_idx) * s.attn_work_floats];
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t part = task / c.n_head_kv, kvh = task % c.n_head_kv;
+        AttentionBlock b = block_for(kvh, 0, 1);
+        b.key_begin = part * kAttnDecodeSplit;
+        b.key_end = b.key_begin + kAttnDecodeSplit;
+        b.out = &s.attn_part_out[static_cast<size_t>(part * Q + kvh * group * D)];
+        b.partial_max = &s.attn_part_ms[static_cast<size_t>(part * 2 * c.n_head + kvh * group)];
+        b.partial_sum = b.partial_max + c.n_head;
+        attention_block(b, work);
+      }
+    });
+    for (int64_t h = 0; h < c.n_head; ++h) {
+      merge_attention_parts(&s.attn_part_out[static_cast<size_t>(h * D)], Q, &s.attn_part_ms[static_cast<size_t>(h)],
+                            &s.attn_part_ms[static_cast<size_t>(c.n_head + h)], 2 * c.n_head, n_parts, D,
+                            &s.attn_out[static_cast<size_t>(h * D)]);
+    }
+    return;
+  }
 
   // One task per (block of query tokens, KV head): the block's queries of all `group` heads that share
   // the KV head read each cached row once. The causal mask makes later blocks costlier, so blocks are
@@ -254,21 +298,7 @@ void Transformer::attention(int64_t layer, int64_t n, int64_t pos0, KvCache& kv,
       const int64_t block_idx = fold % 2 == 0 ? fold / 2 : n_blocks - 1 - fold / 2;
       const int64_t kvh = task % c.n_head_kv;
       const int64_t t0 = block_idx * kAttnQueryTile;
-      AttentionBlock b;
-      b.kv_type = kv.type();
-      b.k = static_cast<const uint8_t*>(kv.k_row(layer, 0)) + kv.head_offset_bytes(kvh, D);
-      b.v = static_cast<const uint8_t*>(kv.v_row(layer, 0)) + kv.head_offset_bytes(kvh, D);
-      b.kv_row_bytes = kv.row_bytes();
-      b.head_dim = D;
-      b.q = &s.qkv[static_cast<size_t>(t0 * (Q + 2 * KV) + kvh * group * D)];
-      b.q_token_stride = Q + 2 * KV;
-      b.n_tokens = std::min(kAttnQueryTile, n - t0);
-      b.n_group = group;
-      b.n_keys0 = pos0 + t0 + 1;
-      b.scale = scale;
-      b.out = &s.attn_out[static_cast<size_t>(t0 * Q + kvh * group * D)];
-      b.out_token_stride = Q;
-      attention_block(b, work);
+      attention_block(block_for(kvh, t0, std::min(kAttnQueryTile, n - t0)), work);
     }
   });
 }

@@ -40,6 +40,9 @@ struct ForwardScratch {
   std::vector<float> up;        // [max_batch][n_ff]
   size_t attn_work_floats;      // per thread, attention_work_floats(head_dim, n_head / n_head_kv)
   std::vector<float> attn_work; // [n_threads][attn_work_floats] key/value tiles and online-softmax state
+  int64_t attn_max_parts;       // decode key parts the buffers below hold: ceil(n_ctx / kAttnDecodeSplit)
+  std::vector<float> attn_part_out;  // [attn_max_parts][q_dim] unnormalised partial outputs of decode
+  std::vector<float> attn_part_ms;   // [attn_max_parts][2][n_head] their running max and sum
   std::vector<float> hidden;    // [n_embd] final normalised hidden state of the last token
   std::vector<float> lora_tmp;       // [max_batch][adapter rank] A x, sized when an adapter is first used
   std::vector<float> rope_inv_freq;  // frequencies in use (differs from the model's under dynamic NTK)

@@ -99,6 +99,37 @@ def test_quantize_command_requantizes_and_rewrites_metadata(model_dir, tmp_path)
     assert not again.exists()
 
 
+@pytest.mark.parametrize("command", ["convert", "quantize"])
+def test_calibration_modes_record_their_method(model_dir, tmp_path, command):
+    """--calib self (GPTQ on the model's own samples), a text (GPTQ), --no-gptq, none: each runs, is
+    recorded in the metadata, and gives logits near the f32 model's (same bound as the recipe test)."""
+    text = tmp_path / "calib.txt"
+    text.write_text("Once upon a time there was a little dog. It liked to play in the sun. " * 40)
+    f16 = tmp_path / "f16.gguf"
+    assert convert(model_dir, f16, "-q", "f16").returncode == 0
+    f32 = tmp_path / "f32.gguf"
+    assert convert(model_dir, f32, "-q", "f32").returncode == 0
+    ref = run_generate(f32, PROMPT, 2, tmp_path).logits
+    for calib, extra, method in (("self", [], "gptq+search+calib"), (text, [], "gptq+search+calib"),
+                                 (text, ["--no-gptq"], "search+calib"), ("none", [], "search")):
+        out = tmp_path / "q.gguf"
+        src = model_dir if command == "convert" else f16
+        proc = run_cli([command, src, "-o", out, "-q", "w4a16_g32", "--quiet", "--calib", calib, *extra])
+        assert proc.returncode == 0, proc.stderr
+        info = run_cli(["inspect", out]).stdout
+        assert f'edgellm.quant.method                         "{method}"' in info, (calib, extra, info)
+        if calib == "self":
+            assert "self-generated: 2048 tokens" in info
+        got = run_generate(out, PROMPT, 2, tmp_path).logits
+        n = len(PROMPT)  # prefill rows: same inputs (the decode row follows each model's own greedy id)
+        assert rel_err_rows(got[:n], ref[:n]).max() < RECIPES["w4a16_g32"], (calib, extra)
+
+
+def test_missing_calibration_text(good_dir, tmp_path):
+    expect_failure(good_dir, tmp_path, "no-such.txt", "cannot read the calibration text",
+                   extra=("-q", "w4a16_g32", "--calib", str(tmp_path / "no-such.txt")))
+
+
 # ---- unhappy paths: clear error, exit 1, nothing left behind ----
 
 @pytest.fixture()

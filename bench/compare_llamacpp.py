@@ -107,6 +107,7 @@ def run_llamacpp(args, llama_cpp):
                 ttft.append(prefill_s * 1000)
                 prefill.append(p / prefill_s)
                 decode.append(n / decode_s)
+            print(f"# llama.cpp p={p} n={n} done", file=sys.stderr, flush=True)
             results.append({"input": p, "output": n, "ttft_ms": statistics.median(ttft),
                             "prefill_tps": statistics.median(prefill), "decode_tps": statistics.median(decode)})
     llama_cpp.llama_batch_free(batch)
@@ -137,9 +138,11 @@ def main():
         sys.exit("compare_llamacpp: numpy is needed (scripts/setup.sh installs it into .venv)")
 
     ours = run_edgellm(args)
+    print("# edgellm done; running llama.cpp", file=sys.stderr, flush=True)
     theirs = run_llamacpp(args, llama_cpp)
     print(f"# model {args.model}, {args.threads} threads, {args.reps} repetitions after a warm-up, medians")
     print(f"# llama.cpp {llama_cpp.__version__}: {theirs['system_info']}")
+    print("# llama.cpp's load_s and peak_rss_mib include its Python process (interpreter, numpy)")
 
     def line(name, a, b):
         ratio = a / b if b else float("nan")

@@ -337,7 +337,9 @@ TEST_P(CalibrationPerArch, ForwardMatchesTransformerAndStatsCoverEveryMatrix) {
   }
   // Matrices reading the same input share one Hessian.
   EXPECT_EQ(stats->gram.at("blk.0.ffn_gate.weight"), stats->gram.at("blk.0.ffn_up.weight"));
-  if (!c.fused_qkv) EXPECT_EQ(stats->gram.at("blk.0.attn_q.weight"), stats->gram.at("blk.0.attn_v.weight"));
+  if (!c.fused_qkv) {
+    EXPECT_EQ(stats->gram.at("blk.0.attn_q.weight"), stats->gram.at("blk.0.attn_v.weight"));
+  }
 }
 
 // Data-free calibration: the model's own samples, reproducible for a seed, valid ids, BOS/EOS first.
@@ -355,7 +357,9 @@ TEST_P(CalibrationPerArch, SelfSampledTokensAreReproducible) {
   EXPECT_NE(*a, *other);
   for (size_t i = 0; i < a->size(); ++i) {
     ASSERT_TRUE((*a)[i] >= 0 && (*a)[i] < (*model)->config().n_vocab) << i;
-    if (i % 16 == 0) EXPECT_EQ((*a)[i], (*a)[0]) << "every sequence starts with the same start token";
+    if (i % 16 == 0) {
+      EXPECT_EQ((*a)[i], (*a)[0]) << "every sequence starts with the same start token";
+    }
   }
 }
 

@@ -27,7 +27,7 @@ using kernels::Isa;
 
 std::vector<Isa> isas_with_int8() {
   std::vector<Isa> out;
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kNeon, Isa::kNeonDot}) {
     const kernels::KernelTable* table = kernels::kernels_for_isa(isa);
     if (table != nullptr && table->quantize_act != nullptr) out.push_back(isa);
   }

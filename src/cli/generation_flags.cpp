@@ -22,6 +22,10 @@ void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
   cmd->add_option("--frequency-penalty", f.frequency_penalty, "Frequency penalty");
   cmd->add_option("--presence-penalty", f.presence_penalty, "Presence penalty");
   cmd->add_option("--seed", f.seed, "Sampling seed");
+  cmd->add_option("--mirostat", f.mirostat, "Mirostat version: 0 off, 1, 2 (replaces top-k/top-p/min-p/typical-p)")
+      ->check(CLI::Range(0, 2));
+  cmd->add_option("--mirostat-tau", f.mirostat_tau, "Mirostat target surprise in bits (default 5)");
+  cmd->add_option("--mirostat-eta", f.mirostat_eta, "Mirostat learning rate (default 0.1)");
   cmd->add_option("-n,--max-new-tokens", f.max_new_tokens, "Maximum tokens to generate")->capture_default_str();
   cmd->add_option("--lora", f.lora, "LoRA adapter to apply (PEFT directory or GGUF adapter)");
   cmd->add_option("--lora-scale", f.lora_scale, "LoRA strength")->capture_default_str();
@@ -80,6 +84,9 @@ bool build_generate_params(const GenerationFlags& f, edgellm_model* model, const
   if (f.frequency_penalty) s.frequency_penalty = *f.frequency_penalty;
   if (f.presence_penalty) s.presence_penalty = *f.presence_penalty;
   if (f.seed) s.seed = *f.seed;
+  if (f.mirostat) s.mirostat = *f.mirostat;
+  if (f.mirostat_tau) s.mirostat_tau = *f.mirostat_tau;
+  if (f.mirostat_eta) s.mirostat_eta = *f.mirostat_eta;
   p->max_new_tokens = f.max_new_tokens;
   return true;
 }

@@ -19,6 +19,8 @@ struct GenerationFlags {
   std::string chat_template;
   std::string preset;
   std::optional<float> temperature, top_p, min_p, typical_p, repeat_penalty, frequency_penalty, presence_penalty;
+  std::optional<int32_t> mirostat;
+  std::optional<float> mirostat_tau, mirostat_eta;
   std::optional<int> top_k, repeat_last_n;
   std::optional<uint64_t> seed;
   int max_new_tokens = 256;

@@ -280,7 +280,7 @@ TEST(Matmul, EveryRunnableTypeHasKernelsInEveryTable) {
 
 TEST(Matmul, ActiveIsaIsKnown) {
   const std::string name = matmul_isa_name();
-  EXPECT_TRUE(name == "scalar" || name == "avx2" || name == "avx512") << name;
+  EXPECT_TRUE(name == "scalar" || name == "avx2" || name == "avx512" || name == "neon" || name == "neon_dot") << name;
   EXPECT_NE(kernels::active_kernels().matmul_for(DType::kQ4_0), nullptr);
   EXPECT_EQ(kernels::active_kernels().matmul_for(DType::kI32), nullptr);
 }

@@ -74,7 +74,7 @@ struct KernelTable {
   }
 };
 
-// The table matmul() uses: the best ISA this CPU supports, or the one EDGELLM_ISA=scalar|avx2|avx512
+// The table matmul() uses: the best ISA this CPU supports, or the one EDGELLM_ISA=scalar|avx2|avx512|neon|neon_dot
 // asks for. Chosen on first use and logged (info level; a forced choice the CPU cannot run is a warning).
 const KernelTable& active_kernels();
 

@@ -1,5 +1,5 @@
 // Matrix products of a weight tensor with f32 activations, for every dequantizable weight type.
-// The kernels are picked once per process from the CPU (EDGELLM_ISA=scalar|avx2|avx512 forces one;
+// The kernels are picked once per process from the CPU (EDGELLM_ISA=scalar|avx2|avx512|neon|neon_dot forces one;
 // see kernels/kernel_table.h) and every variant is tested against the scalar reference.
 #pragma once
 

@@ -1,8 +1,4 @@
 // edgellm quantize IN.gguf -o OUT.gguf --quant TYPE: re-quantize an f32/f16/bf16 GGUF.
-#include <unistd.h>
-
-#include <cstdio>
-
 #include "cli/commands.h"
 #include "cli/convert_progress.h"
 #include "convert/gguf_requantizer.h"
@@ -22,18 +18,8 @@ void add_quantize_command(CLI::App& app, int& exit_code) {
   cmd->add_option("-o,--output", a->output, "Output .gguf file (written only when complete)")->required();
   add_quantization_options(cmd, a->options, a->quiet, a->rtn);
   cmd->callback([a, &exit_code] {
-    ConvertOptions options = a->options;
-    options.search = !a->rtn;
-    const bool tty = ::isatty(STDERR_FILENO) != 0;
-    int last_decile = -1;
-    if (!a->quiet) options.progress = [&](const ConvertProgress& p) { show_convert_progress("quantize", p, tty, last_decile); };
-    const Status st = requantize_gguf(a->input, a->output, options);
-    if (!st.ok()) {
-      std::fprintf(stderr, "edgellm quantize: %s\n", st.error().message.c_str());
-      exit_code = 1;
-      return;
-    }
-    if (!a->quiet) std::fprintf(stderr, "quantize: wrote %s (%s)\n", a->output.c_str(), options.quant.c_str());
+    exit_code = run_quantizing_command("quantize", a->options, a->quiet, a->rtn, a->output,
+                                       [&](const ConvertOptions& o) { return requantize_gguf(a->input, a->output, o); });
   });
 }
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -57,6 +58,24 @@ inline void add_quantization_options(CLI::App* cmd, ConvertOptions& options, boo
                   "Calibration tokens (default: 8192 of a text, 2048 self-generated)");
   cmd->add_option("-t,--threads", options.n_threads, "Threads (0: one per CPU)")->capture_default_str();
   cmd->add_flag("--quiet", quiet, "No progress output");
+}
+
+// The body both commands share: search on unless --rtn, progress unless --quiet, `write` produces the
+// file, errors go to stderr as "edgellm VERB: ...". Returns the exit code.
+inline int run_quantizing_command(const char* verb, ConvertOptions options, bool quiet, bool rtn,
+                                  const std::string& output,
+                                  const std::function<Status(const ConvertOptions&)>& write) {
+  options.search = !rtn;
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  int last_decile = -1;
+  if (!quiet) options.progress = [&](const ConvertProgress& p) { show_convert_progress(verb, p, tty, last_decile); };
+  const Status st = write(options);
+  if (!st.ok()) {
+    std::fprintf(stderr, "edgellm %s: %s\n", verb, st.error().message.c_str());
+    return 1;
+  }
+  if (!quiet) std::fprintf(stderr, "%s: wrote %s (%s)\n", verb, output.c_str(), options.quant.c_str());
+  return 0;
 }
 
 }  // namespace edgellm::cli

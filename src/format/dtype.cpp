@@ -13,7 +13,7 @@ struct Entry {
   DTypeTraits traits;
 };
 
-constexpr std::array<Entry, 23> kTypes = {{
+constexpr std::array<Entry, 24> kTypes = {{
     {0, {"f32", 1, 4, false}},
     {1, {"f16", 1, 2, false}},
     {2, {"q4_0", 32, 18, true}},
@@ -28,6 +28,7 @@ constexpr std::array<Entry, 23> kTypes = {{
     {13, {"q5_K", 256, 176, true}},
     {14, {"q6_K", 256, 210, true}},
     {15, {"q8_K", 256, 292, true}},
+    {20, {"iq4_nl", 32, 18, true}},
     {24, {"i8", 1, 1, false}},
     {25, {"i16", 1, 2, false}},
     {26, {"i32", 1, 4, false}},
@@ -91,6 +92,7 @@ bool dtype_is_runnable(DType type) {
     case DType::kBF16:
     case DType::kQ8_0:
     case DType::kQ4_0:
+    case DType::kIQ4_NL:
     case DType::kQ4_1:  // the rest: dequantizing kernels (kernels/matmul.h), for llama.cpp-quantized files
     case DType::kQ5_0:
     case DType::kQ5_1:

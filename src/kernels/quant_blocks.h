@@ -21,6 +21,14 @@ struct BlockQ4_0 {
   uint8_t qs[16];   // 32 x 4-bit
 };
 
+// x[i] = d * kIQ4NLValues[q[i]]: 4-bit indices into a fixed non-uniform codebook (denser near zero,
+// where most weights are), same nibble order as Q4_0. Same size as Q4_0 (4.5 bits per weight).
+struct BlockIQ4_NL {
+  uint16_t d;       // fp16 scale
+  uint8_t qs[16];   // 32 x 4-bit codebook indices
+};
+inline constexpr int8_t kIQ4NLValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
 // x[i] = d * q[i] + m, same nibble order as Q4_0.
 struct BlockQ4_1 {
   uint16_t d;       // fp16 scale
@@ -107,6 +115,7 @@ struct BlockQ8_K {
 
 static_assert(sizeof(BlockQ4_0) == 18);
 static_assert(sizeof(BlockQ4_1) == 20);
+static_assert(sizeof(BlockIQ4_NL) == 18);
 static_assert(sizeof(BlockQ5_0) == 22);
 static_assert(sizeof(BlockQ5_1) == 24);
 static_assert(sizeof(BlockQ8_0) == 34);

@@ -26,6 +26,7 @@ bool can_quantize(DType type) {
     case DType::kF16:
     case DType::kBF16:
     case DType::kQ4_0:
+    case DType::kIQ4_NL:
     case DType::kQ4_1:
     case DType::kQ5_0:
     case DType::kQ5_1:
@@ -45,6 +46,7 @@ bool can_dequantize(DType type) {
     case DType::kF16:
     case DType::kBF16:
     case DType::kQ4_0:
+    case DType::kIQ4_NL:
     case DType::kQ4_1:
     case DType::kQ5_0:
     case DType::kQ5_1:

@@ -45,6 +45,7 @@ uint32_t gguf_file_type(DType t) {
     case DType::kQ8_0: return 7;
     case DType::kQ5_0: return 8;
     case DType::kQ5_1: return 9;
+    case DType::kIQ4_NL: return 25;  // LLAMA_FTYPE_MOSTLY_IQ4_NL
     case DType::kBF16: return 32;
     default: return 1024;  // "guessed": not specified
   }

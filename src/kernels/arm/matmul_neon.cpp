@@ -413,6 +413,7 @@ KernelTable make_table() {
   set(DType::kQ5_K, matmul_rows<DequantViaScratch<BlockQ5_K, kQK_K>>);
   set(DType::kQ6_K, matmul_rows<DequantQ6_K>);
   set(DType::kQ8_K, matmul_rows<DequantViaScratch<BlockQ8_K, kQK_K>>);
+  set(DType::kIQ4_NL, matmul_rows<DequantViaScratch<BlockIQ4_NL, 32>>);
   // TODO(#6): NEON f32-activation kernels for the e4 types; they run with int8 activations by default.
   for (DType type : {DType::kE4G64, DType::kE4G128, DType::kE4G256}) set(type, ref::matmul_rows_e4);
   arm::fill_q8act_column<DotWiden>(table);

@@ -94,6 +94,30 @@ void quantize_block(const float* x, BlockQ4_0& y) {
   }
 }
 
+int iq4nl_nearest_index(float v) {
+  // The codebook is sorted: find the first value >= v, then compare with its left neighbour.
+  int hi = 0;
+  while (hi < 16 && static_cast<float>(kIQ4NLValues[hi]) < v) ++hi;
+  if (hi == 0) return 0;
+  if (hi == 16) return 15;
+  const float below = v - static_cast<float>(kIQ4NLValues[hi - 1]);
+  const float above = static_cast<float>(kIQ4NLValues[hi]) - v;
+  return below <= above ? hi - 1 : hi;
+}
+
+void quantize_block(const float* x, BlockIQ4_NL& y) {
+  float amax, max;
+  signed_absmax(x, 32, amax, max);
+  const float d = max / static_cast<float>(kIQ4NLValues[0]);
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  y.d = f32_to_fp16(d);
+  for (int j = 0; j < 16; ++j) {
+    const int lo = iq4nl_nearest_index(x[j] * id);
+    const int hi = iq4nl_nearest_index(x[j + 16] * id);
+    y.qs[j] = static_cast<uint8_t>(lo | (hi << 4));
+  }
+}
+
 void quantize_block(const float* x, BlockQ4_1& y) {
   float min, max;
   min_max(x, 32, min, max);
@@ -161,6 +185,14 @@ void dequantize_block(const BlockQ4_0& x, float* y) {
   for (int j = 0; j < 16; ++j) {
     y[j] = static_cast<float>((x.qs[j] & 0x0F) - 8) * d;
     y[j + 16] = static_cast<float>((x.qs[j] >> 4) - 8) * d;
+  }
+}
+
+void dequantize_block(const BlockIQ4_NL& x, float* y) {
+  const float d = fp16_to_f32(x.d);
+  for (int j = 0; j < 16; ++j) {
+    y[j] = d * static_cast<float>(kIQ4NLValues[x.qs[j] & 0x0F]);
+    y[j + 16] = d * static_cast<float>(kIQ4NLValues[x.qs[j] >> 4]);
   }
 }
 
@@ -341,6 +373,7 @@ bool quantize_row(DType type, const float* src, void* dst, int64_t n) {
       return true;
     }
     case DType::kQ4_0: quantize_blocks<BlockQ4_0>(src, dst, n, 32); return true;
+    case DType::kIQ4_NL: quantize_blocks<BlockIQ4_NL>(src, dst, n, 32); return true;
     case DType::kQ4_1: quantize_blocks<BlockQ4_1>(src, dst, n, 32); return true;
     case DType::kQ5_0: quantize_blocks<BlockQ5_0>(src, dst, n, 32); return true;
     case DType::kQ5_1: quantize_blocks<BlockQ5_1>(src, dst, n, 32); return true;
@@ -365,6 +398,7 @@ bool dequantize_row(DType type, const void* src, float* dst, int64_t n) {
       return true;
     }
     case DType::kQ4_0: dequantize_blocks<BlockQ4_0>(src, dst, n, 32); return true;
+    case DType::kIQ4_NL: dequantize_blocks<BlockIQ4_NL>(src, dst, n, 32); return true;
     case DType::kQ4_1: dequantize_blocks<BlockQ4_1>(src, dst, n, 32); return true;
     case DType::kQ5_0: dequantize_blocks<BlockQ5_0>(src, dst, n, 32); return true;
     case DType::kQ5_1: dequantize_blocks<BlockQ5_1>(src, dst, n, 32); return true;

@@ -15,12 +15,18 @@ namespace edgellm::ref {
 
 // One block: `x` holds the block's 32 (or 256) floats.
 void quantize_block(const float* x, BlockQ4_0& y);
+// IQ4_NL by plain rounding: d = (the element of largest magnitude) / -127, so it maps onto the first
+// codebook value, then each element to the nearest codebook value of x / d.
+void quantize_block(const float* x, BlockIQ4_NL& y);
+// Index of the kIQ4NLValues entry nearest to v (ties to the lower index).
+int iq4nl_nearest_index(float v);
 void quantize_block(const float* x, BlockQ4_1& y);
 void quantize_block(const float* x, BlockQ5_0& y);
 void quantize_block(const float* x, BlockQ5_1& y);
 void quantize_block(const float* x, BlockQ8_0& y);
 
 void dequantize_block(const BlockQ4_0& x, float* y);
+void dequantize_block(const BlockIQ4_NL& x, float* y);
 void dequantize_block(const BlockQ4_1& x, float* y);
 void dequantize_block(const BlockQ5_0& x, float* y);
 void dequantize_block(const BlockQ5_1& x, float* y);

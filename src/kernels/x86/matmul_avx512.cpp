@@ -217,6 +217,7 @@ KernelTable make_table() {
   set(DType::kQ2_K, x86::matmul_rows<VecAvx512, DequantViaScratch<BlockQ2_K, kQK_K>>);
   set(DType::kQ3_K, x86::matmul_rows<VecAvx512, DequantViaScratch<BlockQ3_K, kQK_K>>);
   set(DType::kQ4_K, x86::matmul_rows<VecAvx512, DequantViaScratch<BlockQ4_K, kQK_K>>);
+  set(DType::kIQ4_NL, x86::matmul_rows<VecAvx512, DequantViaScratch<BlockIQ4_NL, 32>>);
   set(DType::kQ5_K, x86::matmul_rows<VecAvx512, DequantViaScratch<BlockQ5_K, kQK_K>>);
   set(DType::kQ6_K, x86::matmul_rows<VecAvx512, DequantViaScratch<BlockQ6_K, kQK_K>>);
   set(DType::kQ8_K, x86::matmul_rows<VecAvx512, DequantViaScratch<BlockQ8_K, kQK_K>>);

@@ -95,7 +95,7 @@ std::vector<uint8_t> searched(DType type, const Problem& p) {
 
 TEST(QuantGptq, LowersOutputErrorOnCorrelatedInputs) {
   const Problem p = make_problem(24, 128, 512, kSeed);
-  for (DType type : {DType::kQ4_0, DType::kQ4_1, DType::kQ8_0, DType::kE4G64}) {
+  for (DType type : {DType::kQ4_0, DType::kIQ4_NL, DType::kQ4_1, DType::kQ8_0, DType::kE4G64}) {
     const double e_search = output_error(type, p, searched(type, p));
     const double e_gptq = output_error(type, p, gptq(type, p, 1));
     std::printf("%s: output error search %.4g, gptq %.4g (%.2fx) [seed %llu]\n", dtype_name(type), e_search, e_gptq,

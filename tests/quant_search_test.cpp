@@ -22,7 +22,7 @@ namespace {
 
 constexpr uint64_t kSeed = 1234;
 
-const DType kSearchTypes[] = {DType::kQ4_0, DType::kQ4_1, DType::kQ8_0,
+const DType kSearchTypes[] = {DType::kQ4_0, DType::kIQ4_NL, DType::kQ4_1, DType::kQ8_0,
                               DType::kE4G64, DType::kE4G128, DType::kE4G256};
 
 std::vector<float> gaussian(int64_t n, uint64_t seed, float sd = 1.0f) {
@@ -66,7 +66,8 @@ double sum_sq(const std::vector<float>& x) {
 }
 
 // Error budget of a row: round-to-nearest with step h makes a uniform error of variance h^2/12 per
-// element, h being the group's scale: amax/8 for Q4_0 (ggml maps the extreme to -8), amax/127 for Q8_0,
+// element, h being the group's scale: amax/8 for Q4_0 (ggml maps the extreme to -8) and for IQ4_NL (16
+// values over the same range, unevenly spaced), amax/127 for Q8_0,
 // (max - min)/15 for the types with an offset. The search must stay within 1.2x of that expectation
 // (it is usually below: it picks smaller steps and clips), on any data.
 double rounding_noise_budget(DType type, const std::vector<float>& x) {
@@ -80,7 +81,7 @@ double rounding_noise_budget(DType type, const std::vector<float>& x) {
       hi = std::max(hi, v);
       amax = std::max(amax, std::fabs(v));
     }
-    const double step = type == DType::kQ4_0 ? amax / 8.0 : type == DType::kQ8_0 ? amax / 127.0 : (hi - lo) / 15.0;
+    const double step = type == DType::kQ4_0 || type == DType::kIQ4_NL ? amax / 8.0 : type == DType::kQ8_0 ? amax / 127.0 : (hi - lo) / 15.0;
     total += static_cast<double>(group) * step * step / 12.0;
   }
   return 1.2 * total;
@@ -264,13 +265,17 @@ TEST(QuantRecipe, LargestGroupFallsBackThroughTheFamily) {
   EXPECT_EQ(tensor_type_for(*r, TensorRole::kFfnUp, 896, false, false, &fb), DType::kE4G128);  // Qwen2.5-0.5B
   EXPECT_TRUE(fb);
   EXPECT_EQ(tensor_type_for(*r, TensorRole::kFfnUp, 64, false, false, &fb), DType::kE4G64);
-  EXPECT_EQ(tensor_type_for(*r, TensorRole::kFfnUp, 96, false, false, &fb), DType::kQ4_0);
+  EXPECT_EQ(tensor_type_for(*r, TensorRole::kFfnUp, 96, false, false, &fb), DType::kIQ4_NL);
   EXPECT_EQ(tensor_type_for(*r, TensorRole::kFfnDown, 172, false, false, &fb), DType::kF16);  // stories260K
   EXPECT_EQ(tensor_type_for(*r, TensorRole::kOutput, 896, false, false, &fb), DType::kQ8_0);
   EXPECT_EQ(tensor_type_for(*r, TensorRole::kTokenEmbd, 896, false, true, &fb), DType::kQ8_0);  // tied
   EXPECT_EQ(tensor_type_for(*r, TensorRole::kAttnNorm, 896, true, false, &fb), DType::kF32);
   for (const std::string& name : quant_recipe_names()) EXPECT_TRUE(quant_recipe_from_name(name).ok()) << name;
   EXPECT_FALSE(quant_recipe_from_name("w3a16").ok());
+  // w4a16_g32 is IQ4_NL (same 4.5 bits per weight as Q4_0, lower error); q4_0 stays plain Q4_0.
+  EXPECT_EQ(quant_recipe_from_name("w4a16_g32")->matrix_type, DType::kIQ4_NL);
+  EXPECT_EQ(quant_recipe_from_name("iq4_nl")->matrix_type, DType::kIQ4_NL);
+  EXPECT_EQ(quant_recipe_from_name("q4_0")->matrix_type, DType::kQ4_0);
 }
 
 TEST(QuantRecipe, GgufNamesMapBackToRoles) {

@@ -61,6 +61,24 @@ TEST(QuantBlocks, Q4_0PositiveMaxRoundsHalfUp) {
   EXPECT_EQ(dequantize_one(DType::kQ4_0, b), expected);
 }
 
+TEST(QuantBlocks, IQ4_NLCodebook) {
+  // Largest magnitude -127 -> d = -127 / -127 = 1: every codebook value maps onto itself, x = 20 lies
+  // between 13 (index 9) and 25 (index 10) and goes to the nearer 25, x = 0 to 1 (index 8).
+  const int8_t values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+  std::vector<float> x(32, 0.0f);
+  for (int j = 0; j < 16; ++j) x[j] = values[j];
+  x[16] = 20.0f;
+  const auto b = quantize_one<BlockIQ4_NL>(DType::kIQ4_NL, x);
+  EXPECT_EQ(b.d, 0x3C00);  // fp16 1.0
+  for (int j = 0; j < 16; ++j) EXPECT_EQ(b.qs[j] & 0x0F, j) << j;
+  EXPECT_EQ(b.qs[0] >> 4, 10);
+  for (int j = 1; j < 16; ++j) EXPECT_EQ(b.qs[j] >> 4, 8) << j;
+  std::vector<float> expected = x;
+  expected[16] = 25.0f;
+  for (int j = 17; j < 32; ++j) expected[j] = 1.0f;
+  EXPECT_EQ(dequantize_one(DType::kIQ4_NL, b), expected);
+}
+
 TEST(QuantBlocks, Q4_1Offset) {
   // min 10, max 25 -> d = 15 / 15 = 1, m = 10; q = x - 10.
   std::vector<float> x(32);
@@ -235,6 +253,9 @@ double block_error_bound(DType type, const float* x) {
   switch (type) {
     case DType::kQ8_0: { const double step = amax / 127; return 0.5 * step + 127 * step * fp16_rel + slack; }
     case DType::kQ4_0: { const double step = amax / 8; return step + 8 * step * fp16_rel + slack; }
+    // IQ4_NL: d = amax / 127 maps the extreme onto -127; an element of the other sign as large reaches
+    // only the other end, 113 (14 steps short), and inside the codebook the widest gap is 24 (89 .. 113).
+    case DType::kIQ4_NL: { const double step = amax / 127; return 14 * step + 127 * step * fp16_rel + slack; }
     case DType::kQ5_0: { const double step = amax / 16; return step + 16 * step * fp16_rel + slack; }
     case DType::kQ4_1: {
       const double step = (max - min) / 15;
@@ -268,7 +289,7 @@ void check_round_trip(DType type, const std::vector<float>& x, uint32_t seed) {
   EXPECT_GT(max_ratio, 0.2) << dtype_name(type) << ": the bound is suspiciously loose";
 }
 
-const DType kQuantTypes[] = {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1};
+const DType kQuantTypes[] = {DType::kQ8_0, DType::kQ4_0, DType::kIQ4_NL, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1};
 
 TEST(QuantRoundTrip, RandomNormalWithinBound) {
   for (uint32_t seed : {1u, 2u, 3u}) {

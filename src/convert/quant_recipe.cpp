@@ -12,16 +12,18 @@ const std::vector<QuantRecipe>& recipes() {
       {"bf16", DType::kBF16, DType::kBF16, DType::kBF16, "bfloat16"},
       {"w8a8", DType::kQ8_0, DType::kQ8_0, DType::kQ8_0, "8-bit weights in groups of 32 (Q8_0)"},
       {"q8_0", DType::kQ8_0, DType::kQ8_0, DType::kQ8_0, "GGUF Q8_0 (same as w8a8)"},
-      {"w4a16_g32", DType::kQ4_0, DType::kQ4_0, DType::kQ8_0,
-       "4-bit weights in groups of 32 (Q4_0 layout), output projection at 8 bits"},
-      {"q4_0", DType::kQ4_0, DType::kQ4_0, DType::kQ8_0, "GGUF Q4_0 (same as w4a16_g32)"},
+      {"w4a16_g32", DType::kIQ4_NL, DType::kIQ4_NL, DType::kQ8_0,
+       "4-bit weights in groups of 32 (IQ4_NL: fp16 scale, 16-value non-uniform codebook), output projection at 8 bits"},
+      {"iq4_nl", DType::kIQ4_NL, DType::kIQ4_NL, DType::kQ8_0, "GGUF IQ4_NL (same as w4a16_g32)"},
+      {"q4_0", DType::kQ4_0, DType::kQ4_0, DType::kQ8_0,
+       "GGUF Q4_0: 4-bit uniform levels in groups of 32 (same size as w4a16_g32), output at 8 bits"},
       {"q4_1", DType::kQ4_1, DType::kQ4_1, DType::kQ8_0, "GGUF Q4_1: 4-bit with offset, groups of 32, output at 8 bits"},
       {"w4a16_g64", DType::kE4G64, DType::kE4G64, DType::kQ8_0,
        "4-bit weights with offset in groups of 64 (edgellm-only e4_g64), output at 8 bits"},
       {"w4a16_g128", DType::kE4G128, DType::kE4G128, DType::kQ8_0,
        "4-bit weights with offset in groups of 128 (edgellm-only e4_g128), output at 8 bits"},
       {"w4a16", DType::kE4G256, DType::kE4G256, DType::kQ8_0,
-       "4-bit weights with offset, largest group (256, else 128/64; edgellm-only e4_g*), output at 8 bits"},
+       "4-bit weights with offset, largest group (256, else 128/64, else IQ4_NL; edgellm-only e4_g*), output at 8 bits"},
   };
   return all;
 }
@@ -31,7 +33,7 @@ DType smaller_group(DType t) {
   switch (t) {
     case DType::kE4G256: return DType::kE4G128;
     case DType::kE4G128: return DType::kE4G64;
-    case DType::kE4G64: return DType::kQ4_0;
+    case DType::kE4G64: return DType::kIQ4_NL;
     default: return DType::kF16;
   }
 }

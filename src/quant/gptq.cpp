@@ -130,7 +130,7 @@ Status quantize_matrix_gptq(DType type, const float* w, int64_t n_rows, int64_t 
             for (int64_t j = 0; j < group; ++j) {
               const int64_t i = g0 + j;
               levels[j] = grid.level(static_cast<float>(r[sz(i)]));
-              const double q = static_cast<double>(grid.d * static_cast<float>(levels[j]) + grid.m);
+              const double q = static_cast<double>(grid.value(levels[j]));
               const double* ui = &u[sz(i * n)];
               const double e = (r[sz(i)] - q) / ui[i];
               for (int64_t k = i + 1; k < n; ++k) r[sz(k)] -= e * ui[k];

@@ -7,6 +7,7 @@
 #include "kernels/quant_blocks.h"
 #include "kernels/quant_edgellm.h"
 #include "kernels/quantize.h"
+#include "kernels/ref/quant_ref.h"
 #include "util/half.h"
 
 namespace edgellm {
@@ -22,7 +23,8 @@ struct GroupFit {
   double err = INFINITY;
 };
 
-// The level grid of a type: symmetric types (m = 0) or affine ones (fp16 offset m).
+// The level grid of a type: symmetric types (m = 0) or affine ones (fp16 offset m). With a codebook
+// (IQ4_NL), a level is an index into it and stands for the value codebook[level]; otherwise for itself.
 struct LevelGrid {
   int lmin, lmax;
   bool has_offset;
@@ -30,6 +32,17 @@ struct LevelGrid {
   float lo_frac;        // candidate scales span [lo_frac, hi_frac] x the scale that just reaches the extreme
   float hi_frac;
   int candidates_per_unit;  // candidates per ScaleSearchOptions::n_candidates / 32
+  const int8_t* codebook = nullptr;
+
+  float value(int level) const { return codebook ? static_cast<float>(codebook[level]) : static_cast<float>(level); }
+  // The level whose value is nearest to v (v in level units: (x - m) / d).
+  int nearest(float v) const {
+    if (codebook) return ref::iq4nl_nearest_index(v);
+    return static_cast<int>(std::clamp(std::nearbyint(v), static_cast<float>(lmin), static_cast<float>(lmax)));
+  }
+  // The value the extreme element reaches at the scale that "just fits" it, for d > 0 (top) and d < 0.
+  float top() const { return value(lmax); }
+  float bottom() const { return value(lmin); }
 };
 
 float fp16_round(float v) { return fp16_to_f32(f32_to_fp16(v)); }
@@ -39,8 +52,8 @@ double round_and_score(const float* x, const float* w, int n, float d, float m, 
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   double err = 0;
   for (int j = 0; j < n; ++j) {
-    const float q = std::clamp(std::nearbyint((x[j] - m) * id), static_cast<float>(g.lmin), static_cast<float>(g.lmax));
-    levels[j] = static_cast<int>(q);
+    levels[j] = g.nearest((x[j] - m) * id);
+    const float q = g.value(levels[j]);
     // Evaluated as the dequantizers compute it: one f32 multiply and one add.
     const double e = static_cast<double>(x[j]) - static_cast<double>(d * q + m);
     err += static_cast<double>(w[j]) * e * e;
@@ -49,10 +62,11 @@ double round_and_score(const float* x, const float* w, int n, float d, float m, 
 }
 
 // Weighted least squares of x ~ d * L + m (or x ~ d * L) for fixed levels. False if degenerate.
-bool refit(const float* x, const float* w, int n, const int* levels, bool has_offset, float& d, float& m) {
+bool refit(const float* x, const float* w, int n, const int* levels, const LevelGrid& g, float& d, float& m) {
+  const bool has_offset = g.has_offset;
   double sw = 0, sl = 0, sll = 0, sx = 0, slx = 0;
   for (int j = 0; j < n; ++j) {
-    const double wj = w[j], l = levels[j];
+    const double wj = w[j], l = g.value(levels[j]);
     sw += wj;
     sl += wj * l;
     sll += wj * l * l;
@@ -87,7 +101,7 @@ void try_start(const float* x, const float* w, int n, float d, float m, const Le
       best.m = m;
       std::memcpy(best.levels, scratch, sizeof(int) * static_cast<size_t>(n));
     }
-    if (it == n_refits || !refit(x, w, n, scratch, g.has_offset, d, m)) return;
+    if (it == n_refits || !refit(x, w, n, scratch, g, d, m)) return;
   }
 }
 
@@ -109,7 +123,7 @@ void search_group(const float* x, const float* w, int n, const LevelGrid& g, con
     // start to the local least-squares optimum.
     for (int sign : {+1, -1}) {
       if (sign < 0 && !g.negative_scale) continue;
-      const float reach = sign > 0 ? static_cast<float>(g.lmax) : static_cast<float>(-g.lmin);
+      const float reach = sign > 0 ? g.top() : -g.bottom();
       for (int c = 0; c < n_cand; ++c) {
         try_start(x, w, n, static_cast<float>(sign) * amax * frac_of(c) / reach, 0.0f, g, opt.n_refits, best, scratch);
       }
@@ -142,6 +156,12 @@ LevelGrid grid_of(DType type);
 void pack_group(DType type, const GroupGrid& grid, const int* levels, void* block) {
   const uint16_t d_bits = f32_to_fp16(grid.d), m_bits = f32_to_fp16(grid.m);
   switch (type) {
+    case DType::kIQ4_NL: {
+      auto& b = *static_cast<BlockIQ4_NL*>(block);
+      b.d = d_bits;
+      for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>(levels[j] | (levels[j + 16] << 4));
+      return;
+    }
     case DType::kQ4_0: {
       auto& b = *static_cast<BlockQ4_0*>(block);
       b.d = d_bits;
@@ -181,6 +201,8 @@ LevelGrid grid_of(DType type) {
     // Ranges found on Gaussian and outlier-heavy test rows (tests/quant_search_test.cpp prints the
     // gains); 8-bit gains most from many candidates near frac = 1.
     case DType::kQ4_0: return {-8, 7, false, true, 0.6f, 1.1f, 32};
+    // Codebook -127 .. 113: either end can take the extreme element (d < 0 puts it on +113 or -127).
+    case DType::kIQ4_NL: return {0, 15, false, true, 0.6f, 1.15f, 32, kIQ4NLValues};
     case DType::kQ8_0: return {-127, 127, false, false, 0.9f, 1.15f, 96};  // ggml never stores -128: neither do we
     default: return {0, 15, true, false, 0.6f, 1.1f, 32};                  // Q4_1 and the e4 types
   }
@@ -200,9 +222,14 @@ double block_error(DType type, const float* x, const float* w, const void* block
 }  // namespace
 
 int GroupGrid::level(float x) const {
+  if (codebook) return d == 0.0f ? ref::iq4nl_nearest_index(0.0f) : ref::iq4nl_nearest_index((x - m) / d);
   if (d == 0.0f) return std::clamp(0, lmin, lmax);
   const float q = std::nearbyint((x - m) / d);
   return static_cast<int>(std::clamp(q, static_cast<float>(lmin), static_cast<float>(lmax)));
+}
+
+float GroupGrid::value(int level) const {
+  return d * (codebook ? static_cast<float>(codebook[level]) : static_cast<float>(level)) + m;
 }
 
 GroupGrid search_group_grid(DType type, const float* x, const float* importance, const ScaleSearchOptions& options) {
@@ -212,12 +239,13 @@ GroupGrid search_group_grid(DType type, const float* x, const float* importance,
   std::fill(ones, ones + group, 1.0f);
   GroupFit best;
   search_group(x, importance ? importance : ones, group, g, options, best);
-  if (!std::isfinite(best.err)) return GroupGrid{0.0f, 0.0f, g.lmin, g.lmax};  // all equal (zero) values
-  return GroupGrid{best.d, best.m, g.lmin, g.lmax};
+  if (!std::isfinite(best.err)) return GroupGrid{0.0f, 0.0f, g.lmin, g.lmax, g.codebook};  // all equal (zero) values
+  return GroupGrid{best.d, best.m, g.lmin, g.lmax, g.codebook};
 }
 
 bool has_scale_search(DType type) {
-  return type == DType::kQ4_0 || type == DType::kQ4_1 || type == DType::kQ8_0 || dtype_is_edgellm_only(type);
+  return type == DType::kQ4_0 || type == DType::kIQ4_NL || type == DType::kQ4_1 || type == DType::kQ8_0 ||
+         dtype_is_edgellm_only(type);
 }
 
 Status quantize_row_searched(DType type, const float* x, const float* importance, void* dst, int64_t n,

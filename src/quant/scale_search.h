@@ -26,7 +26,7 @@ struct ScaleSearchOptions {
   int n_refits = 2;
 };
 
-// Types with a search: Q4_0, Q4_1, Q8_0, e4_g64, e4_g128, e4_g256.
+// Types with a search: Q4_0, IQ4_NL, Q4_1, Q8_0, e4_g64, e4_g128, e4_g256.
 bool has_scale_search(DType type);
 
 // Quantizes one row of n floats to `type` (dtype_row_bytes(type, n) bytes at dst). `importance` is n
@@ -37,14 +37,19 @@ bool has_scale_search(DType type);
 Status quantize_row_searched(DType type, const float* x, const float* importance, void* dst, int64_t n,
                              const ScaleSearchOptions& options = {});
 
-// One group's grid, x_hat = d * level + m (m = 0 for symmetric types), d and m exactly representable in
-// fp16 as the block stores them; levels in [lmin, lmax]. Used by quant/gptq.h, which fixes a group's grid
-// when it reaches the group and then rounds error-updated weights onto it one column at a time.
+// One group's grid, x_hat = d * level + m (m = 0 for symmetric types), or x_hat = d * codebook[level]
+// for a codebook type (IQ4_NL); d and m exactly representable in fp16 as the block stores them; levels
+// in [lmin, lmax]. Used by quant/gptq.h, which fixes a group's grid when it reaches the group and then
+// rounds error-updated weights onto it one column at a time.
 struct GroupGrid {
   float d = 0, m = 0;
   int lmin = 0, lmax = 0;
-  // The nearest level of x on this grid (0 when d is 0).
+  const int8_t* codebook = nullptr;  // IQ4_NL's kIQ4NLValues, or nullptr for integer levels
+  // The level whose value is nearest to x on this grid (level 0, or the codebook's entry nearest to 0,
+  // when d is 0).
   int level(float x) const;
+  // The dequantized value of a level, computed as the block's dequantizer computes it.
+  float value(int level) const;
 };
 
 // The searched grid of one group of dtype_traits(type).block_size values (same search as

@@ -4,18 +4,18 @@ wiki.test.raw (`edgellm perplexity --kl-base`).
 
 Checked per model:
   - the quality order in KL: 0 = KL(f16) <= KL(w8a8) <= KL(w4a16_g32) <= KL(w4a16); in PPL,
-    PPL(f16) <= PPL(w8a8) <= PPL(w4a16_g32) <= PPL(w4a16) on stories260K only: on the trained fixtures the
-    PPL differences between f16, w8a8 and the 4-bit recipes are far below one standard error (0.01-0.2
-    against 2-4) and not ordered (w8a8 comes out below f16, w4a16 below w4a16_g32 on both, although
-    their KL is ordered): the PPLs are printed there, not asserted;
-  - the error-minimising scale search (the default, no calibration) gives lower KL than round-to-nearest:
-    >= 10% lower where docs/quantization.md measured it so (SEARCH_GAIN);
+    PPL(f16) <= PPL(w8a8) <= PPL(w4a16_g32) <= PPL(w4a16) on the models in PPL_ORDERED (stories260K): on
+    the trained fixtures the PPL differences between f16 and w8a8 are 0.001-0.03 against a standard error
+    of 2-4, and which way they fall depends on the windows (over 8 windows w8a8 comes out below f16 on both;
+    over 40, on qwen3-tiny only) although the KL order holds: their PPLs are printed, not asserted;
+  - the error-minimising scale search (the default, no calibration) gives >= 10% lower KL than plain
+    rounding to the same type (w4a16_g32 is IQ4_NL);
   - the goal of issue 7 against llama.cpp's own quantizers, KL(w4a16_g32) <= 0.8 x KL(Q4_0) and
-    KL(w8a8) <= 0.8 x KL(Q8_0), for the variants listed in GOALS (where docs/quantization.md measured
-    it met): GPTQ with the data-free calibration (`--calib self`: the model's own samples) and with a
-    calibration text. llama.cpp's Q4_0/Q8_0 files are edgellm's `--rtn` files: ggml's
-    reference quantizers, byte for byte (test_quant_ggml.py and test_gguf_interop.py check that), so
-    no llama-cpp-python is needed here; tools/quant_report.py measures llama.cpp's files themselves.
+    KL(w8a8) <= 0.8 x KL(Q8_0), for every variant listed in GOALS: the default (no calibration), GPTQ
+    with the data-free calibration (`--calib self`: the model's own samples) and with a calibration text.
+    llama.cpp's Q4_0/Q8_0 files are edgellm's `-q q4_0 --rtn` / `-q w8a8 --rtn` files: ggml's reference
+    quantizers, byte for byte (test_gguf_interop.py checks that), so no llama-cpp-python is needed here;
+    tools/quant_report.py measures llama.cpp's files themselves.
 The calibration text is the last 5% of wiki.test.raw (from a line boundary): the evaluated windows (the
 start of the file) never reach it and the fixtures did not train on it. EDGELLM_ACTIVATIONS=f32.
 """
@@ -35,13 +35,13 @@ MODELS = {
 }
 
 
-# KL(search) / KL(RTN) bound per model: 10% lower KL on stories260K and qwen3-tiny; on qwen2-tiny the
-# search alone measured 0.91x (8 windows), short of the issue's 10%, while GPTQ (--calib self) gives 0.72x.
-SEARCH_GAIN = {"stories260K": 0.9, "qwen2-tiny": 0.95, "qwen3-tiny": 0.9}  # measured 0.85, 0.91, 0.87 (40 windows)
+# Models on which the PPL order is asserted (see the module docstring for the fixtures).
+PPL_ORDERED = ("stories260K",)
 
 # Ratios that must stay <= 0.8 (the goal) per model; the others are printed.
 GOALS = {
-    m: ("w4a16_g32 --calib self / Q4_0", "w4a16_g32 --calib text / Q4_0", "w8a8 / Q8_0", "w8a8 --calib self / Q8_0")
+    m: ("w4a16_g32 / Q4_0", "w4a16_g32 --calib self / Q4_0", "w4a16_g32 --calib text / Q4_0", "w8a8 / Q8_0",
+        "w8a8 --calib self / Q8_0")
     for m in MODELS
 }
 
@@ -83,7 +83,8 @@ def test_quality_order_search_gain_and_goal(name, tmp_path, calib_text):
         "w4a16_g32": ["-q", "w4a16_g32"],
         "w4a16_g32 self": ["-q", "w4a16_g32", "--calib", "self"],
         "w4a16_g32 calib": ["-q", "w4a16_g32", "--calib", calib_text],
-        "Q4_0 (rtn)": ["-q", "w4a16_g32", "--rtn"],
+        "w4a16_g32 rtn": ["-q", "w4a16_g32", "--rtn"],
+        "Q4_0 (rtn)": ["-q", "q4_0", "--rtn"],
         "w4a16": ["-q", "w4a16"],
     }
     files = {k: convert(hf_dir, tmp_path / f"{i}.gguf", *v) for i, (k, v) in enumerate(variants.items())}
@@ -92,7 +93,8 @@ def test_quality_order_search_gain_and_goal(name, tmp_path, calib_text):
         print(f"{name:12s} {k:22s} PPL {v['ppl']:9.4f} +/- {v['ppl_stderr']:.4f}  KL {v['kl']:.5f} +/- {v['kl_stderr']:.5f}")
     kl = {k: v["kl"] for k, v in r.items()}
     ratios = {
-        "search / RTN (Q4_0)": kl["w4a16_g32"] / kl["Q4_0 (rtn)"],
+        "search / plain rounding (w4a16_g32)": kl["w4a16_g32"] / kl["w4a16_g32 rtn"],
+        "w4a16_g32 / Q4_0": kl["w4a16_g32"] / kl["Q4_0 (rtn)"],
         "w4a16_g32 --calib self / Q4_0": kl["w4a16_g32 self"] / kl["Q4_0 (rtn)"],
         "w4a16_g32 --calib text / Q4_0": kl["w4a16_g32 calib"] / kl["Q4_0 (rtn)"],
         "w8a8 / Q8_0": kl["w8a8"] / kl["Q8_0 (rtn)"],
@@ -102,8 +104,8 @@ def test_quality_order_search_gain_and_goal(name, tmp_path, calib_text):
         print(f"{name:12s} KL {k}: {v:.3f}")
     ppl = {k: v["ppl"] for k, v in r.items()}
     assert 0 <= kl["f16"] < 1e-9 and kl["w8a8"] <= kl["w4a16_g32"] <= kl["w4a16"], kl
-    if name == "stories260K":
+    if name in PPL_ORDERED:
         assert ppl["f16"] <= ppl["w8a8"] <= ppl["w4a16_g32"] <= ppl["w4a16"], ppl
-    assert ratios["search / RTN (Q4_0)"] <= SEARCH_GAIN[name]
+    assert ratios["search / plain rounding (w4a16_g32)"] <= 0.9, ratios
     for k in GOALS.get(name, ()):
         assert ratios[k] <= 0.8, (k, ratios[k])

@@ -481,7 +481,7 @@ def test_convert_rtn_bytes_match_gguf_package(name, quant, module_tmp, convert_s
     assert r.ids == [int(x) for x in logits[len(c["prompt"]) - 1:].argmax(-1)]
 
 
-@pytest.mark.parametrize("quant", ["q8_0", "q4_0", "q4_1"])
+@pytest.mark.parametrize("quant", ["q8_0", "q4_0", "iq4_nl", "q4_1"])
 def test_convert_search_quant(quant, module_tmp, convert_src):
     """Default (error-minimising) scales: still standard blocks the gguf package decodes, no larger
     weight error than round-to-nearest, and logits match transformers run on the file's values."""

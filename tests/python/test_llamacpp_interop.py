@@ -1,10 +1,10 @@
 """Interoperability with llama.cpp itself (issue 7, "How it is checked"), through llama-cpp-python.
 
-(a) GGUF files edgellm writes with standard types only (`edgellm convert -q f16|q8_0|q4_0`, the default
-    error-minimising search: plain blocks) of the trained fixtures qwen2-tiny / qwen3-tiny and of
+(a) GGUF files edgellm writes with standard types only (`edgellm convert -q f16|q8_0|q4_0|w4a16_g32`
+    (IQ4_NL), the default error-minimising search: plain blocks) of the trained fixtures qwen2-tiny / qwen3-tiny and of
     stories260K load in llama.cpp, and greedy decoding there gives the same tokens as `edgellm generate`.
-(b) Files llama.cpp quantizes itself (`llama_model_quantize` of edgellm's f16 file to Q4_0, Q8_0 and
-    Q4_K_M) load in edgellm and give the same greedy tokens as llama.cpp. The tiny models' rows (64, 128,
+(b) Files llama.cpp quantizes itself (`llama_model_quantize` of edgellm's f16 file to Q4_0, Q8_0,
+    IQ4_NL and Q4_K_M) load in edgellm and give the same greedy tokens as llama.cpp. The tiny models' rows (64, 128,
     172, 384 wide) are not whole 256-element super-blocks, so llama.cpp's Q4_K_M stores those matrices in
     its fallback types (Q5_0/Q5_1/Q8_0/Q6_K...); the test prints which types the file holds.
 
@@ -12,8 +12,10 @@ edgellm runs its f32-activation path (EDGELLM_ACTIVATIONS=f32); llama.cpp's CPU 
 Q8_0 / K-quant weights with activations rounded to 8 bits (and f16 weights with f16 activations), so
 the two engines' logits differ by a few 1e-3..1e-2 and greedy choices may part where the top two logits
 are that close. The rule: the tokens must be identical for all N_STEPS steps, except that the sequences
-may part at a step where llama.cpp's top-2 logit margin is below MARGIN_TOL (then the comparison stops
-there, and the test prints the step and the margin). Before a parting, edgellm's logits must be within
+may part at a step where llama.cpp's top-2 logit margin is below MARGIN_TOL or below the two engines'
+difference on the two candidate logits of that row (|ours[a] - theirs[a]| + |ours[b] - theirs[b]|, the
+room the measured noise leaves for a near-tie to flip); then the comparison stops there, and the test
+prints the step and the margin. Before a parting, edgellm's logits must be within
 LOGIT_TOL (max abs difference / max abs logit of the row) of llama.cpp's.
 
 llama-cpp-python is optional (its source build takes over an hour on 2 cores): without it this file
@@ -45,7 +47,7 @@ MARGIN_TOL = 0.05   # logits: a parting is accepted only where llama.cpp's top-2
 # qwen2-tiny; the bounds leave 2x room. A layout mistake (scale, nibble order, offset) gives O(1).
 LOGIT_TOL_F16, LOGIT_TOL_QUANT = 2e-3, 4e-2
 # llama_ftype values (llama.h)
-LLAMA_FTYPES = {"llama.cpp Q4_0": 2, "llama.cpp Q8_0": 7, "llama.cpp Q4_K_M": 15}
+LLAMA_FTYPES = {"llama.cpp Q4_0": 2, "llama.cpp Q8_0": 7, "llama.cpp IQ4_NL": 25, "llama.cpp Q4_K_M": 15}
 
 
 def models():
@@ -114,22 +116,25 @@ def compare(label, ours, ours_logits, theirs, theirs_logits):
         if a != b:
             top2 = np.sort(lb)[-2:]
             margin = float(top2[1] - top2[0])
-            assert margin < MARGIN_TOL, (f"{label}: greedy ids part at step {step} ({a} vs llama.cpp {b}) although "
-                                         f"llama.cpp's top-2 margin is {margin:.4f} (>= {MARGIN_TOL})\n"
-                                         f"edgellm  {ours}\nllama.cpp {theirs}")
+            # The engines' own difference on this row's two candidates bounds how far apart a tie can look.
+            noise = float(abs(la[a] - lb[a]) + abs(la[b] - lb[b]))
+            allowed = max(MARGIN_TOL, noise)
+            assert margin < allowed, (f"{label}: greedy ids part at step {step} ({a} vs llama.cpp {b}) although "
+                                      f"llama.cpp's top-2 margin is {margin:.4f} (>= {allowed:.4f})\n"
+                                      f"edgellm  {ours}\nllama.cpp {theirs}")
             return f"{label}: {n_agree}/{len(ours)} ids equal, parted at step {step} (margin {margin:.4f}), " \
                    f"max logit rel diff {worst:.2e}"
         n_agree += 1
     return f"{label}: {n_agree}/{len(ours)} ids equal, max logit rel diff {worst:.2e}"
 
 
-@pytest.mark.parametrize("quant", ["f16", "q8_0", "q4_0"])
+@pytest.mark.parametrize("quant", ["f16", "q8_0", "q4_0", "w4a16_g32"])
 @pytest.mark.parametrize("name,hf_dir,prompt", MODELS, ids=[m[0] for m in MODELS])
 def test_edgellm_file_runs_in_llama_cpp(name, hf_dir, prompt, quant, tmp_path):
     path = tmp_path / f"{name}-{quant}.gguf"
     convert(hf_dir, path, quant)
     types = tensor_types(path)
-    assert set(types) <= {"F32", "F16", "Q8_0", "Q4_0"}, types
+    assert set(types) <= {"F32", "F16", "Q8_0", "Q4_0", "IQ4_NL"}, types
     theirs, theirs_logits = llama_cpp_greedy(path, prompt, N_STEPS)
     r = run_generate(path, prompt, N_STEPS, tmp_path, kv_type="f32", activations="f32")
     ours_logits = r.logits[len(prompt) - 1:]

@@ -90,7 +90,7 @@ void add_quant_row_command(CLI::App& app, int& exit_code) {
   auto opt = std::make_shared<QuantRowOptions>();
   auto* cmd = app.add_subcommand("quant-row", "Developer tool: reference (de)quantization of a raw file");
   cmd->group("");  // hidden from --help
-  cmd->add_option("--type", opt->type, "Block type: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1 (dequant: also K-quants)")
+  cmd->add_option("--type", opt->type, "Block type: f32, f16, bf16, q8_0, q4_0, iq4_nl, q4_1, q5_0, q5_1 (dequant: also K-quants)")
       ->required();
   cmd->add_option("--in", opt->in_path, "Input: raw little-endian f32 values, or blocks with --dequant")->required();
   cmd->add_option("--out", opt->out_path, "Output: blocks, or f32 values with --dequant")->required();

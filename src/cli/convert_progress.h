@@ -47,7 +47,7 @@ inline std::string quant_recipes_help() {
 inline void add_quantization_options(CLI::App* cmd, ConvertOptions& options, bool& quiet, bool& rtn) {
   cmd->add_option("-q,--quant", options.quant, quant_recipes_help())->capture_default_str();
   cmd->add_flag("--rtn", rtn,
-                "Plain round-to-nearest scales (ggml's reference quantizers) instead of the error-minimising search");
+                "Plain round-to-nearest scales instead of the error-minimising search (the extreme value on the end level; for Q4_0, Q4_1 and Q8_0 byte for byte ggml's reference quantizers)");
   cmd->add_option("--calib", options.calib_path,
                   "Calibration: a text file, or `self` (the model samples 2048 tokens of its own text: no data "
                   "needed), or `none` (default). The model runs over it; its input second moments drive GPTQ error "

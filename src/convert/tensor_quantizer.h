@@ -20,7 +20,7 @@
 namespace edgellm {
 
 struct QuantizeSettings {
-  bool search = true;  // false: plain round-to-nearest (ggml's reference quantizers), for comparisons
+  bool search = true;  // false: plain round-to-nearest (for Q4_0/Q4_1/Q8_0 ggml's reference quantizers), for comparisons
   ScaleSearchOptions search_options;
   // With calibration second moments (stats->gram), matrices are quantized with GPTQ's error compensation
   // (quant/gptq.h) unless this is false (--no-gptq: the diagonal importance weighting only).

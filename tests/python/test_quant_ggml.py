@@ -24,13 +24,13 @@ SEED = 20240601
 ROWS, COLS = 16, 1024  # 16384 values: 512 blocks of 32, 64 super-blocks of 256
 
 QUANTIZE_TYPES = [T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.F16, T.BF16]
-DEQUANTIZE_TYPES = [T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0,
+DEQUANTIZE_TYPES = [T.F16, T.BF16, T.Q4_0, T.IQ4_NL, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0,
                     T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K]
 
 # Byte offsets of the fp16 scales inside each block (ggml/src/ggml-common.h), overwritten with sane
 # values in random blocks so that no scale is NaN or infinite.
 FP16_SCALE_OFFSETS = {
-    T.Q4_0: [0], T.Q4_1: [0, 2], T.Q5_0: [0], T.Q5_1: [0, 2], T.Q8_0: [0],
+    T.Q4_0: [0], T.IQ4_NL: [0], T.Q4_1: [0, 2], T.Q5_0: [0], T.Q5_1: [0, 2], T.Q8_0: [0],
     T.Q2_K: [80, 82], T.Q3_K: [108], T.Q4_K: [0, 2], T.Q5_K: [0, 2], T.Q6_K: [208],
 }
 

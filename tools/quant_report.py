@@ -39,12 +39,13 @@ EDGELLM_RECIPES = [
     ("w4a16_g32 --calib text", ["-q", "w4a16_g32", "--calib", "{calib}"]),
     ("w4a16_g32 --calib text --no-gptq", ["-q", "w4a16_g32", "--calib", "{calib}", "--no-gptq"]),
     ("w4a16_g32 --rtn", ["-q", "w4a16_g32", "--rtn"]),
+    ("q4_0", ["-q", "q4_0"]),
     ("w4a16_g64", ["-q", "w4a16_g64"]),
     ("w4a16", ["-q", "w4a16"]),
     ("w4a16 --calib self", ["-q", "w4a16", "--calib", "self"]),
 ]
 # llama.cpp file types (include/llama.h, enum llama_ftype).
-LLAMA_CPP_TYPES = [("llama.cpp Q8_0", 7), ("llama.cpp Q4_0", 2), ("llama.cpp Q4_K_M", 15)]
+LLAMA_CPP_TYPES = [("llama.cpp Q8_0", 7), ("llama.cpp Q4_0", 2), ("llama.cpp IQ4_NL", 25), ("llama.cpp Q4_K_M", 15)]
 
 
 def run(cmd: list[str], log: list[str]) -> str:
@@ -141,7 +142,8 @@ def main() -> int:
         kl = {label: q["kl"] for label, _, _, q in rows}
         for mine, theirs in (("w8a8", "llama.cpp Q8_0"), ("w8a8 --calib self", "llama.cpp Q8_0"),
                              ("w4a16_g32", "llama.cpp Q4_0"), ("w4a16_g32 --calib self", "llama.cpp Q4_0"),
-                             ("w4a16_g32 --calib text", "llama.cpp Q4_0"), ("w4a16_g32", "w4a16_g32 --rtn")):
+                             ("w4a16_g32 --calib text", "llama.cpp Q4_0"), ("w4a16_g32", "w4a16_g32 --rtn"),
+                             ("w4a16_g32", "llama.cpp IQ4_NL"), ("q4_0", "llama.cpp Q4_0")):
             if mine in kl and theirs in kl and kl[theirs] > 0:
                 summary.append(f"{model_name}: KL({mine}) / KL({theirs}) = {kl[mine]:.5f} / {kl[theirs]:.5f} = "
                                f"{kl[mine] / kl[theirs]:.2f}x")

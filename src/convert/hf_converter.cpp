@@ -67,10 +67,18 @@ void write_generation_defaults(const HfDirectory& hf, GgufWriter& w) {
     if (g.contains(key) && g[key].is_number()) return g[key].get<double>();
     return std::nullopt;
   };
-  if (auto v = number("temperature")) w.set_f32("general.sampling.temp", static_cast<float>(*v));
-  if (auto v = number("top_p")) w.set_f32("general.sampling.top_p", static_cast<float>(*v));
-  if (auto v = number("min_p")) w.set_f32("general.sampling.min_p", static_cast<float>(*v));
-  if (auto v = number("top_k")) w.set_i32("general.sampling.top_k", static_cast<int32_t>(*v));
+  // An explicit `do_sample: false` means greedy decoding in transformers, whatever temperature and the
+  // truncations say (they are ignored there): temperature 0 is greedy here too. Without the key only the
+  // values present are written (transformers' own default, greedy, is not forced on files that name none).
+  const bool greedy = g.contains("do_sample") && g["do_sample"].is_boolean() && !g["do_sample"].get<bool>();
+  if (greedy) {
+    w.set_f32("general.sampling.temp", 0.0f);
+  } else {
+    if (auto v = number("temperature")) w.set_f32("general.sampling.temp", static_cast<float>(*v));
+    if (auto v = number("top_p")) w.set_f32("general.sampling.top_p", static_cast<float>(*v));
+    if (auto v = number("min_p")) w.set_f32("general.sampling.min_p", static_cast<float>(*v));
+    if (auto v = number("top_k")) w.set_i32("general.sampling.top_k", static_cast<int32_t>(*v));
+  }
   if (auto v = number("repetition_penalty")) w.set_f32("general.sampling.penalty_repeat", static_cast<float>(*v));
   std::vector<int32_t> eos;
   if (g.contains("eos_token_id")) {

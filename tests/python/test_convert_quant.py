@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(not (TOKENIZER_DIR / "tokenizer.json").exists(),
 ARCHS = ["qwen2", "qwen3", "llama", "qwen1"]
 # Largest relative logits error (max|a-b| / max|b| per row) against the f32 model, per recipe. Random
 # tiny models are harder than trained ones (no redundancy); bounds are ~2x the measured values.
-RECIPES = {"f16": 5e-3, "bf16": 5e-2, "w8a8": 5e-2, "q4_1": 0.35, "w4a16_g32": 0.4, "w4a16_g64": 0.4,
+RECIPES = {"f16": 5e-3, "bf16": 5e-2, "w8a8": 5e-2, "q4_1": 0.35, "q4_0": 0.4, "w4a16_g32": 0.4, "w4a16_g64": 0.4,
            "w4a16_g128": 0.4, "w4a16": 0.4}
 PROMPT = [1, 17, 300, 42, 511, 0, 99, 7]
 
@@ -73,6 +73,44 @@ def test_f16_conversion_equals_hf_directory_load(tmp_path_factory, tmp_path):
             assert rel_err_rows(b, a).max() < 1e-5
         else:
             assert np.array_equal(a, b), f"{name}: f16 GGUF differs from the f16 HF directory"
+
+
+def gguf_scalars(path, prefix):
+    import gguf
+    r = gguf.GGUFReader(str(path))
+    out = {}
+    for name, f in r.fields.items():
+        if name.startswith(prefix):
+            v = f.parts[f.data[0]] if len(f.data) == 1 else [f.parts[i][0] for i in f.data]
+            out[name] = round(float(v[0]), 6) if len(f.data) == 1 else [int(x) for x in v]
+    return out
+
+
+def test_generation_config_becomes_sampling_defaults(tmp_path_factory, tmp_path):
+    src = hf_dir(tmp_path_factory, "qwen2")
+    gen = {"do_sample": True, "temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.05,
+           "eos_token_id": [2, 5]}
+    (src / "generation_config.json").write_text(json.dumps(gen))
+    out = tmp_path / "sampling.gguf"
+    assert convert(src, out, "-q", "f16").returncode == 0
+    assert gguf_scalars(out, "general.sampling.") == {
+        "general.sampling.temp": 0.7, "general.sampling.top_p": 0.8, "general.sampling.top_k": 20,
+        "general.sampling.penalty_repeat": 1.05}
+    assert gguf_scalars(out, "edgellm.generation.") == {"edgellm.generation.eos_token_ids": [2, 5]}
+    # do_sample: false is greedy in transformers (temperature and truncations ignored): temp 0 here.
+    (src / "generation_config.json").write_text(json.dumps({**gen, "do_sample": False}))
+    greedy = tmp_path / "greedy.gguf"
+    assert convert(src, greedy, "-q", "f16").returncode == 0
+    assert gguf_scalars(greedy, "general.sampling.") == {"general.sampling.temp": 0.0,
+                                                         "general.sampling.penalty_repeat": 1.05}
+    # The runtime takes them as its defaults: the greedy file answers the same for any seed; the sampling
+    # one (top-k 20 of a random model's flat distribution) differs between seeds.
+    def answer(model, seed):
+        r = run_cli(["run", "-m", model, "-p", "Once", "--raw", "-n", 12, "--seed", seed])
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+    assert answer(greedy, 1) == answer(greedy, 2)
+    assert answer(out, 1) != answer(out, 2)
 
 
 def test_quantize_command_requantizes_and_rewrites_metadata(model_dir, tmp_path):

@@ -44,8 +44,10 @@
  * thread of the handle's own. Several handles (each loads its model) may run in parallel.
  *
  * What edgellm does differently (everything else behaves as the spec describes):
- *  - NPU/SoC settings are accepted and ignored: base_domain_id, embed_flash, enabled_cpus_mask.
- *    enabled_cpus_num is the number of compute threads (0 = one per CPU).
+ *  - NPU/SoC settings are accepted and ignored: base_domain_id, embed_flash.
+ *    enabled_cpus_num is the number of compute threads (0 = one per CPU of the mask, or one per core of
+ *    the fastest cluster without a mask); enabled_cpus_mask, when not 0, pins them to those CPUs,
+ *    fastest first (CPUs the process may not use are skipped; none left: any CPU, with a warning).
  *  - Not supported, rejected with -1 and a message: n_batch > 1, use_cross_attn, mirostat other than 0/1/2,
  *    RKLLM_INPUT_EMBED and RKLLM_INPUT_MULTIMODAL input, role "tool", rkllm_set_function_tools,
  *    rkllm_set_cross_attn_params, tokenizer/embedding callbacks are never called (the model files
@@ -118,8 +120,8 @@ typedef enum {
 typedef struct {
   int32_t base_domain_id;     /* NPU memory domain (ignored) */
   int8_t embed_flash;         /* keep embeddings in flash (ignored: weights are mmapped anyway) */
-  int8_t enabled_cpus_num;    /* compute threads; 0 = one per CPU */
-  uint32_t enabled_cpus_mask; /* OR of CPUn (ignored) */
+  int8_t enabled_cpus_num;    /* compute threads; 0 = see above */
+  uint32_t enabled_cpus_mask; /* OR of CPUn: the CPUs the threads are pinned to; 0 = any */
   uint8_t n_batch;            /* parallel sequences; edgellm: 0 or 1 */
   int8_t use_cross_attn;      /* cross-attention decoder (not supported) */
   uint8_t reserved[104];

@@ -219,6 +219,8 @@ edgellm_model_params edgellm_model_default_params(void) {
   p.prefetch = 0;
   p.check_memory = 1;
   p.chat_template = nullptr;
+  p.pin_threads = 0;
+  p.cpu_mask = 0;
   return p;
 }
 
@@ -232,6 +234,10 @@ edgellm_status edgellm_model_load(const char* path, const edgellm_model_params* 
     }
     edgellm::LoadOptions options;
     options.n_threads = p.n_threads;
+    options.pin_threads = p.pin_threads != 0;
+    for (int cpu = 0; cpu < 64; ++cpu) {
+      if (p.cpu_mask >> cpu & 1u) options.cpus.push_back(cpu);
+    }
     options.prefetch = p.prefetch != 0;
     options.check_memory = p.check_memory != 0;
     if (p.chat_template) options.chat_template_name = p.chat_template;

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/thread_flags.h"
 #include "model/attention.h"
 #include "model/model.h"
 #include "model/transformer.h"
@@ -73,7 +74,7 @@ struct BenchArgs {
   std::string model;
   std::string prompts = "32,64,128";
   std::string outputs = "128";
-  int threads = 0;
+  ThreadFlags threads;
   int reps = 3;
   std::string kv_type = "f16";
   int64_t ctx = 0;     // KV cache positions; 0: the largest input + output
@@ -85,7 +86,9 @@ struct BenchArgs {
 int run_bench(const BenchArgs& a) {
   const auto load_start = Clock::now();
   LoadOptions lo;
-  lo.n_threads = a.threads;
+  lo.n_threads = a.threads.threads;
+  lo.pin_threads = a.threads.pin;
+  if (!thread_flags_cpus(a.threads, "bench", &lo.cpus)) return 1;
   lo.prefetch = true;
   auto lm = LoadedModel::load(a.model, lo);
   if (!lm.ok()) {
@@ -247,7 +250,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face directory")->required();
   cmd->add_option("-p,--prompt-tokens", a->prompts, "Input lengths, comma-separated")->capture_default_str();
   cmd->add_option("-n,--output-tokens", a->outputs, "Output lengths, comma-separated")->capture_default_str();
-  cmd->add_option("-t,--threads", a->threads, "Threads (0: one per CPU)")->capture_default_str();
+  add_thread_flags(cmd, a->threads);
   cmd->add_option("-r,--reps", a->reps, "Repetitions per pair (after one warm-up)")->capture_default_str();
   cmd->add_option("--kv-type", a->kv_type, "KV cache type")
       ->check(CLI::IsMember({"f16", "f32", "q8_0"}))

@@ -6,7 +6,7 @@ namespace edgellm::cli {
 
 void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
   cmd->add_option("-m,--model", f.model, "GGUF file or Hugging Face model directory")->required();
-  cmd->add_option("-t,--threads", f.threads, "Threads (0: one per CPU)")->capture_default_str();
+  add_thread_flags(cmd, f.threads);
   cmd->add_option("-c,--ctx", f.ctx, "Context length in tokens (KV cache size; 0: min(4096, training length))")
       ->capture_default_str();
   cmd->add_option("--kv-type", f.kv_type, "KV cache type")->check(CLI::IsMember({"f16", "f32", "q8_0"}))->capture_default_str();
@@ -34,7 +34,11 @@ void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
 
 bool open_model_and_session(const GenerationFlags& f, edgellm_model** model, edgellm_session** session) {
   edgellm_model_params mp = edgellm_model_default_params();
-  mp.n_threads = f.threads;
+  std::vector<int> cpus;
+  if (!thread_flags_cpus(f.threads, nullptr, &cpus)) return false;
+  mp.n_threads = f.threads.threads;
+  mp.pin_threads = f.threads.pin ? 1 : 0;
+  for (int cpu : cpus) mp.cpu_mask |= uint64_t{1} << cpu;
   mp.chat_template = f.chat_template.empty() ? nullptr : f.chat_template.c_str();
   if (edgellm_model_load(f.model.c_str(), &mp, model) != EDGELLM_OK) {
     std::fprintf(stderr, "edgellm: %s\n", edgellm_last_error());

@@ -7,13 +7,14 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/thread_flags.h"
 #include "edgellm/edgellm.h"
 
 namespace edgellm::cli {
 
 struct GenerationFlags {
   std::string model;
-  int threads = 0;
+  ThreadFlags threads;
   int ctx = 0;
   std::string kv_type = "f16";
   std::string chat_template;

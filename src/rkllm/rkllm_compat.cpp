@@ -459,6 +459,7 @@ int init_handle(LLMHandle* handle, RKLLMParam* param, const RKLLMCallback* callb
 
     edgellm_model_params mp = edgellm_model_default_params();
     mp.n_threads = param->extend_param.enabled_cpus_num;
+    mp.cpu_mask = param->extend_param.enabled_cpus_mask;
     if (edgellm_model_load(param->model_path, &mp, &h->model) != EDGELLM_OK) {
       return fail(g_thread_error, std::string("rkllm_init: ") + edgellm_last_error());
     }

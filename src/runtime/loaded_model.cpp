@@ -101,7 +101,7 @@ Expected<std::shared_ptr<LoadedModel>> LoadedModel::load(const std::string& path
                              [&](int32_t id) { return id < 0 || id >= lm->config().n_vocab; }),
               stops.end());
 
-  lm->pool_ = std::make_unique<ThreadPool>(options.n_threads);
+  lm->pool_ = std::make_unique<ThreadPool>(options.n_threads, options.pin_threads, options.cpus);
   lm->transformer_ = std::make_unique<Transformer>(*lm->model_);
   EDGELLM_LOG_INFO("loaded %s: %s, %lld layers, chat template %s (%s), %d threads", path.c_str(),
                    arch_name(lm->config().arch), static_cast<long long>(lm->config().n_layer),

@@ -20,7 +20,9 @@
 namespace edgellm {
 
 struct LoadOptions {
-  int n_threads = 0;                // 0: one per CPU
+  int n_threads = 0;                // 0: ThreadPool's default (the fastest cluster, or one per cpus entry)
+  bool pin_threads = false;         // pin threads to CPUs, fastest first (util/thread_pool.h)
+  std::vector<int> cpus;            // run only on these CPUs (pinned); empty: any
   bool prefetch = false;            // read the weights ahead (preload) instead of paging them in lazily
   std::string chat_template_name;   // override the detected template ("" = from the model)
   bool check_memory = true;         // refuse to load when the weights exceed available memory

@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #if defined(__linux__)
 #include <pthread.h>
 #include <sched.h>
 #endif
 
+#include "util/cpu_topology.h"
 #include "util/log.h"
 
 namespace edgellm {
@@ -43,21 +45,6 @@ bool spin_until(Ready ready) {
   return ready();
 }
 
-// CPU ids of the process's affinity mask, in order (Linux); empty elsewhere or on failure.
-std::vector<int> allowed_cpus() {
-  std::vector<int> cpus;
-#if defined(__linux__)
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-      if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
-    }
-  }
-#endif
-  return cpus;
-}
-
 void pin_to_cpu(std::thread::native_handle_type handle, int cpu, int thread_idx) {
 #if defined(__linux__)
   cpu_set_t set;
@@ -72,23 +59,45 @@ void pin_to_cpu(std::thread::native_handle_type handle, int cpu, int thread_idx)
 
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads, bool pin_threads) {
-  if (n_threads <= 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+ThreadPool::ThreadPool(int n_threads, bool pin_threads, const std::vector<int>& cpus) {
+  // The CPUs this pool may use: the requested ones the process may run on, else all it may run on.
+  const std::vector<int> allowed = allowed_cpu_ids();
+  std::vector<int> usable;
+  for (int c : cpus) {
+    if (std::find(allowed.begin(), allowed.end(), c) != allowed.end()) usable.push_back(c);
+  }
+  if (!cpus.empty() && usable.empty()) {
+    EDGELLM_LOG_WARN("thread pool: none of the %zu requested cpus is in the process's affinity mask; using any",
+                     cpus.size());
+  }
+  const bool restricted = !usable.empty();
+  if (!restricted) usable = allowed;
+  const std::vector<CpuCore> cores = read_cpu_cores(usable);
+  if (n_threads <= 0) {
+    n_threads = restricted ? static_cast<int>(usable.size()) : fastest_cluster_size(cores);
+    if (n_threads <= 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
   n_threads_ = n_threads;
   workers_.reserve(static_cast<size_t>(n_threads_ - 1));
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
   const char* env = std::getenv("EDGELLM_PIN_THREADS");
   if (env != nullptr && std::strcmp(env, "1") == 0) pin_threads = true;
-  if (pin_threads && n_threads_ > 1) {
-    const std::vector<int> cpus = allowed_cpus();
-    if (static_cast<int>(cpus.size()) < n_threads_) {
-      EDGELLM_LOG_WARN("thread pool: %d threads but %zu allowed cpus; not pinning", n_threads_, cpus.size());
+  if ((pin_threads || restricted) && (n_threads_ > 1 || restricted)) {
+    const std::vector<int> order = cpu_ids_fastest_first(cores);
+    if (static_cast<int>(order.size()) < n_threads_) {
+      EDGELLM_LOG_WARN("thread pool: %d threads but %zu usable cpus; not pinning", n_threads_, order.size());
     } else {
 #if defined(__linux__)
-      pin_to_cpu(pthread_self(), cpus[0], 0);
+      pin_to_cpu(pthread_self(), order[0], 0);
 #endif
-      for (int i = 1; i < n_threads_; ++i) pin_to_cpu(workers_[static_cast<size_t>(i - 1)].native_handle(), cpus[i], i);
-      EDGELLM_LOG_INFO("thread pool: %d threads pinned to cpus %d..%d", n_threads_, cpus[0], cpus[n_threads_ - 1]);
+      std::string list = std::to_string(order[0]);
+      for (int i = 1; i < n_threads_; ++i) {
+        pin_to_cpu(workers_[static_cast<size_t>(i - 1)].native_handle(), order[static_cast<size_t>(i)], i);
+        list += ',';
+        list += std::to_string(order[static_cast<size_t>(i)]);
+      }
+      pinned_cpus_ = std::vector<int>(order.begin(), order.begin() + n_threads_);
+      EDGELLM_LOG_INFO("thread pool: %d threads pinned to cpus %s (fastest first)", n_threads_, list.c_str());
     }
   }
 }

@@ -20,15 +20,21 @@ namespace edgellm {
 
 class ThreadPool {
  public:
-  // `n_threads` includes the calling thread (n_threads - 1 workers are started). n_threads <= 0 means
-  // one per online CPU. With `pin_threads`, thread i (the caller is 0) is pinned to the i-th CPU of
-  // the process's affinity mask (Linux; elsewhere ignored); a failure to pin is logged, not fatal.
-  explicit ThreadPool(int n_threads = 1, bool pin_threads = false);
+  // `n_threads` includes the calling thread (n_threads - 1 workers are started). The usable CPUs are
+  // `cpus` (those of them in the process's affinity mask), or the whole mask when `cpus` is empty.
+  // n_threads <= 0 means one per usable CPU when `cpus` was given, else one per core of the fastest
+  // cluster (util/cpu_topology.h: the big cores of a big.LITTLE board; every core elsewhere). With
+  // `pin_threads`, or with `cpus`, thread i (the caller is 0) is pinned to the i-th usable CPU, fastest
+  // first (Linux; elsewhere ignored; EDGELLM_PIN_THREADS=1 also pins); a failure to pin is logged.
+  // Note the caller is pinned too: create the pool on the thread that will call parallel_for.
+  explicit ThreadPool(int n_threads = 1, bool pin_threads = false, const std::vector<int>& cpus = {});
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int n_threads() const { return n_threads_; }
+  // The CPU of thread i, for a pinned pool; empty when the threads are not pinned.
+  const std::vector<int>& pinned_cpus() const { return pinned_cpus_; }
 
   // Calls fn(begin, end, thread_idx) on disjoint ranges covering [0, n) and returns when all are done.
   // Ranges are aligned to `grain` items (except the last); one thread may get several ranges, and
@@ -42,6 +48,7 @@ class ThreadPool {
   void run_parts(uint64_t generation, int thread_idx);
 
   int n_threads_ = 1;
+  std::vector<int> pinned_cpus_;
   std::vector<std::thread> workers_;
   std::mutex call_mu_;  // serialises parallel_for callers
 

@@ -44,6 +44,19 @@ def test_bench_table_and_context_flags(synth_model):
     assert r.returncode != 0 and "--ctx 100 is smaller" in r.stderr
 
 
+def test_bench_thread_placement_flags(synth_model):
+    # --cpus 0: one thread (one per listed CPU), pinned to CPU 0 (every Linux machine has a CPU 0 in its
+    # mask unless a taskset took it away: then the pool falls back to any CPU and still runs).
+    r = run_cli(["bench", "-m", synth_model, "-p", "5", "-n", "2", "-r", "1", "--cpus", "0", "--json"])
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["threads"] == 1
+    r = run_cli(["bench", "-m", synth_model, "-p", "5", "-n", "2", "-r", "1", "-t", "2", "--pin", "--json"])
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["threads"] == 2
+    r = run_cli(["bench", "-m", synth_model, "-p", "5", "-n", "2", "--cpus", "x"])
+    assert r.returncode != 0 and "edgellm bench: --cpus 'x'" in r.stderr
+
+
 def test_compare_script_without_llama_cpp(synth_model, tmp_path):
     # A Python that cannot import llama_cpp: the system one with an empty module path in front.
     fake = tmp_path / "llama_cpp.py"

@@ -55,6 +55,8 @@ def test_run_streams_and_reports(model):
      "--repeat-penalty", "1.1", "--frequency-penalty", "0.2", "--presence-penalty", "0.1", "--seed", "7"],
     ["--mirostat", "2", "--mirostat-tau", "4", "--mirostat-eta", "0.2"],
     ["--mirostat", "1"],
+    ["-t", "1", "--pin"],
+    ["--cpus", "0"],
 ])
 def test_run_accepts_sampling_settings(model, flags):
     r = run_cli(["run", "-m", model, "-p", "hi", "-n", "6", *flags])
@@ -67,6 +69,8 @@ def test_run_accepts_sampling_settings(model, flags):
     (["--temp", "nan"], "temperature"),
     (["--mirostat", "3"], "mirostat"),
     (["--mirostat", "2", "--mirostat-tau", "0"], "mirostat_tau"),
+    (["--cpus", "3-1"], "--cpus '3-1'"),
+    (["--cpus", "64"], "--cpus '64'"),
 ])
 def test_run_refuses_bad_settings_by_name(model, flags, named):
     r = run_cli(["run", "-m", model, "-p", "hi", "-n", "4", *flags])

@@ -101,7 +101,7 @@ void add_generate_command(CLI::App& app, int& exit_code) {
   cmd->add_option("-m,--model", a->model, "GGUF file or Hugging Face model directory")->required();
   cmd->add_option("--tokens", a->tokens, "Prompt token ids, comma-separated (e.g. 1,2,3)")->required();
   cmd->add_option("-n,--n-predict", a->n_predict, "Tokens to generate")->capture_default_str();
-  cmd->add_option("-t,--threads", a->threads, "Threads (0: one per CPU)")->capture_default_str();
+  cmd->add_option("-t,--threads", a->threads, "Threads (0: one per core of the fastest cluster)")->capture_default_str();
   cmd->add_option("--ctx", a->ctx, "KV cache length (default: prompt + n)");
   cmd->add_option("--batch", a->batch, "Tokens per prefill step")->capture_default_str();
   cmd->add_option("--kv-type", a->kv_type, "KV cache type: f16, f32 or q8_0")

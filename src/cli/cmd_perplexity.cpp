@@ -153,7 +153,7 @@ void add_perplexity_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--stride", a->stride, "Tokens between window starts (0: the window length)")->capture_default_str();
   cmd->add_option("--chunks", a->chunks, "Stop after this many windows (0: the whole text)")->capture_default_str();
-  cmd->add_option("-t,--threads", a->threads, "Threads (0: one per CPU)")->capture_default_str();
+  cmd->add_option("-t,--threads", a->threads, "Threads (0: one per core of the fastest cluster)")->capture_default_str();
   cmd->add_option("-b,--batch", a->batch, "Positions per forward step")->capture_default_str();
   cmd->add_option("--kl-base", a->kl_base,
                   "Base model (e.g. the f16 file) for KL divergence and top-1 agreement, run window by window");

@@ -56,7 +56,7 @@ inline void add_quantization_options(CLI::App* cmd, ConvertOptions& options, boo
                 "With --calib: only weight the scale search by E[a^2] per channel, no GPTQ error compensation");
   cmd->add_option("--calib-tokens", options.calib_tokens,
                   "Calibration tokens (default: 8192 of a text, 2048 self-generated)");
-  cmd->add_option("-t,--threads", options.n_threads, "Threads (0: one per CPU)")->capture_default_str();
+  cmd->add_option("-t,--threads", options.n_threads, "Threads (0: one per core of the fastest cluster)")->capture_default_str();
   cmd->add_flag("--quiet", quiet, "No progress output");
 }
 

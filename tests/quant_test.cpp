@@ -9,6 +9,7 @@
 
 #include "kernels/quant_blocks.h"
 #include "kernels/quantize.h"
+#include "kernels/ref/quant_ref.h"
 #include "util/half.h"
 
 namespace edgellm {
@@ -77,6 +78,21 @@ TEST(QuantBlocks, IQ4_NLCodebook) {
   expected[16] = 25.0f;
   for (int j = 17; j < 32; ++j) expected[j] = 1.0f;
   EXPECT_EQ(dequantize_one(DType::kIQ4_NL, b), expected);
+}
+
+TEST(QuantBlocks, IQ4_NLNearestIndexAgreesWithAFullScan) {
+  const int8_t values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+  for (int i = -1400; i <= 1400; ++i) {
+    const float v = static_cast<float>(i) * 0.1f;
+    int best = 0;  // the first of equally near values: the lower one
+    for (int j = 1; j < 16; ++j) {
+      if (std::fabs(v - values[j]) < std::fabs(v - values[best])) best = j;
+    }
+    EXPECT_EQ(ref::iq4nl_nearest_index(v), best) << v;
+  }
+  for (int j = 0; j < 16; ++j) EXPECT_EQ(ref::iq4nl_nearest_index(values[j]), j);
+  EXPECT_EQ(ref::iq4nl_nearest_index(-1e30f), 0);
+  EXPECT_EQ(ref::iq4nl_nearest_index(1e30f), 15);
 }
 
 TEST(QuantBlocks, Q4_1Offset) {

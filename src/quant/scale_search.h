@@ -22,7 +22,9 @@ namespace edgellm {
 struct ScaleSearchOptions {
   // Candidate scales tried per group before the least-squares refits; more is slower and rarely better.
   int n_candidates = 32;
-  // Least-squares refits of (scale, offset) after re-rounding, per candidate.
+  // Candidates (the best after one rounding) that get least-squares refits, at most 16.
+  int n_refined = 4;  // twice as many for Q8_0, whose fine grid gains more from refits
+  // Least-squares refits of (scale, offset) after re-rounding, per refined candidate.
   int n_refits = 2;
 };
 

@@ -94,18 +94,6 @@ void quantize_block(const float* x, BlockQ4_0& y) {
   }
 }
 
-int iq4nl_nearest_index(float v) {
-  // The nearest value's index is the number of midpoints between neighbouring codebook values that lie
-  // below v (a v exactly on a midpoint goes to the lower value): a binary search over the 15 midpoints.
-  static constexpr float kMid[15] = {-115.5f, -93.5f, -74.0f, -57.0f, -42.0f, -28.5f, -16.0f, -4.5f,
-                                     7.0f,    19.0f,  31.5f,  45.5f,  61.0f,  79.0f,  101.0f};
-  int idx = 0;
-  for (int step = 8; step > 0; step >>= 1) {
-    if (v > kMid[idx + step - 1]) idx += step;
-  }
-  return idx;
-}
-
 void quantize_block(const float* x, BlockIQ4_NL& y) {
   float amax, max;
   signed_absmax(x, 32, amax, max);

@@ -6,9 +6,10 @@
 // lanes the activation sums are kept for):
 //   4-bit weights (0..15): pairs are at most 2 * 15 * 127, no saturation; the Q4_0 offset enters
 //     through -8 * sums, Q4_1 / e4 offsets as (m d_x) * sums;
-//   Q8_0 and IQ4_NL (signed weights; IQ4_NL's nibbles looked up in its codebook, -127..113):
-//     vpmaddubsw(|w|, sign(x, w)), pairs at most 2 * 128 * 127 < 2^15. (IQ4_NL as unsigned
-//     codebook + 128 would reach 2 * 241 * 127 and saturate vpmaddubsw's int16 pairs.)
+//   Q8_0 (signed, possibly -128): vpmaddubsw(|w|, sign(x, w)), pairs at most 2 * 128 * 127 < 2^15;
+//   IQ4_NL (nibbles looked up in its signed codebook, -127..113; never -128): vpmaddubsw(|x|,
+//     sign(w, x)), pairs at most 2 * 127 * 127, with |x| formed once per token instead of |w| once per
+//     (row, token). (IQ4_NL as unsigned codebook + 128 would reach 2 * 241 * 127 and saturate.)
 //
 // Compiled with the AVX2 flags (CMakeLists.txt: *_avx2.cpp); anonymous namespace for ODR safety.
 #if defined(__x86_64__) || defined(_M_X64)
@@ -74,6 +75,7 @@ struct DecodeQ4_0 {
 struct DecodeIQ4_NL {
   static constexpr bool kAffine = false;
   static constexpr bool kSigned = true;
+  static constexpr bool kNoMinus128 = true;  // the codebook starts at -127
   static constexpr int kOffsetShift = 0;
   static constexpr size_t kGroupBytes = 4 * sizeof(BlockIQ4_NL);
   static size_t group_offset(int64_t g) { return static_cast<size_t>(g) * kGroupBytes; }
@@ -170,6 +172,11 @@ struct DecodeE4G256 {
   }
 };
 
+// Signed weight types that never hold -128 (kNoMinus128) let the activations be vpmaddubsw's unsigned
+// operand: sign(w, x) cannot overflow, and |x| is shared by every row of a tile.
+template <class D>
+constexpr bool kAbsActivations = requires { requires D::kNoMinus128; };
+
 template <class D>
 inline void load_half(const uint8_t* row, size_t row_bytes, int64_t g, int half, int64_t n_full_groups, Half& out) {
   const size_t offset = D::group_offset(g);
@@ -215,9 +222,15 @@ void tile(const MatmulArgs& a, int64_t row_begin, int64_t row, int64_t token) {
         const __m256i sums = _mm256_load_si256(reinterpret_cast<const __m256i*>(xg + kActSumsOffset));
         __m256 sums_dx;
         if constexpr (D::kAffine) sums_dx = _mm256_mul_ps(_mm256_cvtepi32_ps(sums), dx);
+        const __m256i x_lo_abs = kAbsActivations<D> ? _mm256_sign_epi8(x_lo, x_lo) : x_lo;
+        const __m256i x_hi_abs = kAbsActivations<D> ? _mm256_sign_epi8(x_hi, x_hi) : x_hi;
         for (int r = 0; r < NR; ++r) {
           __m256i dot;
-          if constexpr (D::kSigned) {
+          if constexpr (kAbsActivations<D>) {
+            const __m256i p_lo = _mm256_maddubs_epi16(x_lo_abs, _mm256_sign_epi8(w[r].lo, x_lo));
+            const __m256i p_hi = _mm256_maddubs_epi16(x_hi_abs, _mm256_sign_epi8(w[r].hi, x_hi));
+            dot = _mm256_add_epi32(_mm256_madd_epi16(p_lo, ones16), _mm256_madd_epi16(p_hi, ones16));
+          } else if constexpr (D::kSigned) {
             const __m256i p_lo = _mm256_maddubs_epi16(_mm256_sign_epi8(w[r].lo, w[r].lo), _mm256_sign_epi8(x_lo, w[r].lo));
             const __m256i p_hi = _mm256_maddubs_epi16(_mm256_sign_epi8(w[r].hi, w[r].hi), _mm256_sign_epi8(x_hi, w[r].hi));
             dot = _mm256_add_epi32(_mm256_madd_epi16(p_lo, ones16), _mm256_madd_epi16(p_hi, ones16));

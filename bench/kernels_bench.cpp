@@ -40,7 +40,7 @@ constexpr Shape kShapes[] = {
     {"ffn_down_2048x5504", 2048, 5504},
 };
 
-constexpr DType kTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0,   DType::kQ4_0,
+constexpr DType kTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0, DType::kQ4_0,  DType::kIQ4_NL,
                             DType::kQ4_1, DType::kQ5_0, DType::kQ4_K, DType::kQ6_K, DType::kE4G128};
 
 // Random weights; K-quants (no quantizer yet) get random bytes with small fp16 scales.
@@ -228,7 +228,7 @@ void register_all() {
       }
     }
   }
-  for (DType type : {DType::kQ4_0, DType::kQ8_0}) {
+  for (DType type : {DType::kQ4_0, DType::kIQ4_NL, DType::kQ8_0}) {
     const std::string name = std::string("decode_pass/qwen2.5-0.5b/") + dtype_name(type) + "/threads:2";
     benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) { bm_decode_pass(state, type, 2); })
         ->UseRealTime()->Unit(benchmark::kMillisecond);
@@ -236,7 +236,7 @@ void register_all() {
   benchmark::RegisterBenchmark("stream_read/256MiB/threads:2", [](benchmark::State& state) { bm_stream_read(state, 2); })
       ->UseRealTime()->Unit(benchmark::kMillisecond);
   // Cache-resident decode (attn 896x896 fits in L2): compute ceiling of the decode kernels, 1 thread.
-  for (DType type : {DType::kQ4_0, DType::kQ8_0, DType::kF16, DType::kBF16, DType::kE4G128}) {
+  for (DType type : {DType::kQ4_0, DType::kIQ4_NL, DType::kQ8_0, DType::kF16, DType::kBF16, DType::kE4G128}) {
     const bool has_int8 = std::string(matmul_activations_name(type)) == "int8";
     const MatmulActivations act = has_int8 ? MatmulActivations::kInt8 : MatmulActivations::kF32;
     const std::string name = std::string("matmul_resident/") + dtype_name(type) + "/act:" + (has_int8 ? "int8" : "f32") +

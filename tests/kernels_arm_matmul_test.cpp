@@ -181,7 +181,8 @@ double error_budget(const std::vector<float>& w_row, const float* x, int64_t k) 
 const std::vector<DType>& all_types() {
   static const std::vector<DType> types = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0, DType::kQ4_0,
                                            DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_1, DType::kQ2_K,
-                                           DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kQ8_K};
+                                           DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kQ8_K,
+                                           DType::kIQ4_NL};
   return types;
 }
 
@@ -231,7 +232,8 @@ TEST(MatmulArm, TilingAndRowRangesDoNotChangeResults) {
   const std::vector<Isa> isas = arm_isas();
   if (isas.empty()) GTEST_SKIP() << "not an aarch64 build";
   for (Isa isa : isas) {
-    for (DType type : {DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_0, DType::kQ5_1, DType::kQ4_K}) {
+    for (DType type : {DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_0, DType::kIQ4_NL, DType::kQ5_1,
+                       DType::kQ4_K}) {
       const int64_t k = type == DType::kQ4_K ? 512 : 96 + (dtype_traits(type).block_size == 1 ? 5 : 0);
       const int64_t n_rows = 37, n_tokens = 6;
       const Problem p(type, k, n_rows, n_tokens, 31);
@@ -289,7 +291,7 @@ TEST(MatmulArm, AvailableIsasMatchTheCpu) {
 // ---- int8 activations ----
 
 const std::vector<DType>& q8act_types() {
-  static const std::vector<DType> types = {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1,
+  static const std::vector<DType> types = {DType::kQ8_0, DType::kQ4_0, DType::kIQ4_NL, DType::kQ4_1,
                                            DType::kE4G64, DType::kE4G128, DType::kE4G256};
   return types;
 }

@@ -130,7 +130,7 @@ std::vector<Case> all_cases() {
       {DType::kF32, k_plain},  {DType::kF16, k_plain},  {DType::kBF16, k_plain}, {DType::kQ8_0, k32},
       {DType::kQ4_0, k32},     {DType::kQ4_1, k32},     {DType::kQ5_0, k32},     {DType::kQ5_1, k32},
       {DType::kQ8_1, k32},     {DType::kQ2_K, k256},    {DType::kQ3_K, k256},    {DType::kQ4_K, k256},
-      {DType::kQ5_K, k256},    {DType::kQ6_K, k256},    {DType::kQ8_K, k256},
+      {DType::kQ5_K, k256},    {DType::kQ6_K, k256},    {DType::kQ8_K, k256},    {DType::kIQ4_NL, k32},
   };
 }
 
@@ -185,7 +185,7 @@ TEST(MatmulIsa, EveryVariantMatchesReferenceAtAwkwardSizes) {
 // The reference itself against a double-precision sum of the dequantized weights.
 TEST(MatmulReference, MatchesDoublePrecisionDot) {
   const int64_t k = 4096 + 32, n_rows = 5, n_tokens = 3;
-  for (DType type : {DType::kF32, DType::kQ4_0, DType::kQ6_K}) {
+  for (DType type : {DType::kF32, DType::kQ4_0, DType::kIQ4_NL, DType::kQ6_K}) {
     const int64_t kk = type == DType::kQ6_K ? 4096 + 256 : k;
     const auto bytes = random_weights(type, n_rows, kk, 9);
     const auto x = random_activations(n_tokens, kk, 10);
@@ -207,7 +207,7 @@ TEST(MatmulReference, MatchesDoublePrecisionDot) {
 
 TEST(Matmul, OneAndTwoThreadsGiveIdenticalOutput) {
   ThreadPool pool1(1), pool2(2);
-  for (DType type : {DType::kF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K}) {
+  for (DType type : {DType::kF16, DType::kQ8_0, DType::kQ4_0, DType::kIQ4_NL, DType::kQ4_K}) {
     const int64_t k = type == DType::kQ4_K ? 512 : 96;
     for (int64_t n_tokens : {1, 5}) {
       const int64_t n_rows = 133;
@@ -227,7 +227,7 @@ TEST(Matmul, OneAndTwoThreadsGiveIdenticalOutput) {
 // matmul_rows on a sub-range writes the same values as matmul.
 TEST(Matmul, TilingAndRowRangesDoNotChangeResults) {
   ThreadPool pool(2);
-  for (DType type : {DType::kF32, DType::kBF16, DType::kQ5_1, DType::kQ4_0}) {
+  for (DType type : {DType::kF32, DType::kBF16, DType::kQ5_1, DType::kQ4_0, DType::kIQ4_NL}) {
     const int64_t k = 64 + 32, n_rows = 37, n_tokens = 6;
     const auto bytes = random_weights(type, n_rows, k, 31);
     const auto x = random_activations(n_tokens, k, 32);
@@ -253,7 +253,7 @@ TEST(Matmul, TilingAndRowRangesDoNotChangeResults) {
 }
 
 TEST(Matmul, GetRowMatchesDequantizeRow) {
-  for (DType type : {DType::kF16, DType::kQ8_0, DType::kQ3_K}) {
+  for (DType type : {DType::kF16, DType::kQ8_0, DType::kIQ4_NL, DType::kQ3_K}) {
     const int64_t k = 256, n_rows = 4;
     const auto bytes = random_weights(type, n_rows, k, 41);
     const TensorRef w = make_tensor(type, k, n_rows, bytes);

@@ -105,6 +105,7 @@ std::vector<Case> cases() {
   const std::vector<int64_t> k32 = {32, 64, 96, 160, 896, 4096 + 32};
   return {
       {DType::kQ4_0, k32},
+      {DType::kIQ4_NL, k32},
       {DType::kQ8_0, k32},
       {DType::kQ4_1, k32},
       {DType::kE4G64, {64, 192, 896, 4864}},
@@ -208,13 +209,67 @@ TEST(Q8Act, EveryVariantMatchesReferenceAtAwkwardSizes) {
   }
 }
 
+// IQ4_NL's extreme codebook values against activations at the int8 limit (q = +-127): kernels that
+// multiply unsigned bytes (codebook + 128, up to 241) or sum products pairwise in int16 (vpmaddubsw)
+// must neither saturate nor wrap. Every ISA with int8 activations must have an IQ4_NL kernel.
+TEST(Q8Act, IQ4NLExtremeCodesDoNotSaturate) {
+  const int64_t k = 256 + 32, n_rows = 4, n_tokens = 2;  // two full groups and a partial one
+  const size_t row_bytes = dtype_row_bytes(DType::kIQ4_NL, k);
+  std::vector<uint8_t> bytes(row_bytes * n_rows);
+  for (int64_t r = 0; r < n_rows; ++r) {
+    for (int64_t b = 0; b < k / 32; ++b) {
+      BlockIQ4_NL blk;
+      blk.d = 0x3C00;  // 1.0
+      for (int j = 0; j < 16; ++j) {
+        const uint8_t codes[4] = {0x00, 0xFF, static_cast<uint8_t>(j % 2 == 0 ? 0x00 : 0xFF), 0x87};
+        blk.qs[j] = codes[r];  // row 0: all -127; 1: all 113; 2: -127, 113 alternating; 3: -10 | 1
+      }
+      std::memcpy(bytes.data() + static_cast<size_t>(r) * row_bytes + b * sizeof(blk), &blk, sizeof(blk));
+    }
+  }
+  std::vector<float> x(static_cast<size_t>(n_tokens * k));
+  for (int64_t j = 0; j < k; ++j) {
+    x[static_cast<size_t>(j)] = 1.0f;                                   // token 0: q = 127 everywhere
+    x[static_cast<size_t>(k + j)] = j % 2 == 0 ? 1.0f : -1.0f;          // token 1: +-127 alternating
+  }
+  // Hand-computed sum_j w_j x_j (d_x q_x = 1 up to the rounding of 1/127).
+  const double kd = static_cast<double>(k);
+  const double expected[2][4] = {{-127 * kd, 113 * kd, -7 * kd, -4.5 * kd}, {0, 0, -120 * kd, 0}};
+  const size_t xq_row = kernels::act_row_bytes(k);
+  AlignedBytes xq(xq_row * n_tokens);
+  for (int64_t t = 0; t < n_tokens; ++t) ref::quantize_act(x.data() + t * k, k, xq.data + t * xq_row);
+  for (Isa isa : isas_with_int8()) {
+    const kernels::MatmulRowsFn fn = kernels::kernels_for_isa(isa)->matmul_q8act_for(DType::kIQ4_NL);
+    ASSERT_NE(fn, nullptr) << kernels::isa_name(isa);
+    kernels::MatmulArgs args;
+    args.type = DType::kIQ4_NL;
+    args.w = bytes.data();
+    args.w_row_bytes = row_bytes;
+    args.k = k;
+    args.x = x.data();
+    args.n_tokens = n_tokens;
+    args.xq = xq.data;
+    args.xq_row_bytes = xq_row;
+    std::vector<float> y(static_cast<size_t>(n_tokens * n_rows), NAN);
+    args.y = y.data();
+    args.y_stride = n_rows;
+    fn(args, 0, n_rows);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      for (int64_t r = 0; r < n_rows; ++r) {
+        EXPECT_NEAR(y[static_cast<size_t>(t * n_rows + r)], expected[t][r], 1e-5 * 127 * kd)
+            << kernels::isa_name(isa) << " row " << r << " token " << t;
+      }
+    }
+  }
+}
+
 // The error the int8 path adds, measured against exact math on the unrounded activations:
 // |y - sum_j w_j x_j| <= sum_j |w_j| |xq_j - x_j| + f32 budget, with |xq_j - x_j| <= d_j / 2.
 // Also reports the typical relative error against the f32 path at a real shape.
 TEST(Q8Act, ErrorAgainstExactMathIsBoundedByActivationRounding) {
   ThreadPool pool(2);
   const double u = std::ldexp(1.0, -24);
-  for (DType type : {DType::kQ4_0, DType::kQ8_0, DType::kE4G128}) {
+  for (DType type : {DType::kQ4_0, DType::kIQ4_NL, DType::kQ8_0, DType::kE4G128}) {
     const int64_t k = 896, n_rows = 64, n_tokens = 3;
     const auto bytes = random_weights(type, n_rows, k, 77);
     const auto x = random_activations(n_tokens, k, 78);
@@ -252,7 +307,7 @@ TEST(Q8Act, ErrorAgainstExactMathIsBoundedByActivationRounding) {
 
 TEST(Q8Act, MatmulIsInvariantToThreadsBatchAndRowRanges) {
   ThreadPool pool1(1), pool2(2);
-  for (DType type : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_1, DType::kE4G64}) {
+  for (DType type : {DType::kQ4_0, DType::kIQ4_NL, DType::kQ8_0, DType::kQ4_1, DType::kE4G64}) {
     const int64_t k = 192 + (type == DType::kE4G64 ? 0 : 32), n_rows = 133, n_tokens = 9;
     const auto bytes = random_weights(type, n_rows, k, 91);
     const auto x = random_activations(n_tokens, k, 92);
@@ -284,6 +339,7 @@ TEST(Q8Act, DefaultIsInt8ForQuantizedWeightsAndF32Otherwise) {
   const bool forced_f32 = env != nullptr && std::string(env) == "f32";
   EXPECT_STREQ(matmul_activations_name(DType::kQ4_0), forced_f32 ? "f32" : "int8");
   EXPECT_STREQ(matmul_activations_name(DType::kQ8_0), forced_f32 ? "f32" : "int8");
+  EXPECT_STREQ(matmul_activations_name(DType::kIQ4_NL), forced_f32 ? "f32" : "int8");
   EXPECT_STREQ(matmul_activations_name(DType::kF16), "f32");
   EXPECT_STREQ(matmul_activations_name(DType::kQ6_K), "f32");
 }

@@ -109,6 +109,44 @@ TEST(QuantBlocks, Q4_1Offset) {
   EXPECT_EQ(dequantize_one(DType::kQ4_1, b), x);
 }
 
+TEST(QuantBlocks, IQ4_NLHandBlock) {
+  // d = 0.5; byte j holds code j (element j) and code 15 - j (element 16 + j): x = d * codebook[code],
+  // codebook {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}.
+  BlockIQ4_NL b{};
+  b.d = 0x3800;  // fp16 0.5
+  for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>(j | ((15 - j) << 4));
+  const std::vector<float> by_code = {-63.5f, -52.0f, -41.5f, -32.5f, -24.5f, -17.5f, -11.0f, -5.0f,
+                                      0.5f,   6.5f,   12.5f,  19.0f,  26.5f,  34.5f,  44.5f,  56.5f};
+  const auto y = dequantize_one(DType::kIQ4_NL, b);
+  for (int j = 0; j < 16; ++j) {
+    EXPECT_EQ(y[j], by_code[j]) << j;
+    EXPECT_EQ(y[16 + j], by_code[15 - j]) << 16 + j;
+  }
+}
+
+TEST(QuantBlocks, IQ4_NLNearestCodebookValue) {
+  // Largest magnitude -127 -> d = -127 / -127 = 1, so x / d is x: the codebook values themselves map to
+  // their codes; 0 is nearest to 1 (code 8); -4.5 is equally far from -10 and 1 and takes the lower code
+  // (7); 120 is past the top value 113 (code 15); 95 is nearer 89 (code 14) than 113.
+  std::vector<float> x(32, 0.0f);
+  const float codebook[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+  for (int j = 0; j < 16; ++j) x[j] = codebook[j];
+  x[16] = 0.0f;
+  x[17] = -4.5f;
+  x[18] = 120.0f;
+  x[19] = 95.0f;
+  const auto b = quantize_one<BlockIQ4_NL>(DType::kIQ4_NL, x);
+  EXPECT_EQ(b.d, 0x3C00);  // fp16 1.0
+  const int high_codes[16] = {8, 7, 15, 14, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8};
+  for (int j = 0; j < 16; ++j) EXPECT_EQ(b.qs[j], j | (high_codes[j] << 4)) << j;
+  const auto y = dequantize_one(DType::kIQ4_NL, b);
+  for (int j = 0; j < 16; ++j) EXPECT_EQ(y[j], codebook[j]) << j;
+  EXPECT_EQ(y[16], 1.0f);
+  EXPECT_EQ(y[17], -10.0f);
+  EXPECT_EQ(y[18], 113.0f);
+  EXPECT_EQ(y[19], 89.0f);
+}
+
 TEST(QuantBlocks, Q5_0HighBits) {
   // x = j - 16: max magnitude -16 -> d = 1, q = j. Bit 4 is set exactly for j >= 16.
   std::vector<float> x(32);

@@ -19,7 +19,7 @@ void add_synth_command(CLI::App& app, int& exit_code) {
   for (const auto& p : synth_presets()) preset_help += "\n  " + p.name + ": " + p.description;
   auto* cmd = app.add_subcommand("synth", "Write a model with seeded random weights (for benchmarks and tests)");
   cmd->add_option("--preset", args->preset, preset_help)->capture_default_str();
-  cmd->add_option("--type", args->type, "Weight type of the matrices: f32, f16, bf16, q8_0, q4_0 (GGUF only)")
+  cmd->add_option("--type", args->type, "Weight type of the matrices: f32, f16, bf16, q8_0, q4_0, iq4_nl (GGUF only)")
       ->capture_default_str();
   cmd->add_option("--format", args->format, "gguf, or hf for a Hugging Face directory (f32 safetensors)")
       ->check(CLI::IsMember({"gguf", "hf"}))
@@ -37,8 +37,9 @@ void add_synth_command(CLI::App& app, int& exit_code) {
     options.seed = args->seed;
     const auto type = dtype_from_name(args->type);
     if (!type || !(*type == DType::kF32 || *type == DType::kF16 || *type == DType::kBF16 || *type == DType::kQ8_0 ||
-                   *type == DType::kQ4_0)) {
-      std::fprintf(stderr, "edgellm synth: --type '%s' is not one of f32, f16, bf16, q8_0, q4_0\n", args->type.c_str());
+                   *type == DType::kQ4_0 || *type == DType::kIQ4_NL)) {
+      std::fprintf(stderr, "edgellm synth: --type '%s' is not one of f32, f16, bf16, q8_0, q4_0, iq4_nl\n",
+                   args->type.c_str());
       exit_code = 1;
       return;
     }

@@ -28,7 +28,8 @@ KernelTable make_scalar_table() {
   for (DType type : {DType::kE4G64, DType::kE4G128, DType::kE4G256}) {
     table.matmul_f32act[type_slot(type)] = ref::matmul_rows_e4;
   }
-  for (DType type : {DType::kQ4_0, DType::kQ4_1, DType::kQ8_0, DType::kE4G64, DType::kE4G128, DType::kE4G256}) {
+  for (DType type : {DType::kQ4_0, DType::kIQ4_NL, DType::kQ4_1, DType::kQ8_0, DType::kE4G64, DType::kE4G128,
+                     DType::kE4G256}) {
     if (ref::q8act_supported(type)) table.matmul_q8act[type_slot(type)] = ref::matmul_rows_q8act;
   }
   table.quantize_act = ref::quantize_act;

@@ -61,9 +61,10 @@ bool int8_by_default() {
       }
     }
     const kernels::KernelTable& table = kernels::active_kernels();
-    EDGELLM_LOG_INFO("kernels: %s activations for q4_0=%s q8_0=%s e4=%s (EDGELLM_ACTIVATIONS=%s)",
+    EDGELLM_LOG_INFO("kernels: %s activations for q4_0=%s iq4_nl=%s q8_0=%s e4=%s (EDGELLM_ACTIVATIONS=%s)",
                      use_int8 ? "int8" : "f32",
                      use_int8 && table.matmul_q8act_for(DType::kQ4_0) ? "int8" : "f32",
+                     use_int8 && table.matmul_q8act_for(DType::kIQ4_NL) ? "int8" : "f32",
                      use_int8 && table.matmul_q8act_for(DType::kQ8_0) ? "int8" : "f32",
                      use_int8 && table.matmul_q8act_for(DType::kE4G128) ? "int8" : "f32",
                      env != nullptr ? env : "(unset)");

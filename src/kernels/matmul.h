@@ -13,7 +13,7 @@ namespace edgellm {
 // Which activations a matmul multiplies with. kInt8: x is quantized on the fly per token into blocks of
 // 32 (kernels/act_quant.h, Q8_0's scheme) and multiplied with integer dot products, as llama.cpp does
 // for quantized weights: each product carries an extra relative error of at most ~1/254 of the block's
-// largest |x|. Used for Q4_0, Q4_1, Q8_0 and e4_g64/g128/g256 when the kernel table has such a kernel;
+// largest |x|. Used for Q4_0, IQ4_NL, Q4_1, Q8_0 and e4_g64/g128/g256 when the kernel table has such a kernel;
 // other types always use f32. kF32: dequantized weights times f32 activations. kDefault: kInt8 unless
 // the environment says EDGELLM_ACTIVATIONS=f32 (read once per process and logged).
 enum class MatmulActivations { kDefault, kF32, kInt8 };

@@ -28,6 +28,10 @@ struct BlockIQ4_NL {
   uint8_t qs[16];   // 32 x 4-bit codebook indices
 };
 inline constexpr int8_t kIQ4NLValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+// The codebook + 128 as unsigned bytes (1..241), for kernels that multiply unsigned weight bytes
+// (x86 vpdpbusd) and take the offset 128 out through the activation sums.
+inline constexpr uint8_t kIQ4NLValuesPlus128[16] = {1, 24, 45, 63, 79, 93, 106, 118,
+                                                     129, 141, 153, 166, 181, 197, 217, 241};
 
 // x[i] = d * q[i] + m, same nibble order as Q4_0.
 struct BlockQ4_1 {
@@ -116,6 +120,12 @@ struct BlockQ8_K {
 static_assert(sizeof(BlockQ4_0) == 18);
 static_assert(sizeof(BlockQ4_1) == 20);
 static_assert(sizeof(BlockIQ4_NL) == 18);
+static_assert([] {
+  for (int i = 0; i < 16; ++i) {
+    if (kIQ4NLValuesPlus128[i] != kIQ4NLValues[i] + 128) return false;
+  }
+  return true;
+}());
 static_assert(sizeof(BlockQ5_0) == 22);
 static_assert(sizeof(BlockQ5_1) == 24);
 static_assert(sizeof(BlockQ8_0) == 34);

@@ -1,11 +1,11 @@
 // NEON (ARMv8.0-A Advanced SIMD, every aarch64 core: Cortex-A53/A72 of RK3576, A55/A76 of RK3588)
-// matmul kernels. With int8 activations (Q8_0, Q4_0, Q4_1, e4_g*): the quantizer of kernels/act_quant.h
-// and the tile of arm/matmul_q8act_neon.h with SMULL/SADALP dot products (no dot-product extension;
-// matmul_neon_dot.cpp has the SDOT variant). With f32 activations, for every weight type: a per-type dequantizer turns one block of a
-// weight row into float32x4 vectors in registers, and one tile kernel multiplies it with one token
-// (decode: 4 rows at a time) or four tokens (prefill: each weight block is dequantized once per four
-// tokens). The structure is the x86 one (x86/matmul_tile.h); the code is separate so each ISA's
-// tiles fit its register file (32 x 128-bit here).
+// matmul kernels. With int8 activations (Q8_0, Q4_0, IQ4_NL, Q4_1, e4_g*): the quantizer of
+// kernels/act_quant.h and the tile of arm/matmul_q8act_neon.h with SMULL/SADALP dot products (no
+// dot-product extension; matmul_neon_dot.cpp has the SDOT variant). With f32 activations, for every
+// weight type: a per-type dequantizer turns one block of a weight row into float32x4 vectors in
+// registers, and one tile kernel multiplies it with one token (decode: 4 rows at a time) or four tokens
+// (prefill: each weight block is dequantized once per four tokens). The structure is the x86 one
+// (x86/matmul_tile.h); the code is separate so each ISA's tiles fit its register file (32 x 128-bit here).
 //
 // Numerics: the dequantizers compute the reference's weights bit for bit (same f32 products, no FMA:
 // this file is compiled with -ffp-contract=off, cmake/isa_flags.cmake); the products are summed with
@@ -158,6 +158,22 @@ using DequantQ4_0 = DequantQ4Q5<BlockQ4_0, false, false, 8>;
 using DequantQ4_1 = DequantQ4Q5<BlockQ4_1, false, true, 0>;
 using DequantQ5_0 = DequantQ4Q5<BlockQ5_0, true, false, 16>;
 using DequantQ5_1 = DequantQ4Q5<BlockQ5_1, true, true, 0>;
+
+// IQ4_NL: x = d * codebook[q], the nibbles in Q4_0's order; TBL looks the 32 nibbles up in the signed
+// codebook (exact small integers), then the same single product as the reference.
+struct DequantIQ4_NL {
+  using Block = BlockIQ4_NL;
+  static constexpr int kElems = 32;
+  static constexpr bool kPlain = false;
+  static void load(const Block& b, float32x4_t* w) {
+    const int8x16_t codebook = vld1q_s8(kIQ4NLValues);
+    const uint8x16_t bytes = vld1q_u8(b.qs);
+    s8_to_f32(vqtbl1q_s8(codebook, vandq_u8(bytes, vdupq_n_u8(0x0F))), w);
+    s8_to_f32(vqtbl1q_s8(codebook, vshrq_n_u8(bytes, 4)), w + 4);
+    const float d = fp16_scalar(b.d);
+    for (int c = 0; c < 8; ++c) w[c] = vmulq_n_f32(w[c], d);
+  }
+};
 
 // K-quants of llama.cpp's Q4_K_M files (the common download): 256 weights per super-block, written
 // as 64 vectors (the tile keeps them on the stack). The float operations are the reference's
@@ -413,7 +429,7 @@ KernelTable make_table() {
   set(DType::kQ5_K, matmul_rows<DequantViaScratch<BlockQ5_K, kQK_K>>);
   set(DType::kQ6_K, matmul_rows<DequantQ6_K>);
   set(DType::kQ8_K, matmul_rows<DequantViaScratch<BlockQ8_K, kQK_K>>);
-  set(DType::kIQ4_NL, matmul_rows<DequantViaScratch<BlockIQ4_NL, 32>>);
+  set(DType::kIQ4_NL, matmul_rows<DequantIQ4_NL>);
   // TODO(#6): NEON f32-activation kernels for the e4 types; they run with int8 activations by default.
   for (DType type : {DType::kE4G64, DType::kE4G128, DType::kE4G256}) set(type, ref::matmul_rows_e4);
   arm::fill_q8act_column<DotWiden>(table);

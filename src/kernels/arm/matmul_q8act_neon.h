@@ -61,6 +61,22 @@ struct WeightsQ4_0 {
   }
 };
 
+// IQ4_NL: Q4_0's layout; TBL maps each nibble to its signed codebook value, so the weights are int8
+// (-127..113) like Q8_0's and need no offset.
+struct WeightsIQ4_NL {
+  static constexpr bool kAffine = false;
+  static constexpr int kLevelOffset = 0;
+  static void load(const uint8_t* row, int64_t b, int8x16_t& lo, int8x16_t& hi, uint16_t& d, uint16_t& m) {
+    const auto* blk = reinterpret_cast<const BlockIQ4_NL*>(row) + b;
+    const int8x16_t codebook = vld1q_s8(kIQ4NLValues);
+    const uint8x16_t bytes = vld1q_u8(blk->qs);
+    lo = vqtbl1q_s8(codebook, vandq_u8(bytes, vdupq_n_u8(0x0F)));
+    hi = vqtbl1q_s8(codebook, vshrq_n_u8(bytes, 4));
+    d = blk->d;
+    m = 0;
+  }
+};
+
 struct WeightsQ4_1 {
   static constexpr bool kAffine = true;
   static constexpr int kLevelOffset = 0;
@@ -220,6 +236,7 @@ void fill_q8act_column(KernelTable& table) {
   auto set = [&](DType type, MatmulRowsFn fn) { table.matmul_q8act[type_slot(type)] = fn; };
   set(DType::kQ8_0, matmul_rows_q8act<Dot, WeightsQ8_0>);
   set(DType::kQ4_0, matmul_rows_q8act<Dot, WeightsQ4_0>);
+  set(DType::kIQ4_NL, matmul_rows_q8act<Dot, WeightsIQ4_NL>);
   set(DType::kQ4_1, matmul_rows_q8act<Dot, WeightsQ4_1>);
   set(DType::kE4G64, matmul_rows_q8act<Dot, WeightsE4<64>>);
   set(DType::kE4G128, matmul_rows_q8act<Dot, WeightsE4<128>>);

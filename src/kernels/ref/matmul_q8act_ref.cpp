@@ -77,6 +77,16 @@ void weight_block(DType type, const uint8_t* row, int64_t b, IntBlock& out) {
       }
       return;
     }
+    case DType::kIQ4_NL: {
+      BlockIQ4_NL blk;
+      std::memcpy(&blk, row + b * sizeof(BlockIQ4_NL), sizeof(blk));
+      out.d = fp16_to_f32(blk.d);
+      for (int j = 0; j < 16; ++j) {
+        out.w[j] = kIQ4NLValues[blk.qs[j] & 0xF];
+        out.w[j + 16] = kIQ4NLValues[blk.qs[j] >> 4];
+      }
+      return;
+    }
     case DType::kQ4_1: {
       BlockQ4_1 blk;
       std::memcpy(&blk, row + b * sizeof(BlockQ4_1), sizeof(blk));
@@ -122,6 +132,7 @@ void weight_block(DType type, const uint8_t* row, int64_t b, IntBlock& out) {
 bool q8act_supported(DType type) {
   switch (type) {
     case DType::kQ4_0:
+    case DType::kIQ4_NL:
     case DType::kQ4_1:
     case DType::kQ8_0:
     case DType::kE4G64:

@@ -10,7 +10,7 @@ namespace edgellm::ref {
 // Any type with a reference dequantizer (kernels/quantize.h: can_dequantize). See MatmulRowsFn.
 void matmul_rows(const kernels::MatmulArgs& args, int64_t row_begin, int64_t row_end);
 
-// Types with an int8-activation kernel: Q4_0, Q4_1, Q8_0 and the edgellm-only e4_g64/g128/g256.
+// Types with an int8-activation kernel: Q4_0, IQ4_NL, Q4_1, Q8_0 and the edgellm-only e4_g64/g128/g256.
 bool q8act_supported(DType type);
 
 // Int8-activation matmul (reads args.xq, kernels/act_quant.h) for a type with q8act_supported:

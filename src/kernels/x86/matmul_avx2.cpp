@@ -148,6 +148,27 @@ struct DequantQ4_0 {
   }
 };
 
+// IQ4_NL: x = d * codebook[q], the nibbles in Q4_0's order; vpshufb looks them up in the signed
+// codebook (small integers, exact in f32), then the reference's single product.
+struct DequantIQ4_NL {
+  using Block = BlockIQ4_NL;
+  static constexpr int kElems = 32;
+  static constexpr bool kPlain = false;
+  static void load(const Block& b, __m256* w) {
+    const __m256 d = _mm256_set1_ps(fp16_scalar(b.d));
+    const __m128i codebook = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues));
+    __m128i lo, hi;
+    split_nibbles(b.qs, lo, hi);
+    lo = _mm_shuffle_epi8(codebook, lo);
+    hi = _mm_shuffle_epi8(codebook, hi);
+    for (int c = 0; c < 4; ++c) {
+      const __m128i src = c < 2 ? lo : hi;
+      const __m256i q = _mm256_cvtepi8_epi32((c & 1) ? _mm_srli_si128(src, 8) : src);
+      w[c] = _mm256_mul_ps(i32_to_f32(q), d);
+    }
+  }
+};
+
 struct DequantQ4_1 {
   using Block = BlockQ4_1;
   static constexpr int kElems = 32;
@@ -230,7 +251,7 @@ KernelTable make_table() {
   set(DType::kQ2_K, x86::matmul_rows<VecAvx2, DequantViaScratch<BlockQ2_K, kQK_K>>);
   set(DType::kQ3_K, x86::matmul_rows<VecAvx2, DequantViaScratch<BlockQ3_K, kQK_K>>);
   set(DType::kQ4_K, x86::matmul_rows<VecAvx2, DequantViaScratch<BlockQ4_K, kQK_K>>);
-  set(DType::kIQ4_NL, x86::matmul_rows<VecAvx2, DequantViaScratch<BlockIQ4_NL, 32>>);
+  set(DType::kIQ4_NL, x86::matmul_rows<VecAvx2, DequantIQ4_NL>);
   set(DType::kQ5_K, x86::matmul_rows<VecAvx2, DequantViaScratch<BlockQ5_K, kQK_K>>);
   set(DType::kQ6_K, x86::matmul_rows<VecAvx2, DequantViaScratch<BlockQ6_K, kQK_K>>);
   set(DType::kQ8_K, x86::matmul_rows<VecAvx2, DequantViaScratch<BlockQ8_K, kQK_K>>);

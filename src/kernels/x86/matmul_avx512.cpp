@@ -134,6 +134,32 @@ struct DequantQ4_0 {
   }
 };
 
+// IQ4_NL: x = d * codebook[q], the nibbles in Q4_0's order; vpermps picks each element's codebook
+// value from one register holding the 16 values as floats (exact), then the reference's single product.
+struct CodebookF32 {
+  float v[16];
+};
+constexpr CodebookF32 iq4nl_codebook_f32() {
+  CodebookF32 table{};
+  for (int i = 0; i < 16; ++i) table.v[i] = static_cast<float>(kIQ4NLValues[i]);
+  return table;
+}
+alignas(64) constexpr CodebookF32 kIQ4NLCodebookF32 = iq4nl_codebook_f32();
+
+struct DequantIQ4_NL {
+  using Block = BlockIQ4_NL;
+  static constexpr int kElems = 32;
+  static constexpr bool kPlain = false;
+  static void load(const Block& b, __m512* w) {
+    const __m512 d = _mm512_set1_ps(fp16_scalar(b.d));
+    const __m512 codebook = _mm512_load_ps(kIQ4NLCodebookF32.v);
+    __m512i lo, hi;
+    nibbles_i32(b.qs, lo, hi);
+    w[0] = _mm512_mul_ps(_mm512_permutexvar_ps(lo, codebook), d);
+    w[1] = _mm512_mul_ps(_mm512_permutexvar_ps(hi, codebook), d);
+  }
+};
+
 struct DequantQ4_1 {
   using Block = BlockQ4_1;
   static constexpr int kElems = 32;
@@ -217,7 +243,7 @@ KernelTable make_table() {
   set(DType::kQ2_K, x86::matmul_rows<VecAvx512, DequantViaScratch<BlockQ2_K, kQK_K>>);
   set(DType::kQ3_K, x86::matmul_rows<VecAvx512, DequantViaScratch<BlockQ3_K, kQK_K>>);
   set(DType::kQ4_K, x86::matmul_rows<VecAvx512, DequantViaScratch<BlockQ4_K, kQK_K>>);
-  set(DType::kIQ4_NL, x86::matmul_rows<VecAvx512, DequantViaScratch<BlockIQ4_NL, 32>>);
+  set(DType::kIQ4_NL, x86::matmul_rows<VecAvx512, DequantIQ4_NL>);
   set(DType::kQ5_K, x86::matmul_rows<VecAvx512, DequantViaScratch<BlockQ5_K, kQK_K>>);
   set(DType::kQ6_K, x86::matmul_rows<VecAvx512, DequantViaScratch<BlockQ6_K, kQK_K>>);
   set(DType::kQ8_K, x86::matmul_rows<VecAvx512, DequantViaScratch<BlockQ8_K, kQK_K>>);

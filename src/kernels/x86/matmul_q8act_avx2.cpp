@@ -1,12 +1,15 @@
-// AVX2 matmul with int8 activations (kernels/act_quant.h) for Q4_0, Q4_1, Q8_0 and the edgellm
-// 4-bit group types, and the AVX2 activation quantizer. The same structure as
+// AVX2 matmul with int8 activations (kernels/act_quant.h) for Q4_0, IQ4_NL, Q4_1, Q8_0 and the
+// edgellm 4-bit group types, and the AVX2 activation quantizer. The same structure as
 // x86/matmul_q8act_avx512.cpp on 256-bit vectors: each 128-element group is taken as two halves
 // (32-blocks 0-1, then 2-3), whose bytes sit contiguously in the activation layout. Products use
 // vpmaddubsw (u8 x s8 -> pairs summed into s16) and vpmaddwd with ones (-> 4 bytes per s32 lane, the
 // lanes the activation sums are kept for):
 //   4-bit weights (0..15): pairs are at most 2 * 15 * 127, no saturation; the Q4_0 offset enters
 //     through -8 * sums, Q4_1 / e4 offsets as (m d_x) * sums;
-//   Q8_0 (signed): vpmaddubsw(|w|, sign(x, w)), pairs at most 2 * 128 * 127 < 2^15.
+//   Q8_0 (signed, possibly -128): vpmaddubsw(|w|, sign(x, w)), pairs at most 2 * 128 * 127 < 2^15;
+//   IQ4_NL (nibbles looked up in its signed codebook, -127..113; never -128): vpmaddubsw(|x|,
+//     sign(w, x)), pairs at most 2 * 127 * 127, with |x| formed once per token instead of |w| once per
+//     (row, token). (IQ4_NL as unsigned codebook + 128 would reach 2 * 241 * 127 and saturate.)
 //
 // Compiled with the AVX2 flags (CMakeLists.txt: *_avx2.cpp); anonymous namespace for ODR safety.
 #if defined(__x86_64__) || defined(_M_X64)
@@ -46,7 +49,7 @@ inline __m256 two_scales(float first, float second) {
 inline __m256i low_halves(__m256i a, __m256i b) { return _mm256_permute2x128_si256(a, b, 0x20); }
 inline __m256i high_halves(__m256i a, __m256i b) { return _mm256_permute2x128_si256(a, b, 0x31); }
 
-// 32-blocks of 18 / 20 bytes whose 16 nibble bytes start at `qs_offset` (Q4_0, Q4_1).
+// 32-blocks of 18 / 20 bytes whose 16 nibble bytes start at `qs_offset` (Q4_0, IQ4_NL, Q4_1).
 template <size_t kBlockBytes, size_t kQsOffset>
 void four_bit_pair(const uint8_t* p, int half, Half& out) {
   const uint8_t* b0 = p + (2 * half) * kBlockBytes;
@@ -65,6 +68,22 @@ struct DecodeQ4_0 {
   static size_t group_offset(int64_t g) { return static_cast<size_t>(g) * kGroupBytes; }
   static void load(const uint8_t* p, int64_t /*g*/, int half, Half& out) {
     four_bit_pair<sizeof(BlockQ4_0), 2>(p, half, out);
+  }
+};
+
+// IQ4_NL: Q4_0's block layout; vpshufb maps each nibble to its signed codebook value.
+struct DecodeIQ4_NL {
+  static constexpr bool kAffine = false;
+  static constexpr bool kSigned = true;
+  static constexpr bool kNoMinus128 = true;  // the codebook starts at -127
+  static constexpr int kOffsetShift = 0;
+  static constexpr size_t kGroupBytes = 4 * sizeof(BlockIQ4_NL);
+  static size_t group_offset(int64_t g) { return static_cast<size_t>(g) * kGroupBytes; }
+  static void load(const uint8_t* p, int64_t /*g*/, int half, Half& out) {
+    four_bit_pair<sizeof(BlockIQ4_NL), 2>(p, half, out);
+    const __m256i table = _mm256_broadcastsi128_si256(load128(reinterpret_cast<const uint8_t*>(kIQ4NLValues)));
+    out.lo = _mm256_shuffle_epi8(table, out.lo);
+    out.hi = _mm256_shuffle_epi8(table, out.hi);
   }
 };
 
@@ -153,6 +172,11 @@ struct DecodeE4G256 {
   }
 };
 
+// Signed weight types that never hold -128 (kNoMinus128) let the activations be vpmaddubsw's unsigned
+// operand: sign(w, x) cannot overflow, and |x| is shared by every row of a tile.
+template <class D>
+constexpr bool kAbsActivations = requires { requires D::kNoMinus128; };
+
 template <class D>
 inline void load_half(const uint8_t* row, size_t row_bytes, int64_t g, int half, int64_t n_full_groups, Half& out) {
   const size_t offset = D::group_offset(g);
@@ -198,9 +222,15 @@ void tile(const MatmulArgs& a, int64_t row_begin, int64_t row, int64_t token) {
         const __m256i sums = _mm256_load_si256(reinterpret_cast<const __m256i*>(xg + kActSumsOffset));
         __m256 sums_dx;
         if constexpr (D::kAffine) sums_dx = _mm256_mul_ps(_mm256_cvtepi32_ps(sums), dx);
+        const __m256i x_lo_abs = kAbsActivations<D> ? _mm256_sign_epi8(x_lo, x_lo) : x_lo;
+        const __m256i x_hi_abs = kAbsActivations<D> ? _mm256_sign_epi8(x_hi, x_hi) : x_hi;
         for (int r = 0; r < NR; ++r) {
           __m256i dot;
-          if constexpr (D::kSigned) {
+          if constexpr (kAbsActivations<D>) {
+            const __m256i p_lo = _mm256_maddubs_epi16(x_lo_abs, _mm256_sign_epi8(w[r].lo, x_lo));
+            const __m256i p_hi = _mm256_maddubs_epi16(x_hi_abs, _mm256_sign_epi8(w[r].hi, x_hi));
+            dot = _mm256_add_epi32(_mm256_madd_epi16(p_lo, ones16), _mm256_madd_epi16(p_hi, ones16));
+          } else if constexpr (D::kSigned) {
             const __m256i p_lo = _mm256_maddubs_epi16(_mm256_sign_epi8(w[r].lo, w[r].lo), _mm256_sign_epi8(x_lo, w[r].lo));
             const __m256i p_hi = _mm256_maddubs_epi16(_mm256_sign_epi8(w[r].hi, w[r].hi), _mm256_sign_epi8(x_hi, w[r].hi));
             dot = _mm256_add_epi32(_mm256_madd_epi16(p_lo, ones16), _mm256_madd_epi16(p_hi, ones16));
@@ -308,6 +338,7 @@ void fill_q8act_avx2(KernelTable& table) {
   auto set = [&](DType type, MatmulRowsFn fn) { table.matmul_q8act[type_slot(type)] = fn; };
   table.quantize_act = quantize_act;
   set(DType::kQ4_0, matmul_rows<DecodeQ4_0>);
+  set(DType::kIQ4_NL, matmul_rows<DecodeIQ4_NL>);
   set(DType::kQ4_1, matmul_rows<DecodeQ4_1>);
   set(DType::kQ8_0, matmul_rows<DecodeQ8_0>);
   set(DType::kE4G64, matmul_rows<DecodeE4G64>);

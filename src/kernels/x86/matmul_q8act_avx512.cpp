@@ -1,12 +1,13 @@
-// AVX-512 VNNI matmul with int8 activations (kernels/act_quant.h) for Q4_0, Q4_1, Q8_0 and the
-// edgellm 4-bit group types, and the AVX-512 activation quantizer.
+// AVX-512 VNNI matmul with int8 activations (kernels/act_quant.h) for Q4_0, IQ4_NL, Q4_1, Q8_0 and
+// the edgellm 4-bit group types, and the AVX-512 activation quantizer.
 //
 // One template over a per-type "group decoder" (the structure of ikawrakow/ik_llama.cpp:
 // ggml/src/iqk/iqk_gemm_kquants.cpp): the decoder turns 128 elements of a weight row into two vectors of
 // unsigned bytes in the activation layout's order (elements 0..15 and 16..31 of four 32-blocks) and 16
 // lanes of block scales; vpdpbusd multiplies them with the int8 activations, 4 bytes per 32-bit lane.
-//   symmetric types (Q4_0: q - 8, Q8_0: (q ^ 0x80) - 128): the weights stay unsigned bytes and the
-//     offset enters in f32 as -offset * s * d_x (s: the per-lane activation sums), one FMA per step;
+//   symmetric types (Q4_0: q - 8, Q8_0: (q ^ 0x80) - 128, IQ4_NL: (codebook[q] + 128) - 128): the
+//     weights stay unsigned bytes and the offset enters in f32 as -offset * s * d_x (s: the per-lane
+//     activation sums), one FMA per step;
 //   affine types (Q4_1, e4_*: d q + m): a second term (m d_x) * s per lane.
 // Per lane: f32(int dot) * d_x, then fused multiply-add with d_w into the (row, token) accumulator; the
 // accumulator's lanes are summed once at the end. The instruction sequence for one (row, token) is the
@@ -69,6 +70,23 @@ struct DecodeQ4_0 {
     out.lo = _mm512_and_si512(qs, nibble_mask());
     out.hi = _mm512_and_si512(_mm512_srli_epi16(qs, 4), nibble_mask());
     out.d = half_lanes(_mm512_permutexvar_epi16(d_idx, a));
+  }
+};
+
+// IQ4_NL: Q4_0's layout (4 blocks of 18 bytes); each nibble indexes the codebook kIQ4NLValues. A byte
+// shuffle within each 128-bit lane maps the nibble to codebook + 128, an unsigned byte in 1..241, so
+// the weights enter vpdpbusd like Q8_0's (offset 128 through the activation sums).
+struct DecodeIQ4_NL {
+  static constexpr bool kAffine = false;
+  static constexpr int kOffsetShift = 7;  // (v + 128) - 128
+  static constexpr size_t kGroupBytes = 4 * sizeof(BlockIQ4_NL);
+  static size_t group_offset(int64_t g) { return static_cast<size_t>(g) * kGroupBytes; }
+  static void load(const uint8_t* p, Group& out) {
+    DecodeQ4_0::load(p, out);  // the nibbles and scales sit where Q4_0's do
+    const __m512i table =
+        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValuesPlus128)));
+    out.lo = _mm512_shuffle_epi8(table, out.lo);
+    out.hi = _mm512_shuffle_epi8(table, out.hi);
   }
 };
 
@@ -483,6 +501,7 @@ void fill_q8act_avx512(KernelTable& table) {
   auto set = [&](DType type, MatmulRowsFn fn) { table.matmul_q8act[type_slot(type)] = fn; };
   table.quantize_act = quantize_act;
   set(DType::kQ4_0, matmul_rows<DecodeQ4_0>);
+  set(DType::kIQ4_NL, matmul_rows<DecodeIQ4_NL>);
   set(DType::kQ4_1, matmul_rows<DecodeQ4_1>);
   set(DType::kQ8_0, matmul_rows<DecodeQ8_0>);
   set(DType::kE4G64, matmul_rows<DecodeE4G64>);

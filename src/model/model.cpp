@@ -1,6 +1,10 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
+
+#include "kernels/matmul.h"
 
 #include "util/half.h"
 #include "util/log.h"
@@ -41,6 +45,39 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const Mode
   }
   EDGELLM_TRY(model->bind_weights(*spec));
   return model;
+}
+
+void Model::FreeAligned::operator()(uint8_t* p) const { std::free(p); }
+
+// A few MiB of rows at a time: their packed panels are written, then their file pages are released, so
+// the resident set grows by no more than that over the packed copies (whose size equals the file
+// layout's, padded to whole 16-row panels). A tied embedding's row lookups then read the packed copy.
+void Model::repack_for_matmul() {
+  if (!gguf_ || !packed_.empty()) return;
+  std::vector<TensorRef*> matrices;
+  for (LayerWeights& L : weights_.layers) {
+    for (TensorRef* t : {&L.wq, &L.wk, &L.wv, &L.wqkv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) matrices.push_back(t);
+  }
+  matrices.push_back(&weights_.output);
+  for (TensorRef* t : matrices) {
+    const size_t bytes = matmul_packed_bytes(*t);
+    if (bytes == 0) continue;
+    auto* buffer = static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+    if (buffer == nullptr) return;  // keep reading the file layout
+    packed_.emplace_back(buffer);
+    const int64_t n_rows = t->n_rows(), panel = matmul_repack_rows();
+    const size_t row_bytes = t->row_bytes();
+    const int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>((size_t{4} << 20) / (row_bytes * panel))) * panel;
+    const auto* rows = static_cast<const uint8_t*>(t->data);
+    for (int64_t begin = 0; begin < n_rows; begin += chunk) {
+      const int64_t end = std::min(n_rows, begin + chunk);
+      matmul_repack(*t, buffer, begin, end);
+      gguf_->release(rows + static_cast<size_t>(begin) * row_bytes, static_cast<size_t>(end - begin) * row_bytes);
+    }
+    t->packed = buffer;
+  }
+  // A tied embedding is the output matrix: its row lookups read the packed copy too.
+  if (weights_.output.data == weights_.token_embd.data) weights_.token_embd.packed = weights_.output.packed;
 }
 
 Expected<TensorRef> Model::lookup(TensorRole role, int64_t layer, bool required) const {

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "kernels/matmul.h"
+#include "util/thread_pool.h"
 
 #include "util/half.h"
 #include "util/log.h"
@@ -49,10 +50,10 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const Mode
 
 void Model::FreeAligned::operator()(uint8_t* p) const { std::free(p); }
 
-// A few MiB of rows at a time: their packed panels are written, then their file pages are released, so
+// A few MiB of rows at a time (over `pool` when given): their packed panels are written, then their file pages are released, so
 // the resident set grows by no more than that over the packed copies (whose size equals the file
 // layout's, padded to whole 16-row panels). A tied embedding's row lookups then read the packed copy.
-void Model::repack_for_matmul() {
+void Model::repack_for_matmul(ThreadPool* pool) {
   if (!gguf_ || !packed_.empty()) return;
   std::vector<TensorRef*> matrices;
   for (LayerWeights& L : weights_.layers) {
@@ -67,12 +68,20 @@ void Model::repack_for_matmul() {
     packed_.emplace_back(buffer);
     const int64_t n_rows = t->n_rows(), panel = matmul_repack_rows();
     const size_t row_bytes = t->row_bytes();
-    const int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>((size_t{4} << 20) / (row_bytes * panel))) * panel;
+    const int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>((size_t{2} << 20) / (row_bytes * panel))) * panel;
+    const int64_t n_chunks = (n_rows + chunk - 1) / chunk;
     const auto* rows = static_cast<const uint8_t*>(t->data);
-    for (int64_t begin = 0; begin < n_rows; begin += chunk) {
-      const int64_t end = std::min(n_rows, begin + chunk);
-      matmul_repack(*t, buffer, begin, end);
-      gguf_->release(rows + static_cast<size_t>(begin) * row_bytes, static_cast<size_t>(end - begin) * row_bytes);
+    const auto repack_chunks = [&](int64_t first, int64_t last, int /*thread_idx*/) {
+      for (int64_t c = first; c < last; ++c) {
+        const int64_t begin = c * chunk, end = std::min(n_rows, begin + chunk);
+        matmul_repack(*t, buffer, begin, end);
+        gguf_->release(rows + static_cast<size_t>(begin) * row_bytes, static_cast<size_t>(end - begin) * row_bytes);
+      }
+    };
+    if (pool != nullptr) {
+      pool->parallel_for(n_chunks, repack_chunks, 1);
+    } else {
+      repack_chunks(0, n_chunks, 0);
     }
     t->packed = buffer;
   }

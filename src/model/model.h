@@ -18,6 +18,8 @@
 
 namespace edgellm {
 
+class ThreadPool;
+
 // Absent optional tensors have data == nullptr.
 struct LayerWeights {
   TensorRef attn_norm;                    // [n_embd] f32
@@ -58,8 +60,9 @@ class Model {
   // GGUF files: repacks the matrices the default matmul kernels of this CPU read in a packed layout
   // (TensorRef::packed) and releases their file pages, so the copies replace the file's bytes in memory;
   // a tied embedding's rows are then read from the copy too. Nothing for other files, types or CPUs.
-  // For inference only (converters read the file's rows); call once, before any forward pass.
-  void repack_for_matmul();
+  // For inference only (converters read the file's rows); call once, before any forward pass. `pool`
+  // (optional) repacks in parallel.
+  void repack_for_matmul(ThreadPool* pool = nullptr);
 
  private:
   Model() = default;

@@ -2,7 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "kernels/matmul.h"
 #include "util/thread_pool.h"
@@ -50,22 +55,39 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const Mode
 
 void Model::FreeAligned::operator()(uint8_t* p) const { std::free(p); }
 
-// A few MiB of rows at a time (over `pool` when given): their packed panels are written, then their file pages are released, so
-// the resident set grows by no more than that over the packed copies (whose size equals the file
-// layout's, padded to whole 16-row panels). A tied embedding's row lookups then read the packed copy.
+// A few MiB of rows at a time (over `pool` when given): their packed panels are written, then their
+// file pages are released, so the resident set grows by no more than that over the packed copies (whose
+// size equals the file layout's, padded to whole 16-row panels). A tied embedding's row lookups then
+// read the packed copy.
 void Model::repack_for_matmul(ThreadPool* pool) {
-  if (!gguf_ || !packed_.empty()) return;
+  if (!gguf_ || packed_) return;
   std::vector<TensorRef*> matrices;
   for (LayerWeights& L : weights_.layers) {
     for (TensorRef* t : {&L.wq, &L.wk, &L.wv, &L.wqkv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) matrices.push_back(t);
   }
   matrices.push_back(&weights_.output);
-  for (TensorRef* t : matrices) {
-    const size_t bytes = matmul_packed_bytes(*t);
-    if (bytes == 0) continue;
-    auto* buffer = static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
-    if (buffer == nullptr) return;  // keep reading the file layout
-    packed_.emplace_back(buffer);
+  // One arena for all copies, in 2 MiB pages where the kernel has transparent huge pages on request:
+  // a decode step streams all of it, and huge pages spare it the TLB misses and the hardware prefetchers
+  // their stop at every 4 KiB boundary. Only the last page is partly unused.
+  std::vector<size_t> offsets(matrices.size(), 0);
+  size_t total = 0;
+  for (size_t i = 0; i < matrices.size(); ++i) {
+    const size_t bytes = matmul_packed_bytes(*matrices[i]);
+    offsets[i] = bytes == 0 ? SIZE_MAX : total;
+    total += (bytes + 63) / 64 * 64;
+  }
+  if (total == 0) return;
+  constexpr size_t kHugePage = size_t{2} << 20;
+  const size_t arena_bytes = (total + kHugePage - 1) / kHugePage * kHugePage;
+  packed_.reset(static_cast<uint8_t*>(std::aligned_alloc(kHugePage, arena_bytes)));
+  if (!packed_) return;  // keep reading the file layout
+#if defined(__linux__)
+  ::madvise(packed_.get(), arena_bytes, MADV_HUGEPAGE);  // a hint: without it, 4 KiB pages
+#endif
+  for (size_t i = 0; i < matrices.size(); ++i) {
+    if (offsets[i] == SIZE_MAX) continue;
+    TensorRef* t = matrices[i];
+    uint8_t* buffer = packed_.get() + offsets[i];
     const int64_t n_rows = t->n_rows(), panel = matmul_repack_rows();
     const size_t row_bytes = t->row_bytes();
     const int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>((size_t{2} << 20) / (row_bytes * panel))) * panel;

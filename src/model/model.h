@@ -80,7 +80,7 @@ class Model {
   struct FreeAligned {
     void operator()(uint8_t* p) const;
   };
-  std::vector<std::unique_ptr<uint8_t, FreeAligned>> packed_;  // TensorRef::packed copies
+  std::unique_ptr<uint8_t, FreeAligned> packed_;  // the TensorRef::packed copies, one arena
   size_t weight_bytes_ = 0;
 };
 

@@ -8,6 +8,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -78,6 +79,18 @@ std::vector<uint8_t> make_weights(DType type, int64_t n_rows, int64_t k, uint32_
   return bytes;
 }
 
+// A packed copy of a matrix, when the default int8 kernels read one (as the model loader makes).
+struct PackedBuffer {
+  std::unique_ptr<uint8_t, void (*)(void*)> data{nullptr, std::free};
+};
+void pack(TensorRef& t, PackedBuffer& out) {
+  const size_t bytes = matmul_packed_bytes(t);
+  if (bytes == 0) return;
+  out.data.reset(static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
+  matmul_repack(t, out.data.get());
+  t.packed = out.data.get();
+}
+
 // `resident`: one copy of the weights, which stays in the caches: the kernel's compute ceiling.
 void bm_matmul(benchmark::State& state, DType type, Shape shape, int n_threads, int64_t n_tokens,
                MatmulActivations activations, bool resident = false) {
@@ -94,6 +107,11 @@ void bm_matmul(benchmark::State& state, DType type, Shape shape, int n_threads, 
     tensors[i].ne = {shape.k, shape.n_rows};
     tensors[i].data = copies[i].data();
     tensors[i].size_bytes = copies[i].size();
+  }
+  // The packed copies the model loader makes for these kernels (kernels/matmul.h: matmul_repack).
+  std::vector<PackedBuffer> packed(n_copies);
+  if (activations != MatmulActivations::kF32) {
+    for (size_t i = 0; i < n_copies; ++i) pack(tensors[i], packed[i]);
   }
   std::mt19937 rng(2);
   std::normal_distribution<float> dist(0.0f, 1.0f);
@@ -127,6 +145,7 @@ void bm_matmul(benchmark::State& state, DType type, Shape shape, int n_threads, 
 // random bytes with small fp16 scales (generating quantized Gaussians for 0.5B weights takes minutes).
 struct DecodePass {
   std::vector<std::vector<uint8_t>> buffers;
+  std::vector<PackedBuffer> packed;
   std::vector<TensorRef> tensors;
   size_t bytes = 0;
 };
@@ -164,6 +183,8 @@ const DecodePass& decode_pass_weights(DType type) {
     t.ne = {k, rows};
     t.data = pass->buffers.back().data();
     t.size_bytes = pass->buffers.back().size();
+    pass->packed.emplace_back();
+    pack(t, pass->packed.back());
     pass->tensors.push_back(t);
   }
   cache.emplace_back(type, std::move(pass));

@@ -17,6 +17,7 @@
 #include "kernels/quant_blocks.h"
 #include "kernels/quant_edgellm.h"
 #include "kernels/quantize.h"
+#include "kernels/repack.h"
 #include "util/half.h"
 #include "util/thread_pool.h"
 
@@ -147,7 +148,7 @@ TEST(Q8Act, EveryVariantMatchesReferenceAtAwkwardSizes) {
   const double u = std::ldexp(1.0, -24);
   for (const Case& c : cases()) {
     for (int64_t k : c.ks) {
-      for (int64_t n_rows : {1, 5, 7, 33}) {
+      for (int64_t n_rows : {1, 5, 7, 16, 33}) {
         std::vector<int64_t> token_counts = {1, 2, 3, 4, 5, 7, 17};
         if (k == c.ks[1] && n_rows == 7) {
           token_counts.clear();
@@ -177,12 +178,28 @@ TEST(Q8Act, EveryVariantMatchesReferenceAtAwkwardSizes) {
           ref_table.matmul_q8act_for(c.type)(args, 0, n_rows);
 
           std::vector<float> w_row(static_cast<size_t>(k));
+          // Every ISA's kernel over the file layout, and over the packed layout where it has one.
+          std::vector<std::pair<Isa, bool>> variants;
           for (Isa isa : isas_with_int8()) {
-            const kernels::MatmulRowsFn fn = kernels::kernels_for_isa(isa)->matmul_q8act_for(c.type);
+            variants.push_back({isa, false});
+            if (kernels::kernels_for_isa(isa)->matmul_q8act_packed_for(c.type) != nullptr) variants.push_back({isa, true});
+          }
+          for (auto [isa, packed] : variants) {
+            const kernels::KernelTable* table = kernels::kernels_for_isa(isa);
+            const kernels::MatmulRowsFn fn = packed ? table->matmul_q8act_packed_for(c.type) : table->matmul_q8act_for(c.type);
             if (fn == nullptr) continue;  // f32 activations on this ISA for this type
             std::vector<float> y(y_ref.size(), NAN);
             args.y = y.data();
+            AlignedBytes packed_w(packed ? kernels::packed_bytes(c.type, n_rows, k) : 0);
+            if (packed) {
+              // In two calls when there are two panels (the loader repacks a range of rows at a time).
+              const int64_t split = n_rows > kernels::kPackRows ? kernels::kPackRows : n_rows;
+              kernels::repack(c.type, bytes.data(), w.row_bytes(), n_rows, k, split, n_rows, packed_w.data);
+              kernels::repack(c.type, bytes.data(), w.row_bytes(), n_rows, k, 0, split, packed_w.data);
+              args.w = packed_w.data;
+            }
             fn(args, 0, n_rows);
+            args.w = bytes.data();
             for (int64_t r = 0; r < n_rows; ++r) {
               get_row(w, r, w_row.data());
               const uint8_t* row_bytes = bytes.data() + r * w.row_bytes();
@@ -197,7 +214,7 @@ TEST(Q8Act, EveryVariantMatchesReferenceAtAwkwardSizes) {
                 const double budget = 2 * (n * u / (1 - n * u)) * abs_sum + 1e-30;
                 const size_t i = static_cast<size_t>(t * n_rows + r);
                 ASSERT_LE(std::fabs(static_cast<double>(y[i]) - y_ref[i]), budget)
-                    << kernels::isa_name(isa) << " " << dtype_name(c.type) << " k=" << k << " rows=" << n_rows
+                    << kernels::isa_name(isa) << (packed ? " packed " : " ") << dtype_name(c.type) << " k=" << k << " rows=" << n_rows
                     << " tokens=" << n_tokens << " r=" << r << " t=" << t << " seed=" << seed << ": got " << y[i]
                     << ", reference " << y_ref[i];
               }
@@ -332,6 +349,69 @@ TEST(Q8Act, MatmulIsInvariantToThreadsBatchAndRowRanges) {
       EXPECT_EQ(y_part[t * stride + (row_end - row_begin)], -1.0f) << "wrote past the range";
     }
   }
+}
+
+// Weights repacked at load (kernels/repack.h, where the active kernels have a packed layout for the
+// type): the same invariances, results equal to the file layout's within the reference budget's order,
+// odd row counts (not a multiple of the 16-row panels), row ranges that start and end inside a panel.
+TEST(Q8Act, PackedWeightsAreInvariantToThreadsBatchAndRowRanges) {
+  ThreadPool pool1(1), pool2(2);
+  int tested = 0;
+  for (DType type : {DType::kQ4_0, DType::kQ8_0}) {
+    for (int64_t n_rows : {1, 15, 16, 17, 133}) {
+      const int64_t k = 96 + 32 * (n_rows % 3), n_tokens = 11;
+      const auto bytes = random_weights(type, n_rows, k, 191 + static_cast<uint32_t>(n_rows));
+      const auto x = random_activations(n_tokens, k, 192);
+      TensorRef w = make_tensor(type, k, n_rows, bytes);
+      const size_t packed_size = matmul_packed_bytes(w);
+      if (packed_size == 0) continue;  // this CPU's kernels read the file layout
+      ++tested;
+      AlignedBytes packed(packed_size);
+      std::memset(packed.data, 0xCD, packed.size);
+      matmul_repack(w, packed.data);
+      std::vector<float> y_file(static_cast<size_t>(n_tokens * n_rows));
+      matmul(w, x.data(), n_tokens, y_file.data(), pool2, MatmulActivations::kInt8);
+      w.packed = packed.data;
+      std::vector<float> y1(y_file.size()), y2(y_file.size());
+      matmul(w, x.data(), n_tokens, y1.data(), pool1, MatmulActivations::kInt8);
+      matmul(w, x.data(), n_tokens, y2.data(), pool2, MatmulActivations::kInt8);
+      EXPECT_EQ(std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float)), 0) << dtype_name(type);
+      for (size_t i = 0; i < y1.size(); ++i) {
+        ASSERT_NEAR(y1[i], y_file[i], 1e-4 * (1.0 + std::fabs(y_file[i]))) << dtype_name(type) << " rows=" << n_rows << " i=" << i;
+      }
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        std::vector<float> y_one(static_cast<size_t>(n_rows));
+        matmul(w, x.data() + t * k, 1, y_one.data(), pool2, MatmulActivations::kInt8);
+        EXPECT_EQ(std::memcmp(y_one.data(), y2.data() + t * n_rows, y_one.size() * sizeof(float)), 0)
+            << dtype_name(type) << " rows=" << n_rows << " token " << t;
+      }
+      const int64_t row_begin = n_rows / 3, row_end = n_rows - n_rows / 4, stride = n_rows + 3;
+      std::vector<float> y_part(static_cast<size_t>(n_tokens * stride), -1.0f);
+      matmul_rows(w, x.data(), n_tokens, y_part.data(), stride, row_begin, row_end, MatmulActivations::kInt8);
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        for (int64_t r = row_begin; r < row_end; ++r) {
+          ASSERT_EQ(y_part[t * stride + r - row_begin], y2[t * n_rows + r]) << dtype_name(type) << " r=" << r;
+        }
+        EXPECT_EQ(y_part[t * stride + (row_end - row_begin)], -1.0f) << "wrote past the range";
+      }
+      // Row lookups (a tied embedding) from the packed copy give the file's rows.
+      std::vector<float> row_packed(static_cast<size_t>(k)), row_file(static_cast<size_t>(k));
+      for (int64_t r = 0; r < n_rows; ++r) {
+        TensorRef file_only = w;
+        file_only.packed = nullptr;
+        get_row(w, r, row_packed.data());
+        get_row(file_only, r, row_file.data());
+        ASSERT_EQ(std::memcmp(row_packed.data(), row_file.data(), row_file.size() * sizeof(float)), 0) << "row " << r;
+      }
+      // f32 activations ignore the packed copy and read the rows as stored.
+      std::vector<float> y_f32(y_file.size()), y_f32_file(y_file.size());
+      matmul(w, x.data(), n_tokens, y_f32.data(), pool2, MatmulActivations::kF32);
+      w.packed = nullptr;
+      matmul(w, x.data(), n_tokens, y_f32_file.data(), pool2, MatmulActivations::kF32);
+      EXPECT_EQ(std::memcmp(y_f32.data(), y_f32_file.data(), y_f32.size() * sizeof(float)), 0);
+    }
+  }
+  if (tested == 0) GTEST_SKIP() << "no packed layout for the active kernels";
 }
 
 TEST(Q8Act, DefaultIsInt8ForQuantizedWeightsAndF32Otherwise) {

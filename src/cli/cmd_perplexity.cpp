@@ -69,6 +69,8 @@ int run_perplexity(const PerplexityArgs& a) {
   }
   auto tokenizer = Tokenizer::from_path(a.model);
   if (!tokenizer.ok()) return fail(tokenizer.error());
+  (*model)->repack_for_matmul();
+  if (base) base->repack_for_matmul();
   auto text = read_file(a.text);
   if (!text.ok()) return fail(text.error());
   // With --chunks, only a generous prefix of the text is tokenized (16 bytes per token, twice over).

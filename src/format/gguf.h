@@ -124,6 +124,8 @@ class GgufFile {
   TensorRef tensor_ref(const GgufTensorInfo& info) const;
 
   void prefetch() const { file_.prefetch(); }
+  // Drops the process's pages of tensor bytes that were copied elsewhere (MappedFile::release).
+  void release(const void* p, size_t n) const { file_.release(p, n); }
   const uint8_t* raw_data() const { return file_.data(); }
 
  private:

@@ -18,6 +18,10 @@ struct TensorRef {
   std::vector<int64_t> ne;  // ggml order, innermost first
   const void* data = nullptr;
   size_t size_bytes = 0;
+  // Optional copy of a weight matrix repacked at load for the active int8 matmul kernels
+  // (kernels/matmul.h: matmul_repack); matmul() reads it instead of `data` when it uses them. Everything
+  // else (row lookups, LoRA, f32 activations) reads `data`.
+  const void* packed = nullptr;
 
   int64_t n_elements() const {
     int64_t n = 1;

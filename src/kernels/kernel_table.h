@@ -63,6 +63,9 @@ struct KernelTable {
   // so a table that fills only matmul_f32act keeps working.
   MatmulRowsFn matmul_q8act[kNumSlots] = {};
   QuantizeActFn quantize_act = nullptr;
+  // Weight type -> int8-activation kernel over weights repacked at load (kernels/repack.h; MatmulArgs::w
+  // is then the packed matrix and w_row_bytes unused), or nullptr: the type is not repacked for this ISA.
+  MatmulRowsFn matmul_q8act_packed[kNumSlots] = {};
 
   MatmulRowsFn matmul_for(DType type) const {
     const size_t slot = type_slot(type);
@@ -71,6 +74,10 @@ struct KernelTable {
   MatmulRowsFn matmul_q8act_for(DType type) const {
     const size_t slot = type_slot(type);
     return slot < kNumSlots && quantize_act != nullptr ? matmul_q8act[slot] : nullptr;
+  }
+  MatmulRowsFn matmul_q8act_packed_for(DType type) const {
+    const size_t slot = type_slot(type);
+    return slot < kNumSlots && quantize_act != nullptr ? matmul_q8act_packed[slot] : nullptr;
   }
 };
 

@@ -3,11 +3,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "kernels/act_quant.h"
 #include "kernels/kernel_table.h"
 #include "kernels/quant_edgellm.h"
 #include "kernels/quantize.h"
+#include "kernels/repack.h"
 #include "kernels/ref/quant_ref.h"
 #include "util/check.h"
 #include "util/log.h"
@@ -15,8 +17,9 @@
 namespace edgellm {
 namespace {
 
-// Rows per parallel_for grain: the AVX2 decode tile is 4 rows; 16 keeps ranges tile-aligned and
-// still splits the smallest projections (a few hundred rows) over the cores.
+// Rows per parallel_for grain: the AVX2 decode tile is 4 rows and the packed AVX-512 panels 16
+// (kernels/repack.h); 16 keeps ranges tile-aligned and still splits the smallest projections (a few
+// hundred rows) over the cores.
 constexpr int64_t kRowGrain = 16;
 
 kernels::MatmulArgs make_args(const TensorRef& w, const float* x, int64_t n_tokens, float* y,
@@ -80,6 +83,16 @@ kernels::MatmulRowsFn int8_kernel_for(DType type, MatmulActivations activations)
   return kernels::active_kernels().matmul_q8act_for(type);
 }
 
+// The kernel over w's packed copy when w has one and the int8 kernel `fn` is used (else `fn`); points
+// args.w at the matrix it reads.
+kernels::MatmulRowsFn use_packed(const TensorRef& w, kernels::MatmulRowsFn fn, kernels::MatmulArgs& args) {
+  if (fn == nullptr || w.packed == nullptr) return fn;
+  const kernels::MatmulRowsFn packed = kernels::active_kernels().matmul_q8act_packed_for(w.type);
+  if (packed == nullptr) return fn;
+  args.w = static_cast<const uint8_t*>(w.packed);
+  return packed;
+}
+
 // Quantized activations of the calling thread: grows to the largest call, then reused.
 struct FreeAligned {
   void operator()(uint8_t* p) const { std::free(p); }
@@ -118,7 +131,7 @@ void matmul(const TensorRef& w, const float* x, int64_t n_tokens, float* y, Thre
   const int64_t n_rows = w.n_rows();
   kernels::MatmulArgs args = make_args(w, x, n_tokens, y, n_rows);
   if (n_tokens == 0 || n_rows == 0) return;
-  kernels::MatmulRowsFn fn = int8_kernel_for(w.type, activations);
+  kernels::MatmulRowsFn fn = use_packed(w, int8_kernel_for(w.type, activations), args);
   if (fn != nullptr) {
     quantize_activations(args, &pool);
   } else {
@@ -140,7 +153,7 @@ void matmul_rows(const TensorRef& w, const float* x, int64_t n_tokens, float* y,
   EDGELLM_CHECK(y_stride >= row_end - row_begin);
   kernels::MatmulArgs args = make_args(w, x, n_tokens, y, y_stride);
   if (n_tokens == 0 || row_begin == row_end) return;
-  kernels::MatmulRowsFn fn = int8_kernel_for(w.type, activations);
+  kernels::MatmulRowsFn fn = use_packed(w, int8_kernel_for(w.type, activations), args);
   if (fn != nullptr) {
     quantize_activations(args, nullptr);
   } else {
@@ -149,10 +162,39 @@ void matmul_rows(const TensorRef& w, const float* x, int64_t n_tokens, float* y,
   fn(args, row_begin, row_end);
 }
 
+size_t matmul_packed_bytes(const TensorRef& w) {
+  if (w.data == nullptr || w.ne.empty() || !kernels::packable(w.type)) return 0;
+  if (w.ne.size() > 2 && w.n_elements() != w.dim(0) * w.dim(1)) return 0;
+  if (w.ne[0] % dtype_traits(w.type).block_size != 0) return 0;
+  if (int8_kernel_for(w.type, MatmulActivations::kDefault) == nullptr) return 0;
+  if (kernels::active_kernels().matmul_q8act_packed_for(w.type) == nullptr) return 0;
+  return kernels::packed_bytes(w.type, w.n_rows(), w.ne[0]);
+}
+
+void matmul_repack(const TensorRef& w, uint8_t* out, int64_t row_begin, int64_t row_end) {
+  const int64_t n_rows = w.n_rows();
+  if (row_end < 0) row_end = n_rows;
+  EDGELLM_CHECK(matmul_packed_bytes(w) > 0 && out != nullptr);
+  EDGELLM_CHECK(reinterpret_cast<uintptr_t>(out) % 64 == 0);
+  EDGELLM_CHECK(0 <= row_begin && row_begin <= row_end && row_end <= n_rows);
+  EDGELLM_CHECK(row_begin % kernels::kPackRows == 0 && (row_end % kernels::kPackRows == 0 || row_end == n_rows));
+  kernels::repack(w.type, static_cast<const uint8_t*>(w.data), w.row_bytes(), n_rows, w.ne[0], row_begin, row_end,
+                  out);
+}
+
+int64_t matmul_repack_rows() { return kernels::kPackRows; }
+
 void get_row(const TensorRef& w, int64_t row, float* out) {
   EDGELLM_CHECK(w.data != nullptr && !w.ne.empty());
   EDGELLM_CHECK(0 <= row && row < w.n_rows());
   const auto* bytes = static_cast<const uint8_t*>(w.data) + static_cast<size_t>(row) * w.row_bytes();
+  if (w.packed != nullptr && kernels::packable(w.type)) {
+    // From the packed copy: the file's pages of a repacked (e.g. tied embedding) matrix stay released.
+    thread_local std::vector<uint8_t> unpacked;
+    unpacked.resize(w.row_bytes());
+    kernels::unpack_row(w.type, static_cast<const uint8_t*>(w.packed), w.ne[0], row, unpacked.data());
+    bytes = unpacked.data();
+  }
   if (dtype_is_edgellm_only(w.type)) {
     EDGELLM_CHECK(ref::dequantize_row_e4(w.type, bytes, out, w.ne[0]));
     return;

@@ -35,7 +35,19 @@ void matmul(const TensorRef& w, const float* x, int64_t n_tokens, float* y, Thre
 void matmul_rows(const TensorRef& w, const float* x, int64_t n_tokens, float* y, int64_t y_stride,
                  int64_t row_begin, int64_t row_end, MatmulActivations activations = MatmulActivations::kDefault);
 
-// Row `row` of W (e.g. a token embedding) as K floats, bit-exact with dequantize_row.
+// Load-time repacking (kernels/repack.h): the bytes of W repacked for the kernels matmul() uses by
+// default on this CPU, or 0 when they read W's rows as stored (other types or ISAs, f32 activations).
+size_t matmul_packed_bytes(const TensorRef& w);
+// Writes that copy to `out` (64-byte aligned, matmul_packed_bytes(w) bytes). With w.packed = out,
+// matmul() and matmul_rows() read it instead of w.data whenever they use the int8 kernels; results are
+// the same for any thread count, batch and row range, as without it. One range of rows at a time
+// (e.g. to release the source's pages as it goes): row_begin a multiple of matmul_repack_rows(), and
+// row_end too unless it is w.n_rows(); row_end < 0 means w.n_rows().
+void matmul_repack(const TensorRef& w, uint8_t* out, int64_t row_begin = 0, int64_t row_end = -1);
+int64_t matmul_repack_rows();
+
+// Row `row` of W (e.g. a token embedding) as K floats, bit-exact with dequantize_row (read from
+// w.packed when W has a packed copy).
 void get_row(const TensorRef& w, int64_t row, float* out);
 
 // Name of the instruction set the matmul kernels use ("scalar", "avx2", ...), for logs and benchmarks.

@@ -1,6 +1,16 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+#include "kernels/matmul.h"
+#include "util/thread_pool.h"
 
 #include "util/half.h"
 #include "util/log.h"
@@ -41,6 +51,64 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const Mode
   }
   EDGELLM_TRY(model->bind_weights(*spec));
   return model;
+}
+
+void Model::FreeAligned::operator()(uint8_t* p) const { std::free(p); }
+
+// A few MiB of rows at a time (over `pool` when given): their packed panels are written, then their
+// file pages are released, so the resident set grows by no more than that over the packed copies (whose
+// size equals the file layout's, padded to whole 16-row panels). A tied embedding's row lookups then
+// read the packed copy.
+void Model::repack_for_matmul(ThreadPool* pool) {
+  if (!gguf_ || packed_) return;
+  std::vector<TensorRef*> matrices;
+  for (LayerWeights& L : weights_.layers) {
+    for (TensorRef* t : {&L.wq, &L.wk, &L.wv, &L.wqkv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) matrices.push_back(t);
+  }
+  matrices.push_back(&weights_.output);
+  // One arena for all copies, in 2 MiB pages where the kernel has transparent huge pages on request:
+  // a decode step streams all of it, and huge pages spare it the TLB misses and the hardware prefetchers
+  // their stop at every 4 KiB boundary. Only the last page is partly unused.
+  std::vector<size_t> offsets(matrices.size(), 0);
+  size_t total = 0;
+  for (size_t i = 0; i < matrices.size(); ++i) {
+    const size_t bytes = matmul_packed_bytes(*matrices[i]);
+    offsets[i] = bytes == 0 ? SIZE_MAX : total;
+    total += (bytes + 63) / 64 * 64;
+  }
+  if (total == 0) return;
+  constexpr size_t kHugePage = size_t{2} << 20;
+  const size_t arena_bytes = (total + kHugePage - 1) / kHugePage * kHugePage;
+  packed_.reset(static_cast<uint8_t*>(std::aligned_alloc(kHugePage, arena_bytes)));
+  if (!packed_) return;  // keep reading the file layout
+#if defined(__linux__)
+  ::madvise(packed_.get(), arena_bytes, MADV_HUGEPAGE);  // a hint: without it, 4 KiB pages
+#endif
+  for (size_t i = 0; i < matrices.size(); ++i) {
+    if (offsets[i] == SIZE_MAX) continue;
+    TensorRef* t = matrices[i];
+    uint8_t* buffer = packed_.get() + offsets[i];
+    const int64_t n_rows = t->n_rows(), panel = matmul_repack_rows();
+    const size_t row_bytes = t->row_bytes();
+    const int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>((size_t{2} << 20) / (row_bytes * panel))) * panel;
+    const int64_t n_chunks = (n_rows + chunk - 1) / chunk;
+    const auto* rows = static_cast<const uint8_t*>(t->data);
+    const auto repack_chunks = [&](int64_t first, int64_t last, int /*thread_idx*/) {
+      for (int64_t c = first; c < last; ++c) {
+        const int64_t begin = c * chunk, end = std::min(n_rows, begin + chunk);
+        matmul_repack(*t, buffer, begin, end);
+        gguf_->release(rows + static_cast<size_t>(begin) * row_bytes, static_cast<size_t>(end - begin) * row_bytes);
+      }
+    };
+    if (pool != nullptr) {
+      pool->parallel_for(n_chunks, repack_chunks, 1);
+    } else {
+      repack_chunks(0, n_chunks, 0);
+    }
+    t->packed = buffer;
+  }
+  // A tied embedding is the output matrix: its row lookups read the packed copy too.
+  if (weights_.output.data == weights_.token_embd.data) weights_.token_embd.packed = weights_.output.packed;
 }
 
 Expected<TensorRef> Model::lookup(TensorRole role, int64_t layer, bool required) const {

@@ -1,6 +1,7 @@
 // A loaded model: its config and weight views, from a GGUF file or a Hugging Face directory.
 // Weights stay in the mmapped files and are used in place; only small vectors (norms, biases) are
-// converted to f32 copies at load.
+// converted to f32 copies at load. For inference, repack_for_matmul() then copies the matrices that the
+// active int8 matmul kernels read in a packed layout (kernels/matmul.h: matmul_repack).
 #pragma once
 
 #include <memory>
@@ -16,6 +17,8 @@
 #include "util/expected.h"
 
 namespace edgellm {
+
+class ThreadPool;
 
 // Absent optional tensors have data == nullptr.
 struct LayerWeights {
@@ -54,6 +57,12 @@ class Model {
   const HfDirectory* hf() const { return hf_ ? &*hf_ : nullptr; }
   // Bytes of all weight tensors as stored (what one decode step reads).
   size_t weight_bytes() const { return weight_bytes_; }
+  // GGUF files: repacks the matrices the default matmul kernels of this CPU read in a packed layout
+  // (TensorRef::packed) and releases their file pages, so the copies replace the file's bytes in memory;
+  // a tied embedding's rows are then read from the copy too. Nothing for other files, types or CPUs.
+  // For inference only (converters read the file's rows); call once, before any forward pass. `pool`
+  // (optional) repacks in parallel.
+  void repack_for_matmul(ThreadPool* pool = nullptr);
 
  private:
   Model() = default;
@@ -68,6 +77,10 @@ class Model {
   ModelConfig config_;
   ModelWeights weights_;
   std::vector<std::unique_ptr<std::vector<float>>> owned_f32_;
+  struct FreeAligned {
+    void operator()(uint8_t* p) const;
+  };
+  std::unique_ptr<uint8_t, FreeAligned> packed_;  // the TensorRef::packed copies, one arena
   size_t weight_bytes_ = 0;
 };
 

@@ -106,6 +106,8 @@ Expected<std::shared_ptr<LoadedModel>> LoadedModel::load(const std::string& path
   EDGELLM_LOG_INFO("loaded %s: %s, %lld layers, chat template %s (%s), %d threads", path.c_str(),
                    arch_name(lm->config().arch), static_cast<long long>(lm->config().n_layer),
                    lm->chat_template_.name().c_str(), lm->chat_template_.note().c_str(), lm->pool_->n_threads());
+  // Last, when the tokenizer's temporary load buffers are gone: the packed copies are the weights' size.
+  lm->model_->repack_for_matmul(lm->pool_.get());
   return lm;
 }
 

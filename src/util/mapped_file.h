@@ -27,6 +27,10 @@ class MappedFile {
 
   // Hints the kernel to read the whole mapping ahead (MADV_WILLNEED), for "preload".
   void prefetch() const;
+  // Drops this process's pages of [p, p + n) (the whole pages inside it; MADV_DONTNEED) when the range
+  // is inside the mapping, e.g. tensors copied elsewhere at load. Later reads fault them in again from
+  // the file, so the bytes stay valid; they just stop counting in the resident set until then.
+  void release(const void* p, size_t n) const;
 
  private:
   std::string path_;

@@ -33,6 +33,7 @@
 #include "kernels/kernel_table.h"
 #include "kernels/quant_blocks.h"
 #include "kernels/quant_edgellm.h"
+#include "kernels/repack.h"
 
 namespace edgellm::kernels {
 namespace {
@@ -402,8 +403,9 @@ void tile_decoded_tokens(const MatmulArgs& a, int64_t row_begin, const uint8_t* 
   }
 }
 
-// Decoded panel of the calling thread: grows to the largest panel, then reused.
-uint8_t* panel_scratch(size_t size_bytes) {
+// Scratch of the calling thread (a decoded panel, or the packed kernels' activation offsets): grows to
+// the largest request, then reused.
+uint8_t* thread_scratch(size_t size_bytes) {
   struct Buffer {
     uint8_t* data = nullptr;
     size_t capacity = 0;
@@ -444,7 +446,7 @@ void matmul_rows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
   constexpr int64_t kPanelRows = 16;
   constexpr int64_t kTokenChunk = 64;  // keeps a chunk's activations in L2 while the panel is reused
   const int64_t n_groups = act_groups(a.k);
-  uint8_t* panel = panel_scratch(static_cast<size_t>(kPanelRows * n_groups) * kDecodedBytes<D>);
+  uint8_t* panel = thread_scratch(static_cast<size_t>(kPanelRows * n_groups) * kDecodedBytes<D>);
   for (int64_t chunk = 0; chunk < a.n_tokens; chunk += kTokenChunk) {
     const int64_t chunk_end = chunk + kTokenChunk < a.n_tokens ? chunk + kTokenChunk : a.n_tokens;
     for (int64_t panel_row = row_begin; panel_row < row_end; panel_row += kPanelRows) {
@@ -457,6 +459,147 @@ void matmul_rows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
           tile_decoded_tokens<D, kRows, kTokens>(a, row_begin, panel, panel_row, row, token, n);
         }
         for (; row < panel_end; ++row) tile_decoded_tokens<D, 1, kTokens>(a, row_begin, panel, panel_row, row, token, n);
+      }
+    }
+  }
+}
+
+// ---- Weights repacked in panels of 16 rows (kernels/repack.h) ----
+// Lane r of every vector is row r of the panel. Per (panel, token, 32-element block): an integer dot
+// product of eight vpdpbusd, each multiplying four quants per row with four activations broadcast to
+// every lane, plus the block's offset term -o * sum(activations) (o = 8 for Q4_0, 128 for Q8_0, the
+// stored quants being q + o) so that it is the exact signed dot; then acc += (f32(dot) * d_x) * d_w.
+// The sequence is the same for every tile and token count, so decode and prefill agree bit for bit, and
+// the block's 16 scales are one fp16 load and conversion instead of a word permute per row.
+template <DType T>
+struct Packed {
+  static constexpr int kVectors = T == DType::kQ4_0 ? 4 : 8;  // 64-byte quant vectors per block
+  static constexpr int kOffsetShift = T == DType::kQ4_0 ? 3 : 7;
+  static constexpr size_t kBlockBytes = 64 * kVectors;
+  static constexpr size_t kPairBytes = 64 + 2 * kBlockBytes;
+};
+
+// The eight unsigned weight vectors of one block; w[v] pairs with the block's activations 4v .. 4v + 3.
+// Q4_0's high nibbles stay in place (16 q, masked with 0xF0: no shift), their dot divided by 16 after.
+template <DType T>
+__attribute__((always_inline)) inline void load_packed_block(const uint8_t* q, __m512i (&w)[8]) {
+  if constexpr (T == DType::kQ4_0) {
+    for (int v = 0; v < 4; ++v) {
+      const __m512i bytes = _mm512_load_si512(q + 64 * v);
+      w[v] = _mm512_and_si512(bytes, nibble_mask());
+      w[v + 4] = _mm512_and_si512(bytes, _mm512_set1_epi8(static_cast<char>(0xF0)));
+    }
+  } else {
+    for (int v = 0; v < 8; ++v) w[v] = _mm512_load_si512(q + 64 * v);
+  }
+}
+
+inline int32_t load_i32(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline float load_f32(const uint8_t* p) {
+  float v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// One block for one token. `xb`: the token's activation group holding the block, plus 16 * (block % 4)
+// (its elements 0..15 at xb, 16..31 at xb + 64, its scale at xb + kActScalesOffset). Two chains of four
+// dot products (elements 0..15 and 16..31), joined at the end: exact integers, so the same value as one
+// chain, in half the latency.
+template <DType T>
+__attribute__((always_inline)) inline __m512 packed_step(const __m512i (&w)[8], const uint8_t* xb, int32_t offset,
+                                                         __m512 dw, __m512 acc) {
+  __m512i dot_lo = _mm512_set1_epi32(offset), dot_hi = _mm512_setzero_si512();
+  for (int v = 0; v < 4; ++v) {
+    dot_lo = _mm512_dpbusd_epi32(dot_lo, w[v], _mm512_set1_epi32(load_i32(xb + 4 * v)));
+    dot_hi = _mm512_dpbusd_epi32(dot_hi, w[v + 4], _mm512_set1_epi32(load_i32(xb + 64 + 4 * v)));
+  }
+  if constexpr (T == DType::kQ4_0) dot_hi = _mm512_srai_epi32(dot_hi, 4);  // exact: a multiple of 16
+  const __m512i dot = _mm512_add_epi32(dot_lo, dot_hi);
+  const __m512 dx = _mm512_set1_ps(load_f32(xb + kActScalesOffset));
+  return _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), dx), dw, acc);
+}
+
+// Panel `panel` x tokens [token, token + NT); `offsets`: per token, 2 * n_pairs offset terms.
+template <DType T, int NT>
+void packed_tile(const MatmulArgs& a, int64_t row_begin, int64_t row_end, int64_t panel, int64_t token,
+                 const int32_t* offsets, int64_t offsets_stride) {
+  using P = Packed<T>;
+  const int64_t n_pairs = (a.k + 63) / 64;
+  const uint8_t* base = a.w + static_cast<size_t>(panel) * static_cast<size_t>(n_pairs) * P::kPairBytes;
+  const uint8_t* x[NT];
+  const int32_t* off[NT];
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) {
+    x[t] = a.xq + static_cast<size_t>(token + t) * a.xq_row_bytes;
+    off[t] = offsets + (token + t) * offsets_stride;
+    acc[t] = _mm512_setzero_ps();
+  }
+  for (int64_t j = 0; j < n_pairs; ++j) {
+    const uint8_t* pair = base + static_cast<size_t>(j) * P::kPairBytes;
+    for (int h = 0; h < 2; ++h) {
+      const int64_t b = 2 * j + h;
+      __m512i w[8];
+      load_packed_block<T>(pair + 64 + h * P::kBlockBytes, w);
+      const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(pair + 32 * h)));
+      const size_t x_offset = static_cast<size_t>(b / 4) * kActGroupBytes + 16 * static_cast<size_t>(b % 4);
+      for (int t = 0; t < NT; ++t) acc[t] = packed_step<T>(w, x[t] + x_offset, off[t][b], dw, acc[t]);
+    }
+  }
+  const int64_t first = panel * kPackRows;
+  const int64_t lo = first > row_begin ? first : row_begin;
+  const int64_t hi = first + kPackRows < row_end ? first + kPackRows : row_end;
+  const __mmask16 keep = static_cast<__mmask16>(((1u << (hi - first)) - 1) & ~((1u << (lo - first)) - 1));
+  for (int t = 0; t < NT; ++t) {
+    float* y = a.y + (token + t) * a.y_stride;
+    if (first >= row_begin) {
+      _mm512_mask_storeu_ps(y + (first - row_begin), keep, acc[t]);
+    } else {
+      alignas(64) float lanes[kPackRows];
+      _mm512_store_ps(lanes, acc[t]);
+      for (int64_t r = lo; r < hi; ++r) y[r - row_begin] = lanes[r - first];
+    }
+  }
+}
+
+template <DType T, int NT>
+void packed_tile_tokens(const MatmulArgs& a, int64_t row_begin, int64_t row_end, int64_t panel, int64_t token,
+                        int64_t n_tokens, const int32_t* offsets, int64_t offsets_stride) {
+  if constexpr (NT > 0) {
+    if (n_tokens == NT) {
+      packed_tile<T, NT>(a, row_begin, row_end, panel, token, offsets, offsets_stride);
+    } else {
+      packed_tile_tokens<T, NT - 1>(a, row_begin, row_end, panel, token, n_tokens, offsets, offsets_stride);
+    }
+  }
+}
+
+// a.w: the packed matrix (kernels/repack.h); rows are its rows, as for the file layout.
+template <DType T>
+void matmul_rows_packed(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
+  const int64_t n_blocks = 2 * ((a.k + 63) / 64);
+  // Every token's offset terms, -o * (sum of the block's activations), from the per-lane sums.
+  auto* offsets = reinterpret_cast<int32_t*>(thread_scratch(static_cast<size_t>(a.n_tokens * n_blocks) * 4));
+  for (int64_t t = 0; t < a.n_tokens; ++t) {
+    const uint8_t* xq = a.xq + static_cast<size_t>(t) * a.xq_row_bytes;
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const uint8_t* sums = xq + static_cast<size_t>(b / 4) * kActGroupBytes + kActSumsOffset + 16 * (b % 4);
+      const int32_t s = load_i32(sums) + load_i32(sums + 4) + load_i32(sums + 8) + load_i32(sums + 12);
+      offsets[t * n_blocks + b] = -s * (1 << Packed<T>::kOffsetShift);
+    }
+  }
+  constexpr int kTokens = 8;
+  constexpr int64_t kTokenChunk = 64;  // keeps a chunk's activations in L2 while a panel is reused
+  const int64_t first_panel = row_begin / kPackRows, end_panel = (row_end + kPackRows - 1) / kPackRows;
+  for (int64_t chunk = 0; chunk < a.n_tokens; chunk += kTokenChunk) {
+    const int64_t chunk_end = chunk + kTokenChunk < a.n_tokens ? chunk + kTokenChunk : a.n_tokens;
+    for (int64_t panel = first_panel; panel < end_panel; ++panel) {
+      for (int64_t token = chunk; token < chunk_end; token += kTokens) {
+        const int64_t n = chunk_end - token < kTokens ? chunk_end - token : kTokens;
+        packed_tile_tokens<T, kTokens>(a, row_begin, row_end, panel, token, n, offsets, n_blocks);
       }
     }
   }
@@ -507,6 +650,8 @@ void fill_q8act_avx512(KernelTable& table) {
   set(DType::kE4G64, matmul_rows<DecodeE4G64>);
   set(DType::kE4G128, matmul_rows<DecodeE4G128>);
   set(DType::kE4G256, matmul_rows<DecodeE4G256>);
+  table.matmul_q8act_packed[type_slot(DType::kQ4_0)] = matmul_rows_packed<DType::kQ4_0>;
+  table.matmul_q8act_packed[type_slot(DType::kQ8_0)] = matmul_rows_packed<DType::kQ8_0>;
 }
 
 }  // namespace edgellm::kernels

@@ -255,12 +255,22 @@ TEST(Q8Act, IQ4NLExtremeCodesDoNotSaturate) {
   const size_t xq_row = kernels::act_row_bytes(k);
   AlignedBytes xq(xq_row * n_tokens);
   for (int64_t t = 0; t < n_tokens; ++t) ref::quantize_act(x.data() + t * k, k, xq.data + t * xq_row);
+  // Every ISA's kernel over the file layout, and over the packed layout where it has one.
+  std::vector<std::pair<Isa, bool>> variants;
   for (Isa isa : isas_with_int8()) {
-    const kernels::MatmulRowsFn fn = kernels::kernels_for_isa(isa)->matmul_q8act_for(DType::kIQ4_NL);
+    variants.push_back({isa, false});
+    if (kernels::kernels_for_isa(isa)->matmul_q8act_packed_for(DType::kIQ4_NL) != nullptr) variants.push_back({isa, true});
+  }
+  for (auto [isa, packed] : variants) {
+    const kernels::KernelTable* table = kernels::kernels_for_isa(isa);
+    const kernels::MatmulRowsFn fn =
+        packed ? table->matmul_q8act_packed_for(DType::kIQ4_NL) : table->matmul_q8act_for(DType::kIQ4_NL);
     ASSERT_NE(fn, nullptr) << kernels::isa_name(isa);
+    AlignedBytes packed_w(packed ? kernels::packed_bytes(DType::kIQ4_NL, n_rows, k) : 0);
+    if (packed) kernels::repack(DType::kIQ4_NL, bytes.data(), row_bytes, n_rows, k, 0, n_rows, packed_w.data);
     kernels::MatmulArgs args;
     args.type = DType::kIQ4_NL;
-    args.w = bytes.data();
+    args.w = packed ? packed_w.data : bytes.data();
     args.w_row_bytes = row_bytes;
     args.k = k;
     args.x = x.data();
@@ -274,7 +284,7 @@ TEST(Q8Act, IQ4NLExtremeCodesDoNotSaturate) {
     for (int64_t t = 0; t < n_tokens; ++t) {
       for (int64_t r = 0; r < n_rows; ++r) {
         EXPECT_NEAR(y[static_cast<size_t>(t * n_rows + r)], expected[t][r], 1e-5 * 127 * kd)
-            << kernels::isa_name(isa) << " row " << r << " token " << t;
+            << kernels::isa_name(isa) << (packed ? " packed" : "") << " row " << r << " token " << t;
       }
     }
   }
@@ -357,7 +367,7 @@ TEST(Q8Act, MatmulIsInvariantToThreadsBatchAndRowRanges) {
 TEST(Q8Act, PackedWeightsAreInvariantToThreadsBatchAndRowRanges) {
   ThreadPool pool1(1), pool2(2);
   int tested = 0;
-  for (DType type : {DType::kQ4_0, DType::kQ8_0}) {
+  for (DType type : {DType::kQ4_0, DType::kIQ4_NL, DType::kQ8_0}) {
     for (int64_t n_rows : {1, 15, 16, 17, 133}) {
       const int64_t k = 96 + 32 * (n_rows % 3), n_tokens = 11;
       const auto bytes = random_weights(type, n_rows, k, 191 + static_cast<uint32_t>(n_rows));

@@ -7,13 +7,14 @@
 namespace edgellm::kernels {
 namespace {
 
-int block_vectors(DType type) { return type == DType::kQ4_0 ? 4 : 8; }
+int block_vectors(DType type) { return type == DType::kQ8_0 ? 8 : 4; }
+size_t block_bytes_of(DType type) { return type == DType::kQ8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0); }
 size_t pair_bytes(DType type) { return 64 + 2 * 64 * static_cast<size_t>(block_vectors(type)); }
 int64_t n_pairs(int64_t k) { return (k + 63) / 64; }
 
 }  // namespace
 
-bool packable(DType type) { return type == DType::kQ4_0 || type == DType::kQ8_0; }
+bool packable(DType type) { return type == DType::kQ4_0 || type == DType::kIQ4_NL || type == DType::kQ8_0; }
 
 size_t packed_panel_bytes(DType type, int64_t k) { return static_cast<size_t>(n_pairs(k)) * pair_bytes(type); }
 
@@ -25,7 +26,7 @@ void repack(DType type, const uint8_t* w, size_t w_row_bytes, int64_t n_rows, in
             int64_t row_end, uint8_t* out) {
   const int64_t n_blocks = k / 32;
   const int vectors = block_vectors(type);
-  const size_t block_bytes = type == DType::kQ4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
+  const size_t block_bytes = block_bytes_of(type);
   const size_t panel_bytes = packed_panel_bytes(type, k);
   const int64_t first_panel = row_begin / kPackRows, end_panel = (row_end + kPackRows - 1) / kPackRows;
   std::memset(out + static_cast<size_t>(first_panel) * panel_bytes, 0,
@@ -53,7 +54,7 @@ void repack(DType type, const uint8_t* w, size_t w_row_bytes, int64_t n_rows, in
 
 void unpack_row(DType type, const uint8_t* packed, int64_t k, int64_t row, uint8_t* out) {
   const int vectors = block_vectors(type);
-  const size_t block_bytes = type == DType::kQ4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
+  const size_t block_bytes = block_bytes_of(type);
   const uint8_t* panel = packed + static_cast<size_t>(row / kPackRows) * packed_panel_bytes(type, k);
   const int64_t r = row % kPackRows;
   for (int64_t b = 0; b < k / 32; ++b) {

@@ -1,4 +1,4 @@
-// Load-time repacking of Q4_0 and Q8_0 weight matrices for the int8-activation kernels that read
+// Load-time repacking of Q4_0, IQ4_NL and Q8_0 weight matrices for the int8-activation kernels that read
 // them in panels of 16 rows (KernelTable::matmul_q8act_packed; AVX-512 VNNI). Internal to kernels/.
 //
 // The file layout keeps each row's blocks together (fp16 d, then the quants), so a kernel computing
@@ -18,6 +18,7 @@
 // Quant vector v of a block, byte 4 r + i (row r, i < 4):
 //   Q4_0 (4 vectors): the file's qs[4 v + i] of row r: low nibble element 4 v + i, high nibble element
 //        16 + 4 v + i (unsigned 0..15; the kernel subtracts 8 via the activation sums);
+//   IQ4_NL (4 vectors): as Q4_0, the nibbles being codebook indices (the kernel looks them up);
 //   Q8_0 (8 vectors): element 4 v + i of row r as q + 128 (an unsigned byte; the kernel subtracts 128).
 #pragma once
 
@@ -30,7 +31,7 @@ namespace edgellm::kernels {
 
 inline constexpr int64_t kPackRows = 16;
 
-// True for the types this layout exists for (Q4_0, Q8_0).
+// True for the types this layout exists for (Q4_0, IQ4_NL, Q8_0).
 bool packable(DType type);
 // Bytes of one panel of 16 rows of k elements; of the whole packed matrix.
 size_t packed_panel_bytes(DType type, int64_t k);

@@ -467,13 +467,14 @@ void matmul_rows(const MatmulArgs& a, int64_t row_begin, int64_t row_end) {
 // ---- Weights repacked in panels of 16 rows (kernels/repack.h) ----
 // Lane r of every vector is row r of the panel. Per (panel, token, 32-element block): an integer dot
 // product of eight vpdpbusd, each multiplying four quants per row with four activations broadcast to
-// every lane, plus the block's offset term -o * sum(activations) (o = 8 for Q4_0, 128 for Q8_0, the
-// stored quants being q + o) so that it is the exact signed dot; then acc += (f32(dot) * d_x) * d_w.
+// every lane, plus the block's offset term -o * sum(activations) (o = 8 for Q4_0, 128 for Q8_0 and for
+// IQ4_NL, the quants being q + o: IQ4_NL's nibbles are looked up as codebook value + 128) so that it is
+// the exact signed dot; then acc += (f32(dot) * d_x) * d_w.
 // The sequence is the same for every tile and token count, so decode and prefill agree bit for bit, and
 // the block's 16 scales are one fp16 load and conversion instead of a word permute per row.
 template <DType T>
 struct Packed {
-  static constexpr int kVectors = T == DType::kQ4_0 ? 4 : 8;  // 64-byte quant vectors per block
+  static constexpr int kVectors = T == DType::kQ8_0 ? 8 : 4;  // 64-byte quant vectors per block
   static constexpr int kOffsetShift = T == DType::kQ4_0 ? 3 : 7;
   static constexpr size_t kBlockBytes = 64 * kVectors;
   static constexpr size_t kPairBytes = 64 + 2 * kBlockBytes;
@@ -488,6 +489,15 @@ __attribute__((always_inline)) inline void load_packed_block(const uint8_t* q, _
       const __m512i bytes = _mm512_load_si512(q + 64 * v);
       w[v] = _mm512_and_si512(bytes, nibble_mask());
       w[v + 4] = _mm512_and_si512(bytes, _mm512_set1_epi8(static_cast<char>(0xF0)));
+    }
+  } else if constexpr (T == DType::kIQ4_NL) {
+    // Nibble -> codebook value + 128 (an unsigned byte) with one in-lane byte shuffle each.
+    const __m512i table =
+        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValuesPlus128)));
+    for (int v = 0; v < 4; ++v) {
+      const __m512i bytes = _mm512_load_si512(q + 64 * v);
+      w[v] = _mm512_shuffle_epi8(table, _mm512_and_si512(bytes, nibble_mask()));
+      w[v + 4] = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(bytes, 4), nibble_mask()));
     }
   } else {
     for (int v = 0; v < 8; ++v) w[v] = _mm512_load_si512(q + 64 * v);
@@ -651,6 +661,7 @@ void fill_q8act_avx512(KernelTable& table) {
   set(DType::kE4G128, matmul_rows<DecodeE4G128>);
   set(DType::kE4G256, matmul_rows<DecodeE4G256>);
   table.matmul_q8act_packed[type_slot(DType::kQ4_0)] = matmul_rows_packed<DType::kQ4_0>;
+  table.matmul_q8act_packed[type_slot(DType::kIQ4_NL)] = matmul_rows_packed<DType::kIQ4_NL>;
   table.matmul_q8act_packed[type_slot(DType::kQ8_0)] = matmul_rows_packed<DType::kQ8_0>;
 }
 

@@ -22,7 +22,8 @@ namespace edgellm {
 struct ScaleSearchOptions {
   // Candidate scales tried per group before the least-squares refits; more is slower and rarely better.
   int n_candidates = 32;
-  // Candidates (the best after one rounding) that get least-squares refits, at most 16.
+  // Candidates of the symmetric types (the best after one rounding) that get least-squares refits, at
+  // most 16; the types with an offset refit every candidate.
   int n_refined = 4;  // twice as many for Q8_0, whose fine grid gains more from refits
   // Least-squares refits of (scale, offset) after re-rounding, per refined candidate.
   int n_refits = 2;

@@ -106,21 +106,29 @@ bool refit(const float* x, const float* w, int n, const int* levels, const Level
   return true;
 }
 
+// Rounds (d, m) to what the block stores (fp16), rounds the group on that grid into `scratch`, keeps it in
+// `best` if it is better, and returns its error; +inf (nothing scored) for a scale the grid cannot use.
+double score_start(const float* x, const float* w, int n, float& d, float& m, const LevelGrid& g, GroupFit& best,
+                   int* scratch) {
+  d = fp16_round(d);
+  m = g.has_offset ? fp16_round(m) : 0.0f;
+  if (d == 0.0f || !std::isfinite(d) || !std::isfinite(m)) return INFINITY;
+  if (d < 0 && !g.negative_scale) return INFINITY;
+  const double err = round_and_score(x, w, n, d, m, g, scratch);
+  if (err < best.err) {
+    best.err = err;
+    best.d = d;
+    best.m = m;
+    std::memcpy(best.levels, scratch, sizeof(int) * static_cast<size_t>(n));
+  }
+  return err;
+}
+
 // Tries a starting (d, m): rounds, scores, refits, and keeps the best fit seen in `best`.
 void try_start(const float* x, const float* w, int n, float d, float m, const LevelGrid& g, int n_refits,
                GroupFit& best, int* scratch) {
   for (int it = 0; it <= n_refits; ++it) {
-    d = fp16_round(d);
-    m = g.has_offset ? fp16_round(m) : 0.0f;
-    if (d == 0.0f || !std::isfinite(d) || !std::isfinite(m)) return;
-    if (d < 0 && !g.negative_scale) return;
-    const double err = round_and_score(x, w, n, d, m, g, scratch);
-    if (err < best.err) {
-      best.err = err;
-      best.d = d;
-      best.m = m;
-      std::memcpy(best.levels, scratch, sizeof(int) * static_cast<size_t>(n));
-    }
+    if (!std::isfinite(score_start(x, w, n, d, m, g, best, scratch))) return;
     if (it == n_refits || !refit(x, w, n, scratch, g, d, m)) return;
   }
 }
@@ -165,18 +173,8 @@ void search_group(const float* x, const float* w, int n, const LevelGrid& g, con
   // are then refitted (try_start), which is where most of the time would go if every candidate were.
   TopStarts top(opt.n_refined * g.refined_per_unit / 4);
   auto consider = [&](float d, float m) {
-    d = fp16_round(d);
-    m = g.has_offset ? fp16_round(m) : 0.0f;
-    if (d == 0.0f || !std::isfinite(d) || !std::isfinite(m)) return;
-    if (d < 0 && !g.negative_scale) return;
-    const double err = round_and_score(x, w, n, d, m, g, scratch);
-    if (err < best.err) {
-      best.err = err;
-      best.d = d;
-      best.m = m;
-      std::memcpy(best.levels, scratch, sizeof(int) * static_cast<size_t>(n));
-    }
-    top.offer(d, m, err);
+    const double err = score_start(x, w, n, d, m, g, best, scratch);
+    if (std::isfinite(err)) top.offer(d, m, err);
   };
   if (!g.has_offset) {
     float amax = 0;

@@ -21,6 +21,7 @@
 #include "kernels/quant_edgellm.h"
 #include "kernels/quantize.h"
 #include "util/half.h"
+#include "util/huge_pages.h"
 #include "util/thread_pool.h"
 
 namespace edgellm {
@@ -81,12 +82,12 @@ std::vector<uint8_t> make_weights(DType type, int64_t n_rows, int64_t k, uint32_
 
 // A packed copy of a matrix, when the default int8 kernels read one (as the model loader makes).
 struct PackedBuffer {
-  std::unique_ptr<uint8_t, void (*)(void*)> data{nullptr, std::free};
+  HugePageBuffer data;
 };
 void pack(TensorRef& t, PackedBuffer& out) {
   const size_t bytes = matmul_packed_bytes(t);
   if (bytes == 0) return;
-  out.data.reset(static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
+  out.data = allocate_huge_pages(bytes);  // as the model loader's arena (util/huge_pages.h)
   matmul_repack(t, out.data.get());
   t.packed = out.data.get();
 }
@@ -208,16 +209,19 @@ void bm_decode_pass(benchmark::State& state, DType type, int n_threads) {
                  " MB=" + std::to_string(pass.bytes >> 20));
 }
 
-// The same loop as `edgellm bench --roofline` (cli/cmd_bench.cpp): sum a 256 MiB buffer with all threads.
+// The same loop as `edgellm bench --roofline` (cli/cmd_bench.cpp): sum a 256 MiB buffer in huge pages with all threads.
 void bm_stream_read(benchmark::State& state, int n_threads) {
-  static std::vector<float> buffer(size_t{64} << 20, 1.0f);
+  const size_t n = size_t{64} << 20;
+  static HugePageBuffer memory = allocate_huge_pages(n * sizeof(float));
+  float* buffer = reinterpret_cast<float*>(memory.get());
+  std::fill(buffer, buffer + n, 1.0f);
   ThreadPool pool(n_threads);
   std::vector<double> sums(static_cast<size_t>(n_threads), 0.0);
   for (auto _ : state) {
-    pool.parallel_for(static_cast<int64_t>(buffer.size()), [&](int64_t b, int64_t e, int tid) {
+    pool.parallel_for(static_cast<int64_t>(n), [&](int64_t b, int64_t e, int tid) {
       float acc[16] = {};
       for (int64_t i = b; i + 16 <= e; i += 16) {
-        for (int j = 0; j < 16; ++j) acc[j] += buffer[static_cast<size_t>(i + j)];
+        for (int j = 0; j < 16; ++j) acc[j] += buffer[i + j];
       }
       double s = 0;
       for (float v : acc) s += v;
@@ -225,7 +229,7 @@ void bm_stream_read(benchmark::State& state, int n_threads) {
     }, 1 << 16);
     benchmark::DoNotOptimize(sums.data());
   }
-  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(buffer.size() * 4) / 1e9,
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(n * 4) / 1e9,
                                               benchmark::Counter::kIsRate);
 }
 

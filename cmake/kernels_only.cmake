@@ -14,6 +14,7 @@ list(APPEND EDGELLM_KERNEL_SOURCES
   ${PROJECT_SOURCE_DIR}/src/util/error.cpp
   ${PROJECT_SOURCE_DIR}/src/util/thread_pool.cpp
   ${PROJECT_SOURCE_DIR}/src/util/cpu_topology.cpp
+  ${PROJECT_SOURCE_DIR}/src/util/huge_pages.cpp
   ${PROJECT_SOURCE_DIR}/src/format/dtype.cpp
   ${PROJECT_SOURCE_DIR}/src/format/tensor_ref.cpp)
 edgellm_set_isa_flags(${EDGELLM_KERNEL_SOURCES})

@@ -5,15 +5,10 @@
 #include <cstdint>
 #include <cstdlib>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
-
 #include "kernels/matmul.h"
-#include "util/thread_pool.h"
-
 #include "util/half.h"
 #include "util/log.h"
+#include "util/thread_pool.h"
 
 namespace edgellm {
 
@@ -53,8 +48,6 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const Mode
   return model;
 }
 
-void Model::FreeAligned::operator()(uint8_t* p) const { std::free(p); }
-
 // A few MiB of rows at a time (over `pool` when given): their packed panels are written, then their
 // file pages are released, so the resident set grows by no more than that over the packed copies (whose
 // size equals the file layout's, padded to whole 16-row panels). A tied embedding's row lookups then
@@ -66,9 +59,7 @@ void Model::repack_for_matmul(ThreadPool* pool) {
     for (TensorRef* t : {&L.wq, &L.wk, &L.wv, &L.wqkv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) matrices.push_back(t);
   }
   matrices.push_back(&weights_.output);
-  // One arena for all copies, in 2 MiB pages where the kernel has transparent huge pages on request:
-  // a decode step streams all of it, and huge pages spare it the TLB misses and the hardware prefetchers
-  // their stop at every 4 KiB boundary. Only the last page is partly unused.
+  // One arena for all copies, in huge pages (util/huge_pages.h): a decode step streams all of it.
   std::vector<size_t> offsets(matrices.size(), 0);
   size_t total = 0;
   for (size_t i = 0; i < matrices.size(); ++i) {
@@ -77,13 +68,8 @@ void Model::repack_for_matmul(ThreadPool* pool) {
     total += (bytes + 63) / 64 * 64;
   }
   if (total == 0) return;
-  constexpr size_t kHugePage = size_t{2} << 20;
-  const size_t arena_bytes = (total + kHugePage - 1) / kHugePage * kHugePage;
-  packed_.reset(static_cast<uint8_t*>(std::aligned_alloc(kHugePage, arena_bytes)));
+  packed_ = allocate_huge_pages(total);
   if (!packed_) return;  // keep reading the file layout
-#if defined(__linux__)
-  ::madvise(packed_.get(), arena_bytes, MADV_HUGEPAGE);  // a hint: without it, 4 KiB pages
-#endif
   for (size_t i = 0; i < matrices.size(); ++i) {
     if (offsets[i] == SIZE_MAX) continue;
     TensorRef* t = matrices[i];

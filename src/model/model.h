@@ -15,6 +15,7 @@
 #include "model/arch.h"
 #include "model/config.h"
 #include "util/expected.h"
+#include "util/huge_pages.h"
 
 namespace edgellm {
 
@@ -77,10 +78,7 @@ class Model {
   ModelConfig config_;
   ModelWeights weights_;
   std::vector<std::unique_ptr<std::vector<float>>> owned_f32_;
-  struct FreeAligned {
-    void operator()(uint8_t* p) const;
-  };
-  std::unique_ptr<uint8_t, FreeAligned> packed_;  // the TensorRef::packed copies, one arena
+  HugePageBuffer packed_;  // the TensorRef::packed copies, one arena
   size_t weight_bytes_ = 0;
 };
 

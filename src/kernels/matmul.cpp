@@ -1,5 +1,6 @@
 #include "kernels/matmul.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -128,23 +129,61 @@ void quantize_activations(kernels::MatmulArgs& args, ThreadPool* pool) {
 
 void matmul(const TensorRef& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             MatmulActivations activations) {
-  const int64_t n_rows = w.n_rows();
-  kernels::MatmulArgs args = make_args(w, x, n_tokens, y, n_rows);
-  if (n_tokens == 0 || n_rows == 0) return;
-  kernels::MatmulRowsFn fn = use_packed(w, int8_kernel_for(w.type, activations), args);
-  if (fn != nullptr) {
-    quantize_activations(args, &pool);
-  } else {
-    fn = kernel_for(w.type);
+  const MatmulOutput output{&w, y, w.n_rows()};
+  matmul_same_input(&output, 1, x, n_tokens, pool, activations);
+}
+
+void matmul_same_input(const MatmulOutput* outputs, int n_outputs, const float* x, int64_t n_tokens,
+                       ThreadPool& pool, MatmulActivations activations) {
+  constexpr int kMaxOutputs = 8;
+  EDGELLM_CHECK(0 < n_outputs && n_outputs <= kMaxOutputs);
+  struct Part {
+    kernels::MatmulArgs args;
+    kernels::MatmulRowsFn fn = nullptr;
+    bool int8 = false;
+    int64_t n_rows = 0;
+    int64_t first_grain = 0;  // index of its first kRowGrain rows among all outputs' grains
+  };
+  Part parts[kMaxOutputs];
+  int64_t n_grains = 0;
+  bool any_int8 = false;
+  for (int i = 0; i < n_outputs; ++i) {
+    const MatmulOutput& o = outputs[i];
+    EDGELLM_CHECK(o.w != nullptr && !o.w->ne.empty() && o.w->ne[0] == outputs[0].w->ne[0]);
+    Part& p = parts[i];
+    p.n_rows = o.w->n_rows();
+    EDGELLM_CHECK(o.y_stride >= p.n_rows);
+    p.args = make_args(*o.w, x, n_tokens, o.y, o.y_stride);
+    p.fn = use_packed(*o.w, int8_kernel_for(o.w->type, activations), p.args);
+    p.int8 = p.fn != nullptr;
+    if (!p.int8) p.fn = kernel_for(o.w->type);
+    any_int8 = any_int8 || p.int8;
+    p.first_grain = n_grains;
+    n_grains += (p.n_rows + kRowGrain - 1) / kRowGrain;
   }
-  pool.parallel_for(
-      n_rows,
-      [&](int64_t begin, int64_t end, int /*thread_idx*/) {
-        kernels::MatmulArgs part = args;
-        part.y = args.y + begin;
-        fn(part, begin, end);
-      },
-      kRowGrain);
+  if (n_tokens == 0 || n_grains == 0) return;
+  if (any_int8) {
+    kernels::MatmulArgs q = parts[0].args;
+    quantize_activations(q, &pool);
+    for (int i = 0; i < n_outputs; ++i) {
+      if (!parts[i].int8) continue;
+      parts[i].args.xq = q.xq;
+      parts[i].args.xq_row_bytes = q.xq_row_bytes;
+    }
+  }
+  pool.parallel_for(n_grains, [&](int64_t grain_begin, int64_t grain_end, int /*thread_idx*/) {
+    for (int i = 0; i < n_outputs; ++i) {
+      const Part& p = parts[i];
+      const int64_t n_part_grains = (p.n_rows + kRowGrain - 1) / kRowGrain;
+      const int64_t g0 = std::max(grain_begin, p.first_grain) - p.first_grain;
+      const int64_t g1 = std::min(grain_end, p.first_grain + n_part_grains) - p.first_grain;
+      if (g0 >= g1) continue;
+      const int64_t begin = g0 * kRowGrain, end = std::min(p.n_rows, g1 * kRowGrain);
+      kernels::MatmulArgs args = p.args;
+      args.y = p.args.y + begin;
+      p.fn(args, begin, end);
+    }
+  });
 }
 
 void matmul_rows(const TensorRef& w, const float* x, int64_t n_tokens, float* y, int64_t y_stride,

@@ -28,6 +28,20 @@ enum class MatmulActivations { kDefault, kF32, kInt8 };
 void matmul(const TensorRef& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             MatmulActivations activations = MatmulActivations::kDefault);
 
+// One product of matmul_same_input(): y[t * y_stride + r] = sum_k W[r][k] * x[t][k], r < W's rows.
+struct MatmulOutput {
+  const TensorRef* w = nullptr;
+  float* y = nullptr;
+  int64_t y_stride = 0;  // >= W's rows
+};
+
+// Several products of the same activations (q, k and v of a layer; gate and up) as one job over the
+// pool: x is quantized once for all the int8 kernels among them, and the rows of all the weights are
+// split among the threads together, so a small matrix (a k or v projection of 64 KiB) costs no fork/join
+// of its own. Every W must have x's row length. Values bit-identical to matmul() of each.
+void matmul_same_input(const MatmulOutput* outputs, int n_outputs, const float* x, int64_t n_tokens,
+                       ThreadPool& pool, MatmulActivations activations = MatmulActivations::kDefault);
+
 // Rows [row_begin, row_end) of the same product, single-threaded, on the calling thread:
 // y[t * y_stride + (r - row_begin)] for every token t. For fused or split projections (e.g. writing
 // the q, k and v parts of a fused weight to separate buffers) and for callers that run their own

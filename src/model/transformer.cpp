@@ -9,6 +9,7 @@
 #include "kernels/rope.h"
 #include "model/attention.h"
 #include "model/lora.h"
+#include "util/check.h"
 #include "util/half.h"
 
 namespace edgellm {
@@ -85,6 +86,27 @@ void Transformer::update_rope_table(float ntk_alpha, ForwardScratch& s) const {
 void Transformer::project(const TensorRef& w, TensorRole role, int64_t layer, const float* x, int64_t n, float* y,
                           ForwardScratch& s, ThreadPool& pool, const ActiveLora& lora) const {
   matmul(w, x, n, y, pool);
+  add_lora(role, layer, x, n, y, w.n_rows(), s, pool, lora);
+}
+
+void Transformer::project_same_input(const Projection* ps, int n_projections, int64_t layer, const float* x,
+                                     int64_t n, ForwardScratch& s, ThreadPool& pool, const ActiveLora& lora) const {
+  MatmulOutput outputs[4];
+  EDGELLM_CHECK(n_projections <= 4);
+  for (int i = 0; i < n_projections; ++i) outputs[i] = {ps[i].w, ps[i].y, ps[i].y_stride};
+  matmul_same_input(outputs, n_projections, x, n, pool);
+  for (int i = 0; i < n_projections; ++i) {
+    const Projection& p = ps[i];
+    add_lora(p.role, layer, x, n, p.y, p.y_stride, s, pool, lora);
+    if (p.bias != nullptr && p.bias->data != nullptr) {
+      const int64_t rows = p.w->n_rows();
+      for (int64_t t = 0; t < n; ++t) add_inplace(p.y + t * p.y_stride, static_cast<const float*>(p.bias->data), rows);
+    }
+  }
+}
+
+void Transformer::add_lora(TensorRole role, int64_t layer, const float* x, int64_t n, float* y, int64_t y_stride,
+                           ForwardScratch& s, ThreadPool& pool, const ActiveLora& lora) const {
   if (lora.adapter == nullptr) return;
   const LoraPair* p = lora.adapter->find(role, layer);
   if (p == nullptr) return;
@@ -99,7 +121,7 @@ void Transformer::project(const TensorRef& w, TensorRole role, int64_t layer, co
     for (int64_t t = 0; t < n; ++t) {
       const float* ax = &s.lora_tmp[static_cast<size_t>(t * r)];
       for (int64_t o = begin; o < end; ++o) {
-        y[t * p->n_out + o] += scale * dot_f32(&p->b[static_cast<size_t>(o * r)], ax, r);
+        y[t * y_stride + o] += scale * dot_f32(&p->b[static_cast<size_t>(o * r)], ax, r);
       }
     }
   }, 64);
@@ -185,22 +207,11 @@ void Transformer::forward_chunk(const int32_t* tokens, int64_t n, int64_t pos0, 
         for (int64_t t = 0; t < n; ++t) add_inplace(&s.qkv[t * QKV], static_cast<const float*>(L.bqkv.data), QKV);
       }
     } else {
-      // q, k, v land side by side in each token's qkv row; matmul writes rows of stride QKV via a
-      // temporary contiguous buffer (attn_out is free at this point and large enough for q).
-      float* tmp = s.attn_out.data();
-      const TensorRef* mats[3] = {&L.wq, &L.wk, &L.wv};
-      const TensorRole roles[3] = {TensorRole::kAttnQ, TensorRole::kAttnK, TensorRole::kAttnV};
-      const TensorRef* biases[3] = {&L.bq, &L.bk, &L.bv};
-      const int64_t widths[3] = {Q, KV, KV};
-      const int64_t offsets[3] = {0, Q, Q + KV};
-      for (int m = 0; m < 3; ++m) {
-        project(*mats[m], roles[m], il, s.xn.data(), n, tmp, s, pool, lora);
-        for (int64_t t = 0; t < n; ++t) {
-          float* dst = &s.qkv[t * QKV + offsets[m]];
-          std::memcpy(dst, tmp + t * widths[m], static_cast<size_t>(widths[m]) * sizeof(float));
-          if (biases[m]->data) add_inplace(dst, static_cast<const float*>(biases[m]->data), widths[m]);
-        }
-      }
+      // q, k and v land side by side in each token's qkv row.
+      const Projection qkv[3] = {{&L.wq, TensorRole::kAttnQ, &s.qkv[0], QKV, &L.bq},
+                                 {&L.wk, TensorRole::kAttnK, &s.qkv[static_cast<size_t>(Q)], QKV, &L.bk},
+                                 {&L.wv, TensorRole::kAttnV, &s.qkv[static_cast<size_t>(Q + KV)], QKV, &L.bv}};
+      project_same_input(qkv, 3, il, s.xn.data(), n, s, pool, lora);
     }
     for (int64_t t = 0; t < n; ++t) {
       float* q = &s.qkv[t * QKV];
@@ -231,8 +242,9 @@ void Transformer::forward_chunk(const int32_t* tokens, int64_t n, int64_t pos0, 
     for (int64_t t = 0; t < n; ++t) {
       rms_norm(&s.x[t * E], static_cast<const float*>(L.ffn_norm.data), &s.xn[t * E], E, c.rms_eps);
     }
-    project(L.w_gate, TensorRole::kFfnGate, il, s.xn.data(), n, s.gate.data(), s, pool, lora);
-    project(L.w_up, TensorRole::kFfnUp, il, s.xn.data(), n, s.up.data(), s, pool, lora);
+    const Projection gate_up[2] = {{&L.w_gate, TensorRole::kFfnGate, s.gate.data(), F, nullptr},
+                                   {&L.w_up, TensorRole::kFfnUp, s.up.data(), F, nullptr}};
+    project_same_input(gate_up, 2, il, s.xn.data(), n, s, pool, lora);
     silu_mul(s.gate.data(), s.up.data(), s.gate.data(), n * F);
     project(L.w_down, TensorRole::kFfnDown, il, s.gate.data(), n, s.proj.data(), s, pool, lora);
     add_inplace(s.x.data(), s.proj.data(), n * E);

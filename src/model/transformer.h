@@ -68,6 +68,20 @@ class Transformer {
   // y[n][rows] = W x (+ the adapter's scale * B A x for this weight, if the active LoRA has one).
   void project(const TensorRef& w, TensorRole role, int64_t layer, const float* x, int64_t n, float* y,
                ForwardScratch& s, ThreadPool& pool, const ActiveLora& lora) const;
+  // One weight of project_same_input(): y[t * y_stride + r] = (W x)[t][r] (+ its LoRA, + bias).
+  struct Projection {
+    const TensorRef* w;
+    TensorRole role;
+    float* y;
+    int64_t y_stride;
+    const TensorRef* bias;  // f32 [rows], or one with no data
+  };
+  // Several projections of the same x in one job over the pool (kernels/matmul.h: matmul_same_input).
+  void project_same_input(const Projection* ps, int n_projections, int64_t layer, const float* x, int64_t n,
+                          ForwardScratch& s, ThreadPool& pool, const ActiveLora& lora) const;
+  // y[t * y_stride + o] += the active adapter's scale * (B A x[t])[o], if it has a pair for (role, layer).
+  void add_lora(TensorRole role, int64_t layer, const float* x, int64_t n, float* y, int64_t y_stride,
+                ForwardScratch& s, ThreadPool& pool, const ActiveLora& lora) const;
   void attention(int64_t layer, int64_t n, int64_t pos0, KvCache& kv, ForwardScratch& s, ThreadPool& pool) const;
   void update_rope_table(float ntk_alpha, ForwardScratch& s) const;
 

@@ -50,6 +50,16 @@ struct ScalarOps {
       for (int64_t j = 0; j < kAttnKeyTile; ++j) s[j] += q[i] * kt[i * kAttnKeyTile + j];
     }
   }
+  static void transpose(const float* rows, int64_t m, int64_t d, float* kt) {
+    for (int64_t r = 0; r < attention_detail::kAttnTransposeRows; ++r) {
+      for (int64_t i = 0; i < d; ++i) kt[i * kAttnKeyTile + r] = r < m ? rows[r * d + i] : 0.0f;
+    }
+  }
+  static float exp_sum(float* s, int64_t n, float m) {
+    float sum = 0.0f;
+    for (int64_t j = 0; j < n; ++j) sum += (s[j] = std::exp(s[j] - m));
+    return sum;
+  }
 };
 
 bool cpu_has_avx2() {

@@ -13,6 +13,52 @@
 namespace edgellm {
 namespace {
 
+// e^x for x <= 0 (softmax after the max is subtracted): Cephes' expf polynomial on x - n ln2 in
+// [-ln2/2, ln2/2], times 2^n by scalef; relative error ~1e-7. Below -87 the result is ~1e-38, not 0.
+inline __m512 exp_nonpositive(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+// In-register transpose of 16 rows of 16 floats: r[i][j] -> r[j][i].
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);      // per 128-bit lane: a0 b0 a1 b1
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);  //                   a2 b2 a3 b3
+  }
+  __m512 u[16];  // u[4g + c] holds, in lane L, column 4L + c of rows 4g .. 4g + 3
+  for (int g = 0; g < 4; ++g) {
+    const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
+    u[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);  // lanes 0, 2 of each: columns c, c + 8
+    const __m512 v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);  // lanes 1, 3: columns c + 4, c + 12
+    const __m512 w0 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+    const __m512 w1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
+    r[c] = _mm512_shuffle_f32x4(v0, w0, 0x88);
+    r[c + 8] = _mm512_shuffle_f32x4(v0, w0, 0xdd);
+    r[c + 4] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+    r[c + 12] = _mm512_shuffle_f32x4(v1, w1, 0xdd);
+  }
+}
+
 struct Avx512Ops {
   static void load_row(DType type, const uint8_t* src, int64_t n, float* dst) {
     if (type == DType::kF32) {
@@ -106,6 +152,38 @@ struct Avx512Ops {
     _mm512_storeu_ps(s + 16, acc1);
     _mm512_storeu_ps(s + 32, acc2);
     _mm512_storeu_ps(s + 48, acc3);
+  }
+  static void transpose(const float* rows, int64_t m, int64_t d, float* kt) {
+    static_assert(attention_detail::kAttnTransposeRows == 16);
+    if (d % 16 != 0) {
+      for (int64_t r = 0; r < 16; ++r) {
+        for (int64_t i = 0; i < d; ++i) kt[i * kAttnKeyTile + r] = r < m ? rows[r * d + i] : 0.0f;
+      }
+      return;
+    }
+    for (int64_t i0 = 0; i0 < d; i0 += 16) {
+      __m512 r[16];
+      for (int64_t k = 0; k < 16; ++k) r[k] = k < m ? _mm512_loadu_ps(rows + k * d + i0) : _mm512_setzero_ps();
+      transpose16(r);
+      for (int64_t k = 0; k < 16; ++k) _mm512_storeu_ps(kt + (i0 + k) * kAttnKeyTile, r[k]);
+    }
+  }
+  static float exp_sum(float* s, int64_t n, float m) {
+    const __m512 vm = _mm512_set1_ps(m);
+    __m512 acc = _mm512_setzero_ps();
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+      const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(s + j), vm));
+      _mm512_storeu_ps(s + j, e);
+      acc = _mm512_add_ps(acc, e);
+    }
+    if (j < n) {
+      const auto mask = static_cast<__mmask16>((1u << (n - j)) - 1);
+      const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, s + j), vm));
+      _mm512_mask_storeu_ps(s + j, mask, e);
+      acc = _mm512_mask_add_ps(acc, mask, acc, e);
+    }
+    return _mm512_reduce_add_ps(acc);
   }
 };
 

@@ -5,6 +5,9 @@
 //   Ops::axpy(a, x, y, n)              y += a x
 //   Ops::weighted_sum(p, v, n, d, out) out[i] += sum_{j<n} p[j] v[j * d + i], accumulating in registers
 //   Ops::scores_t(q, kt, d, s)         s[j] = sum_i q[i] kt[i * kAttnKeyTile + j] for all j < kAttnKeyTile
+//   Ops::transpose(rows, m, d, kt)     kt[i * kAttnKeyTile + r] = rows[r * d + i] for r < kAttnTransposeRows,
+//                                      i < d (rows r >= m as zeros)
+//   Ops::exp_sum(s, n, m)              s[j] = exp(s[j] - m) for j < n (all <= 0); returns their sum
 // Included only by attention*.cpp; each includes it with its own Ops and target flags.
 #pragma once
 
@@ -12,14 +15,28 @@
 #include <cmath>
 #include <limits>
 
+#include "format/dtype.h"
 #include "model/attention.h"
 
 namespace edgellm::attention_detail {
 
+// Keys converted and transposed together into the K tile (one 16x16 register transpose on AVX-512).
+inline constexpr int64_t kAttnTransposeRows = 16;
+
 inline size_t work_floats(int64_t head_dim, int64_t n_group) {
   const int64_t rows = kAttnQueryTile * n_group;
-  // K tile, V tile, scores [rows][tile], running max and sum per row, one converted row.
-  return static_cast<size_t>(2 * kAttnKeyTile * head_dim + rows * kAttnKeyTile + 2 * rows + head_dim);
+  // K tile, V tile, scores [rows][tile], running max and sum per row, kAttnTransposeRows converted rows.
+  return static_cast<size_t>(2 * kAttnKeyTile * head_dim + rows * kAttnKeyTile + 2 * rows +
+                             kAttnTransposeRows * head_dim);
+}
+
+// Asks for the cache lines of `n` cached rows of `bytes` each (one head's part of a row), `stride` apart:
+// the next tile's keys and values are read from memory while this tile is computed (a decode step
+// streams the weights through the caches, so the KV cache is rarely still cached).
+inline void prefetch_rows(const uint8_t* p, int64_t n, size_t stride, size_t bytes) {
+  for (int64_t j = 0; j < n; ++j, p += stride) {
+    for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off);
+  }
 }
 
 template <class Ops>
@@ -30,7 +47,7 @@ void attention_block_impl(const AttentionBlock& b, float* work) {
   float* scores = v_tile + kAttnKeyTile * D;       // [T * G][kAttnKeyTile]
   float* row_max = scores + T * G * kAttnKeyTile;  // [T * G]
   float* row_sum = row_max + T * G;                // [T * G]
-  float* k_row = row_sum + T * G;                  // [D] one key before it is transposed
+  float* k_rows = row_sum + T * G;                 // [kAttnTransposeRows][D] keys before they are transposed
   // With several query rows the K tile is stored transposed ([D][kAttnKeyTile]) so that a row's scores
   // are D axpys over contiguous keys (no horizontal sums); the transpose is paid once per tile and
   // shared by all rows. A lone query row (decode without GQA) keeps [key][D] and takes dot products.
@@ -42,13 +59,26 @@ void attention_block_impl(const AttentionBlock& b, float* work) {
   for (int64_t t = 0; t < T; ++t) std::fill(b.out + t * b.out_token_stride, b.out + t * b.out_token_stride + G * D, 0.0f);
 
   const int64_t n_keys_all = std::min(b.n_keys0 + T - 1, b.key_end);  // the last token sees the most keys
+  const size_t head_bytes = dtype_row_bytes(b.kv_type, D);
   for (int64_t j0 = b.key_begin; j0 < n_keys_all; j0 += kAttnKeyTile) {
     const int64_t n_tile = std::min(kAttnKeyTile, n_keys_all - j0);
+    if (j0 + kAttnKeyTile < n_keys_all) {
+      const int64_t n_next = std::min(kAttnKeyTile, n_keys_all - j0 - kAttnKeyTile);
+      const size_t next = static_cast<size_t>(j0 + kAttnKeyTile) * b.kv_row_bytes;
+      prefetch_rows(b.k + next, n_next, b.kv_row_bytes, head_bytes);
+      prefetch_rows(b.v + next, n_next, b.kv_row_bytes, head_bytes);
+    }
+    if (k_transposed) {
+      for (int64_t j = 0; j < n_tile; j += kAttnTransposeRows) {
+        const int64_t m = std::min(kAttnTransposeRows, n_tile - j);
+        for (int64_t r = 0; r < m; ++r) {
+          Ops::load_row(b.kv_type, b.k + static_cast<size_t>(j0 + j + r) * b.kv_row_bytes, D, k_rows + r * D);
+        }
+        Ops::transpose(k_rows, m, D, k_tile + j);
+      }
+    }
     for (int64_t j = 0; j < n_tile; ++j) {
-      if (k_transposed) {
-        Ops::load_row(b.kv_type, b.k + static_cast<size_t>(j0 + j) * b.kv_row_bytes, D, k_row);
-        for (int64_t d = 0; d < D; ++d) k_tile[d * kAttnKeyTile + j] = k_row[d];
-      } else {
+      if (!k_transposed) {
         Ops::load_row(b.kv_type, b.k + static_cast<size_t>(j0 + j) * b.kv_row_bytes, D, k_tile + j * D);
       }
       Ops::load_row(b.kv_type, b.v + static_cast<size_t>(j0 + j) * b.kv_row_bytes, D, v_tile + j * D);
@@ -77,11 +107,7 @@ void attention_block_impl(const AttentionBlock& b, float* work) {
           row_sum[r] *= correction;
           Ops::scale(out, correction, D);
         }
-        float sum = 0.0f;
-        for (int64_t j = 0; j < n_visible; ++j) {
-          s[j] = std::exp(s[j] - tile_max);
-          sum += s[j];
-        }
+        const float sum = Ops::exp_sum(s, n_visible, tile_max);
         Ops::weighted_sum(s, v_tile, n_visible, D, out);
         row_sum[r] += sum;
         row_max[r] = tile_max;

@@ -1,9 +1,11 @@
 // The thread pool the kernels run on: every item exactly once, grain-aligned ranges, valid thread
-// indices, back-to-back jobs (the spinning path) and jobs after the workers went to sleep.
+// indices, back-to-back jobs (the spinning path), jobs after the workers went to sleep, each thread's
+// share taken front to back in one stream, and a stalled thread's share finished by the others.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -63,6 +65,49 @@ TEST(ThreadPool, WakesSleepingWorkers) {
     EXPECT_GE(threads_seen.load(), 1);
     check_cover(pool, 1000, 8);
   }
+}
+
+// Every thread owns one contiguous share and works through it from the front: the ranges one thread
+// runs of its own share follow each other (what keeps a core's weight reads one sequential stream).
+TEST(ThreadPool, EachThreadStreamsItsShareInOrder) {
+  ThreadPool pool(2);
+  const int64_t n = 256;
+  for (int rep = 0; rep < 50; ++rep) {
+    std::vector<std::vector<std::pair<int64_t, int64_t>>> ranges(2);
+    std::mutex mu;
+    pool.parallel_for(n, [&](int64_t begin, int64_t end, int thread_idx) {
+      std::lock_guard<std::mutex> lock(mu);
+      ranges[static_cast<size_t>(thread_idx)].push_back({begin, end});
+    }, 1);
+    for (int t = 0; t < 2; ++t) {
+      // Ranges inside the thread's own half come in increasing, gap-free order.
+      const int64_t own_begin = n * t / 2, own_end = n * (t + 1) / 2;
+      int64_t expect = own_begin;
+      for (auto [b, e] : ranges[static_cast<size_t>(t)]) {
+        if (b < own_begin || b >= own_end) continue;  // stolen from the other share
+        EXPECT_EQ(b, expect) << "thread " << t << " skipped or reordered its own share";
+        expect = e;
+      }
+    }
+  }
+}
+
+// A thread held up inside its first range (a core busy elsewhere) does not hold the job up beyond that
+// range: the others finish the rest of its share.
+TEST(ThreadPool, StalledThreadsShareIsStolen) {
+  ThreadPool pool(2);
+  std::vector<std::atomic<int>> hits(1000);
+  std::atomic<int64_t> by_worker{0};
+  std::atomic<bool> stalled{false};
+  pool.parallel_for(1000, [&](int64_t begin, int64_t end, int thread_idx) {
+    if (thread_idx == 1 && !stalled.exchange(true)) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (thread_idx == 1) by_worker.fetch_add(end - begin);
+    for (int64_t i = begin; i < end; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+  }, 1);
+  for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+  // The worker's share is 500 items, claimed 62 at a time: stalled in its first claim, it ran at most
+  // that one and perhaps a few more, the caller the rest.
+  EXPECT_LT(by_worker.load(), 250);
 }
 
 TEST(ThreadPool, PinningIsOptionalAndHarmless) {

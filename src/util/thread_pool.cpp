@@ -16,9 +16,16 @@
 namespace edgellm {
 namespace {
 
-// Parts per thread: enough for a fast thread to take over a slow one's share, few enough that the
-// atomic counter and the loss of contiguity stay negligible (a decode matvec is ~10 us per part).
-constexpr int64_t kPartsPerThread = 4;
+// Claims per share: the owner takes its share in this many steps, so that about the last 1/kClaimsPerShare
+// of it can still be stolen by a thread that finished early (a decode matvec share is ~20-60 us).
+constexpr int64_t kClaimsPerShare = 8;
+
+inline uint64_t pack_range(int64_t front, int64_t back) {
+  return static_cast<uint64_t>(front) | (static_cast<uint64_t>(back) << 32);
+}
+inline int64_t range_front(uint64_t r) { return static_cast<int64_t>(r & 0xFFFFFFFFu); }
+inline int64_t range_back(uint64_t r) { return static_cast<int64_t>(r >> 32); }
+
 // Busy-wait budget before sleeping: ~2000 pauses (tens of microseconds, the gap between two matmuls
 // of a decode step), then ~2000 yields (a millisecond or more, during which a busy neighbour runs).
 constexpr int kPauseSpins = 2000;
@@ -78,6 +85,7 @@ ThreadPool::ThreadPool(int n_threads, bool pin_threads, const std::vector<int>& 
     if (n_threads <= 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   }
   n_threads_ = n_threads;
+  shares_ = std::make_unique<Share[]>(static_cast<size_t>(n_threads_));
   workers_.reserve(static_cast<size_t>(n_threads_ - 1));
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
   const char* env = std::getenv("EDGELLM_PIN_THREADS");
@@ -106,50 +114,77 @@ ThreadPool::~ThreadPool() {
   stop_.store(true);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ticket_.fetch_add(uint64_t{1} << 32);
+    generation_.fetch_add(1);
   }
   wake_cv_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
-// Takes parts of job `generation` until none is left (or a newer job started).
-void ThreadPool::run_parts(uint64_t generation, int thread_idx) {
+void ThreadPool::run_range(int64_t first_chunk, int64_t end_chunk, int thread_idx) {
+  const int64_t n = job_n_, grain = job_grain_;
+  const int64_t begin = std::min(n, first_chunk * grain), end = std::min(n, end_chunk * grain);
+  if (begin < end) (*job_)(begin, end, thread_idx);
+}
+
+void ThreadPool::run_chunks(int thread_idx) {
+  // Own share, front to back: one contiguous stream.
+  const int64_t step = std::max<int64_t>(
+      1, job_chunks_.load(std::memory_order_relaxed) / (static_cast<int64_t>(n_threads_) * kClaimsPerShare));
+  std::atomic<uint64_t>& own = shares_[static_cast<size_t>(thread_idx)].range;
+  int64_t executed = 0;
   for (;;) {
-    uint64_t ticket = ticket_.load(std::memory_order_acquire);
-    uint64_t part, parts;
+    uint64_t r = own.load(std::memory_order_acquire);
+    int64_t front = 0, take = 0;
     do {
-      if ((ticket >> 32) != generation) return;
-      parts = (ticket >> 16) & 0xFFFF;
-      part = ticket & 0xFFFF;
-      if (part >= parts) return;
-    } while (!ticket_.compare_exchange_weak(ticket, ticket + 1, std::memory_order_acq_rel));
-    // Part p covers chunks [p * n_chunks / parts, (p + 1) * n_chunks / parts).
-    const int64_t n = job_n_, grain = job_grain_;
-    const int64_t n_chunks = (n + grain - 1) / grain;
-    const auto p = static_cast<int64_t>(part), np = static_cast<int64_t>(parts);
-    const int64_t begin = std::min(n, p * n_chunks / np * grain);
-    const int64_t end = std::min(n, (p + 1) * n_chunks / np * grain);
-    if (begin < end) (*job_)(begin, end, thread_idx);
-    if (parts_done_.fetch_add(1) + 1 == np && caller_sleeping_.load()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      done_cv_.notify_one();
+      front = range_front(r);
+      const int64_t back = range_back(r);
+      if (front >= back) break;
+      take = std::min(step, back - front);
+    } while (!own.compare_exchange_weak(r, pack_range(front + take, range_back(r)), std::memory_order_acq_rel));
+    if (front >= range_back(r)) break;
+    run_range(front, front + take, thread_idx);
+    executed += take;
+  }
+  // Then the others' leftovers, half of what is left from the back each time.
+  for (int k = 1; k < n_threads_; ++k) {
+    std::atomic<uint64_t>& other = shares_[static_cast<size_t>((thread_idx + k) % n_threads_)].range;
+    for (;;) {
+      uint64_t r = other.load(std::memory_order_acquire);
+      int64_t back = 0, take = 0;
+      do {
+        const int64_t front = range_front(r);
+        back = range_back(r);
+        if (front >= back) break;
+        take = std::max<int64_t>(1, (back - front) / 2);
+      } while (!other.compare_exchange_weak(r, pack_range(range_front(r), back - take), std::memory_order_acq_rel));
+      if (range_front(r) >= back) break;
+      run_range(back - take, back, thread_idx);
+      executed += take;
     }
+  }
+  if (executed == 0) return;
+  // Counted once per thread and job. seq_cst, as the caller's store of caller_sleeping_ and its load of
+  // chunks_done_: either it sees this count or this thread sees it sleeping.
+  const int64_t done = chunks_done_.fetch_add(executed) + executed;
+  if (done == job_chunks_.load(std::memory_order_relaxed) && caller_sleeping_.load()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    done_cv_.notify_one();
   }
 }
 
 void ThreadPool::worker_loop(int thread_idx) {
   uint64_t seen = 0;
   for (;;) {
-    const auto new_job = [&] { return (ticket_.load() >> 32) != seen; };
+    const auto new_job = [&] { return generation_.load(std::memory_order_acquire) != seen; };
     if (!spin_until(new_job)) {
       std::unique_lock<std::mutex> lock(mu_);
       sleeping_workers_.fetch_add(1);
       wake_cv_.wait(lock, new_job);
       sleeping_workers_.fetch_sub(1);
     }
-    seen = ticket_.load(std::memory_order_acquire) >> 32;
+    seen = generation_.load(std::memory_order_acquire);
     if (stop_.load()) return;
-    run_parts(seen, thread_idx);
+    run_chunks(thread_idx);
   }
 }
 
@@ -161,24 +196,27 @@ void ThreadPool::parallel_for(int64_t n, const RangeFn& fn, int64_t grain) {
     return;
   }
   std::lock_guard<std::mutex> call_lock(call_mu_);
+  constexpr int64_t kMaxChunks = int64_t{1} << 31;  // chunk indices fit the 32-bit halves of a share
+  if ((n + grain - 1) / grain > kMaxChunks) grain = (n + kMaxChunks - 1) / kMaxChunks;
   const int64_t n_chunks = (n + grain - 1) / grain;
-  // At least kPartsPerThread per thread; big jobs (an LM head: ~10k chunks) in parts of ~16 chunks, so a
-  // thread descheduled in the middle of one holds the others up for less.
-  const int64_t parts = std::min<int64_t>({n_chunks, std::max<int64_t>(kPartsPerThread * n_threads_, n_chunks / 16), 0xFFFF});
   job_ = &fn;
   job_n_ = n;
   job_grain_ = grain;
-  parts_done_.store(0);
-  const uint64_t generation = (ticket_.load() >> 32) + 1;
+  job_chunks_.store(n_chunks, std::memory_order_relaxed);
+  chunks_done_.store(0, std::memory_order_relaxed);
+  for (int i = 0; i < n_threads_; ++i) {
+    const int64_t begin = n_chunks * i / n_threads_, end = n_chunks * (i + 1) / n_threads_;
+    shares_[static_cast<size_t>(i)].range.store(pack_range(begin, end), std::memory_order_release);
+  }
   // seq_cst publication, then the sleeper count: a worker registers as sleeping before it re-checks the
-  // ticket under mu_, so either it sees the new job or we see it sleeping and wake it.
-  ticket_.store((generation << 32) | (static_cast<uint64_t>(parts) << 16));
+  // generation under mu_, so either it sees the new job or we see it sleeping and wake it.
+  generation_.fetch_add(1);
   if (sleeping_workers_.load() > 0) {
     std::lock_guard<std::mutex> lock(mu_);
     wake_cv_.notify_all();
   }
-  run_parts(generation, 0);
-  const auto all_done = [&] { return parts_done_.load() == parts; };
+  run_chunks(0);
+  const auto all_done = [&] { return chunks_done_.load() == n_chunks; };
   if (!spin_until(all_done)) {
     std::unique_lock<std::mutex> lock(mu_);
     caller_sleeping_.store(true);

@@ -41,6 +41,10 @@ using MatmulRowsFn = void (*)(const MatmulArgs& args, int64_t row_begin, int64_t
 // act_row_bytes(k) bytes at `out`. Every ISA's quantizer writes the same bytes.
 using QuantizeActFn = void (*)(const float* x, int64_t k, uint8_t* out);
 
+// out[i] = silu(gate[i]) * up[i] = gate[i] / (1 + e^-gate[i]) * up[i] (SwiGLU); out may alias gate or up.
+// The vector variants compute e^x with a polynomial (relative error ~1e-7 against std::exp).
+using SiluMulFn = void (*)(const float* gate, const float* up, float* out, int64_t n);
+
 inline constexpr size_t kNumTypeSlots = 31;  // ggml DType values are < 31
 // The edgellm-only types (DType 1000..1002) get the slots after ggml's (type_slot()).
 inline constexpr size_t kNumSlots = kNumTypeSlots + 3;
@@ -66,6 +70,8 @@ struct KernelTable {
   // Weight type -> int8-activation kernel over weights repacked at load (kernels/repack.h; MatmulArgs::w
   // is then the packed matrix and w_row_bytes unused), or nullptr: the type is not repacked for this ISA.
   MatmulRowsFn matmul_q8act_packed[kNumSlots] = {};
+  // SwiGLU's elementwise step (edgellm::silu_mul, the scalar reference, when nullptr).
+  SiluMulFn silu_mul = nullptr;
 
   MatmulRowsFn matmul_for(DType type) const {
     const size_t slot = type_slot(type);
@@ -97,10 +103,13 @@ const KernelTable& avx512_kernels();
 // Fill the int8-activation column (x86/matmul_q8act_avx2.cpp, x86/matmul_q8act_avx512.cpp).
 void fill_q8act_avx2(KernelTable& table);
 void fill_q8act_avx512(KernelTable& table);
+void silu_mul_avx2(const float* gate, const float* up, float* out, int64_t n);    // x86/silu_avx2.cpp
+void silu_mul_avx512(const float* gate, const float* up, float* out, int64_t n);  // x86/silu_avx512.cpp
 #endif
 #if defined(__aarch64__)
 const KernelTable& neon_kernels();      // kernels/arm/matmul_neon.cpp
 const KernelTable& neon_dot_kernels();  // kernels/arm/matmul_neon_dot.cpp (needs HWCAP_ASIMDDP)
+void silu_mul_neon(const float* gate, const float* up, float* out, int64_t n);  // kernels/arm/silu_neon.cpp
 #endif
 
 }  // namespace edgellm::kernels

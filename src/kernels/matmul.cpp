@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/act_quant.h"
+#include "kernels/elementwise.h"
 #include "kernels/kernel_table.h"
 #include "kernels/quant_edgellm.h"
 #include "kernels/quantize.h"
@@ -133,24 +134,30 @@ void matmul(const TensorRef& w, const float* x, int64_t n_tokens, float* y, Thre
   matmul_same_input(&output, 1, x, n_tokens, pool, activations);
 }
 
-void matmul_same_input(const MatmulOutput* outputs, int n_outputs, const float* x, int64_t n_tokens,
-                       ThreadPool& pool, MatmulActivations activations) {
-  constexpr int kMaxOutputs = 8;
-  EDGELLM_CHECK(0 < n_outputs && n_outputs <= kMaxOutputs);
-  struct Part {
-    kernels::MatmulArgs args;
-    kernels::MatmulRowsFn fn = nullptr;
-    bool int8 = false;
-    int64_t n_rows = 0;
-    int64_t first_grain = 0;  // index of its first kRowGrain rows among all outputs' grains
-  };
-  Part parts[kMaxOutputs];
+namespace {
+
+constexpr int kMaxOutputs = 8;
+
+// One weight of a job over several products of the same x: its kernel, arguments and grains.
+struct Product {
+  kernels::MatmulArgs args;
+  kernels::MatmulRowsFn fn = nullptr;
+  bool int8 = false;
+  int64_t n_rows = 0;
+  int64_t first_grain = 0;  // index of its first kRowGrain rows among all products' grains
+};
+
+// Fills products[0, n) for `outputs` (checked: same row length), quantizes x once for those that use the
+// int8 kernels (over `pool` when there is a batch) and returns the total number of grains.
+int64_t prepare_products(const MatmulOutput* outputs, int n, const float* x, int64_t n_tokens, ThreadPool& pool,
+                         MatmulActivations activations, Product* products) {
+  EDGELLM_CHECK(0 < n && n <= kMaxOutputs);
   int64_t n_grains = 0;
   bool any_int8 = false;
-  for (int i = 0; i < n_outputs; ++i) {
+  for (int i = 0; i < n; ++i) {
     const MatmulOutput& o = outputs[i];
     EDGELLM_CHECK(o.w != nullptr && !o.w->ne.empty() && o.w->ne[0] == outputs[0].w->ne[0]);
-    Part& p = parts[i];
+    Product& p = products[i];
     p.n_rows = o.w->n_rows();
     EDGELLM_CHECK(o.y_stride >= p.n_rows);
     p.args = make_args(*o.w, x, n_tokens, o.y, o.y_stride);
@@ -161,29 +168,53 @@ void matmul_same_input(const MatmulOutput* outputs, int n_outputs, const float* 
     p.first_grain = n_grains;
     n_grains += (p.n_rows + kRowGrain - 1) / kRowGrain;
   }
-  if (n_tokens == 0 || n_grains == 0) return;
-  if (any_int8) {
-    kernels::MatmulArgs q = parts[0].args;
+  if (any_int8 && n_tokens > 0) {
+    kernels::MatmulArgs q = products[0].args;
     quantize_activations(q, &pool);
-    for (int i = 0; i < n_outputs; ++i) {
-      if (!parts[i].int8) continue;
-      parts[i].args.xq = q.xq;
-      parts[i].args.xq_row_bytes = q.xq_row_bytes;
+    for (int i = 0; i < n; ++i) {
+      if (!products[i].int8) continue;
+      products[i].args.xq = q.xq;
+      products[i].args.xq_row_bytes = q.xq_row_bytes;
     }
   }
+  return n_grains;
+}
+
+// Rows [begin, end) of one product, written at y + begin (y as in its args, or `y` with `y_stride`).
+void run_product_rows(const Product& p, int64_t begin, int64_t end, float* y, int64_t y_stride) {
+  kernels::MatmulArgs args = p.args;
+  args.y = y;
+  args.y_stride = y_stride;
+  p.fn(args, begin, end);
+}
+
+}  // namespace
+
+void matmul_same_input(const MatmulOutput* outputs, int n_outputs, const float* x, int64_t n_tokens,
+                       ThreadPool& pool, MatmulActivations activations) {
+  Product products[kMaxOutputs];
+  const int64_t n_grains = prepare_products(outputs, n_outputs, x, n_tokens, pool, activations, products);
+  if (n_tokens == 0 || n_grains == 0) return;
   pool.parallel_for(n_grains, [&](int64_t grain_begin, int64_t grain_end, int /*thread_idx*/) {
     for (int i = 0; i < n_outputs; ++i) {
-      const Part& p = parts[i];
-      const int64_t n_part_grains = (p.n_rows + kRowGrain - 1) / kRowGrain;
+      const Product& p = products[i];
+      const int64_t n_own = (p.n_rows + kRowGrain - 1) / kRowGrain;
       const int64_t g0 = std::max(grain_begin, p.first_grain) - p.first_grain;
-      const int64_t g1 = std::min(grain_end, p.first_grain + n_part_grains) - p.first_grain;
+      const int64_t g1 = std::min(grain_end, p.first_grain + n_own) - p.first_grain;
       if (g0 >= g1) continue;
       const int64_t begin = g0 * kRowGrain, end = std::min(p.n_rows, g1 * kRowGrain);
-      kernels::MatmulArgs args = p.args;
-      args.y = p.args.y + begin;
-      p.fn(args, begin, end);
+      run_product_rows(p, begin, end, p.args.y + begin, p.args.y_stride);
     }
   });
+}
+
+void swiglu(const float* gate, const float* up, float* out, int64_t n) {
+  const kernels::SiluMulFn fn = kernels::active_kernels().silu_mul;
+  if (fn != nullptr) {
+    fn(gate, up, out, n);
+  } else {
+    silu_mul(gate, up, out, n);
+  }
 }
 
 void matmul_rows(const TensorRef& w, const float* x, int64_t n_tokens, float* y, int64_t y_stride,

@@ -7,29 +7,12 @@
 #include <cstring>
 
 #include "kernels/quant_blocks.h"
+#include "kernels/x86/exp_avx512.h"
 #include "model/attention_tile.h"
 #include "util/half.h"
 
 namespace edgellm {
 namespace {
-
-// e^x for x <= 0 (softmax after the max is subtracted): Cephes' expf polynomial on x - n ln2 in
-// [-ln2/2, ln2/2], times 2^n by scalef; relative error ~1e-7. Below -87 the result is ~1e-38, not 0.
-inline __m512 exp_nonpositive(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(p, n);
-}
 
 // In-register transpose of 16 rows of 16 floats: r[i][j] -> r[j][i].
 inline void transpose16(__m512 r[16]) {
@@ -173,13 +156,13 @@ struct Avx512Ops {
     __m512 acc = _mm512_setzero_ps();
     int64_t j = 0;
     for (; j + 16 <= n; j += 16) {
-      const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(s + j), vm));
+      const __m512 e = kernels::x86::exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(s + j), vm));
       _mm512_storeu_ps(s + j, e);
       acc = _mm512_add_ps(acc, e);
     }
     if (j < n) {
       const auto mask = static_cast<__mmask16>((1u << (n - j)) - 1);
-      const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, s + j), vm));
+      const __m512 e = kernels::x86::exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, s + j), vm));
       _mm512_mask_storeu_ps(s + j, mask, e);
       acc = _mm512_mask_add_ps(acc, mask, acc, e);
     }

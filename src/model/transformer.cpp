@@ -245,7 +245,7 @@ void Transformer::forward_chunk(const int32_t* tokens, int64_t n, int64_t pos0, 
     const Projection gate_up[2] = {{&L.w_gate, TensorRole::kFfnGate, s.gate.data(), F, nullptr},
                                    {&L.w_up, TensorRole::kFfnUp, s.up.data(), F, nullptr}};
     project_same_input(gate_up, 2, il, s.xn.data(), n, s, pool, lora);
-    silu_mul(s.gate.data(), s.up.data(), s.gate.data(), n * F);
+    swiglu(s.gate.data(), s.up.data(), s.gate.data(), n * F);
     project(L.w_down, TensorRole::kFfnDown, il, s.gate.data(), n, s.proj.data(), s, pool, lora);
     add_inplace(s.x.data(), s.proj.data(), n * E);
   }

@@ -434,6 +434,7 @@ KernelTable make_table() {
   for (DType type : {DType::kE4G64, DType::kE4G128, DType::kE4G256}) set(type, ref::matmul_rows_e4);
   arm::fill_q8act_column<DotWiden>(table);
   table.quantize_act = quantize_act_neon;
+  table.silu_mul = silu_mul_neon;
   return table;
 }
 

@@ -260,6 +260,7 @@ KernelTable make_table() {
   set(DType::kE4G128, ref::matmul_rows_e4);
   set(DType::kE4G256, ref::matmul_rows_e4);
   fill_q8act_avx2(table);
+  table.silu_mul = silu_mul_avx2;
   return table;
 }
 

@@ -252,6 +252,7 @@ KernelTable make_table() {
   set(DType::kE4G128, ref::matmul_rows_e4);
   set(DType::kE4G256, ref::matmul_rows_e4);
   fill_q8act_avx512(table);
+  table.silu_mul = silu_mul_avx512;
   return table;
 }
 

@@ -7,6 +7,7 @@
 // (>= 64 MiB in total), so decode figures are DRAM figures, as in a real forward pass; never asserts.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -20,6 +21,7 @@
 #include "kernels/quant_blocks.h"
 #include "kernels/quant_edgellm.h"
 #include "kernels/quantize.h"
+#include "model/attention.h"
 #include "util/half.h"
 #include "util/huge_pages.h"
 #include "util/thread_pool.h"
@@ -233,6 +235,49 @@ void bm_stream_read(benchmark::State& state, int n_threads) {
                                               benchmark::Counter::kIsRate);
 }
 
+// Decode attention of one KV head with 7 query heads (Qwen2.5-0.5B: head_dim 64, 14 q / 2 kv heads) over
+// `n_keys` cached f16 positions (in huge pages), cycling through enough caches (> 64 MiB) that each is read from DRAM,
+// as in a forward pass where the weights stream through the caches between two layers' attention.
+void bm_attention_decode(benchmark::State& state, int64_t n_keys) {
+  const int64_t D = 64, G = 7, kv_heads = 2;
+  const size_t row_bytes = static_cast<size_t>(kv_heads * D) * 2;
+  const size_t cache_bytes = static_cast<size_t>(n_keys) * row_bytes;
+  const size_t n_caches = std::max<size_t>(2, (size_t{64} << 20) / (2 * cache_bytes) + 1);
+  // In huge pages, as the KV cache is (model/kv_cache.cpp).
+  HugePageBuffer memory = allocate_huge_pages(2 * n_caches * cache_bytes);
+  std::vector<uint8_t*> k(n_caches), v(n_caches);
+  uint16_t values[256];
+  for (auto& h : values) h = f32_to_fp16(static_cast<float>(&h - values) / 128.0f - 1.0f);
+  for (size_t c = 0; c < n_caches; ++c) {
+    k[c] = memory.get() + 2 * c * cache_bytes;
+    v[c] = k[c] + cache_bytes;
+    for (size_t i = 0; i + 2 <= 2 * cache_bytes; i += 2) std::memcpy(k[c] + i, &values[(i / 2 * 37) % 256], 2);
+  }
+  std::vector<float> q(static_cast<size_t>(G * D), 0.1f), out(static_cast<size_t>(G * D));
+  std::vector<float> work(attention_work_floats(D, G));
+  size_t next = 0;
+  for (auto _ : state) {
+    AttentionBlock b;
+    b.kv_type = DType::kF16;
+    b.k = k[next];
+    b.v = v[next];
+    b.kv_row_bytes = row_bytes;
+    b.head_dim = D;
+    b.q = q.data();
+    b.q_token_stride = G * D;
+    b.n_tokens = 1;
+    b.n_group = G;
+    b.n_keys0 = n_keys;
+    b.scale = 0.125f;
+    b.out = out.data();
+    b.out_token_stride = G * D;
+    attention_block(b, work.data());
+    benchmark::DoNotOptimize(out.data());
+    next = next + 1 == n_caches ? 0 : next + 1;
+  }
+  state.SetLabel(std::string("isa=") + attention_isa_name());
+}
+
 void register_all() {
   for (DType type : kTypes) {
     const bool has_int8 = std::string(matmul_activations_name(type)) == "int8";
@@ -260,6 +305,11 @@ void register_all() {
   }
   benchmark::RegisterBenchmark("stream_read/256MiB/threads:2", [](benchmark::State& state) { bm_stream_read(state, 2); })
       ->UseRealTime()->Unit(benchmark::kMillisecond);
+  for (int64_t n_keys : {128, 512, 2048}) {
+    const std::string name = "attention_decode/head_dim:64/group:7/keys:" + std::to_string(n_keys);
+    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) { bm_attention_decode(state, n_keys); })
+        ->UseRealTime()->Unit(benchmark::kMicrosecond);
+  }
   // Cache-resident decode (attn 896x896 fits in L2): compute ceiling of the decode kernels, 1 thread.
   for (DType type : {DType::kQ4_0, DType::kIQ4_NL, DType::kQ8_0, DType::kF16, DType::kBF16, DType::kE4G128}) {
     const bool has_int8 = std::string(matmul_activations_name(type)) == "int8";

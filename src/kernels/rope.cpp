@@ -14,15 +14,22 @@ std::vector<float> rope_inv_freq(float theta, int64_t n_rot) {
   return inv;
 }
 
-void rope_apply(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos, const float* inv_freq,
-                RopePairing pairing) {
+void rope_cos_sin(int64_t n_rot, int64_t pos, const float* inv_freq, float* cos_sin) {
   const int64_t half = n_rot / 2;
   for (int64_t i = 0; i < half; ++i) {
     const float angle = static_cast<float>(pos) * inv_freq[i];
-    const float c = std::cos(angle);
-    const float s = std::sin(angle);
-    for (int64_t h = 0; h < n_heads; ++h) {
-      float* v = x + h * head_dim;
+    cos_sin[i] = std::cos(angle);
+    cos_sin[half + i] = std::sin(angle);
+  }
+}
+
+void rope_apply_cos_sin(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos_sin,
+                        RopePairing pairing) {
+  const int64_t half = n_rot / 2;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* v = x + h * head_dim;
+    for (int64_t i = 0; i < half; ++i) {
+      const float c = cos_sin[i], s = cos_sin[half + i];
       const int64_t a = pairing == RopePairing::kNeox ? i : 2 * i;
       const int64_t b = pairing == RopePairing::kNeox ? i + half : 2 * i + 1;
       const float x0 = v[a];
@@ -31,6 +38,13 @@ void rope_apply(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int6
       v[b] = x0 * s + x1 * c;
     }
   }
+}
+
+void rope_apply(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos, const float* inv_freq,
+                RopePairing pairing) {
+  std::vector<float> cos_sin(static_cast<size_t>(n_rot / 2 * 2));
+  rope_cos_sin(n_rot, pos, inv_freq, cos_sin.data());
+  rope_apply_cos_sin(x, n_heads, head_dim, n_rot, cos_sin.data(), pairing);
 }
 
 }  // namespace edgellm

@@ -31,8 +31,8 @@ inline size_t work_floats(int64_t head_dim, int64_t n_group) {
 }
 
 // Asks for the cache lines of `n` cached rows of `bytes` each (one head's part of a row), `stride` apart:
-// the next tile's keys and values are read from memory while this tile is computed (a decode step
-// streams the weights through the caches, so the KV cache is rarely still cached).
+// later tiles' keys and values are read from memory while this tile is computed (a decode step streams
+// the weights through the caches, so the KV cache is rarely still cached).
 inline void prefetch_rows(const uint8_t* p, int64_t n, size_t stride, size_t bytes) {
   for (int64_t j = 0; j < n; ++j, p += stride) {
     for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off);
@@ -60,14 +60,19 @@ void attention_block_impl(const AttentionBlock& b, float* work) {
 
   const int64_t n_keys_all = std::min(b.n_keys0 + T - 1, b.key_end);  // the last token sees the most keys
   const size_t head_bytes = dtype_row_bytes(b.kv_type, D);
+  // Rows are requested kPrefetchTiles tiles ahead (the first ones all at once), so that many cache
+  // misses are in flight together instead of one row's at a time.
+  constexpr int64_t kPrefetchTiles = 4;
+  const auto prefetch_tile = [&](int64_t first) {
+    if (first >= n_keys_all) return;
+    const int64_t n_rows = std::min(kAttnKeyTile, n_keys_all - first);
+    prefetch_rows(b.k + static_cast<size_t>(first) * b.kv_row_bytes, n_rows, b.kv_row_bytes, head_bytes);
+    prefetch_rows(b.v + static_cast<size_t>(first) * b.kv_row_bytes, n_rows, b.kv_row_bytes, head_bytes);
+  };
+  for (int64_t i = 0; i < kPrefetchTiles - 1; ++i) prefetch_tile(b.key_begin + i * kAttnKeyTile);
   for (int64_t j0 = b.key_begin; j0 < n_keys_all; j0 += kAttnKeyTile) {
     const int64_t n_tile = std::min(kAttnKeyTile, n_keys_all - j0);
-    if (j0 + kAttnKeyTile < n_keys_all) {
-      const int64_t n_next = std::min(kAttnKeyTile, n_keys_all - j0 - kAttnKeyTile);
-      const size_t next = static_cast<size_t>(j0 + kAttnKeyTile) * b.kv_row_bytes;
-      prefetch_rows(b.k + next, n_next, b.kv_row_bytes, head_bytes);
-      prefetch_rows(b.v + next, n_next, b.kv_row_bytes, head_bytes);
-    }
+    prefetch_tile(j0 + (kPrefetchTiles - 1) * kAttnKeyTile);
     if (k_transposed) {
       for (int64_t j = 0; j < n_tile; j += kAttnTransposeRows) {
         const int64_t m = std::min(kAttnTransposeRows, n_tile - j);

@@ -193,6 +193,9 @@ void Transformer::forward_chunk(const int32_t* tokens, int64_t n, int64_t pos0, 
   const auto pairing = c.rope_style == RopeStyle::kNeox ? RopePairing::kNeox : RopePairing::kInterleaved;
 
   for (int64_t t = 0; t < n; ++t) get_row(w.token_embd, tokens[t], &s.x[t * E]);
+  const int64_t R = c.n_rot / 2 * 2;
+  s.rope_cos_sin.resize(static_cast<size_t>(s.max_batch * R));
+  for (int64_t t = 0; t < n; ++t) rope_cos_sin(c.n_rot, pos0 + t, s.rope_inv_freq.data(), &s.rope_cos_sin[t * R]);
 
   for (int64_t il = 0; il < c.n_layer; ++il) {
     const LayerWeights& L = w.layers[static_cast<size_t>(il)];
@@ -226,8 +229,8 @@ void Transformer::forward_chunk(const int32_t* tokens, int64_t n, int64_t pos0, 
                    c.rms_eps);
         }
       }
-      rope_apply(q, c.n_head, c.head_dim, c.n_rot, pos0 + t, s.rope_inv_freq.data(), pairing);
-      rope_apply(k, c.n_head_kv, c.head_dim, c.n_rot, pos0 + t, s.rope_inv_freq.data(), pairing);
+      rope_apply_cos_sin(q, c.n_head, c.head_dim, c.n_rot, &s.rope_cos_sin[t * R], pairing);
+      rope_apply_cos_sin(k, c.n_head_kv, c.head_dim, c.n_rot, &s.rope_cos_sin[t * R], pairing);
       if (c.logn_attn) {
         const float scale = qwen_logn_scale(pos0 + t, c.n_ctx_train);
         for (int64_t i = 0; i < Q; ++i) q[i] *= scale;

@@ -46,6 +46,7 @@ struct ForwardScratch {
   std::vector<float> hidden;    // [n_embd] final normalised hidden state of the last token
   std::vector<float> lora_tmp;       // [max_batch][adapter rank] A x, sized when an adapter is first used
   std::vector<float> rope_inv_freq;  // frequencies in use (differs from the model's under dynamic NTK)
+  std::vector<float> rope_cos_sin;   // [max_batch][n_rot] this chunk's cosines and sines (kernels/rope.h)
   float rope_ntk_alpha = 0.0f;       // the alpha rope_inv_freq was computed for (0: not yet)
 };
 

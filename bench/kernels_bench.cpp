@@ -236,14 +236,14 @@ void bm_stream_read(benchmark::State& state, int n_threads) {
 }
 
 // Decode attention of one KV head with 7 query heads (Qwen2.5-0.5B: head_dim 64, 14 q / 2 kv heads) over
-// `n_keys` cached f16 positions (in huge pages), cycling through enough caches (> 64 MiB) that each is read from DRAM,
+// `n_keys` cached f16 positions, cycling through enough caches (> 64 MiB) that each is read from DRAM,
 // as in a forward pass where the weights stream through the caches between two layers' attention.
 void bm_attention_decode(benchmark::State& state, int64_t n_keys) {
   const int64_t D = 64, G = 7, kv_heads = 2;
   const size_t row_bytes = static_cast<size_t>(kv_heads * D) * 2;
   const size_t cache_bytes = static_cast<size_t>(n_keys) * row_bytes;
   const size_t n_caches = std::max<size_t>(2, (size_t{64} << 20) / (2 * cache_bytes) + 1);
-  // In huge pages, as the KV cache is (model/kv_cache.cpp).
+  // One arena (4 KiB or 2 MiB pages made no difference here).
   HugePageBuffer memory = allocate_huge_pages(2 * n_caches * cache_bytes);
   std::vector<uint8_t*> k(n_caches), v(n_caches);
   uint16_t values[256];

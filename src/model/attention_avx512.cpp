@@ -136,6 +136,82 @@ struct Avx512Ops {
     _mm512_storeu_ps(s + 32, acc2);
     _mm512_storeu_ps(s + 48, acc3);
   }
+  // Up to 4 heads per pass over the K tile: 16 accumulators, one load of each tile row for all of them.
+  template <int GN>
+  static void scores_t_heads(const float* q, int64_t d, const float* kt, float* s) {
+    __m512 acc[GN][4];
+    for (int g = 0; g < GN; ++g) {
+      for (int c = 0; c < 4; ++c) acc[g][c] = _mm512_setzero_ps();
+    }
+    for (int64_t i = 0; i < d; ++i) {
+      const float* row = kt + i * kAttnKeyTile;
+      const __m512 k0 = _mm512_loadu_ps(row), k1 = _mm512_loadu_ps(row + 16);
+      const __m512 k2 = _mm512_loadu_ps(row + 32), k3 = _mm512_loadu_ps(row + 48);
+      for (int g = 0; g < GN; ++g) {
+        const __m512 qi = _mm512_set1_ps(q[g * d + i]);
+        acc[g][0] = _mm512_fmadd_ps(qi, k0, acc[g][0]);
+        acc[g][1] = _mm512_fmadd_ps(qi, k1, acc[g][1]);
+        acc[g][2] = _mm512_fmadd_ps(qi, k2, acc[g][2]);
+        acc[g][3] = _mm512_fmadd_ps(qi, k3, acc[g][3]);
+      }
+    }
+    for (int g = 0; g < GN; ++g) {
+      for (int c = 0; c < 4; ++c) _mm512_storeu_ps(s + g * kAttnKeyTile + 16 * c, acc[g][c]);
+    }
+  }
+  static void scores_t_group(const float* q, int64_t G, int64_t d, const float* kt, float* s) {
+    int64_t g = 0;
+    for (; g + 4 <= G; g += 4) scores_t_heads<4>(q + g * d, d, kt, s + g * kAttnKeyTile);
+    const float* qr = q + g * d;
+    float* sr = s + g * kAttnKeyTile;
+    switch (G - g) {
+      case 3: scores_t_heads<3>(qr, d, kt, sr); break;
+      case 2: scores_t_heads<2>(qr, d, kt, sr); break;
+      case 1: scores_t_heads<1>(qr, d, kt, sr); break;
+      default: break;
+    }
+  }
+  // Up to 4 heads per pass over the V tile, 64 output dims at a time (16 accumulators).
+  template <int GN>
+  static void weighted_sum_heads(const float* p, const float* v, int64_t n, int64_t d, float* out) {
+    for (int64_t i = 0; i + 64 <= d; i += 64) {
+      __m512 acc[GN][4];
+      for (int g = 0; g < GN; ++g) {
+        for (int c = 0; c < 4; ++c) acc[g][c] = _mm512_loadu_ps(out + g * d + i + 16 * c);
+      }
+      for (int64_t j = 0; j < n; ++j) {
+        const float* row = v + j * d + i;
+        const __m512 v0 = _mm512_loadu_ps(row), v1 = _mm512_loadu_ps(row + 16);
+        const __m512 v2 = _mm512_loadu_ps(row + 32), v3 = _mm512_loadu_ps(row + 48);
+        for (int g = 0; g < GN; ++g) {
+          const __m512 pj = _mm512_set1_ps(p[g * kAttnKeyTile + j]);
+          acc[g][0] = _mm512_fmadd_ps(pj, v0, acc[g][0]);
+          acc[g][1] = _mm512_fmadd_ps(pj, v1, acc[g][1]);
+          acc[g][2] = _mm512_fmadd_ps(pj, v2, acc[g][2]);
+          acc[g][3] = _mm512_fmadd_ps(pj, v3, acc[g][3]);
+        }
+      }
+      for (int g = 0; g < GN; ++g) {
+        for (int c = 0; c < 4; ++c) _mm512_storeu_ps(out + g * d + i + 16 * c, acc[g][c]);
+      }
+    }
+  }
+  static void weighted_sum_group(const float* p, int64_t G, const float* v, int64_t n, int64_t d, float* out) {
+    if (d % 64 != 0) {  // the per-head kernel handles the 16-wide and scalar tails
+      for (int64_t g = 0; g < G; ++g) weighted_sum(p + g * kAttnKeyTile, v, n, d, out + g * d);
+      return;
+    }
+    int64_t g = 0;
+    for (; g + 4 <= G; g += 4) weighted_sum_heads<4>(p + g * kAttnKeyTile, v, n, d, out + g * d);
+    const float* pr = p + g * kAttnKeyTile;
+    float* outr = out + g * d;
+    switch (G - g) {
+      case 3: weighted_sum_heads<3>(pr, v, n, d, outr); break;
+      case 2: weighted_sum_heads<2>(pr, v, n, d, outr); break;
+      case 1: weighted_sum_heads<1>(pr, v, n, d, outr); break;
+      default: break;
+    }
+  }
   static void transpose(const float* rows, int64_t m, int64_t d, float* kt) {
     static_assert(attention_detail::kAttnTransposeRows == 16);
     if (d % 16 != 0) {

@@ -8,6 +8,9 @@
 //   Ops::transpose(rows, m, d, kt)     kt[i * kAttnKeyTile + r] = rows[r * d + i] for r < kAttnTransposeRows,
 //                                      i < d (rows r >= m as zeros)
 //   Ops::exp_sum(s, n, m)              s[j] = exp(s[j] - m) for j < n (all <= 0); returns their sum
+// and optionally, for several query heads at once (bit-identical to the per-head calls):
+//   Ops::scores_t_group(q, G, d, kt, s)            scores_t for q + g * d -> s + g * kAttnKeyTile, g < G
+//   Ops::weighted_sum_group(p, G, v, n, d, out)    weighted_sum for p + g * kAttnKeyTile -> out + g * d
 // Included only by attention*.cpp; each includes it with its own Ops and target flags.
 #pragma once
 
@@ -36,6 +39,27 @@ inline size_t work_floats(int64_t head_dim, int64_t n_group) {
 inline void prefetch_rows(const uint8_t* p, int64_t n, size_t stride, size_t bytes) {
   for (int64_t j = 0; j < n; ++j, p += stride) {
     for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off);
+  }
+}
+
+// The G heads' scores s[g * kAttnKeyTile + j] = sum_i q[g * d + i] kt[i * kAttnKeyTile + j]: the ISA's
+// several-head version when it has one (the same sums in the same order as scores_t per head).
+template <class Ops>
+void scores_group(const float* q, int64_t G, int64_t d, const float* kt, float* s) {
+  if constexpr (requires { Ops::scores_t_group(q, G, d, kt, s); }) {
+    Ops::scores_t_group(q, G, d, kt, s);
+  } else {
+    for (int64_t g = 0; g < G; ++g) Ops::scores_t(q + g * d, kt, d, s + g * kAttnKeyTile);
+  }
+}
+
+// out[g * d + i] += sum_{j<n} p[g * kAttnKeyTile + j] v[j * d + i] for the G heads (as weighted_sum per head).
+template <class Ops>
+void weighted_sum_group(const float* p, int64_t G, const float* v, int64_t n, int64_t d, float* out) {
+  if constexpr (requires { Ops::weighted_sum_group(p, G, v, n, d, out); }) {
+    Ops::weighted_sum_group(p, G, v, n, d, out);
+  } else {
+    for (int64_t g = 0; g < G; ++g) Ops::weighted_sum(p + g * kAttnKeyTile, v, n, d, out + g * d);
   }
 }
 
@@ -91,32 +115,35 @@ void attention_block_impl(const AttentionBlock& b, float* work) {
     for (int64_t t = 0; t < T; ++t) {
       const int64_t n_visible = std::min(n_tile, b.n_keys0 + t - j0);  // causal mask within the tile
       if (n_visible <= 0) continue;
+      const float* q_t = b.q + t * b.q_token_stride;  // the G heads' queries, D apart
+      float* out_t = b.out + t * b.out_token_stride;  // and outputs
+      float* s_t = scores + t * G * kAttnKeyTile;     // and scores, kAttnKeyTile apart
+      if (k_transposed) {
+        // All kAttnKeyTile columns are computed (those past n_tile hold stale finite keys); only
+        // n_visible are used. The G heads together: each K tile row is loaded once for all of them.
+        scores_group<Ops>(q_t, G, D, k_tile, s_t);
+      }
       for (int64_t g = 0; g < G; ++g) {
         const int64_t r = t * G + g;
-        const float* q = b.q + t * b.q_token_stride + g * D;
-        float* out = b.out + t * b.out_token_stride + g * D;
-        float* s = scores + r * kAttnKeyTile;
-        float tile_max = row_max[r];
+        float* s = s_t + g * kAttnKeyTile;
         if (k_transposed) {
-          // All kAttnKeyTile columns are computed (those past n_tile hold stale finite keys); only
-          // n_visible are used.
-          Ops::scores_t(q, k_tile, D, s);
           Ops::scale(s, b.scale, n_visible);
         } else {
-          for (int64_t j = 0; j < n_visible; ++j) s[j] = Ops::dot(q, k_tile + j * D, D) * b.scale;
+          for (int64_t j = 0; j < n_visible; ++j) s[j] = Ops::dot(q_t + g * D, k_tile + j * D, D) * b.scale;
         }
+        float tile_max = row_max[r];
         for (int64_t j = 0; j < n_visible; ++j) tile_max = std::max(tile_max, s[j]);
         // Rescale what was accumulated under the old maximum (exp(-inf) = 0 on the first tile).
         const float correction = std::exp(row_max[r] - tile_max);
         if (correction != 1.0f) {
           row_sum[r] *= correction;
-          Ops::scale(out, correction, D);
+          Ops::scale(out_t + g * D, correction, D);
         }
-        const float sum = Ops::exp_sum(s, n_visible, tile_max);
-        Ops::weighted_sum(s, v_tile, n_visible, D, out);
-        row_sum[r] += sum;
+        row_sum[r] += Ops::exp_sum(s, n_visible, tile_max);
         row_max[r] = tile_max;
       }
+      // out_g += p_g V for all heads: each V tile row loaded once for all of them.
+      weighted_sum_group<Ops>(s_t, G, v_tile, n_visible, D, out_t);
     }
   }
   if (b.partial_max != nullptr) {

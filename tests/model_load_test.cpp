@@ -5,6 +5,7 @@
 
 #include "format/gguf.h"
 #include "model/model.h"
+#include "runtime/loaded_model.h"
 #include "support/test_env.h"
 #include "support/tiny_models.h"
 
@@ -135,6 +136,38 @@ TEST_F(ModelLoad, HfDirectoryErrors) {
   test::write_file(hf + "/config.json", bad_type);
   e = load_error(hf);
   EXPECT_NE(e.message.find("unsupported architecture 'bert'"), std::string::npos) << e.message;
+}
+
+// Resident bytes of this process (Linux), or 0 where /proc/self/statm does not exist.
+size_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  size_t pages_total = 0, pages_resident = 0;
+  if (!(statm >> pages_total >> pages_resident)) return 0;
+  return pages_resident * 4096;
+}
+
+// A prompt cache needs the weights' digest; a GGUF without a stored one is hashed whole, which reads the
+// file pages of the repacked matrices back in. They are released again: the copies replace them.
+TEST(LoadedModel, ContentDigestLeavesTheRepackedFilePagesReleased) {
+  test::TempDir dir;
+  ModelConfig c = test::tiny_config(Arch::kQwen2);
+  c.n_embd = 512, c.n_head = 8, c.n_head_kv = 4, c.head_dim = 64, c.n_rot = 64, c.n_ff = 2048, c.n_layer = 2;
+  auto lm = LoadedModel::load(test::write_tiny_gguf(dir.path(), c, DType::kQ4_0));
+  ASSERT_TRUE(lm.ok()) << lm.error().message;
+  const LayerWeights& L = (*lm)->model().weights().layers[0];
+  if (L.w_up.packed == nullptr) GTEST_SKIP() << "this CPU's kernels read Q4_0 as stored (no repacked copies)";
+  if (resident_bytes() == 0) GTEST_SKIP() << "no /proc/self/statm";
+  size_t matrix_bytes = 0;
+  for (const LayerWeights& layer : (*lm)->model().weights().layers) {
+    for (const TensorRef* t : {&layer.wq, &layer.wk, &layer.wv, &layer.wo, &layer.w_gate, &layer.w_up, &layer.w_down}) {
+      matrix_bytes += t->size_bytes;
+    }
+  }
+  const size_t before = resident_bytes();
+  EXPECT_EQ((*lm)->weights_digest().size(), 64u);
+  const size_t after = resident_bytes();
+  EXPECT_LT(after > before ? after - before : 0, matrix_bytes / 4)
+      << "hashing left " << (after - before) << " bytes of the file resident; the matrices are " << matrix_bytes;
 }
 
 }  // namespace

@@ -97,6 +97,17 @@ void Model::repack_for_matmul(ThreadPool* pool) {
   if (weights_.output.data == weights_.token_embd.data) weights_.token_embd.packed = weights_.output.packed;
 }
 
+void Model::release_repacked_file_pages() const {
+  if (!gguf_ || !packed_) return;
+  const auto release = [&](const TensorRef& t) {
+    if (t.packed != nullptr && t.data != nullptr) gguf_->release(t.data, t.row_bytes() * static_cast<size_t>(t.n_rows()));
+  };
+  for (const LayerWeights& L : weights_.layers) {
+    for (const TensorRef* t : {&L.wq, &L.wk, &L.wv, &L.wqkv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) release(*t);
+  }
+  release(weights_.output);
+}
+
 Expected<TensorRef> Model::lookup(TensorRole role, int64_t layer, bool required) const {
   const auto name = tensor_name(scheme_, role, layer);
   if (name) {

@@ -64,6 +64,9 @@ class Model {
   // For inference only (converters read the file's rows); call once, before any forward pass. `pool`
   // (optional) repacks in parallel.
   void repack_for_matmul(ThreadPool* pool = nullptr);
+  // Releases the file pages of the repacked matrices again, after something read the whole file (e.g. a
+  // content digest): their bytes stay valid (a later read faults them back in from the file).
+  void release_repacked_file_pages() const;
 
  private:
   Model() = default;

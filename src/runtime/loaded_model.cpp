@@ -148,6 +148,7 @@ const std::string& LoadedModel::weights_digest() const {
       }
       auto computed = gguf_content_digest(*g);
       digest_ = computed.ok() ? *computed : std::string();
+      model_->release_repacked_file_pages();  // hashing read them back in; the packed copies are used
       return;
     }
     Sha256 h;

@@ -51,9 +51,7 @@ struct ScalarOps {
     }
   }
   static void transpose(const float* rows, int64_t m, int64_t d, float* kt) {
-    for (int64_t r = 0; r < attention_detail::kAttnTransposeRows; ++r) {
-      for (int64_t i = 0; i < d; ++i) kt[i * kAttnKeyTile + r] = r < m ? rows[r * d + i] : 0.0f;
-    }
+    attention_detail::transpose_rows(rows, m, d, kt);
   }
   static float exp_sum(float* s, int64_t n, float m) {
     float sum = 0.0f;

@@ -110,9 +110,7 @@ struct Avx2Ops {
     for (int c = 0; c < 8; ++c) _mm256_storeu_ps(s + 8 * c, acc[c]);
   }
   static void transpose(const float* rows, int64_t m, int64_t d, float* kt) {
-    for (int64_t r = 0; r < attention_detail::kAttnTransposeRows; ++r) {
-      for (int64_t i = 0; i < d; ++i) kt[i * kAttnKeyTile + r] = r < m ? rows[r * d + i] : 0.0f;
-    }
+    attention_detail::transpose_rows(rows, m, d, kt);
   }
   static float exp_sum(float* s, int64_t n, float m) {
     const __m256 vm = _mm256_set1_ps(m);

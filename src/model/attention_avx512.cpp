@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/quant_blocks.h"
 #include "kernels/x86/exp_avx512.h"
@@ -39,6 +40,19 @@ inline void transpose16(__m512 r[16]) {
     r[c + 8] = _mm512_shuffle_f32x4(v0, w0, 0xdd);
     r[c + 4] = _mm512_shuffle_f32x4(v1, w1, 0x88);
     r[c + 12] = _mm512_shuffle_f32x4(v1, w1, 0xdd);
+  }
+}
+
+// f(std::integral_constant<int, GN>, g) over heads [0, G) in groups of GN = 4, then the last 1 to 3.
+template <class F>
+void in_groups_of_4(int64_t G, F&& f) {
+  int64_t g = 0;
+  for (; g + 4 <= G; g += 4) f(std::integral_constant<int, 4>{}, g);
+  switch (G - g) {
+    case 3: f(std::integral_constant<int, 3>{}, g); break;
+    case 2: f(std::integral_constant<int, 2>{}, g); break;
+    case 1: f(std::integral_constant<int, 1>{}, g); break;
+    default: break;
   }
 }
 
@@ -160,16 +174,7 @@ struct Avx512Ops {
     }
   }
   static void scores_t_group(const float* q, int64_t G, int64_t d, const float* kt, float* s) {
-    int64_t g = 0;
-    for (; g + 4 <= G; g += 4) scores_t_heads<4>(q + g * d, d, kt, s + g * kAttnKeyTile);
-    const float* qr = q + g * d;
-    float* sr = s + g * kAttnKeyTile;
-    switch (G - g) {
-      case 3: scores_t_heads<3>(qr, d, kt, sr); break;
-      case 2: scores_t_heads<2>(qr, d, kt, sr); break;
-      case 1: scores_t_heads<1>(qr, d, kt, sr); break;
-      default: break;
-    }
+    in_groups_of_4(G, [&](auto gn, int64_t g) { scores_t_heads<gn>(q + g * d, d, kt, s + g * kAttnKeyTile); });
   }
   // Up to 4 heads per pass over the V tile, 64 output dims at a time (16 accumulators).
   template <int GN>
@@ -201,23 +206,12 @@ struct Avx512Ops {
       for (int64_t g = 0; g < G; ++g) weighted_sum(p + g * kAttnKeyTile, v, n, d, out + g * d);
       return;
     }
-    int64_t g = 0;
-    for (; g + 4 <= G; g += 4) weighted_sum_heads<4>(p + g * kAttnKeyTile, v, n, d, out + g * d);
-    const float* pr = p + g * kAttnKeyTile;
-    float* outr = out + g * d;
-    switch (G - g) {
-      case 3: weighted_sum_heads<3>(pr, v, n, d, outr); break;
-      case 2: weighted_sum_heads<2>(pr, v, n, d, outr); break;
-      case 1: weighted_sum_heads<1>(pr, v, n, d, outr); break;
-      default: break;
-    }
+    in_groups_of_4(G, [&](auto gn, int64_t g) { weighted_sum_heads<gn>(p + g * kAttnKeyTile, v, n, d, out + g * d); });
   }
   static void transpose(const float* rows, int64_t m, int64_t d, float* kt) {
     static_assert(attention_detail::kAttnTransposeRows == 16);
     if (d % 16 != 0) {
-      for (int64_t r = 0; r < 16; ++r) {
-        for (int64_t i = 0; i < d; ++i) kt[i * kAttnKeyTile + r] = r < m ? rows[r * d + i] : 0.0f;
-      }
+      attention_detail::transpose_rows(rows, m, d, kt);
       return;
     }
     for (int64_t i0 = 0; i0 < d; i0 += 16) {

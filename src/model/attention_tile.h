@@ -33,6 +33,13 @@ inline size_t work_floats(int64_t head_dim, int64_t n_group) {
                              kAttnTransposeRows * head_dim);
 }
 
+// The portable Ops::transpose: kt[i * kAttnKeyTile + r] = rows[r * d + i], zeros for rows r >= m.
+inline void transpose_rows(const float* rows, int64_t m, int64_t d, float* kt) {
+  for (int64_t r = 0; r < kAttnTransposeRows; ++r) {
+    for (int64_t i = 0; i < d; ++i) kt[i * kAttnKeyTile + r] = r < m ? rows[r * d + i] : 0.0f;
+  }
+}
+
 // Asks for the cache lines of `n` cached rows of `bytes` each (one head's part of a row), `stride` apart:
 // later tiles' keys and values are read from memory while this tile is computed (a decode step streams
 // the weights through the caches, so the KV cache is rarely still cached).

@@ -88,12 +88,18 @@ TEST(CpuTopology, PoolRunsOnlyOnTheRequestedCpu) {
   const std::vector<int> allowed = allowed_cpu_ids();
   if (allowed.empty()) GTEST_SKIP() << "no affinity mask";
   const int cpu = allowed.back();
-  // On a thread of its own: the pool pins the thread that creates it (thread 0).
+  // The thread that creates the pool keeps its affinity; the one that runs a job is pinned (thread 0).
   std::thread([&] {
+    cpu_set_t before, after;
+    ASSERT_EQ(sched_getaffinity(0, sizeof(before), &before), 0);
     ThreadPool pool(0, false, {cpu, 100000});  // 100000: not an allowed CPU, skipped
+    ASSERT_EQ(sched_getaffinity(0, sizeof(after), &after), 0);
+    EXPECT_TRUE(CPU_EQUAL(&before, &after)) << "constructing the pool changed this thread's affinity";
     EXPECT_EQ(pool.n_threads(), 1);
     EXPECT_EQ(pool.pinned_cpus(), std::vector<int>{cpu});
-    pool.parallel_for(16, [&](int64_t, int64_t, int) { EXPECT_EQ(sched_getcpu(), cpu); });
+    std::thread([&] {
+      pool.parallel_for(16, [&](int64_t, int64_t, int) { EXPECT_EQ(sched_getcpu(), cpu); });
+    }).join();
   }).join();
   // None of the requested CPUs allowed: the pool uses any and pins nothing.
   std::thread([&] {

@@ -95,9 +95,6 @@ ThreadPool::ThreadPool(int n_threads, bool pin_threads, const std::vector<int>& 
     if (static_cast<int>(order.size()) < n_threads_) {
       EDGELLM_LOG_WARN("thread pool: %d threads but %zu usable cpus; not pinning", n_threads_, order.size());
     } else {
-#if defined(__linux__)
-      pin_to_cpu(pthread_self(), order[0], 0);
-#endif
       std::string list = std::to_string(order[0]);
       for (int i = 1; i < n_threads_; ++i) {
         pin_to_cpu(workers_[static_cast<size_t>(i - 1)].native_handle(), order[static_cast<size_t>(i)], i);
@@ -105,7 +102,8 @@ ThreadPool::ThreadPool(int n_threads, bool pin_threads, const std::vector<int>& 
         list += std::to_string(order[static_cast<size_t>(i)]);
       }
       pinned_cpus_ = std::vector<int>(order.begin(), order.begin() + n_threads_);
-      EDGELLM_LOG_INFO("thread pool: %d threads pinned to cpus %s (fastest first)", n_threads_, list.c_str());
+      EDGELLM_LOG_INFO("thread pool: %d threads pinned to cpus %s (fastest first; the calling thread at its first job)",
+                       n_threads_, list.c_str());
     }
   }
 }
@@ -188,8 +186,18 @@ void ThreadPool::worker_loop(int thread_idx) {
   }
 }
 
+void ThreadPool::pin_caller() {
+  const std::thread::id self = std::this_thread::get_id();
+  if (pinned_caller_.load(std::memory_order_relaxed) == self) return;
+#if defined(__linux__)
+  pin_to_cpu(pthread_self(), pinned_cpus_[0], 0);
+#endif
+  pinned_caller_.store(self, std::memory_order_relaxed);
+}
+
 void ThreadPool::parallel_for(int64_t n, const RangeFn& fn, int64_t grain) {
   if (n <= 0) return;
+  if (!pinned_cpus_.empty()) pin_caller();
   grain = std::max<int64_t>(1, grain);
   if (n_threads_ == 1 || n <= grain) {
     fn(0, n, 0);

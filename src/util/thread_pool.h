@@ -31,7 +31,8 @@ class ThreadPool {
   // cluster (util/cpu_topology.h: the big cores of a big.LITTLE board; every core elsewhere). With
   // `pin_threads`, or with `cpus`, thread i (the caller is 0) is pinned to the i-th usable CPU, fastest
   // first (Linux; elsewhere ignored; EDGELLM_PIN_THREADS=1 also pins); a failure to pin is logged.
-  // Note the caller is pinned too: create the pool on the thread that will call parallel_for.
+  // Thread 0 is whichever thread calls parallel_for: it is pinned at its first call (not the thread that
+  // constructs the pool, e.g. an application's thread that loads a model through the C API).
   explicit ThreadPool(int n_threads = 1, bool pin_threads = false, const std::vector<int>& cpus = {});
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -50,6 +51,7 @@ class ThreadPool {
 
  private:
   void worker_loop(int thread_idx);
+  void pin_caller();  // pins the calling thread to pinned_cpus_[0] unless it was the last one pinned
   // Runs chunks of the current job: this thread's share from the front, then others' from the back;
   // adds their number to chunks_done_ once, at the end.
   void run_chunks(int thread_idx);
@@ -57,6 +59,7 @@ class ThreadPool {
 
   int n_threads_ = 1;
   std::vector<int> pinned_cpus_;
+  std::atomic<std::thread::id> pinned_caller_{};
   std::vector<std::thread> workers_;
   std::mutex call_mu_;  // serialises parallel_for callers
 

@@ -73,8 +73,8 @@ typedef struct edgellm_model_params {
   int32_t prefetch;            /* 1: read all weights at load (preload); 0: page them in on use (mmap) */
   int32_t check_memory;        /* 1: refuse to load when the weights exceed available memory */
   const char* chat_template;   /* NULL or "": from the model; else a name such as "qwen2.5", "llama3" */
-  int32_t pin_threads;         /* 1: pin thread i to the i-th fastest CPU the process may use (the thread
-                                  that loads the model is thread 0) */
+  int32_t pin_threads;         /* 1: pin thread i to the i-th fastest CPU the process may use (thread 0 is
+                                  the thread that runs generation, pinned when it first does) */
   uint64_t cpu_mask;           /* 0: any CPU; else bit n = CPU n: the threads are pinned to these CPUs,
                                   fastest first (CPUs outside the process's affinity mask are skipped) */
 } edgellm_model_params;

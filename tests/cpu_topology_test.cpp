@@ -100,6 +100,11 @@ TEST(CpuTopology, PoolRunsOnlyOnTheRequestedCpu) {
     std::thread([&] {
       pool.parallel_for(16, [&](int64_t, int64_t, int) { EXPECT_EQ(sched_getcpu(), cpu); });
     }).join();
+    // A thread that ran a job (e.g. loading a model) gets its CPUs back with release_caller().
+    pool.parallel_for(16, [&](int64_t, int64_t, int) { EXPECT_EQ(sched_getcpu(), cpu); });
+    pool.release_caller();
+    ASSERT_EQ(sched_getaffinity(0, sizeof(after), &after), 0);
+    EXPECT_TRUE(CPU_EQUAL(&before, &after)) << "release_caller() did not restore this thread's affinity";
   }).join();
   // None of the requested CPUs allowed: the pool uses any and pins nothing.
   std::thread([&] {

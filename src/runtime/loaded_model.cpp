@@ -108,6 +108,7 @@ Expected<std::shared_ptr<LoadedModel>> LoadedModel::load(const std::string& path
                    lm->chat_template_.name().c_str(), lm->chat_template_.note().c_str(), lm->pool_->n_threads());
   // Last, when the tokenizer's temporary load buffers are gone: the packed copies are the weights' size.
   lm->model_->repack_for_matmul(lm->pool_.get());
+  lm->pool_->release_caller();  // a pinned pool leaves the loading thread's CPUs as they were
   return lm;
 }
 

@@ -190,9 +190,29 @@ void ThreadPool::pin_caller() {
   const std::thread::id self = std::this_thread::get_id();
   if (pinned_caller_.load(std::memory_order_relaxed) == self) return;
 #if defined(__linux__)
+  cpu_set_t previous;
+  if (pthread_getaffinity_np(pthread_self(), sizeof(previous), &previous) == 0) {
+    caller_mask_.assign(reinterpret_cast<const unsigned char*>(&previous),
+                        reinterpret_cast<const unsigned char*>(&previous) + sizeof(previous));
+  } else {
+    caller_mask_.clear();
+  }
   pin_to_cpu(pthread_self(), pinned_cpus_[0], 0);
 #endif
   pinned_caller_.store(self, std::memory_order_relaxed);
+}
+
+void ThreadPool::release_caller() {
+  if (pinned_caller_.load(std::memory_order_relaxed) != std::this_thread::get_id()) return;
+#if defined(__linux__)
+  if (caller_mask_.size() == sizeof(cpu_set_t)) {
+    cpu_set_t previous;
+    std::memcpy(&previous, caller_mask_.data(), sizeof(previous));
+    const int rc = pthread_setaffinity_np(pthread_self(), sizeof(previous), &previous);
+    if (rc != 0) EDGELLM_LOG_WARN("thread pool: restoring the caller's cpus failed: %s", std::strerror(rc));
+  }
+#endif
+  pinned_caller_.store(std::thread::id{}, std::memory_order_relaxed);
 }
 
 void ThreadPool::parallel_for(int64_t n, const RangeFn& fn, int64_t grain) {

@@ -49,6 +49,10 @@ class ThreadPool {
   using RangeFn = std::function<void(int64_t begin, int64_t end, int thread_idx)>;
   void parallel_for(int64_t n, const RangeFn& fn, int64_t grain = 1);
 
+  // For a pinned pool: if the calling thread was pinned as thread 0, gives it back the CPUs it could run
+  // on before (e.g. after loading a model on an application's thread); the next caller is pinned again.
+  void release_caller();
+
  private:
   void worker_loop(int thread_idx);
   void pin_caller();  // pins the calling thread to pinned_cpus_[0] unless it was the last one pinned
@@ -60,6 +64,7 @@ class ThreadPool {
   int n_threads_ = 1;
   std::vector<int> pinned_cpus_;
   std::atomic<std::thread::id> pinned_caller_{};
+  std::vector<unsigned char> caller_mask_;  // the pinned caller's affinity before it was pinned (Linux cpu_set_t)
   std::vector<std::thread> workers_;
   std::mutex call_mu_;  // serialises parallel_for callers
 

@@ -1,14 +1,18 @@
 # EDGELLM_KERNELS_ONLY=ON: only the matmul/quantization kernels (src/kernels, with the few pieces of
-# src/util and src/format they use) and their GoogleTest tests, with no other dependency than a C++20
-# compiler and GoogleTest's sources (/usr/src/googletest, from Debian's libgtest-dev). This is how the
-# aarch64 kernels are cross-built and tested under qemu (scripts/test.sh, ARM stage; docs/boards.md):
-# OpenSSL, ICU, PCRE2 and SQLite are not installed for arm64 on the build machine.
+# src/util and src/format they use), the attention kernels (src/model/attention*.cpp) and their GoogleTest
+# tests, with no other dependency than a C++20 compiler and GoogleTest's sources (/usr/src/googletest,
+# from Debian's libgtest-dev). This is how the aarch64 kernels are cross-built and tested under qemu
+# (scripts/test.sh, ARM stage; docs/boards.md): OpenSSL, ICU, PCRE2 and SQLite are not installed for
+# arm64 on the build machine.
 # Included from the top-level CMakeLists.txt, which returns right after.
 
 include(${CMAKE_CURRENT_LIST_DIR}/isa_flags.cmake)
 find_package(Threads REQUIRED)
 
 file(GLOB_RECURSE EDGELLM_KERNEL_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/kernels/*.cpp)
+# The attention kernels (scalar, AVX2, AVX-512, NEON variants) need nothing else either.
+file(GLOB EDGELLM_ATTENTION_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/model/attention*.cpp)
+list(APPEND EDGELLM_KERNEL_SOURCES ${EDGELLM_ATTENTION_SOURCES})
 list(APPEND EDGELLM_KERNEL_SOURCES
   ${PROJECT_SOURCE_DIR}/src/util/log.cpp
   ${PROJECT_SOURCE_DIR}/src/util/error.cpp

@@ -60,23 +60,17 @@ struct ScalarOps {
   }
 };
 
-bool cpu_has_avx2() {
 #if defined(__x86_64__)
+bool cpu_has_avx2() {
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-#else
-  return false;
-#endif
 }
 
 bool cpu_has_avx512() {
-#if defined(__x86_64__)
   return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
          __builtin_cpu_supports("avx512vnni");
-#else
-  return false;
-#endif
 }
+#endif
 
 struct Choice {
   AttentionBlockFn fn;
@@ -87,6 +81,7 @@ Choice choose() {
   Choice best{attention_block_scalar, "scalar"};
   if (auto fn = attention_variant(AttentionIsa::kAvx2)) best = {fn, "avx2"};
   if (auto fn = attention_variant(AttentionIsa::kAvx512)) best = {fn, "avx512"};
+  if (auto fn = attention_variant(AttentionIsa::kNeon)) best = {fn, "neon"};
   Choice chosen = best;
   const char* forced = std::getenv("EDGELLM_ISA");
   if (forced != nullptr && *forced != '\0') {
@@ -96,6 +91,9 @@ Choice choose() {
       chosen = {attention_variant(AttentionIsa::kAvx2), "avx2"};
     } else if (std::strcmp(forced, "avx512") == 0 && attention_variant(AttentionIsa::kAvx512)) {
       chosen = {attention_variant(AttentionIsa::kAvx512), "avx512"};
+    } else if ((std::strcmp(forced, "neon") == 0 || std::strcmp(forced, "neon_dot") == 0) &&
+               attention_variant(AttentionIsa::kNeon)) {
+      chosen = {attention_variant(AttentionIsa::kNeon), "neon"};
     } else {
       EDGELLM_LOG_WARN("attention: EDGELLM_ISA=%s is not available here; using %s", forced, best.name);
     }
@@ -125,6 +123,9 @@ AttentionBlockFn attention_variant(AttentionIsa isa) {
 #if defined(__x86_64__)
     case AttentionIsa::kAvx2: return cpu_has_avx2() ? attention_block_avx2 : nullptr;
     case AttentionIsa::kAvx512: return cpu_has_avx512() ? attention_block_avx512 : nullptr;
+#endif
+#if defined(__aarch64__)
+    case AttentionIsa::kNeon: return attention_block_neon;
 #endif
     default: return nullptr;
   }

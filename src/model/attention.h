@@ -4,9 +4,9 @@
 // Online softmax: Milakov & Gimelshein 2018, "Online normalizer calculation for softmax"; tiling as in
 // Dao et al. 2022, "FlashAttention". Decode is the case of one token and `n_group` query heads (GQA).
 //
-// ISA variants (attention_avx2.cpp, attention_avx512.cpp) are chosen once from CPUID; EDGELLM_ISA=
-// scalar|avx2|avx512 forces one. Every variant runs the same tile schedule, so they differ only by the
-// rounding of their dot products.
+// ISA variants (attention_avx2.cpp, attention_avx512.cpp; attention_neon.cpp on aarch64) are chosen once
+// from the CPU; EDGELLM_ISA=scalar|avx2|avx512|neon forces one. Every variant runs the same tile schedule,
+// so they differ only by the rounding of their dot products and of e^x.
 #pragma once
 
 #include <cstddef>
@@ -62,7 +62,7 @@ void attention_block(const AttentionBlock& block, float* work);
 
 // The variants, for tests: nullptr if not built in or this CPU cannot run it.
 using AttentionBlockFn = void (*)(const AttentionBlock& block, float* work);
-enum class AttentionIsa { kScalar, kAvx2, kAvx512 };
+enum class AttentionIsa { kScalar, kAvx2, kAvx512, kNeon };
 AttentionBlockFn attention_variant(AttentionIsa isa);
 const char* attention_isa_name();  // the variant attention_block() uses
 
@@ -70,5 +70,6 @@ const char* attention_isa_name();  // the variant attention_block() uses
 void attention_block_scalar(const AttentionBlock& block, float* work);
 void attention_block_avx2(const AttentionBlock& block, float* work);
 void attention_block_avx512(const AttentionBlock& block, float* work);
+void attention_block_neon(const AttentionBlock& block, float* work);  // aarch64 only
 
 }  // namespace edgellm

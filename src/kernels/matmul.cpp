@@ -126,16 +126,6 @@ void quantize_activations(kernels::MatmulArgs& args, ThreadPool* pool) {
   }
 }
 
-}  // namespace
-
-void matmul(const TensorRef& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
-            MatmulActivations activations) {
-  const MatmulOutput output{&w, y, w.n_rows()};
-  matmul_same_input(&output, 1, x, n_tokens, pool, activations);
-}
-
-namespace {
-
 constexpr int kMaxOutputs = 8;
 
 // One weight of a job over several products of the same x: its kernel, arguments and grains.
@@ -145,6 +135,7 @@ struct Product {
   bool int8 = false;
   int64_t n_rows = 0;
   int64_t first_grain = 0;  // index of its first kRowGrain rows among all products' grains
+  int64_t n_grains = 0;
 };
 
 // Fills products[0, n) for `outputs` (checked: same row length), quantizes x once for those that use the
@@ -166,7 +157,8 @@ int64_t prepare_products(const MatmulOutput* outputs, int n, const float* x, int
     if (!p.int8) p.fn = kernel_for(o.w->type);
     any_int8 = any_int8 || p.int8;
     p.first_grain = n_grains;
-    n_grains += (p.n_rows + kRowGrain - 1) / kRowGrain;
+    p.n_grains = (p.n_rows + kRowGrain - 1) / kRowGrain;
+    n_grains += p.n_grains;
   }
   if (any_int8 && n_tokens > 0) {
     kernels::MatmulArgs q = products[0].args;
@@ -180,15 +172,13 @@ int64_t prepare_products(const MatmulOutput* outputs, int n, const float* x, int
   return n_grains;
 }
 
-// Rows [begin, end) of one product, written at y + begin (y as in its args, or `y` with `y_stride`).
-void run_product_rows(const Product& p, int64_t begin, int64_t end, float* y, int64_t y_stride) {
-  kernels::MatmulArgs args = p.args;
-  args.y = y;
-  args.y_stride = y_stride;
-  p.fn(args, begin, end);
-}
-
 }  // namespace
+
+void matmul(const TensorRef& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
+            MatmulActivations activations) {
+  const MatmulOutput output{&w, y, w.n_rows()};
+  matmul_same_input(&output, 1, x, n_tokens, pool, activations);
+}
 
 void matmul_same_input(const MatmulOutput* outputs, int n_outputs, const float* x, int64_t n_tokens,
                        ThreadPool& pool, MatmulActivations activations) {
@@ -198,12 +188,13 @@ void matmul_same_input(const MatmulOutput* outputs, int n_outputs, const float* 
   pool.parallel_for(n_grains, [&](int64_t grain_begin, int64_t grain_end, int /*thread_idx*/) {
     for (int i = 0; i < n_outputs; ++i) {
       const Product& p = products[i];
-      const int64_t n_own = (p.n_rows + kRowGrain - 1) / kRowGrain;
       const int64_t g0 = std::max(grain_begin, p.first_grain) - p.first_grain;
-      const int64_t g1 = std::min(grain_end, p.first_grain + n_own) - p.first_grain;
+      const int64_t g1 = std::min(grain_end, p.first_grain + p.n_grains) - p.first_grain;
       if (g0 >= g1) continue;
       const int64_t begin = g0 * kRowGrain, end = std::min(p.n_rows, g1 * kRowGrain);
-      run_product_rows(p, begin, end, p.args.y + begin, p.args.y_stride);
+      kernels::MatmulArgs args = p.args;
+      args.y = p.args.y + begin;  // the kernel writes row r at y[r - begin]
+      p.fn(args, begin, end);
     }
   });
 }

@@ -11,6 +11,19 @@
 #include "util/thread_pool.h"
 
 namespace edgellm {
+namespace {
+
+// f(matrix) for the matrices repack_for_matmul() may copy: every layer's projections, then the output
+// (LM head). `Weights` is ModelWeights or const ModelWeights.
+template <class Weights, class F>
+void for_each_matmul_weight(Weights& w, F&& f) {
+  for (auto& L : w.layers) {
+    for (auto* t : {&L.wq, &L.wk, &L.wv, &L.wqkv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) f(*t);
+  }
+  f(w.output);
+}
+
+}  // namespace
 
 Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelLoadOptions& options) {
   std::unique_ptr<Model> model(new Model());
@@ -55,10 +68,7 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const Mode
 void Model::repack_for_matmul(ThreadPool* pool) {
   if (!gguf_ || packed_) return;
   std::vector<TensorRef*> matrices;
-  for (LayerWeights& L : weights_.layers) {
-    for (TensorRef* t : {&L.wq, &L.wk, &L.wv, &L.wqkv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) matrices.push_back(t);
-  }
-  matrices.push_back(&weights_.output);
+  for_each_matmul_weight(weights_, [&](TensorRef& t) { matrices.push_back(&t); });
   // One arena for all copies, in huge pages (util/huge_pages.h): a decode step streams all of it.
   std::vector<size_t> offsets(matrices.size(), 0);
   size_t total = 0;
@@ -99,13 +109,9 @@ void Model::repack_for_matmul(ThreadPool* pool) {
 
 void Model::release_repacked_file_pages() const {
   if (!gguf_ || !packed_) return;
-  const auto release = [&](const TensorRef& t) {
-    if (t.packed != nullptr && t.data != nullptr) gguf_->release(t.data, t.row_bytes() * static_cast<size_t>(t.n_rows()));
-  };
-  for (const LayerWeights& L : weights_.layers) {
-    for (const TensorRef* t : {&L.wq, &L.wk, &L.wv, &L.wqkv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) release(*t);
-  }
-  release(weights_.output);
+  for_each_matmul_weight(weights_, [&](const TensorRef& t) {
+    if (t.packed != nullptr) gguf_->release(t.data, t.row_bytes() * static_cast<size_t>(t.n_rows()));
+  });
 }
 
 Expected<TensorRef> Model::lookup(TensorRole role, int64_t layer, bool required) const {

@@ -40,11 +40,4 @@ void rope_apply_cos_sin(float* x, int64_t n_heads, int64_t head_dim, int64_t n_r
   }
 }
 
-void rope_apply(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos, const float* inv_freq,
-                RopePairing pairing) {
-  std::vector<float> cos_sin(static_cast<size_t>(n_rot / 2 * 2));
-  rope_cos_sin(n_rot, pos, inv_freq, cos_sin.data());
-  rope_apply_cos_sin(x, n_heads, head_dim, n_rot, cos_sin.data(), pairing);
-}
-
 }  // namespace edgellm

@@ -103,6 +103,7 @@ void window_forward(const Model& model, const int32_t* tokens, int64_t n, Thread
   const float ntk_alpha = c.dynamic_ntk ? qwen_ntk_alpha(n, c.n_ctx_train) : 1.0f;
   const std::vector<float> inv_freq =
       model_rope_inv_freq(c, static_cast<const float*>(w.rope_freqs.data), ntk_alpha);
+  std::vector<float> cos_sin(static_cast<size_t>(c.n_rot / 2 * 2));  // one position's (kernels/rope.h)
 
   const auto sz = [](int64_t v) { return static_cast<size_t>(v); };
   std::vector<float> x(sz(n * E)), xn(sz(n * E)), qkv(sz(n * QKV)), tmp(sz(n * std::max(QKV, E))),
@@ -147,8 +148,9 @@ void window_forward(const Model& model, const int32_t* tokens, int64_t n, Thread
           rms_norm(k + h * D, static_cast<const float*>(L.k_norm.data), k + h * D, D, c.rms_eps);
         }
       }
-      rope_apply(q, c.n_head, D, c.n_rot, t, inv_freq.data(), pairing);
-      rope_apply(k, c.n_head_kv, D, c.n_rot, t, inv_freq.data(), pairing);
+      rope_cos_sin(c.n_rot, t, inv_freq.data(), cos_sin.data());
+      rope_apply_cos_sin(q, c.n_head, D, c.n_rot, cos_sin.data(), pairing);
+      rope_apply_cos_sin(k, c.n_head_kv, D, c.n_rot, cos_sin.data(), pairing);
       if (c.logn_attn) {
         const float scale = qwen_logn_scale(t, c.n_ctx_train);
         for (int64_t i = 0; i < Q; ++i) q[i] *= scale;

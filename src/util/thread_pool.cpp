@@ -189,6 +189,7 @@ void ThreadPool::worker_loop(int thread_idx) {
 void ThreadPool::pin_caller() {
   const std::thread::id self = std::this_thread::get_id();
   if (pinned_caller_.load(std::memory_order_relaxed) == self) return;
+  std::lock_guard<std::mutex> lock(pin_mu_);  // callers on several threads: one caller_mask_ at a time
 #if defined(__linux__)
   cpu_set_t previous;
   if (pthread_getaffinity_np(pthread_self(), sizeof(previous), &previous) == 0) {
@@ -203,6 +204,7 @@ void ThreadPool::pin_caller() {
 }
 
 void ThreadPool::release_caller() {
+  std::lock_guard<std::mutex> lock(pin_mu_);
   if (pinned_caller_.load(std::memory_order_relaxed) != std::this_thread::get_id()) return;
 #if defined(__linux__)
   if (caller_mask_.size() == sizeof(cpu_set_t)) {

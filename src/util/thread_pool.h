@@ -64,6 +64,7 @@ class ThreadPool {
   int n_threads_ = 1;
   std::vector<int> pinned_cpus_;
   std::atomic<std::thread::id> pinned_caller_{};
+  std::mutex pin_mu_;                       // guards caller_mask_ and changes of pinned_caller_
   std::vector<unsigned char> caller_mask_;  // the pinned caller's affinity before it was pinned (Linux cpu_set_t)
   std::vector<std::thread> workers_;
   std::mutex call_mu_;  // serialises parallel_for callers

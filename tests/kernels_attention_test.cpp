@@ -209,5 +209,73 @@ TEST(Attention, DecodePartsMergeToTheSinglePassResult) {
   }
 }
 
+// Paged rows (a block table over a shared cache, engine/kv_block_pool.h): the same result, bit for bit,
+// as the contiguous rows they hold, for every variant, KV type and block size, prefill and decode parts.
+TEST(Attention, PagedRowsGiveTheContiguousResultForEveryVariant) {
+  const AttentionIsa isas[] = {AttentionIsa::kScalar, AttentionIsa::kAvx2, AttentionIsa::kAvx512, AttentionIsa::kNeon};
+  std::mt19937 rng(4321);
+  const int64_t D = 64, G = 2, n_keys = 300;
+  const auto k_src = random_values(static_cast<size_t>(n_keys * D), 2.0f, rng);
+  const auto v_src = random_values(static_cast<size_t>(n_keys * D), 1.0f, rng);
+  for (DType type : {DType::kF32, DType::kF16, DType::kQ8_0}) {
+    const CachedHead h = make_head(type, D, n_keys, k_src, v_src);
+    for (int shift : {4, 5}) {
+      // Scatter position j's row to a shuffled block of a cache with spare blocks.
+      const int64_t block = int64_t{1} << shift;
+      const int64_t n_blocks = (n_keys + block - 1) / block;
+      std::vector<int32_t> table(static_cast<size_t>(n_blocks));
+      for (int64_t i = 0; i < n_blocks; ++i) table[static_cast<size_t>(i)] = static_cast<int32_t>(2 * n_blocks - 1 - 2 * i);
+      std::shuffle(table.begin(), table.end(), rng);
+      std::vector<uint8_t> k_paged(h.row_bytes * static_cast<size_t>(2 * n_blocks * block), 0xff);
+      std::vector<uint8_t> v_paged(k_paged.size(), 0xff);  // unused rows hold NaNs (f32/f16) or garbage
+      for (int64_t j = 0; j < n_keys; ++j) {
+        const int64_t row = (int64_t{table[static_cast<size_t>(j >> shift)]} << shift) | (j & (block - 1));
+        std::copy_n(&h.k[j * h.row_bytes], h.row_bytes, &k_paged[static_cast<size_t>(row) * h.row_bytes]);
+        std::copy_n(&h.v[j * h.row_bytes], h.row_bytes, &v_paged[static_cast<size_t>(row) * h.row_bytes]);
+      }
+      for (const Shape sh : {Shape{D, 1, G, n_keys}, Shape{D, 16, G, n_keys - 15}, Shape{D, 5, G, 70}}) {
+        const auto q = random_values(static_cast<size_t>(sh.n_tokens * G * D), 2.0f, rng);
+        for (AttentionIsa isa : isas) {
+          AttentionBlockFn fn = attention_variant(isa);
+          if (fn == nullptr) continue;
+          for (int64_t key_begin : {int64_t{0}, int64_t{128}}) {
+            auto run = [&](const uint8_t* k, const uint8_t* v, const int32_t* blocks) {
+              AttentionBlock b;
+              b.kv_type = type;
+              b.k = k;
+              b.v = v;
+              b.kv_row_bytes = h.row_bytes;
+              b.block_table = blocks;
+              b.block_shift = shift;
+              b.head_dim = D;
+              b.q = q.data();
+              b.q_token_stride = G * D;
+              b.n_tokens = sh.n_tokens;
+              b.n_group = G;
+              b.n_keys0 = sh.n_keys0;
+              b.scale = 0.125f;
+              std::vector<float> out(q.size() + 2 * G * sh.n_tokens, -1.0f);
+              b.out = out.data();
+              b.out_token_stride = G * D;
+              b.key_begin = key_begin;
+              if (key_begin > 0) {  // a later part of a split decode: unnormalised output, max and sum
+                b.partial_max = out.data() + q.size();
+                b.partial_sum = b.partial_max + G * sh.n_tokens;
+              }
+              std::vector<float> work(attention_work_floats(D, G));
+              fn(b, work.data());
+              return out;
+            };
+            const auto contiguous = run(h.k.data(), h.v.data(), nullptr);
+            const auto paged = run(k_paged.data(), v_paged.data(), table.data());
+            EXPECT_EQ(contiguous, paged) << "isa " << static_cast<int>(isa) << " type " << dtype_name(type)
+                                         << " block " << block << " T " << sh.n_tokens << " key_begin " << key_begin;
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace edgellm

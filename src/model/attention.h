@@ -27,9 +27,14 @@ inline constexpr int64_t kAttnDecodeSplit = 512;
 // One block of queries that share a KV head.
 struct AttentionBlock {
   DType kv_type = DType::kF16;   // kF32, kF16 or kQ8_0 (Q8_0: head_dim a multiple of 32)
-  const uint8_t* k = nullptr;    // key of position 0 for this KV head; position j at k + j * kv_row_bytes
+  const uint8_t* k = nullptr;    // key of row 0 for this KV head; row i at k + i * kv_row_bytes
   const uint8_t* v = nullptr;    // value, same layout
   size_t kv_row_bytes = 0;
+  // Which row holds position j: j itself (a contiguous cache) when block_table is nullptr, else paged
+  // (engine/kv_block_pool.h): blocks of 2^block_shift rows, position j in row j mod 2^block_shift of
+  // block block_table[j >> block_shift], i.e. row (block_table[j >> block_shift] << block_shift) | (j & mask).
+  const int32_t* block_table = nullptr;
+  int block_shift = 0;
   int64_t head_dim = 0;
   const float* q = nullptr;      // query of token t, group head g at q[t * q_token_stride + g * head_dim]
   int64_t q_token_stride = 0;

@@ -40,12 +40,24 @@ inline void transpose_rows(const float* rows, int64_t m, int64_t d, float* kt) {
   }
 }
 
-// Asks for the cache lines of `n` cached rows of `bytes` each (one head's part of a row), `stride` apart:
-// later tiles' keys and values are read from memory while this tile is computed (a decode step streams
-// the weights through the caches, so the KV cache is rarely still cached).
-inline void prefetch_rows(const uint8_t* p, int64_t n, size_t stride, size_t bytes) {
-  for (int64_t j = 0; j < n; ++j, p += stride) {
-    for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off);
+// Byte offset of position j's row from the block's k (or v): contiguous, or through the block table.
+inline size_t row_offset(const AttentionBlock& b, int64_t j) {
+  if (b.block_table == nullptr) return static_cast<size_t>(j) * b.kv_row_bytes;
+  const int64_t mask = (int64_t{1} << b.block_shift) - 1;
+  const int64_t row = (static_cast<int64_t>(b.block_table[j >> b.block_shift]) << b.block_shift) | (j & mask);
+  return static_cast<size_t>(row) * b.kv_row_bytes;
+}
+
+// Asks for the cache lines of the K and V rows of positions [first, first + n), `bytes` each (one head's
+// part of a row): later tiles' keys and values are read from memory while this tile is computed (a decode
+// step streams the weights through the caches, so the KV cache is rarely still cached).
+inline void prefetch_rows(const AttentionBlock& b, int64_t first, int64_t n, size_t bytes) {
+  for (int64_t j = first; j < first + n; ++j) {
+    const size_t offset = row_offset(b, j);
+    for (size_t off = 0; off < bytes; off += 64) {
+      __builtin_prefetch(b.k + offset + off);
+      __builtin_prefetch(b.v + offset + off);
+    }
   }
 }
 
@@ -97,8 +109,7 @@ void attention_block_impl(const AttentionBlock& b, float* work) {
   const auto prefetch_tile = [&](int64_t first) {
     if (first >= n_keys_all) return;
     const int64_t n_rows = std::min(kAttnKeyTile, n_keys_all - first);
-    prefetch_rows(b.k + static_cast<size_t>(first) * b.kv_row_bytes, n_rows, b.kv_row_bytes, head_bytes);
-    prefetch_rows(b.v + static_cast<size_t>(first) * b.kv_row_bytes, n_rows, b.kv_row_bytes, head_bytes);
+    prefetch_rows(b, first, n_rows, head_bytes);
   };
   for (int64_t i = 0; i < kPrefetchTiles - 1; ++i) prefetch_tile(b.key_begin + i * kAttnKeyTile);
   for (int64_t j0 = b.key_begin; j0 < n_keys_all; j0 += kAttnKeyTile) {
@@ -108,16 +119,15 @@ void attention_block_impl(const AttentionBlock& b, float* work) {
       for (int64_t j = 0; j < n_tile; j += kAttnTransposeRows) {
         const int64_t m = std::min(kAttnTransposeRows, n_tile - j);
         for (int64_t r = 0; r < m; ++r) {
-          Ops::load_row(b.kv_type, b.k + static_cast<size_t>(j0 + j + r) * b.kv_row_bytes, D, k_rows + r * D);
+          Ops::load_row(b.kv_type, b.k + row_offset(b, j0 + j + r), D, k_rows + r * D);
         }
         Ops::transpose(k_rows, m, D, k_tile + j);
       }
     }
     for (int64_t j = 0; j < n_tile; ++j) {
-      if (!k_transposed) {
-        Ops::load_row(b.kv_type, b.k + static_cast<size_t>(j0 + j) * b.kv_row_bytes, D, k_tile + j * D);
-      }
-      Ops::load_row(b.kv_type, b.v + static_cast<size_t>(j0 + j) * b.kv_row_bytes, D, v_tile + j * D);
+      const size_t offset = row_offset(b, j0 + j);
+      if (!k_transposed) Ops::load_row(b.kv_type, b.k + offset, D, k_tile + j * D);
+      Ops::load_row(b.kv_type, b.v + offset, D, v_tile + j * D);
     }
     for (int64_t t = 0; t < T; ++t) {
       const int64_t n_visible = std::min(n_tile, b.n_keys0 + t - j0);  // causal mask within the tile

@@ -84,20 +84,20 @@ void Transformer::update_rope_table(float ntk_alpha, ForwardScratch& s) const {
 }
 
 void Transformer::project(const TensorRef& w, TensorRole role, int64_t layer, const float* x, int64_t n, float* y,
-                          ForwardScratch& s, ThreadPool& pool, const ActiveLora& lora) const {
+                          ForwardScratch& s, ThreadPool& pool, const std::vector<LoraSpan>& loras) const {
   matmul(w, x, n, y, pool);
-  add_lora(role, layer, x, n, y, w.n_rows(), s, pool, lora);
+  add_loras(role, layer, x, y, w.n_rows(), loras, s, pool);
 }
 
 void Transformer::project_same_input(const Projection* ps, int n_projections, int64_t layer, const float* x,
-                                     int64_t n, ForwardScratch& s, ThreadPool& pool, const ActiveLora& lora) const {
+                                     int64_t n, ForwardScratch& s, ThreadPool& pool) const {
   MatmulOutput outputs[4];
   EDGELLM_CHECK(n_projections <= 4);
   for (int i = 0; i < n_projections; ++i) outputs[i] = {ps[i].w, ps[i].y, ps[i].y_stride};
   matmul_same_input(outputs, n_projections, x, n, pool);
   for (int i = 0; i < n_projections; ++i) {
     const Projection& p = ps[i];
-    add_lora(p.role, layer, x, n, p.y, p.y_stride, s, pool, lora);
+    add_loras(p.role, layer, x, p.y, p.y_stride, s.token_loras, s, pool);
     if (p.bias != nullptr && p.bias->data != nullptr) {
       const int64_t rows = p.w->n_rows();
       for (int64_t t = 0; t < n; ++t) add_inplace(p.y + t * p.y_stride, static_cast<const float*>(p.bias->data), rows);
@@ -105,33 +105,67 @@ void Transformer::project_same_input(const Projection* ps, int n_projections, in
   }
 }
 
-void Transformer::add_lora(TensorRole role, int64_t layer, const float* x, int64_t n, float* y, int64_t y_stride,
-                           ForwardScratch& s, ThreadPool& pool, const ActiveLora& lora) const {
-  if (lora.adapter == nullptr) return;
-  const LoraPair* p = lora.adapter->find(role, layer);
-  if (p == nullptr) return;
-  const int64_t r = p->rank;
-  if (s.lora_tmp.size() < static_cast<size_t>(n * r)) s.lora_tmp.resize(static_cast<size_t>(s.max_batch * r));
-  const float scale = p->scale * lora.scale;
-  for (int64_t t = 0; t < n; ++t) {
-    float* ax = &s.lora_tmp[static_cast<size_t>(t * r)];
-    for (int64_t k = 0; k < r; ++k) ax[k] = dot_f32(&p->a[static_cast<size_t>(k * p->n_in)], x + t * p->n_in, p->n_in);
-  }
-  pool.parallel_for(p->n_out, [&](int64_t begin, int64_t end, int) {
+void Transformer::add_loras(TensorRole role, int64_t layer, const float* x_all, float* y_all, int64_t y_stride,
+                            const std::vector<LoraSpan>& loras, ForwardScratch& s, ThreadPool& pool) const {
+  for (const LoraSpan& span : loras) {
+    const LoraPair* p = span.lora.adapter->find(role, layer);
+    if (p == nullptr) continue;
+    const int64_t n = span.n_rows, r = p->rank;
+    const float* x = x_all + span.first_row * p->n_in;
+    float* y = y_all + span.first_row * y_stride;
+    if (s.lora_tmp.size() < static_cast<size_t>(n * r)) s.lora_tmp.resize(static_cast<size_t>(s.max_batch * r));
+    const float scale = p->scale * span.lora.scale;
     for (int64_t t = 0; t < n; ++t) {
-      const float* ax = &s.lora_tmp[static_cast<size_t>(t * r)];
-      for (int64_t o = begin; o < end; ++o) {
-        y[t * y_stride + o] += scale * dot_f32(&p->b[static_cast<size_t>(o * r)], ax, r);
-      }
+      float* ax = &s.lora_tmp[static_cast<size_t>(t * r)];
+      for (int64_t k = 0; k < r; ++k) ax[k] = dot_f32(&p->a[static_cast<size_t>(k * p->n_in)], x + t * p->n_in, p->n_in);
     }
-  }, 64);
+    pool.parallel_for(p->n_out, [&](int64_t begin, int64_t end, int) {
+      for (int64_t t = 0; t < n; ++t) {
+        const float* ax = &s.lora_tmp[static_cast<size_t>(t * r)];
+        for (int64_t o = begin; o < end; ++o) {
+          y[t * y_stride + o] += scale * dot_f32(&p->b[static_cast<size_t>(o * r)], ax, r);
+        }
+      }
+    }, 64);
+  }
 }
+
+namespace {
+
+// Appends rows [first, first + n) running with `lora` to `spans` (merged with the previous span when it
+// runs with the same adapter and scale and ends where this one starts); rows without an adapter are left out.
+void add_lora_span(std::vector<LoraSpan>& spans, int64_t first, int64_t n, const ActiveLora& lora) {
+  if (lora.adapter == nullptr || n == 0) return;
+  if (!spans.empty()) {
+    LoraSpan& last = spans.back();
+    if (last.lora.adapter == lora.adapter && last.lora.scale == lora.scale && last.first_row + last.n_rows == first) {
+      last.n_rows += n;
+      return;
+    }
+  }
+  spans.push_back({first, n, lora});
+}
+
+// Cache row of position `pos` of a sequence (forward_batch's BatchSequence layout).
+inline int64_t cache_row(const BatchSequence& q, int block_shift, int64_t pos) {
+  if (q.block_table == nullptr) return pos;
+  return (static_cast<int64_t>(q.block_table[pos >> block_shift]) << block_shift) | (pos & ((int64_t{1} << block_shift) - 1));
+}
+
+}  // namespace
 
 Status Transformer::forward(const int32_t* tokens, int64_t n_tokens, KvCache& kv, ForwardScratch& s,
                             ThreadPool& pool, LogitsMode mode, std::vector<float>& logits,
                             const ActiveLora& lora) const {
   const ModelConfig& c = config();
   if (n_tokens <= 0) return make_error(ErrorCode::kInvalidArgument, "forward: no tokens to process");
+  const int64_t pos0 = kv.n_past();
+  if (pos0 + n_tokens > kv.n_ctx()) {
+    return make_error(ErrorCode::kContextFull, "context full: " + std::to_string(pos0) + " cached + " +
+                                                   std::to_string(n_tokens) + " new tokens exceed the context of " +
+                                                   std::to_string(kv.n_ctx()));
+  }
+  // Every token is checked before the first step, so an error leaves the cache as it was.
   for (int64_t i = 0; i < n_tokens; ++i) {
     if (tokens[i] < 0 || tokens[i] >= c.n_vocab) {
       return make_error(ErrorCode::kInvalidArgument, "token id " + std::to_string(tokens[i]) + " at index " +
@@ -139,63 +173,196 @@ Status Transformer::forward(const int32_t* tokens, int64_t n_tokens, KvCache& kv
                                                          std::to_string(c.n_vocab) + ")");
     }
   }
-  const int64_t pos0 = kv.n_past();
-  if (pos0 + n_tokens > kv.n_ctx()) {
-    return make_error(ErrorCode::kContextFull, "context full: " + std::to_string(pos0) + " cached + " +
-                                                   std::to_string(n_tokens) + " new tokens exceed the context of " +
-                                                   std::to_string(kv.n_ctx()));
-  }
-  if (kv.n_layer() != c.n_layer || kv.kv_dim() != c.kv_dim()) {
-    return make_error(ErrorCode::kInvalidArgument, "KV cache shape does not match the model");
-  }
 
   // Qwen 1 dynamic NTK: a prefill fixes the multiplier from the whole sequence length; decode steps keep
   // the one the cached keys were rotated with (as modeling_qwen.py caches ntk_alpha across a generate call).
   float ntk_alpha = 1.0f;
   if (c.dynamic_ntk) {
     ntk_alpha = (n_tokens > 1 || pos0 == 0) ? qwen_ntk_alpha(pos0 + n_tokens, c.n_ctx_train) : kv.ntk_alpha();
-    kv.set_ntk_alpha(ntk_alpha);
   }
-  update_rope_table(ntk_alpha, s);
 
-  const int64_t V = c.n_vocab, E = c.n_embd;
+  const int64_t V = c.n_vocab;
   if (mode == LogitsMode::kAll) logits.resize(static_cast<size_t>(n_tokens * V));
   if (mode == LogitsMode::kLast) logits.resize(static_cast<size_t>(V));
-
-  const ModelWeights& w = model_.weights();
   for (int64_t done = 0; done < n_tokens;) {
     const int64_t n = std::min(s.max_batch, n_tokens - done);
-    forward_chunk(tokens + done, n, pos0 + done, kv, s, pool, lora);
-    kv.set_n_past(pos0 + done + n);
+    BatchSequence q;
+    q.tokens = tokens + done;
+    q.n_tokens = n;
+    q.pos0 = pos0 + done;
+    q.lora = lora;
+    q.ntk_alpha = ntk_alpha;
+    float* out = nullptr;
     if (mode == LogitsMode::kAll) {
-      for (int64_t t = 0; t < n; ++t) {
-        rms_norm(&s.x[t * E], static_cast<const float*>(w.output_norm.data), &s.xn[t * E], E, c.rms_eps);
-      }
-      project(w.output, TensorRole::kOutput, -1, s.xn.data(), n, logits.data() + done * V, s, pool, lora);
+      q.logits = LogitsMode::kAll;
+      out = logits.data() + done * V;
+    } else if (mode == LogitsMode::kLast && done + n == n_tokens) {
+      q.logits = LogitsMode::kLast;
+      out = logits.data();
     }
+    EDGELLM_TRY(forward_batch(&q, 1, kv, 0, s, pool, out));
+    if (c.dynamic_ntk) kv.set_ntk_alpha(ntk_alpha);
     done += n;
-    if (done == n_tokens) {
-      rms_norm(&s.x[(n - 1) * E], static_cast<const float*>(w.output_norm.data), s.hidden.data(), E, c.rms_eps);
-      if (mode == LogitsMode::kLast) {
-        project(w.output, TensorRole::kOutput, -1, s.hidden.data(), 1, logits.data(), s, pool, lora);
-      }
-    }
+    kv.set_n_past(pos0 + done);
   }
   return {};
 }
 
-void Transformer::forward_chunk(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& kv, ForwardScratch& s,
-                                ThreadPool& pool, const ActiveLora& lora) const {
+Status Transformer::check_batch(const BatchSequence* seqs, int n_seqs, const KvCache& kv, int block_shift,
+                                const ForwardScratch& s) const {
+  const ModelConfig& c = config();
+  if (n_seqs <= 0) return make_error(ErrorCode::kInvalidArgument, "forward: no sequences in the step");
+  if (kv.n_layer() != c.n_layer || kv.kv_dim() != c.kv_dim()) {
+    return make_error(ErrorCode::kInvalidArgument, "KV cache shape does not match the model");
+  }
+  if (block_shift < 0 || block_shift > 20) {
+    return make_error(ErrorCode::kInvalidArgument, "forward: block shift " + std::to_string(block_shift) +
+                                                       " is out of range [0, 20]");
+  }
+  int64_t total = 0;
+  for (int i = 0; i < n_seqs; ++i) {
+    const BatchSequence& q = seqs[i];
+    const std::string which = "sequence " + std::to_string(i) + " of the step";
+    if (q.n_tokens <= 0 || q.tokens == nullptr) {
+      return make_error(ErrorCode::kInvalidArgument, "forward: " + which + " has no tokens");
+    }
+    if (q.pos0 < 0) return make_error(ErrorCode::kInvalidArgument, "forward: " + which + " starts at a negative position");
+    total += q.n_tokens;
+    for (int64_t t = 0; t < q.n_tokens; ++t) {
+      if (q.tokens[t] < 0 || q.tokens[t] >= c.n_vocab) {
+        return make_error(ErrorCode::kInvalidArgument, "token id " + std::to_string(q.tokens[t]) + " at index " +
+                                                           std::to_string(t) + " of " + which +
+                                                           " is outside the vocabulary [0, " +
+                                                           std::to_string(c.n_vocab) + ")");
+      }
+    }
+    const int64_t end = q.pos0 + q.n_tokens;
+    if (q.block_table == nullptr) {
+      if (end > kv.n_ctx()) {
+        return make_error(ErrorCode::kContextFull, "context full: " + std::to_string(q.pos0) + " cached + " +
+                                                       std::to_string(q.n_tokens) + " new tokens exceed the context of " +
+                                                       std::to_string(kv.n_ctx()));
+      }
+      continue;
+    }
+    const int64_t n_blocks_needed = ((end - 1) >> block_shift) + 1;
+    if (n_blocks_needed > q.block_table_len) {
+      return make_error(ErrorCode::kContextFull, "forward: " + which + " needs " + std::to_string(n_blocks_needed) +
+                                                     " blocks for position " + std::to_string(end - 1) +
+                                                     " but its block table has " + std::to_string(q.block_table_len));
+    }
+    const int64_t n_cache_blocks = kv.n_ctx() >> block_shift;
+    for (int64_t b = 0; b < n_blocks_needed; ++b) {
+      if (q.block_table[b] < 0 || q.block_table[b] >= n_cache_blocks) {
+        return make_error(ErrorCode::kInvalidArgument, "forward: " + which + " has block " +
+                                                           std::to_string(q.block_table[b]) + " outside the cache's " +
+                                                           std::to_string(n_cache_blocks) + " blocks");
+      }
+    }
+  }
+  if (total > s.max_batch) {
+    return make_error(ErrorCode::kInvalidArgument, "forward: the step has " + std::to_string(total) +
+                                                       " tokens, more than the scratch's " + std::to_string(s.max_batch));
+  }
+  return {};
+}
+
+void Transformer::plan_step(const BatchSequence* seqs, int n_seqs, ForwardScratch& s) const {
+  const ModelConfig& c = config();
+  s.step.resize(static_cast<size_t>(n_seqs));
+  s.attn_tasks.clear();
+  s.token_loras.clear();
+  s.output_loras.clear();
+  int64_t first_token = 0, n_parts_total = 0, first_output = 0;
+  for (int i = 0; i < n_seqs; ++i) {
+    const BatchSequence& q = seqs[i];
+    ForwardScratch::StepSequence& st = s.step[static_cast<size_t>(i)];
+    st.first_token = first_token;
+    add_lora_span(s.token_loras, first_token, q.n_tokens, q.lora);
+    const int64_t n_outputs = q.logits == LogitsMode::kAll ? q.n_tokens : q.logits == LogitsMode::kLast ? 1 : 0;
+    add_lora_span(s.output_loras, first_output, n_outputs, q.lora);
+    first_output += n_outputs;
+    first_token += q.n_tokens;
+    // Decode over a long context: (part of the keys, KV head) tasks, merged after. A prefill block: one
+    // task per (block of query tokens, KV head), whose queries of all `group` heads read each cached row
+    // once; the causal mask makes later blocks costlier, so blocks are listed from both ends (0, last,
+    // 1, last - 1, ...) to even out the static ranges of the pool.
+    const int64_t n_parts = (q.pos0 + 1 + kAttnDecodeSplit - 1) / kAttnDecodeSplit;
+    if (q.n_tokens == 1 && n_parts > 1) {
+      st.first_part = n_parts_total;
+      st.n_parts = n_parts;
+      n_parts_total += n_parts;
+      for (int64_t part = 0; part < n_parts; ++part) {
+        for (int64_t kvh = 0; kvh < c.n_head_kv; ++kvh) {
+          s.attn_tasks.push_back({i, static_cast<int32_t>(kvh), static_cast<int32_t>(part), true});
+        }
+      }
+      continue;
+    }
+    st.first_part = st.n_parts = 0;
+    const int64_t n_blocks = (q.n_tokens + kAttnQueryTile - 1) / kAttnQueryTile;
+    for (int64_t fold = 0; fold < n_blocks; ++fold) {
+      const int64_t block_idx = fold % 2 == 0 ? fold / 2 : n_blocks - 1 - fold / 2;
+      for (int64_t kvh = 0; kvh < c.n_head_kv; ++kvh) {
+        s.attn_tasks.push_back({i, static_cast<int32_t>(kvh), static_cast<int32_t>(block_idx), false});
+      }
+    }
+  }
+  const size_t part_floats = static_cast<size_t>(n_parts_total * c.q_dim());
+  if (s.attn_part_out.size() < part_floats) s.attn_part_out.resize(part_floats);
+  const size_t ms_floats = static_cast<size_t>(n_parts_total * 2 * c.n_head);
+  if (s.attn_part_ms.size() < ms_floats) s.attn_part_ms.resize(ms_floats);
+}
+
+Status Transformer::forward_batch(const BatchSequence* seqs, int n_seqs, KvCache& kv, int block_shift,
+                                  ForwardScratch& s, ThreadPool& pool, float* logits) const {
+  EDGELLM_TRY(check_batch(seqs, n_seqs, kv, block_shift, s));
+  const ModelConfig& c = config();
+  const ModelWeights& w = model_.weights();
+  const int64_t V = c.n_vocab, E = c.n_embd;
+  plan_step(seqs, n_seqs, s);
+  forward_layers(seqs, n_seqs, kv, block_shift, s, pool);
+
+  // Final norm of the rows whose logits are wanted, gathered into xn (free now), then one product.
+  int64_t n_rows = 0;
+  for (int i = 0; i < n_seqs; ++i) {
+    const BatchSequence& q = seqs[i];
+    const int64_t first = s.step[static_cast<size_t>(i)].first_token;
+    const int64_t t0 = q.logits == LogitsMode::kAll ? 0 : q.n_tokens - 1;
+    if (q.logits == LogitsMode::kNone) continue;
+    for (int64_t t = t0; t < q.n_tokens; ++t, ++n_rows) {
+      rms_norm(&s.x[(first + t) * E], static_cast<const float*>(w.output_norm.data), &s.xn[n_rows * E], E, c.rms_eps);
+    }
+  }
+  const int64_t last = s.step.back().first_token + seqs[n_seqs - 1].n_tokens - 1;
+  rms_norm(&s.x[last * E], static_cast<const float*>(w.output_norm.data), s.hidden.data(), E, c.rms_eps);
+  if (n_rows > 0) {
+    EDGELLM_CHECK(logits != nullptr);
+    matmul(w.output, s.xn.data(), n_rows, logits, pool);
+    add_loras(TensorRole::kOutput, -1, s.xn.data(), logits, V, s.output_loras, s, pool);
+  }
+  return {};
+}
+
+void Transformer::forward_layers(const BatchSequence* seqs, int n_seqs, KvCache& kv, int block_shift,
+                                 ForwardScratch& s, ThreadPool& pool) const {
   const ModelConfig& c = config();
   const ModelWeights& w = model_.weights();
   const int64_t E = c.n_embd, Q = c.q_dim(), KV = c.kv_dim(), F = c.n_ff;
   const int64_t QKV = Q + 2 * KV;
+  const int64_t n = s.step.back().first_token + seqs[n_seqs - 1].n_tokens;
   const auto pairing = c.rope_style == RopeStyle::kNeox ? RopePairing::kNeox : RopePairing::kInterleaved;
-
-  for (int64_t t = 0; t < n; ++t) get_row(w.token_embd, tokens[t], &s.x[t * E]);
   const int64_t R = c.n_rot / 2 * 2;
   s.rope_cos_sin.resize(static_cast<size_t>(s.max_batch * R));
-  for (int64_t t = 0; t < n; ++t) rope_cos_sin(c.n_rot, pos0 + t, s.rope_inv_freq.data(), &s.rope_cos_sin[t * R]);
+  for (int i = 0; i < n_seqs; ++i) {
+    const BatchSequence& q = seqs[i];
+    const int64_t first = s.step[static_cast<size_t>(i)].first_token;
+    update_rope_table(q.ntk_alpha, s);
+    for (int64_t t = 0; t < q.n_tokens; ++t) {
+      get_row(w.token_embd, q.tokens[t], &s.x[(first + t) * E]);
+      rope_cos_sin(c.n_rot, q.pos0 + t, s.rope_inv_freq.data(), &s.rope_cos_sin[(first + t) * R]);
+    }
+  }
 
   for (int64_t il = 0; il < c.n_layer; ++il) {
     const LayerWeights& L = w.layers[static_cast<size_t>(il)];
@@ -205,7 +372,7 @@ void Transformer::forward_chunk(const int32_t* tokens, int64_t n, int64_t pos0, 
       rms_norm(&s.x[t * E], static_cast<const float*>(L.attn_norm.data), &s.xn[t * E], E, c.rms_eps);
     }
     if (c.fused_qkv) {
-      project(L.wqkv, TensorRole::kAttnQkv, il, s.xn.data(), n, s.qkv.data(), s, pool, lora);
+      project(L.wqkv, TensorRole::kAttnQkv, il, s.xn.data(), n, s.qkv.data(), s, pool, s.token_loras);
       if (L.bqkv.data) {
         for (int64_t t = 0; t < n; ++t) add_inplace(&s.qkv[t * QKV], static_cast<const float*>(L.bqkv.data), QKV);
       }
@@ -214,31 +381,36 @@ void Transformer::forward_chunk(const int32_t* tokens, int64_t n, int64_t pos0, 
       const Projection qkv[3] = {{&L.wq, TensorRole::kAttnQ, &s.qkv[0], QKV, &L.bq},
                                  {&L.wk, TensorRole::kAttnK, &s.qkv[static_cast<size_t>(Q)], QKV, &L.bk},
                                  {&L.wv, TensorRole::kAttnV, &s.qkv[static_cast<size_t>(Q + KV)], QKV, &L.bv}};
-      project_same_input(qkv, 3, il, s.xn.data(), n, s, pool, lora);
+      project_same_input(qkv, 3, il, s.xn.data(), n, s, pool);
     }
-    for (int64_t t = 0; t < n; ++t) {
-      float* q = &s.qkv[t * QKV];
-      float* k = q + Q;
-      if (c.qk_norm) {
-        for (int64_t h = 0; h < c.n_head; ++h) {
-          rms_norm(q + h * c.head_dim, static_cast<const float*>(L.q_norm.data), q + h * c.head_dim, c.head_dim,
-                   c.rms_eps);
+    for (int i = 0; i < n_seqs; ++i) {
+      const BatchSequence& q = seqs[i];
+      const int64_t first = s.step[static_cast<size_t>(i)].first_token;
+      for (int64_t t = 0; t < q.n_tokens; ++t) {
+        float* qv = &s.qkv[(first + t) * QKV];
+        float* k = qv + Q;
+        if (c.qk_norm) {
+          for (int64_t h = 0; h < c.n_head; ++h) {
+            rms_norm(qv + h * c.head_dim, static_cast<const float*>(L.q_norm.data), qv + h * c.head_dim, c.head_dim,
+                     c.rms_eps);
+          }
+          for (int64_t h = 0; h < c.n_head_kv; ++h) {
+            rms_norm(k + h * c.head_dim, static_cast<const float*>(L.k_norm.data), k + h * c.head_dim, c.head_dim,
+                     c.rms_eps);
+          }
         }
-        for (int64_t h = 0; h < c.n_head_kv; ++h) {
-          rms_norm(k + h * c.head_dim, static_cast<const float*>(L.k_norm.data), k + h * c.head_dim, c.head_dim,
-                   c.rms_eps);
+        const float* cos_sin = &s.rope_cos_sin[(first + t) * R];
+        rope_apply_cos_sin(qv, c.n_head, c.head_dim, c.n_rot, cos_sin, pairing);
+        rope_apply_cos_sin(k, c.n_head_kv, c.head_dim, c.n_rot, cos_sin, pairing);
+        if (c.logn_attn) {
+          const float scale = qwen_logn_scale(q.pos0 + t, c.n_ctx_train);
+          for (int64_t j = 0; j < Q; ++j) qv[j] *= scale;
         }
+        kv.store(il, cache_row(q, block_shift, q.pos0 + t), k, k + KV);
       }
-      rope_apply_cos_sin(q, c.n_head, c.head_dim, c.n_rot, &s.rope_cos_sin[t * R], pairing);
-      rope_apply_cos_sin(k, c.n_head_kv, c.head_dim, c.n_rot, &s.rope_cos_sin[t * R], pairing);
-      if (c.logn_attn) {
-        const float scale = qwen_logn_scale(pos0 + t, c.n_ctx_train);
-        for (int64_t i = 0; i < Q; ++i) q[i] *= scale;
-      }
-      kv.store(il, pos0 + t, k, k + KV);
     }
-    attention(il, n, pos0, kv, s, pool);
-    project(L.wo, TensorRole::kAttnOut, il, s.attn_out.data(), n, s.proj.data(), s, pool, lora);
+    attention(il, seqs, n_seqs, kv, block_shift, s, pool);
+    project(L.wo, TensorRole::kAttnOut, il, s.attn_out.data(), n, s.proj.data(), s, pool, s.token_loras);
     add_inplace(s.x.data(), s.proj.data(), n * E);
 
     // ---- MLP block ----
@@ -247,75 +419,68 @@ void Transformer::forward_chunk(const int32_t* tokens, int64_t n, int64_t pos0, 
     }
     const Projection gate_up[2] = {{&L.w_gate, TensorRole::kFfnGate, s.gate.data(), F, nullptr},
                                    {&L.w_up, TensorRole::kFfnUp, s.up.data(), F, nullptr}};
-    project_same_input(gate_up, 2, il, s.xn.data(), n, s, pool, lora);
+    project_same_input(gate_up, 2, il, s.xn.data(), n, s, pool);
     swiglu(s.gate.data(), s.up.data(), s.gate.data(), n * F);
-    project(L.w_down, TensorRole::kFfnDown, il, s.gate.data(), n, s.proj.data(), s, pool, lora);
+    project(L.w_down, TensorRole::kFfnDown, il, s.gate.data(), n, s.proj.data(), s, pool, s.token_loras);
     add_inplace(s.x.data(), s.proj.data(), n * E);
   }
 }
 
-void Transformer::attention(int64_t layer, int64_t n, int64_t pos0, KvCache& kv, ForwardScratch& s,
-                            ThreadPool& pool) const {
+void Transformer::attention(int64_t layer, const BatchSequence* seqs, int n_seqs, KvCache& kv, int block_shift,
+                            ForwardScratch& s, ThreadPool& pool) const {
+  (void)n_seqs;
   const ModelConfig& c = config();
-  const int64_t Q = c.q_dim(), KV = c.kv_dim(), D = c.head_dim;
+  const int64_t Q = c.q_dim(), KV = c.kv_dim(), D = c.head_dim, H = c.n_head;
   const int64_t group = c.n_head / c.n_head_kv;
-  const int64_t n_blocks = (n + kAttnQueryTile - 1) / kAttnQueryTile;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  auto block_for = [&](int64_t kvh, int64_t t0, int64_t n_tokens) {
-    AttentionBlock b;
-    b.kv_type = kv.type();
-    b.k = static_cast<const uint8_t*>(kv.k_row(layer, 0)) + kv.head_offset_bytes(kvh, D);
-    b.v = static_cast<const uint8_t*>(kv.v_row(layer, 0)) + kv.head_offset_bytes(kvh, D);
-    b.kv_row_bytes = kv.row_bytes();
-    b.head_dim = D;
-    b.q = &s.qkv[static_cast<size_t>(t0 * (Q + 2 * KV) + kvh * group * D)];
-    b.q_token_stride = Q + 2 * KV;
-    b.n_tokens = n_tokens;
-    b.n_group = group;
-    b.n_keys0 = pos0 + t0 + 1;
-    b.scale = scale;
-    b.out = &s.attn_out[static_cast<size_t>(t0 * Q + kvh * group * D)];
-    b.out_token_stride = Q;
-    return b;
-  };
+  const auto* k_layer = static_cast<const uint8_t*>(kv.k_row(layer, 0));
+  const auto* v_layer = static_cast<const uint8_t*>(kv.v_row(layer, 0));
 
-  // Decode over a long context: (KV head, part of the keys) tasks, then a merge of the parts.
-  const int64_t n_parts = (pos0 + 1 + kAttnDecodeSplit - 1) / kAttnDecodeSplit;
-  if (n == 1 && n_parts > 1 && n_parts <= s.attn_max_parts) {
-    pool.parallel_for(n_parts * c.n_head_kv, [&](int64_t begin, int64_t end, int thread_idx) {
-      float* work = &s.attn_work[static_cast<size_t>(thread_idx) * s.attn_work_floats];
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t part = task / c.n_head_kv, kvh = task % c.n_head_kv;
-        AttentionBlock b = block_for(kvh, 0, 1);
-        b.key_begin = part * kAttnDecodeSplit;
-        b.key_end = b.key_begin + kAttnDecodeSplit;
-        b.out = &s.attn_part_out[static_cast<size_t>(part * Q + kvh * group * D)];
-        b.partial_max = &s.attn_part_ms[static_cast<size_t>(part * 2 * c.n_head + kvh * group)];
-        b.partial_sum = b.partial_max + c.n_head;
-        attention_block(b, work);
-      }
-    });
-    for (int64_t h = 0; h < c.n_head; ++h) {
-      merge_attention_parts(&s.attn_part_out[static_cast<size_t>(h * D)], Q, &s.attn_part_ms[static_cast<size_t>(h)],
-                            &s.attn_part_ms[static_cast<size_t>(c.n_head + h)], 2 * c.n_head, n_parts, D,
-                            &s.attn_out[static_cast<size_t>(h * D)]);
-    }
-    return;
-  }
-
-  // One task per (block of query tokens, KV head): the block's queries of all `group` heads that share
-  // the KV head read each cached row once. The causal mask makes later blocks costlier, so blocks are
-  // visited from both ends (0, last, 1, last - 1, ...) to even out the static ranges of the pool.
-  pool.parallel_for(n_blocks * c.n_head_kv, [&](int64_t begin, int64_t end, int thread_idx) {
+  pool.parallel_for(static_cast<int64_t>(s.attn_tasks.size()), [&](int64_t begin, int64_t end, int thread_idx) {
     float* work = &s.attn_work[static_cast<size_t>(thread_idx) * s.attn_work_floats];
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t fold = task / c.n_head_kv;
-      const int64_t block_idx = fold % 2 == 0 ? fold / 2 : n_blocks - 1 - fold / 2;
-      const int64_t kvh = task % c.n_head_kv;
-      const int64_t t0 = block_idx * kAttnQueryTile;
-      attention_block(block_for(kvh, t0, std::min(kAttnQueryTile, n - t0)), work);
+    for (int64_t i = begin; i < end; ++i) {
+      const AttentionTask& task = s.attn_tasks[static_cast<size_t>(i)];
+      const BatchSequence& q = seqs[task.seq];
+      const ForwardScratch::StepSequence& st = s.step[static_cast<size_t>(task.seq)];
+      const int64_t t0 = task.split ? 0 : int64_t{task.index} * kAttnQueryTile;
+      AttentionBlock b;
+      b.kv_type = kv.type();
+      b.k = k_layer + kv.head_offset_bytes(task.kvh, D);
+      b.v = v_layer + kv.head_offset_bytes(task.kvh, D);
+      b.kv_row_bytes = kv.row_bytes();
+      b.block_table = q.block_table;
+      b.block_shift = block_shift;
+      b.head_dim = D;
+      b.q = &s.qkv[static_cast<size_t>((st.first_token + t0) * (Q + 2 * KV) + task.kvh * group * D)];
+      b.q_token_stride = Q + 2 * KV;
+      b.n_tokens = task.split ? 1 : std::min(kAttnQueryTile, q.n_tokens - t0);
+      b.n_group = group;
+      b.n_keys0 = q.pos0 + t0 + 1;
+      b.scale = scale;
+      b.out = &s.attn_out[static_cast<size_t>((st.first_token + t0) * Q + task.kvh * group * D)];
+      b.out_token_stride = Q;
+      if (task.split) {
+        const int64_t part = st.first_part + task.index;
+        b.key_begin = int64_t{task.index} * kAttnDecodeSplit;
+        b.key_end = b.key_begin + kAttnDecodeSplit;
+        b.out = &s.attn_part_out[static_cast<size_t>(part * Q + task.kvh * group * D)];
+        b.partial_max = &s.attn_part_ms[static_cast<size_t>(part * 2 * H + task.kvh * group)];
+        b.partial_sum = b.partial_max + H;
+      }
+      attention_block(b, work);
     }
   });
+
+  // Merge the key parts of split decodes.
+  for (const ForwardScratch::StepSequence& st : s.step) {
+    if (st.n_parts == 0) continue;
+    const float* outs = &s.attn_part_out[static_cast<size_t>(st.first_part * Q)];
+    const float* ms = &s.attn_part_ms[static_cast<size_t>(st.first_part * 2 * H)];
+    for (int64_t h = 0; h < H; ++h) {
+      merge_attention_parts(outs + h * D, Q, ms + h, ms + H + h, 2 * H, st.n_parts, D,
+                            &s.attn_out[static_cast<size_t>(st.first_token * Q + h * D)]);
+    }
+  }
 }
 
 }  // namespace edgellm

@@ -25,8 +25,40 @@ struct ActiveLora {
   float scale = 1.0f;
 };
 
-// Activation buffers for up to `max_batch` tokens per step (karpathy/llama2.c's RunState). Allocated
-// once per session; the decode loop allocates nothing.
+// One sequence's part of a batched step (Transformer::forward_batch): its new tokens, where its cached
+// keys and values are, which logits it wants back and the adapter it runs with.
+struct BatchSequence {
+  const int32_t* tokens = nullptr;  // the new tokens, at positions [pos0, pos0 + n_tokens)
+  int64_t n_tokens = 0;
+  int64_t pos0 = 0;                 // positions [0, pos0) are already in the cache
+  // Cache rows of its positions: position p is row p (nullptr), or paged through a block table of
+  // block_table_len entries (position p in row p mod 2^block_shift of block block_table[p >> block_shift]).
+  const int32_t* block_table = nullptr;
+  int64_t block_table_len = 0;
+  LogitsMode logits = LogitsMode::kNone;  // kLast: one row after its last token; kAll: one per token
+  ActiveLora lora;
+  float ntk_alpha = 1.0f;  // Qwen 1 dynamic NTK: the rotary multiplier its new keys are rotated with
+};
+
+// One attention job of a step: a block of query tokens (or, for a long decode, a part of the keys) of one
+// sequence and one KV head.
+struct AttentionTask {
+  int32_t seq = 0;    // index into the step's sequences
+  int32_t kvh = 0;    // KV head
+  int32_t index = 0;  // block of kAttnQueryTile query tokens, or (split) part of kAttnDecodeSplit keys
+  bool split = false;
+};
+
+// Activation buffers for up to `max_batch` tokens per step (karpathy/llama2.c's RunState), over all the
+// step's sequences. Allocated once per session or engine; after the first steps at the largest batch and
+// context the decode loop allocates nothing.
+// Rows [first_row, first_row + n_rows) of a step's activations that run with one adapter.
+struct LoraSpan {
+  int64_t first_row = 0;
+  int64_t n_rows = 0;
+  ActiveLora lora;
+};
+
 struct ForwardScratch {
   ForwardScratch(const ModelConfig& config, int64_t max_batch, int64_t n_ctx, int n_threads);
 
@@ -40,14 +72,27 @@ struct ForwardScratch {
   std::vector<float> up;        // [max_batch][n_ff]
   size_t attn_work_floats;      // per thread, attention_work_floats(head_dim, n_head / n_head_kv)
   std::vector<float> attn_work; // [n_threads][attn_work_floats] key/value tiles and online-softmax state
-  int64_t attn_max_parts;       // decode key parts the buffers below hold: ceil(n_ctx / kAttnDecodeSplit)
-  std::vector<float> attn_part_out;  // [attn_max_parts][q_dim] unnormalised partial outputs of decode
-  std::vector<float> attn_part_ms;   // [attn_max_parts][2][n_head] their running max and sum
+  int64_t attn_max_parts;       // decode key parts first allocated for: ceil(n_ctx / kAttnDecodeSplit)
+  // Split decodes (grown when a step has more parts in all, e.g. several long sequences):
+  std::vector<float> attn_part_out;  // [parts][q_dim] unnormalised partial outputs
+  std::vector<float> attn_part_ms;   // [parts][2][n_head] their running max and sum
   std::vector<float> hidden;    // [n_embd] final normalised hidden state of the last token
   std::vector<float> lora_tmp;       // [max_batch][adapter rank] A x, sized when an adapter is first used
   std::vector<float> rope_inv_freq;  // frequencies in use (differs from the model's under dynamic NTK)
   std::vector<float> rope_cos_sin;   // [max_batch][n_rot] this chunk's cosines and sines (kernels/rope.h)
   float rope_ntk_alpha = 0.0f;       // the alpha rope_inv_freq was computed for (0: not yet)
+
+  // The current step (forward_batch): per sequence its first token in the step's rows and, for a split
+  // decode, its first part in attn_part_out; the attention tasks of every layer.
+  struct StepSequence {
+    int64_t first_token = 0;
+    int64_t first_part = 0;
+    int64_t n_parts = 0;  // > 0: decode split into key parts
+  };
+  std::vector<StepSequence> step;
+  std::vector<AttentionTask> attn_tasks;
+  std::vector<LoraSpan> token_loras;   // the step's token rows that run with an adapter
+  std::vector<LoraSpan> output_loras;  // the same for its logits rows
 };
 
 class Transformer {
@@ -59,16 +104,35 @@ class Transformer {
 
   // Runs `n_tokens` tokens at positions [kv.n_past(), kv.n_past() + n_tokens), appends them to the KV
   // cache and advances kv.n_past(). Logits: kLast -> logits holds [n_vocab]; kAll -> [n_tokens][n_vocab].
+  // Runs in steps of scratch.max_batch tokens (forward_batch with one contiguous sequence).
   // Errors: token id out of range (kInvalidArgument), cache full (kContextFull).
   Status forward(const int32_t* tokens, int64_t n_tokens, KvCache& kv, ForwardScratch& scratch, ThreadPool& pool,
                  LogitsMode mode, std::vector<float>& logits, const ActiveLora& lora = {}) const;
 
+  // One step over several sequences: every weight is read once for all their tokens (at most
+  // scratch.max_batch in all), attention runs per sequence over its own cached rows of `kv` (paged ones
+  // in blocks of 2^block_shift rows), and their new keys and values are stored there.
+  // A sequence's results do not depend on the others in the step: every matmul output of a token depends
+  // only on that token, and its attention reads only its own rows, in the same tile order as alone.
+  // Logits go to `logits` in sequence order: a kLast sequence's row after its last token, a kAll one's
+  // row per token, [rows][n_vocab]. scratch.hidden ends as the last sequence's final normalised state.
+  // Errors (nothing is written then): no sequences or tokens, more than max_batch tokens, a token id
+  // outside the vocabulary, positions beyond the cache or the block table (kInvalidArgument / kContextFull).
+  Status forward_batch(const BatchSequence* seqs, int n_seqs, KvCache& kv, int block_shift, ForwardScratch& scratch,
+                       ThreadPool& pool, float* logits) const;
+
  private:
-  void forward_chunk(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& kv, ForwardScratch& s,
-                     ThreadPool& pool, const ActiveLora& lora) const;
-  // y[n][rows] = W x (+ the adapter's scale * B A x for this weight, if the active LoRA has one).
+  Status check_batch(const BatchSequence* seqs, int n_seqs, const KvCache& kv, int block_shift,
+                     const ForwardScratch& s) const;
+  void plan_step(const BatchSequence* seqs, int n_seqs, ForwardScratch& s) const;
+  void forward_layers(const BatchSequence* seqs, int n_seqs, KvCache& kv, int block_shift, ForwardScratch& s,
+                      ThreadPool& pool) const;
+  void attention(int64_t layer, const BatchSequence* seqs, int n_seqs, KvCache& kv, int block_shift,
+                 ForwardScratch& s, ThreadPool& pool) const;
+
+  // y[n][rows] = W x (+ each span's adapter scale * B A x on its rows, if it has a pair for this weight).
   void project(const TensorRef& w, TensorRole role, int64_t layer, const float* x, int64_t n, float* y,
-               ForwardScratch& s, ThreadPool& pool, const ActiveLora& lora) const;
+               ForwardScratch& s, ThreadPool& pool, const std::vector<LoraSpan>& loras) const;
   // One weight of project_same_input(): y[t * y_stride + r] = (W x)[t][r] (+ its LoRA, + bias).
   struct Projection {
     const TensorRef* w;
@@ -79,11 +143,11 @@ class Transformer {
   };
   // Several projections of the same x in one job over the pool (kernels/matmul.h: matmul_same_input).
   void project_same_input(const Projection* ps, int n_projections, int64_t layer, const float* x, int64_t n,
-                          ForwardScratch& s, ThreadPool& pool, const ActiveLora& lora) const;
-  // y[t * y_stride + o] += the active adapter's scale * (B A x[t])[o], if it has a pair for (role, layer).
-  void add_lora(TensorRole role, int64_t layer, const float* x, int64_t n, float* y, int64_t y_stride,
-                ForwardScratch& s, ThreadPool& pool, const ActiveLora& lora) const;
-  void attention(int64_t layer, int64_t n, int64_t pos0, KvCache& kv, ForwardScratch& s, ThreadPool& pool) const;
+                          ForwardScratch& s, ThreadPool& pool) const;
+  // y[t * y_stride + o] += scale * (B A x[t])[o] for the rows of every span whose adapter has a pair for
+  // (role, layer).
+  void add_loras(TensorRole role, int64_t layer, const float* x, float* y, int64_t y_stride,
+                 const std::vector<LoraSpan>& loras, ForwardScratch& s, ThreadPool& pool) const;
   void update_rope_table(float ntk_alpha, ForwardScratch& s) const;
 
   const Model& model_;

@@ -4,7 +4,8 @@
 #   2. Release build + all tests (C++ unit tests and the Python reference tests against transformers,
 #      tokenizers, gguf),
 #   3. ASan+UBSan build + the C++ unit tests,
-#   4. TSan build + the thread pool's and the C API's concurrency tests (parallel sessions, async runs, abort),
+#   4. TSan build + the concurrency tests: thread pool, serving engine (submitters and cancellers on many
+#      threads), C API (parallel sessions, async runs, abort),
 #   5. aarch64 cross build of the kernels + their tests under qemu-aarch64 (A72 and A76 CPU models).
 # Usage: scripts/test.sh [ctest -R filter]
 set -euo pipefail
@@ -34,10 +35,12 @@ if [ "${EDGELLM_SKIP_TSAN:-0}" != 1 ]; then
   echo "== TSan build (C API concurrency tests)"
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGELLM_SANITIZE=thread \
     -DEDGELLM_BUILD_BENCH=OFF >/dev/null
-  cmake --build build-tsan -j "$JOBS" --target edgellm capi_test capi_cpp_test rkllm_test kernels_thread_pool_test
+  cmake --build build-tsan -j "$JOBS" --target edgellm capi_test capi_cpp_test rkllm_test kernels_thread_pool_test \
+    engine_test
   echo "== TSan tests"
   export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
   build-tsan/tests/kernels_thread_pool_test
+  build-tsan/tests/engine_test
   build-tsan/tests/capi_cpp_test --gtest_filter='CApi.Parallel*:CApi.Abort*:CApi.Async*'
   build-tsan/tests/rkllm_test --gtest_filter='Rkllm.Abort*:Rkllm.Async*:Rkllm.HandlesRunInParallel'
   EDGELLM_BIN=build-tsan/edgellm build-tsan/tests/capi_test

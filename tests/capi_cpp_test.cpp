@@ -19,6 +19,7 @@
 #include "edgellm/edgellm.h"
 #include "format/safetensors_writer.h"
 #include "support/test_env.h"
+#include "support/tiny_lora.h"
 #include "support/tiny_models.h"
 
 namespace edgellm {
@@ -412,33 +413,10 @@ TEST_F(CApi, BadInputGivesCodesAndMessagesAndTheSessionStaysUsable) {
   EXPECT_EQ(ok.text, alone("Hello", 4));
 }
 
-// A PEFT adapter of rank 2 on every q_proj, with weights big enough to change greedy output.
-std::string write_adapter(const std::string& dir, const ModelConfig& c, int64_t n_in) {
-  constexpr int64_t kRank = 2;
-  std::filesystem::create_directories(dir);
-  std::ofstream(dir + "/adapter_config.json")
-      << R"({"r": 2, "lora_alpha": 4, "peft_type": "LORA", "target_modules": ["q_proj"]})";
-  SafetensorsWriter w;
-  std::vector<std::vector<float>> keep;
-  for (int64_t layer = 0; layer < c.n_layer; ++layer) {
-    const std::string prefix = "base_model.model.model.layers." + std::to_string(layer) + ".self_attn.q_proj";
-    keep.emplace_back(static_cast<size_t>(kRank * n_in));
-    for (size_t i = 0; i < keep.back().size(); ++i) keep.back()[i] = ((i * 7919) % 13) / 6.0f - 1.0f;
-    EXPECT_TRUE(w.add(prefix + ".lora_A.weight", DType::kF32, {kRank, n_in}, keep.back().data(),
-                      keep.back().size() * 4).ok());
-    keep.emplace_back(static_cast<size_t>(c.q_dim() * kRank));
-    for (size_t i = 0; i < keep.back().size(); ++i) keep.back()[i] = ((i * 104729) % 11) / 5.0f - 1.0f;
-    EXPECT_TRUE(w.add(prefix + ".lora_B.weight", DType::kF32, {c.q_dim(), kRank}, keep.back().data(),
-                      keep.back().size() * 4).ok());
-  }
-  EXPECT_TRUE(w.write(dir + "/adapter_model.safetensors").ok());
-  return dir;
-}
-
 TEST_F(CApi, LoraSelectionAndBadAdapters) {
   const ModelConfig c = test::tiny_config(Arch::kQwen2);
-  const std::string good = write_adapter(dir_.file("good"), c, c.n_embd);
-  const std::string misfit = write_adapter(dir_.file("misfit"), c, c.n_embd / 2);
+  const std::string good = test::write_q_proj_adapter(dir_.file("good"), c, c.n_embd);
+  const std::string misfit = test::write_q_proj_adapter(dir_.file("misfit"), c, c.n_embd / 2);
   ASSERT_EQ(edgellm_model_load_lora(model(), good.c_str(), "doctor"), EDGELLM_OK) << edgellm_model_last_error(model());
   EXPECT_NE(edgellm_model_load_lora(model(), misfit.c_str(), "misfit"), EDGELLM_OK);
   EXPECT_NE(std::string(edgellm_model_last_error(model())).find("q_proj"), std::string::npos)

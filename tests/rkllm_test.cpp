@@ -20,6 +20,7 @@
 #include "format/safetensors_writer.h"
 #include "rkllm.h"
 #include "support/test_env.h"
+#include "support/tiny_lora.h"
 #include "support/tiny_models.h"
 
 namespace edgellm {
@@ -688,32 +689,10 @@ TEST_F(Rkllm, CustomChatTemplateMatchesTheBuiltInOne) {
   EXPECT_EQ(run(h.h, "Hi", 0).text, plain.chat("Hi"));
 }
 
-// A PEFT adapter on every q_proj with weights large enough to change greedy answers.
-std::string write_adapter(const std::string& dir, int64_t n_in) {
-  const ModelConfig c = test::tiny_config(Arch::kQwen2);
-  std::filesystem::create_directories(dir);
-  std::ofstream(dir + "/adapter_config.json")
-      << R"({"r": 2, "lora_alpha": 4, "peft_type": "LORA", "target_modules": ["q_proj"]})";
-  SafetensorsWriter w;
-  std::vector<std::vector<float>> keep;
-  for (int64_t layer = 0; layer < c.n_layer; ++layer) {
-    const std::string prefix = "base_model.model.model.layers." + std::to_string(layer) + ".self_attn.q_proj";
-    keep.emplace_back(static_cast<size_t>(2 * n_in));
-    for (size_t i = 0; i < keep.back().size(); ++i) keep.back()[i] = ((i * 7919) % 13) / 6.0f - 1.0f;
-    EXPECT_TRUE(w.add(prefix + ".lora_A.weight", DType::kF32, {2, n_in}, keep.back().data(), keep.back().size() * 4).ok());
-    keep.emplace_back(static_cast<size_t>(c.q_dim() * 2));
-    for (size_t i = 0; i < keep.back().size(); ++i) keep.back()[i] = ((i * 104729) % 11) / 5.0f - 1.0f;
-    EXPECT_TRUE(
-        w.add(prefix + ".lora_B.weight", DType::kF32, {c.q_dim(), 2}, keep.back().data(), keep.back().size() * 4).ok());
-  }
-  EXPECT_TRUE(w.write(dir + "/adapter_model.safetensors").ok());
-  return dir;
-}
-
 TEST_F(Rkllm, LoraAdaptersByNameAndScale) {
   const ModelConfig c = test::tiny_config(Arch::kQwen2);
-  const std::string adapter = write_adapter(dir_.file("medical"), c.n_embd);
-  const std::string misfit = write_adapter(dir_.file("misfit"), c.n_embd - 8);
+  const std::string adapter = test::write_q_proj_adapter(dir_.file("medical"), c, c.n_embd);
+  const std::string misfit = test::write_q_proj_adapter(dir_.file("misfit"), c, c.n_embd - 8);
   Handle h;
   init(h, path_);
   RKLLMLoraAdapter medical{adapter.c_str(), "medical", 1.0f};

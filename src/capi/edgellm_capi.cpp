@@ -43,6 +43,7 @@ edgellm_status to_status(ErrorCode code) {
     case ErrorCode::kOutOfMemory: return EDGELLM_ERROR_OUT_OF_MEMORY;
     case ErrorCode::kContextFull: return EDGELLM_ERROR_CONTEXT_FULL;
     case ErrorCode::kAborted: return EDGELLM_ERROR_ABORTED;
+    case ErrorCode::kBusy: return EDGELLM_ERROR_BUSY;
     case ErrorCode::kInternal: return EDGELLM_ERROR_INTERNAL;
   }
   return EDGELLM_ERROR_INTERNAL;

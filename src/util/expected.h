@@ -20,6 +20,7 @@ enum class ErrorCode {
   kOutOfMemory,      // an allocation or a memory budget check failed
   kContextFull,      // the KV cache cannot hold the request
   kAborted,          // stopped on request
+  kBusy,             // a queue or a resource is full right now: the same request may succeed later
   kInternal,         // a bug: should never reach users
 };
 

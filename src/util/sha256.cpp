@@ -41,6 +41,13 @@ std::string Sha256::hex_digest() {
   return out;
 }
 
+std::array<uint8_t, 32> sha256_digest(const void* data, size_t n) {
+  std::array<uint8_t, 32> out{};
+  unsigned int len = 0;
+  EDGELLM_CHECK(EVP_Digest(data, n, out.data(), &len, EVP_sha256(), nullptr) == 1 && len == out.size());
+  return out;
+}
+
 Expected<std::string> sha256_file(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) return make_error(ErrorCode::kIo, path + ": cannot open");

@@ -1,7 +1,9 @@
 // SHA-256 (OpenSSL's implementation), incremental; hex digests for file provenance and integrity.
 #pragma once
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -22,6 +24,9 @@ class Sha256 {
   struct State;
   std::unique_ptr<State> state_;
 };
+
+// SHA-256 of `n` bytes in one call (no allocation).
+std::array<uint8_t, 32> sha256_digest(const void* data, size_t n);
 
 // SHA-256 of a whole file, read in chunks (never whole into RAM).
 Expected<std::string> sha256_file(const std::string& path);

@@ -194,19 +194,26 @@ const DecodePass& decode_pass_weights(DType type) {
   return *cache.back().second;
 }
 
-void bm_decode_pass(benchmark::State& state, DType type, int n_threads) {
+// With n_tokens > 1 it is the matmul part of a batched decode step of the serving engine (one token from
+// each of n sequences): tokens/s counts all of them, GMAC/s the multiply-adds (weights x tokens).
+void bm_decode_pass(benchmark::State& state, DType type, int n_threads, int64_t n_tokens) {
   const DecodePass& pass = decode_pass_weights(type);
   ThreadPool pool(n_threads);
-  std::vector<float> x(4864, 0.5f), y(151936);
-  for (const TensorRef& t : pass.tensors) matmul(t, x.data(), 1, y.data(), pool);  // warm-up
+  std::vector<float> x(static_cast<size_t>(4864 * n_tokens)), y(static_cast<size_t>(151936 * n_tokens));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 0.5f - static_cast<float>(i % 97) / 97.0f;
+  for (const TensorRef& t : pass.tensors) matmul(t, x.data(), n_tokens, y.data(), pool);  // warm-up
   for (auto _ : state) {
-    for (const TensorRef& t : pass.tensors) matmul(t, x.data(), 1, y.data(), pool);
+    for (const TensorRef& t : pass.tensors) matmul(t, x.data(), n_tokens, y.data(), pool);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
-  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(pass.bytes) / 1e9,
+  double macs = 0;
+  for (const TensorRef& t : pass.tensors) macs += static_cast<double>(t.n_elements()) * static_cast<double>(n_tokens);
+  const double iterations = static_cast<double>(state.iterations());
+  state.counters["GB/s"] = benchmark::Counter(iterations * static_cast<double>(pass.bytes) / 1e9,
                                               benchmark::Counter::kIsRate);
-  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["tokens/s"] = benchmark::Counter(iterations * static_cast<double>(n_tokens), benchmark::Counter::kIsRate);
+  state.counters["GMAC/s"] = benchmark::Counter(iterations * macs / 1e9, benchmark::Counter::kIsRate);
   state.SetLabel(std::string("isa=") + matmul_isa_name() + " act=" + matmul_activations_name(type) +
                  " MB=" + std::to_string(pass.bytes >> 20));
 }
@@ -285,7 +292,7 @@ void register_all() {
       if (act == MatmulActivations::kInt8 && !has_int8) continue;
       const char* act_name = act == MatmulActivations::kInt8 ? "int8" : "f32";
       for (const Shape& shape : kShapes) {
-        for (int64_t n_tokens : {1, 128}) {
+        for (int64_t n_tokens : {1, 16, 128}) {
           for (int n_threads : {1, 2}) {
             const std::string name = std::string("matmul/") + dtype_name(type) + "/act:" + act_name + "/" +
                                      shape.name + "/tokens:" + std::to_string(n_tokens) +
@@ -300,8 +307,15 @@ void register_all() {
   }
   for (DType type : {DType::kQ4_0, DType::kIQ4_NL, DType::kQ8_0}) {
     const std::string name = std::string("decode_pass/qwen2.5-0.5b/") + dtype_name(type) + "/threads:2";
-    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) { bm_decode_pass(state, type, 2); })
+    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) { bm_decode_pass(state, type, 2, 1); })
         ->UseRealTime()->Unit(benchmark::kMillisecond);
+    for (int64_t n_tokens : {2, 4, 8, 16}) {
+      const std::string batched = std::string("decode_pass/qwen2.5-0.5b/") + dtype_name(type) + "/tokens:" +
+                                  std::to_string(n_tokens) + "/threads:2";
+      benchmark::RegisterBenchmark(batched.c_str(), [=](benchmark::State& state) {
+        bm_decode_pass(state, type, 2, n_tokens);
+      })->UseRealTime()->Unit(benchmark::kMillisecond);
+    }
   }
   benchmark::RegisterBenchmark("stream_read/256MiB/threads:2", [](benchmark::State& state) { bm_stream_read(state, 2); })
       ->UseRealTime()->Unit(benchmark::kMillisecond);

@@ -200,6 +200,20 @@ TEST(Q8Act, EveryVariantMatchesReferenceAtAwkwardSizes) {
               args.w = packed_w.data;
             }
             fn(args, 0, n_rows);
+            // The per-block activation sums computed once per product (matmul.cpp) give the same bits as
+            // the kernel's own.
+            std::vector<int32_t> sums(static_cast<size_t>(n_tokens * kernels::act_blocks(k)));
+            for (int64_t t = 0; t < n_tokens; ++t) {
+              kernels::act_block_sums(xq.data + t * xq_row, k, sums.data() + t * kernels::act_blocks(k));
+            }
+            std::vector<float> y_sums(y_ref.size(), NAN);
+            args.y = y_sums.data();
+            args.xq_block_sums = sums.data();
+            fn(args, 0, n_rows);
+            args.xq_block_sums = nullptr;
+            ASSERT_EQ(std::memcmp(y.data(), y_sums.data(), y.size() * sizeof(float)), 0)
+                << kernels::isa_name(isa) << (packed ? " packed " : " ") << dtype_name(c.type) << " k=" << k
+                << " tokens=" << n_tokens << ": xq_block_sums changed the result";
             args.w = bytes.data();
             for (int64_t r = 0; r < n_rows; ++r) {
               get_row(w, r, w_row.data());

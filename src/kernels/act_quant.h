@@ -32,6 +32,25 @@ inline int64_t act_groups(int64_t k) { return (k + kActGroup - 1) / kActGroup; }
 // Bytes of one token's quantized activations (a multiple of 64).
 inline size_t act_row_bytes(int64_t k) { return static_cast<size_t>(act_groups(k)) * kActGroupBytes; }
 
+inline int64_t act_blocks(int64_t k) { return act_groups(k) * 4; }
+
+// sums[b] = the sum of block b's 32 int8 values of one quantized row (from the per-lane sums s[16]),
+// for b < act_blocks(k): the weight-offset terms of kernels over weights stored as q + o.
+inline void act_block_sums(const uint8_t* row, int64_t k, int32_t* sums) {
+  for (int64_t g = 0; g < act_groups(k); ++g) {
+    const uint8_t* lanes = row + static_cast<size_t>(g) * kActGroupBytes + kActSumsOffset;
+    for (int b = 0; b < 4; ++b) {
+      int32_t s = 0;
+      for (int lane = 0; lane < 4; ++lane) {
+        int32_t v;
+        __builtin_memcpy(&v, lanes + 16 * b + 4 * lane, 4);
+        s += v;
+      }
+      sums[4 * g + b] = s;
+    }
+  }
+}
+
 }  // namespace edgellm::kernels
 
 namespace edgellm::ref {

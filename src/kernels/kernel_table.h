@@ -30,6 +30,9 @@ struct MatmulArgs {
   int64_t y_stride = 0;
   const uint8_t* xq = nullptr;
   size_t xq_row_bytes = 0;
+  // Optional, with xq: [n_tokens][ceil(k / 32)] the sum of each 32-block's int8 activations
+  // (act_block_sums), computed once per product instead of by every call over a range of rows.
+  const int32_t* xq_block_sums = nullptr;
 };
 
 // Computes rows [row_begin, row_end) for all tokens. Single-threaded; allocates nothing. The value

@@ -110,14 +110,23 @@ uint8_t* act_scratch(size_t size_bytes) {
   return buffer.get();
 }
 
-// Fills args.xq from args.x with the active table's quantizer; over the pool when there is a batch.
+// Fills args.xq from args.x with the active table's quantizer, and args.xq_block_sums; over the pool
+// when there is a batch.
 void quantize_activations(kernels::MatmulArgs& args, ThreadPool* pool) {
   const kernels::QuantizeActFn quantize = kernels::active_kernels().quantize_act;
   args.xq_row_bytes = kernels::act_row_bytes(args.k);
-  uint8_t* xq = act_scratch(args.xq_row_bytes * static_cast<size_t>(args.n_tokens));
+  const int64_t n_blocks = kernels::act_blocks(args.k);
+  const size_t xq_bytes = args.xq_row_bytes * static_cast<size_t>(args.n_tokens);
+  uint8_t* xq = act_scratch(xq_bytes + static_cast<size_t>(args.n_tokens * n_blocks) * sizeof(int32_t));
+  auto* sums = reinterpret_cast<int32_t*>(xq + xq_bytes);  // xq_bytes is a multiple of 64
   args.xq = xq;
+  args.xq_block_sums = sums;
   const auto quantize_range = [&](int64_t begin, int64_t end, int /*thread_idx*/) {
-    for (int64_t t = begin; t < end; ++t) quantize(args.x + t * args.k, args.k, xq + t * args.xq_row_bytes);
+    for (int64_t t = begin; t < end; ++t) {
+      uint8_t* row = xq + t * args.xq_row_bytes;
+      quantize(args.x + t * args.k, args.k, row);
+      kernels::act_block_sums(row, args.k, sums + t * n_blocks);
+    }
   };
   if (pool != nullptr && args.n_tokens >= 4) {
     pool->parallel_for(args.n_tokens, quantize_range, 1);
@@ -167,6 +176,7 @@ int64_t prepare_products(const MatmulOutput* outputs, int n, const float* x, int
       if (!products[i].int8) continue;
       products[i].args.xq = q.xq;
       products[i].args.xq_row_bytes = q.xq_row_bytes;
+      products[i].args.xq_block_sums = q.xq_block_sums;
     }
   }
   return n_grains;

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/bench_parallel.h"
 #include "cli/commands.h"
 #include "cli/thread_flags.h"
 #include "model/attention.h"
@@ -86,6 +87,12 @@ struct BenchArgs {
   int64_t batch = 512; // tokens per prefill step (capped at the largest input)
   bool json = false;
   bool roofline = false;
+  // --parallel: the serving engine instead (cli/bench_parallel.h).
+  std::string parallel;
+  int64_t kv_mem_mib = 0;
+  int64_t prefill_chunk = 256;
+  int block_size = 16;
+  int64_t shared_prefix = 0;
 };
 
 int run_bench(const BenchArgs& a) {
@@ -117,6 +124,33 @@ int run_bench(const BenchArgs& a) {
       std::any_of(outputs.begin(), outputs.end(), [](int64_t v) { return v < 1; })) {
     std::fprintf(stderr, "edgellm bench: -p and -n need positive token counts, -r at least 1\n");
     return 1;
+  }
+  if (!a.parallel.empty()) {
+    ParallelBenchArgs pa;
+    try {
+      pa.parallel = parse_list(a.parallel);
+    } catch (...) {
+      pa.parallel.clear();
+    }
+    if (pa.parallel.empty() || std::any_of(pa.parallel.begin(), pa.parallel.end(), [](int64_t v) { return v < 1; })) {
+      std::fprintf(stderr, "edgellm bench: --parallel takes comma-separated counts of concurrent requests (>= 1)\n");
+      return 1;
+    }
+    if (a.roofline) {
+      std::fprintf(stderr, "edgellm bench: --roofline measures single-stream decode; run it without --parallel\n");
+      return 1;
+    }
+    pa.prompts = prompts;
+    pa.outputs = outputs;
+    pa.reps = a.reps;
+    pa.kv_type = a.kv_type;
+    pa.ctx = a.ctx;
+    pa.kv_mem_mib = a.kv_mem_mib;
+    pa.prefill_chunk = a.prefill_chunk;
+    pa.block_size = a.block_size;
+    pa.shared_prefix = a.shared_prefix;
+    pa.json = a.json;
+    return run_parallel_bench(*lm, a.model, load_s, pa);
   }
   const int64_t max_prompt = *std::max_element(prompts.begin(), prompts.end());
   const int64_t needed_ctx = max_prompt + *std::max_element(outputs.begin(), outputs.end());
@@ -265,6 +299,20 @@ void add_bench_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_flag("--json", a->json, "Print JSON");
   cmd->add_flag("--roofline", a->roofline, "Measure memory bandwidth and show decode speed against its limit");
+  cmd->add_option("--parallel", a->parallel,
+                  "Concurrent requests through the serving engine, comma-separated (e.g. 1,8,16): aggregate decode "
+                  "tokens/s, TTFT and time per output token p50/p99");
+  cmd->add_option("--kv-mem", a->kv_mem_mib, "With --parallel: KV pool budget in MiB (0: the engine's default)")
+      ->capture_default_str();
+  cmd->add_option("--prefill-chunk", a->prefill_chunk, "With --parallel: tokens per engine step")
+      ->capture_default_str();
+  cmd->add_option("--block-size", a->block_size, "With --parallel: positions per KV block")
+      ->check(CLI::IsMember({8, 16, 32, 64}))
+      ->capture_default_str();
+  cmd->add_option("--shared-prefix", a->shared_prefix,
+                  "With --parallel: every prompt starts with the same N tokens; the first request fills the prefix "
+                  "cache, the others start once it has its first token")
+      ->capture_default_str();
   cmd->callback([a, &exit_code] { exit_code = run_bench(*a); });
 }
 

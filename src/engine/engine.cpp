@@ -237,6 +237,7 @@ EngineStats Engine::stats() const {
 void Engine::run() {
   std::vector<std::unique_ptr<Request>> inbox;
   std::vector<uint64_t> cancels;
+  std::function<void(const StepStats&)> step_observer;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
@@ -244,11 +245,13 @@ void Engine::run() {
       if (stop_) break;
       inbox.swap(inbox_);
       cancels.swap(cancels_);
+      step_observer = step_observer_;
     }
     take_inbox(inbox, cancels);
     expire_requests();
-    const bool ran = run_step();
+    const bool ran = run_step(step_observer);
     publish_stats(ran);
+    call_done_callbacks();
     if (!ran && !active_.empty()) {
       // Nothing could run (it cannot happen with a pool that holds one context); do not spin.
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -265,6 +268,7 @@ void Engine::run() {
   std::sort(ids.begin(), ids.end());
   for (uint64_t id : ids) finish(*active_.at(id), "cancelled");
   publish_stats(false);
+  call_done_callbacks();
 }
 
 void Engine::take_inbox(std::vector<std::unique_ptr<Request>>& inbox, std::vector<uint64_t>& cancels) {
@@ -291,7 +295,7 @@ void Engine::expire_requests() {
   for (uint64_t id : expired) finish(*active_.at(id), "timeout");
 }
 
-bool Engine::run_step() {
+bool Engine::run_step(const std::function<void(const StepStats&)>& observer) {
   const Clock::time_point start = Clock::now();
   const std::vector<ScheduledChunk> plan = scheduler_.schedule();
   if (plan.empty()) return false;
@@ -345,7 +349,7 @@ bool Engine::run_step() {
   }
   step.n_sequences = static_cast<int>(plan.size());
   step.ms = ms_between(start, Clock::now());
-  if (step_observer_) step_observer_(step);
+  if (observer) observer(step);
   return true;
 }
 
@@ -438,15 +442,20 @@ void Engine::finish(Request& r, const std::string& reason, const std::string& er
     stats_.generated_tokens += res.generated_tokens;
     update_stats_locked();  // its blocks are back before its on_done runs
   }
-  DoneCallback done = std::move(r.req.on_done);
+  if (r.req.on_done) done_.emplace_back(std::move(r.req.on_done), std::move(res));
   active_.erase(r.id);  // r is gone from here on
-  if (done) {
+}
+
+void Engine::call_done_callbacks() {
+  // After the step and its statistics: a caller woken by on_done finds the engine's state settled.
+  for (auto& [done, res] : done_) {
     try {
       done(res);
     } catch (...) {
       EDGELLM_LOG_WARN("engine: the done callback of request %llu threw", static_cast<unsigned long long>(res.id));
     }
   }
+  done_.clear();
 }
 
 void Engine::publish_stats(bool stepped) {

@@ -122,7 +122,8 @@ class Engine {
   Expected<uint64_t> submit(EngineRequest request);
   // Ends a request at the next step boundary (finish "cancelled"); nothing if it has already finished.
   void cancel(uint64_t id);
-  // Hook called on the engine thread after every step (benchmarks). Set before submitting.
+  // Hook called on the engine thread after every step (benchmarks), before the on_done callbacks of the
+  // requests the step finished. Takes effect for the steps after the next submit.
   void set_step_observer(std::function<void(const StepStats&)> observer);
 
   EngineStats stats() const;
@@ -135,10 +136,12 @@ class Engine {
   void run();
   void take_inbox(std::vector<std::unique_ptr<Request>>& inbox, std::vector<uint64_t>& cancels);
   void expire_requests();
-  bool run_step();
+  bool run_step(const std::function<void(const StepStats&)>& observer);
   void on_logits(Request& r, float* logits);
   bool emit(Request& r, int32_t token, const std::string& text);
+  // Ends a request: releases its blocks and queues its on_done for call_done_callbacks().
   void finish(Request& r, const std::string& reason, const std::string& error = {});
+  void call_done_callbacks();
   void publish_stats(bool stepped);
   void update_stats_locked();  // from the scheduler and the pool; mu_ held
 
@@ -152,13 +155,14 @@ class Engine {
 
   // Engine thread only.
   std::unordered_map<uint64_t, std::unique_ptr<Request>> active_;
-  std::function<void(const StepStats&)> step_observer_;
+  std::vector<std::pair<DoneCallback, RequestResult>> done_;  // finished this iteration, not yet told
 
   // Shared with the submitting threads.
   mutable std::mutex mu_;
   std::condition_variable wake_;
   std::vector<std::unique_ptr<Request>> inbox_;  // guarded by mu_
   std::vector<uint64_t> cancels_;                // guarded by mu_
+  std::function<void(const StepStats&)> step_observer_;  // guarded by mu_; copied by the engine thread
   bool stop_ = false;                            // guarded by mu_
   int64_t n_waiting_ = 0;                        // guarded by mu_: queued in the scheduler (engine-published)
   EngineStats stats_;                            // guarded by mu_

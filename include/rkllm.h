@@ -48,13 +48,21 @@
  *    enabled_cpus_num is the number of compute threads (0 = one per CPU of the mask, or one per core of
  *    the fastest cluster without a mask); enabled_cpus_mask, when not 0, pins them to those CPUs,
  *    fastest first (CPUs the process may not use are skipped; none left: any CPU, with a warning).
- *  - Not supported, rejected with -1 and a message: n_batch > 1, use_cross_attn, mirostat other than 0/1/2,
+ *  - n_batch > 1 (up to 64) runs the sequences through edgellm's serving engine: rkllm_run takes an
+ *    array of n_batch inputs, every engine step reads the weights once for all of them, and the
+ *    callback gets an array of n_batch results per step: a sequence that produced a token has its text
+ *    and token_id, a finished one text NULL and token_id -1, one still reading its prompt text "" and
+ *    token_id -1; FINISH comes once all have ended, each result with that sequence's perf. Each
+ *    sequence keeps its own conversation (keep_history); rkllm_get_kv_cache_size writes n_batch sizes;
+ *    rkllm_clear_kv_cache ranges clear whole sequences (start 0). Logits/hidden-state modes and prompt
+ *    caches take one sequence (n_batch 1).
+ *  - Not supported, rejected with -1 and a message: n_batch > 64, use_cross_attn, mirostat other than 0/1/2,
  *    RKLLM_INPUT_EMBED and RKLLM_INPUT_MULTIMODAL input, role "tool", rkllm_set_function_tools,
  *    rkllm_set_cross_attn_params, tokenizer/embedding callbacks are never called (the model files
  *    carry their own tokenizer and embeddings), rkllm_clear_kv_cache ranges that do not reach the end
  *    of the cache.
  *  - RKLLM_RUN_WAITING is never sent: NORMAL text is always complete UTF-8. NORMAL pieces may hold
- *    more than one token, `token_id` is -1, and special tokens are always left out of `text`
+ *    more than one token, `token_id` is -1 (n_batch > 1: the token's id), and special tokens are always left out of `text`
  *    (skip_special_token is treated as true). NUL bytes a model generates are dropped from `text`
  *    (a C string).
  *  - FINISH carries text "" and the run's perf figures; ERROR carries the error message as text.
@@ -122,7 +130,7 @@ typedef struct {
   int8_t embed_flash;         /* keep embeddings in flash (ignored: weights are mmapped anyway) */
   int8_t enabled_cpus_num;    /* compute threads; 0 = see above */
   uint32_t enabled_cpus_mask; /* OR of CPUn: the CPUs the threads are pinned to; 0 = any */
-  uint8_t n_batch;            /* parallel sequences; edgellm: 0 or 1 */
+  uint8_t n_batch;            /* parallel sequences (0 or 1: one; up to 64 through the serving engine) */
   int8_t use_cross_attn;      /* cross-attention decoder (not supported) */
   uint8_t reserved[104];
 } RKLLMExtendParam;

@@ -36,13 +36,14 @@ if [ "${EDGELLM_SKIP_TSAN:-0}" != 1 ]; then
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGELLM_SANITIZE=thread \
     -DEDGELLM_BUILD_BENCH=OFF >/dev/null
   cmake --build build-tsan -j "$JOBS" --target edgellm capi_test capi_cpp_test rkllm_test kernels_thread_pool_test \
-    engine_test
+    engine_test capi_engine_test
   echo "== TSan tests"
   export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
   build-tsan/tests/kernels_thread_pool_test
   build-tsan/tests/engine_test
+  build-tsan/tests/capi_engine_test
   build-tsan/tests/capi_cpp_test --gtest_filter='CApi.Parallel*:CApi.Abort*:CApi.Async*'
-  build-tsan/tests/rkllm_test --gtest_filter='Rkllm.Abort*:Rkllm.Async*:Rkllm.HandlesRunInParallel'
+  build-tsan/tests/rkllm_test --gtest_filter='Rkllm.Abort*:Rkllm.Async*:Rkllm.HandlesRunInParallel:Rkllm.Batch*'
   EDGELLM_BIN=build-tsan/edgellm build-tsan/tests/capi_test
   unset TSAN_OPTIONS
 fi

@@ -249,7 +249,7 @@ TEST_F(Rkllm, InitRejectsWhatItCannotRunWithAMessage) {
     void (*change)(RKLLMParam&);
   };
   const Case cases[] = {
-      {"n_batch", [](RKLLMParam& q) { q.extend_param.n_batch = 2; }},
+      {"n_batch", [](RKLLMParam& q) { q.extend_param.n_batch = 65; }},
       {"use_cross_attn", [](RKLLMParam& q) { q.extend_param.use_cross_attn = 1; }},
       {"mirostat", [](RKLLMParam& q) { q.mirostat = 3; }},
       {"mirostat_tau", [](RKLLMParam& q) {
@@ -759,6 +759,154 @@ TEST_F(Rkllm, HandlesRunInParallel) {
 // Applications written for 1.1 / 1.2 pass a bare callback to rkllm_init (C++ overloads).
 int int_callback(RKLLMResult* result, void* userdata, LLMCallState state) { return on_result(result, userdata, state); }
 void void_callback(RKLLMResult* result, void* userdata, LLMCallState state) { on_result(result, userdata, state); }
+
+// What an n_batch > 1 run delivered: per NORMAL call an array of n entries (one step of the engine).
+struct BatchReceived {
+  int n = 0;
+  std::vector<std::string> text;  // per sequence, its pieces concatenated
+  std::vector<int> tokens;        // per sequence, entries with a token id >= 0
+  int n_normal = 0, n_finish = 0, n_error = 0, after_end = 0;
+  int null_text_before_end = 0;   // NULL text for a sequence that had not finished yet
+  std::vector<bool> ended;        // per sequence: has had a NULL text (finished)
+  std::vector<RKLLMPerfStat> perf;
+  int stop_after = 0;             // return 1 after this many NORMAL arrays
+  std::string error;
+};
+
+int on_batch_result(RKLLMResult* result, void* userdata, LLMCallState state) {
+  auto* r = static_cast<BatchReceived*>(userdata);
+  if (r->n_finish + r->n_error > 0) ++r->after_end;
+  switch (state) {
+    case RKLLM_RUN_NORMAL:
+      ++r->n_normal;
+      for (int i = 0; i < r->n; ++i) {
+        if (result[i].text == nullptr) {
+          EXPECT_LT(result[i].token_id, 0);
+          r->ended[static_cast<size_t>(i)] = true;
+          continue;
+        }
+        if (r->ended[static_cast<size_t>(i)]) ++r->null_text_before_end;  // text again after the end
+        r->text[static_cast<size_t>(i)] += result[i].text;
+        if (result[i].token_id >= 0) ++r->tokens[static_cast<size_t>(i)];
+      }
+      return r->stop_after > 0 && r->n_normal >= r->stop_after ? 1 : 0;
+    case RKLLM_RUN_FINISH:
+      ++r->n_finish;
+      for (int i = 0; i < r->n; ++i) r->perf.push_back(result[i].perf);
+      return 0;
+    case RKLLM_RUN_ERROR:
+      ++r->n_error;
+      r->error = result->text ? result->text : "";
+      return 0;
+    default: return 0;
+  }
+}
+
+BatchReceived run_batch(LLMHandle h, const std::vector<const char*>& prompts, int keep_history, int expected = 0,
+                        int stop_after = 0) {
+  BatchReceived r;
+  r.n = static_cast<int>(prompts.size());
+  r.text.resize(prompts.size());
+  r.tokens.resize(prompts.size());
+  r.ended.resize(prompts.size());
+  r.stop_after = stop_after;
+  std::vector<RKLLMInput> inputs;
+  for (const char* p : prompts) inputs.push_back(prompt_input(p));
+  RKLLMInferParam ip = infer_param(keep_history);
+  EXPECT_EQ(rkllm_run(h, inputs.data(), &ip, &r), expected) << rkllm_edgellm_last_error(h);
+  return r;
+}
+
+void init_batch(Handle& out, const std::string& model_path, int n_batch, int32_t max_new_tokens = 12) {
+  RKLLMParam p = demo_param(model_path, max_new_tokens);
+  p.extend_param.n_batch = static_cast<uint8_t>(n_batch);
+  RKLLMCallback cb;
+  std::memset(&cb, 0, sizeof cb);
+  cb.result_callback = on_batch_result;
+  ASSERT_EQ(rkllm_init(&out.h, &p, &cb), 0) << rkllm_edgellm_last_error(nullptr);
+}
+
+// n_batch sequences run together (one engine step for all of them) and each answers as it would alone,
+// across turns with keep_history, after clearing one sequence, and when the application stops the run.
+TEST_F(Rkllm, BatchOfSequencesAnswersEachAsAlone) {
+  Handle h;
+  init_batch(h, path_, 3);
+  const std::vector<const char*> first = {"Hello there", "What is two plus two?", "Tell me a story"};
+  BatchReceived r = run_batch(h.h, first, 1);
+  EXPECT_EQ(r.n_finish, 1);
+  EXPECT_EQ(r.n_error, 0);
+  EXPECT_EQ(r.after_end, 0);
+  EXPECT_EQ(r.null_text_before_end, 0);
+  EXPECT_GE(r.n_normal, 12);  // one array per step: at least as many as tokens per sequence
+  std::vector<std::unique_ptr<Reference>> refs;
+  for (size_t i = 0; i < first.size(); ++i) {
+    refs.push_back(std::make_unique<Reference>(path_));
+    EXPECT_EQ(r.text[i], refs[i]->chat(first[i])) << "sequence " << i;
+    EXPECT_EQ(r.tokens[i], 12) << "sequence " << i;
+    EXPECT_EQ(r.perf[i].generate_tokens, 12);
+    EXPECT_GT(r.perf[i].prefill_tokens, 0);
+  }
+  int sizes[3] = {0, 0, 0};
+  ASSERT_EQ(rkllm_get_kv_cache_size(h.h, sizes), 0);
+  for (int s : sizes) EXPECT_GT(s, 12);
+
+  // Second turn: each sequence continues its own conversation.
+  const std::vector<const char*> second = {"And then?", "Why?", "Go on"};
+  r = run_batch(h.h, second, 1);
+  EXPECT_EQ(r.n_finish, 1);
+  for (size_t i = 0; i < second.size(); ++i) EXPECT_EQ(r.text[i], refs[i]->chat(second[i])) << "sequence " << i;
+  // Part of the earlier turns' KV came from the engine's prefix cache (whole blocks up to where the
+  // re-rendered reply tokenizes differently from the generated tokens).
+  for (size_t i = 0; i < second.size(); ++i) {
+    EXPECT_LT(r.perf[i].prefill_tokens, refs[i]->perf().prompt_tokens) << "sequence " << i;
+  }
+
+  // Clearing sequence 1 alone: it starts afresh, the others go on.
+  int start[3] = {0, 0, 0}, end[3] = {0, 1000, 0};
+  ASSERT_EQ(rkllm_clear_kv_cache(h.h, 1, start, end), 0) << rkllm_edgellm_last_error(h.h);
+  int bad_start[3] = {0, 5, 0};
+  EXPECT_EQ(rkllm_clear_kv_cache(h.h, 1, bad_start, end), -1);
+  const std::vector<const char*> third = {"Thanks", "Hello there", "The end"};
+  r = run_batch(h.h, third, 1);
+  Reference fresh(path_);
+  EXPECT_EQ(r.text[1], fresh.chat("Hello there"));
+  EXPECT_EQ(r.text[0], refs[0]->chat("Thanks"));
+  EXPECT_EQ(r.text[2], refs[2]->chat("The end"));
+
+  // The application stops the run after 3 steps: one FINISH, fewer tokens.
+  r = run_batch(h.h, first, 0, 0, 3);
+  EXPECT_EQ(r.n_finish, 1);
+  EXPECT_EQ(r.n_error, 0);
+  for (size_t i = 0; i < first.size(); ++i) EXPECT_LT(r.perf[i].generate_tokens, 12);
+
+  // What n_batch > 1 does not take: logits mode, prompt caches.
+  std::vector<RKLLMInput> inputs = {prompt_input("a"), prompt_input("b"), prompt_input("c")};
+  RKLLMInferParam ip = infer_param(0);
+  ip.mode = RKLLM_INFER_GET_LOGITS;
+  EXPECT_EQ(rkllm_run(h.h, inputs.data(), &ip, nullptr), -1);
+  EXPECT_NE(std::string(rkllm_edgellm_last_error(h.h)).find("n_batch is 3"), std::string::npos);
+  EXPECT_EQ(rkllm_load_prompt_cache(h.h, "x.bin"), -1);
+  // A bad input names its sequence.
+  inputs[2].prompt_input = nullptr;
+  ip.mode = RKLLM_INFER_GENERATE;
+  EXPECT_EQ(rkllm_run(h.h, inputs.data(), &ip, nullptr), -1);
+  EXPECT_NE(std::string(rkllm_edgellm_last_error(h.h)).find("input 2: prompt_input is NULL"), std::string::npos)
+      << rkllm_edgellm_last_error(h.h);
+}
+
+TEST_F(Rkllm, BatchAbortFromAnotherThreadEndsEverySequence) {
+  Handle h;
+  init_batch(h, path_, 2, 400);
+  std::thread aborter([&] {
+    while (rkllm_is_running(h.h) == 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    EXPECT_EQ(rkllm_abort(h.h), 0);
+  });
+  BatchReceived r = run_batch(h.h, {"Hello", "World"}, 0);
+  aborter.join();
+  EXPECT_EQ(r.n_finish, 1);
+  EXPECT_EQ(r.n_error, 0);
+  for (int i = 0; i < 2; ++i) EXPECT_LT(r.perf[static_cast<size_t>(i)].generate_tokens, 400);
+}
 
 TEST_F(Rkllm, LegacyInitForms) {
   RKLLMParam p = demo_param(path_);

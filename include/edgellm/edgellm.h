@@ -15,6 +15,10 @@
  *   edgellm_session_free(s);
  *   edgellm_model_free(model);
  *
+ * Serving many requests at once: an edgellm_engine batches every running request into one pass over
+ * the weights per step (continuous batching over a paged KV pool shared by all requests, with prefix
+ * caching); requests are submitted from any thread and stream through their own callback.
+ *
  * Conventions
  *  - Every fallible function returns an edgellm_status; EDGELLM_OK is 0. The message of the last
  *    failure is kept per handle (edgellm_model_last_error, edgellm_session_last_error) and, for calls
@@ -266,6 +270,102 @@ typedef struct edgellm_perf {
   const char* finish_reason; /* "stop", "length", "callback", "aborted", "context", or "" */
 } edgellm_perf;
 EDGELLM_API edgellm_status edgellm_session_get_perf(const edgellm_session* session, edgellm_perf* perf);
+
+/* ---- serving engine: many requests on one model ----
+ * One engine thread runs steps over all running requests: each step reads the weights once for the
+ * next token of every decoding request and a chunk of every prompt being prefilled. KV memory comes in
+ * blocks from one budget; full blocks of a prompt prefix are shared with later requests that start the
+ * same way (a system prompt, a conversation's earlier turns). When memory runs out the most recently
+ * admitted request is paused, recomputed later, and loses nothing. A request's tokens do not depend
+ * on what runs beside it (greedy output equals running it alone).
+ * Thread safety: submit, cancel and get_stats may be called from any thread at any time. */
+typedef struct edgellm_engine edgellm_engine;
+
+typedef struct edgellm_engine_params {
+  int32_t max_parallel;    /* requests decoded together (the rest wait in the queue); default 4 */
+  int32_t n_ctx;           /* positions per request, prompt + reply; 0 = min(4096, the training context) */
+  edgellm_kv_type kv_type;
+  int64_t kv_mem_bytes;    /* KV budget for all requests; 0 = max_parallel full contexts, at most 3/4 of the
+                              available memory; it must hold at least one full context */
+  int32_t block_size;      /* positions per KV block: 16 (default) or 32 */
+  int32_t prefill_chunk;   /* tokens per step (prompt chunks plus the others' decode tokens); default 256 */
+  int32_t max_queue;       /* requests waiting at most; more are refused with EDGELLM_ERROR_BUSY; default 64 */
+  int32_t prefix_cache;    /* 1 (default): share the KV blocks of common prompt prefixes */
+} edgellm_engine_params;
+
+EDGELLM_API edgellm_engine_params edgellm_engine_default_params(void);
+/* Starts an engine on a model (the model must outlive it). Errors: bad parameters, a KV budget that
+ * cannot hold one context or exceeds the available memory (the message says how much is needed). */
+EDGELLM_API edgellm_status edgellm_engine_create(edgellm_model* model, const edgellm_engine_params* params,
+                                                 edgellm_engine** out_engine);
+/* Stops the engine: requests still queued or running end with finish reason "cancelled" (their FINISH
+ * event is delivered), then the engine thread is joined. NULL is ignored. */
+EDGELLM_API void edgellm_engine_free(edgellm_engine* engine);
+EDGELLM_API const char* edgellm_engine_last_error(const edgellm_engine* engine);
+
+typedef struct edgellm_chat_message {
+  const char* role;    /* "system", "user" or "assistant" */
+  const char* content;
+} edgellm_chat_message;
+
+/* One request. Exactly one input: `messages` (a conversation, rendered with the model's chat template
+ * and its generation prompt), `prompt` (completion text; special-token texts parsed if
+ * params.allow_special) or `tokens` (ids as they are). The structure and its strings are copied. */
+typedef struct edgellm_request {
+  const edgellm_chat_message* messages;
+  int32_t n_messages;
+  const char* prompt;
+  const int32_t* tokens;
+  size_t n_tokens;
+  int32_t enable_thinking;         /* chat input, Qwen3: 1 on, 0 off, -1 the template's default */
+  edgellm_generate_params params;  /* lora_name NULL or "": no adapter */
+  double timeout_seconds;          /* from submit to finish; 0 = none */
+} edgellm_request;
+
+/* A request's figures, in its FINISH or ERROR event. */
+typedef struct edgellm_request_stats {
+  const char* finish_reason;  /* "stop", "length", "context", "cancelled", "timeout", "error" */
+  int64_t prompt_tokens;
+  int64_t cached_tokens;      /* prompt tokens whose KV came from the prefix cache */
+  int64_t generated_tokens;
+  int32_t n_preemptions;      /* times it was paused for memory and recomputed */
+  double queue_ms;            /* submit -> first step */
+  double ttft_ms;             /* submit -> first token */
+  double total_ms;            /* submit -> finish */
+} edgellm_request_stats;
+
+typedef struct edgellm_request_event {
+  uint64_t request_id;
+  edgellm_event type;     /* TEXT: one generated token; FINISH: ended (any reason but "error"); ERROR */
+  const char* text;       /* TEXT: the text it made printable (may be empty); FINISH: the whole reply;
+                             ERROR: the message. NUL-terminated; valid during the call only */
+  size_t text_len;
+  int32_t token;          /* TEXT: the token id, or -1 for held-back text flushed at the end */
+  uint64_t step;          /* TEXT: the engine step that produced it (equal for tokens of one step) */
+  const edgellm_request_stats* stats;  /* FINISH and ERROR */
+} edgellm_request_event;
+
+/* Called on the engine's thread: keep it short. For TEXT, return non-zero to cancel the request. */
+typedef int32_t (*edgellm_request_callback)(const edgellm_request_event* event, void* user_data);
+
+/* Queues a request; *out_id (may be NULL) receives its id. On success exactly one FINISH or ERROR event
+ * follows. Errors, with no event: an invalid request or parameters, a prompt that does not fit n_ctx
+ * (EDGELLM_ERROR_CONTEXT_FULL), an unknown adapter, a full queue (EDGELLM_ERROR_BUSY). */
+EDGELLM_API edgellm_status edgellm_engine_submit(edgellm_engine* engine, const edgellm_request* request,
+                                                 edgellm_request_callback callback, void* user_data,
+                                                 uint64_t* out_id);
+/* Ends a request at the next step (finish reason "cancelled"); nothing if it has already finished. */
+EDGELLM_API edgellm_status edgellm_engine_cancel(edgellm_engine* engine, uint64_t request_id);
+
+typedef struct edgellm_engine_stats {
+  int64_t n_waiting, n_running;
+  int64_t kv_blocks_total, kv_blocks_used, kv_blocks_cached, kv_block_size;
+  uint64_t kv_bytes;
+  int64_t requests_submitted, requests_finished;
+  int64_t prompt_tokens, cached_prompt_tokens, generated_tokens;
+  int64_t preemptions, steps;
+} edgellm_engine_stats;
+EDGELLM_API edgellm_status edgellm_engine_get_stats(const edgellm_engine* engine, edgellm_engine_stats* stats);
 
 #ifdef __cplusplus
 }

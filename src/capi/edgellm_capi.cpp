@@ -8,13 +8,9 @@
 #include <string>
 #include <thread>
 
+#include "capi/capi_internal.h"
 #include "runtime/loaded_model.h"
 #include "runtime/session.h"
-
-struct edgellm_model {
-  std::shared_ptr<edgellm::LoadedModel> model;
-  std::string last_error;
-};
 
 struct edgellm_session {
   edgellm_model* owner = nullptr;
@@ -26,108 +22,16 @@ struct edgellm_session {
   std::mutex async_mu;            // guards worker start/join
 };
 
+namespace edgellm::capi {
+std::string& thread_error() {
+  thread_local std::string message;
+  return message;
+}
+}  // namespace edgellm::capi
+
 namespace {
 
-using edgellm::ErrorCode;
-
-thread_local std::string g_thread_error;  // messages of calls without a handle (per thread, by design)
-
-edgellm_status to_status(ErrorCode code) {
-  switch (code) {
-    case ErrorCode::kOk: return EDGELLM_OK;
-    case ErrorCode::kInvalidArgument: return EDGELLM_ERROR_INVALID_ARGUMENT;
-    case ErrorCode::kIo: return EDGELLM_ERROR_IO;
-    case ErrorCode::kFormat: return EDGELLM_ERROR_FORMAT;
-    case ErrorCode::kUnsupported: return EDGELLM_ERROR_UNSUPPORTED;
-    case ErrorCode::kNotFound: return EDGELLM_ERROR_NOT_FOUND;
-    case ErrorCode::kOutOfMemory: return EDGELLM_ERROR_OUT_OF_MEMORY;
-    case ErrorCode::kContextFull: return EDGELLM_ERROR_CONTEXT_FULL;
-    case ErrorCode::kAborted: return EDGELLM_ERROR_ABORTED;
-    case ErrorCode::kBusy: return EDGELLM_ERROR_BUSY;
-    case ErrorCode::kInternal: return EDGELLM_ERROR_INTERNAL;
-  }
-  return EDGELLM_ERROR_INTERNAL;
-}
-
-edgellm_status fail(std::string& slot, edgellm_status status, std::string message) {
-  slot = std::move(message);
-  return status;
-}
-
-edgellm_status fail(std::string& slot, const edgellm::Error& e) { return fail(slot, to_status(e.code), e.message); }
-
-// Runs `body` and turns exceptions (std::bad_alloc, anything else) into statuses.
-template <class Fn>
-edgellm_status guarded(std::string& slot, Fn&& body) {
-  try {
-    return body();
-  } catch (const std::bad_alloc&) {
-    return fail(slot, EDGELLM_ERROR_OUT_OF_MEMORY, "out of memory");
-  } catch (const std::exception& e) {
-    return fail(slot, EDGELLM_ERROR_INTERNAL, std::string("internal error: ") + e.what());
-  } catch (...) {
-    return fail(slot, EDGELLM_ERROR_INTERNAL, "internal error");
-  }
-}
-
-edgellm::SamplingParams to_cpp(const edgellm_sampling_params& p) {
-  edgellm::SamplingParams s;
-  s.temperature = p.temperature;
-  s.top_k = p.top_k;
-  s.top_p = p.top_p;
-  s.min_p = p.min_p;
-  s.typical_p = p.typical_p;
-  s.repetition_penalty = p.repetition_penalty;
-  s.frequency_penalty = p.frequency_penalty;
-  s.presence_penalty = p.presence_penalty;
-  s.penalty_last_n = p.penalty_last_n;
-  s.seed = p.seed;
-  s.mirostat = p.mirostat;
-  s.mirostat_tau = p.mirostat_tau;
-  s.mirostat_eta = p.mirostat_eta;
-  return s;
-}
-
-edgellm_sampling_params to_c(const edgellm::SamplingParams& s) {
-  edgellm_sampling_params p{};
-  p.temperature = s.temperature;
-  p.top_k = s.top_k;
-  p.top_p = s.top_p;
-  p.min_p = s.min_p;
-  p.typical_p = s.typical_p;
-  p.repetition_penalty = s.repetition_penalty;
-  p.frequency_penalty = s.frequency_penalty;
-  p.presence_penalty = s.presence_penalty;
-  p.penalty_last_n = s.penalty_last_n;
-  p.seed = s.seed;
-  p.mirostat = s.mirostat;
-  p.mirostat_tau = s.mirostat_tau;
-  p.mirostat_eta = s.mirostat_eta;
-  return p;
-}
-
-edgellm::Expected<edgellm::GenerateOptions> to_cpp(const edgellm_generate_params* params) {
-  edgellm::GenerateOptions o;
-  if (params == nullptr) return edgellm::make_error(ErrorCode::kInvalidArgument, "generate params are NULL");
-  o.sampling = to_cpp(params->sampling);
-  o.max_new_tokens = params->max_new_tokens;
-  o.ignore_stop_tokens = params->ignore_stop_tokens != 0;
-  if (params->lora_name) {
-    o.lora_name = std::string(params->lora_name);
-    o.lora_scale = params->lora_scale;
-  }
-  if (params->n_stop_strings < 0 || (params->n_stop_strings > 0 && params->stop_strings == nullptr)) {
-    return edgellm::make_error(ErrorCode::kInvalidArgument, "stop_strings is NULL but n_stop_strings is " +
-                                                                std::to_string(params->n_stop_strings));
-  }
-  for (int32_t i = 0; i < params->n_stop_strings; ++i) {
-    if (params->stop_strings[i] == nullptr || params->stop_strings[i][0] == '\0') {
-      return edgellm::make_error(ErrorCode::kInvalidArgument, "stop_strings[" + std::to_string(i) + "] is empty");
-    }
-    o.stop_strings.emplace_back(params->stop_strings[i]);
-  }
-  return o;
-}
+using namespace edgellm::capi;
 
 enum class RunKind { kChat, kComplete, kGenerate };
 
@@ -211,7 +115,7 @@ const char* edgellm_status_name(edgellm_status status) {
   return "unknown status";
 }
 
-const char* edgellm_last_error(void) { return g_thread_error.c_str(); }
+const char* edgellm_last_error(void) { return thread_error().c_str(); }
 const char* edgellm_version(void) { return EDGELLM_VERSION; }
 
 edgellm_model_params edgellm_model_default_params(void) {
@@ -226,12 +130,12 @@ edgellm_model_params edgellm_model_default_params(void) {
 }
 
 edgellm_status edgellm_model_load(const char* path, const edgellm_model_params* params, edgellm_model** out_model) {
-  return guarded(g_thread_error, [&]() -> edgellm_status {
+  return guarded(thread_error(), [&]() -> edgellm_status {
     if (out_model) *out_model = nullptr;
-    if (!path || !out_model) return fail(g_thread_error, EDGELLM_ERROR_INVALID_ARGUMENT, "path or out_model is NULL");
+    if (!path || !out_model) return fail(thread_error(), EDGELLM_ERROR_INVALID_ARGUMENT, "path or out_model is NULL");
     const edgellm_model_params p = params ? *params : edgellm_model_default_params();
     if (p.n_threads < 0 || p.n_threads > 1024) {
-      return fail(g_thread_error, EDGELLM_ERROR_INVALID_ARGUMENT, "n_threads " + std::to_string(p.n_threads) + " is out of range");
+      return fail(thread_error(), EDGELLM_ERROR_INVALID_ARGUMENT, "n_threads " + std::to_string(p.n_threads) + " is out of range");
     }
     edgellm::LoadOptions options;
     options.n_threads = p.n_threads;
@@ -243,7 +147,7 @@ edgellm_status edgellm_model_load(const char* path, const edgellm_model_params* 
     options.check_memory = p.check_memory != 0;
     if (p.chat_template) options.chat_template_name = p.chat_template;
     auto loaded = edgellm::LoadedModel::load(path, options);
-    if (!loaded.ok()) return fail(g_thread_error, loaded.error());
+    if (!loaded.ok()) return fail(thread_error(), loaded.error());
     auto* m = new edgellm_model;
     m->model = std::move(*loaded);
     *out_model = m;
@@ -272,7 +176,7 @@ edgellm_status edgellm_model_get_info(const edgellm_model* model, edgellm_model_
 }
 
 edgellm_status edgellm_model_load_lora(edgellm_model* model, const char* path, const char* name) {
-  if (!model) return fail(g_thread_error, EDGELLM_ERROR_INVALID_ARGUMENT, "model is NULL");
+  if (!model) return fail(thread_error(), EDGELLM_ERROR_INVALID_ARGUMENT, "model is NULL");
   return guarded(model->last_error, [&]() -> edgellm_status {
     if (!path || !name) return fail(model->last_error, EDGELLM_ERROR_INVALID_ARGUMENT, "path or name is NULL");
     const auto st = model->model->load_lora(name, path);
@@ -340,10 +244,10 @@ edgellm_sampling_params edgellm_sampling_default_params(const edgellm_model* mod
 }
 
 edgellm_status edgellm_sampling_preset(const char* name, edgellm_sampling_params* out) {
-  return guarded(g_thread_error, [&]() -> edgellm_status {
-    if (!name || !out) return fail(g_thread_error, EDGELLM_ERROR_INVALID_ARGUMENT, "name or out is NULL");
+  return guarded(thread_error(), [&]() -> edgellm_status {
+    if (!name || !out) return fail(thread_error(), EDGELLM_ERROR_INVALID_ARGUMENT, "name or out is NULL");
     auto preset = edgellm::sampling_preset(name);
-    if (!preset.ok()) return fail(g_thread_error, preset.error());
+    if (!preset.ok()) return fail(thread_error(), preset.error());
     *out = to_c(*preset);
     return EDGELLM_OK;
   });
@@ -368,7 +272,7 @@ edgellm_session_params edgellm_session_default_params(void) {
 
 edgellm_status edgellm_session_create(edgellm_model* model, const edgellm_session_params* params,
                                       edgellm_session** out_session) {
-  if (!model) return fail(g_thread_error, EDGELLM_ERROR_INVALID_ARGUMENT, "model is NULL");
+  if (!model) return fail(thread_error(), EDGELLM_ERROR_INVALID_ARGUMENT, "model is NULL");
   return guarded(model->last_error, [&]() -> edgellm_status {
     if (out_session) *out_session = nullptr;
     if (!out_session) return fail(model->last_error, EDGELLM_ERROR_INVALID_ARGUMENT, "out_session is NULL");

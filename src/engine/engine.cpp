@@ -299,6 +299,7 @@ bool Engine::run_step(const std::function<void(const StepStats&)>& observer) {
   const Clock::time_point start = Clock::now();
   const std::vector<ScheduledChunk> plan = scheduler_.schedule();
   if (plan.empty()) return false;
+  ++step_index_;
   const ModelConfig& c = model_->config();
   const int64_t V = c.n_vocab;
   std::vector<BatchSequence> batch;
@@ -389,7 +390,7 @@ bool Engine::emit(Request& r, int32_t token, const std::string& text) {
   if (!r.req.on_token) return true;
   bool go_on = false;
   try {
-    go_on = r.req.on_token(TokenEvent{token, text});
+    go_on = r.req.on_token(TokenEvent{r.id, token, text, step_index_});
   } catch (const std::exception& e) {
     finish(r, "error", std::string("the token callback threw: ") + e.what());
     return false;
@@ -412,7 +413,7 @@ void Engine::finish(Request& r, const std::string& reason, const std::string& er
         r.text += rest;
         if (r.req.on_token) {
           try {
-            r.req.on_token(TokenEvent{-1, rest});
+            r.req.on_token(TokenEvent{r.id, -1, rest, step_index_});
           } catch (...) {
             // The request is ending anyway.
           }

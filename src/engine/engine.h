@@ -49,8 +49,10 @@ struct EngineOptions {
 // stop-string hold-back): often one piece, sometimes empty (a partial character, a possible stop string).
 // At the end, held-back text is flushed as an event with token -1.
 struct TokenEvent {
+  uint64_t request_id = 0;
   int32_t token = -1;
   std::string_view text;
+  uint64_t step = 0;  // the engine step that produced it (the same for every request's token of a step)
 };
 
 struct RequestResult {
@@ -151,7 +153,7 @@ class Engine {
   Scheduler scheduler_;
   std::unique_ptr<ForwardScratch> scratch_;
   std::vector<float> logits_;
-  float default_ntk_alpha_ = 1.0f;
+  uint64_t step_index_ = 0;  // engine thread only: steps run so far
 
   // Engine thread only.
   std::unordered_map<uint64_t, std::unique_ptr<Request>> active_;

@@ -1,6 +1,6 @@
 // The RKLLM-compatible runtime API (include/rkllm.h) over edgellm's C API (include/edgellm/edgellm.h).
 //
-// One LLMHandle owns one model and one session. PROMPT input goes through the session's chat (the
+// One LLMHandle owns one model and one session (n_batch > 1: an engine instead, rkllm_batch.cpp). PROMPT input goes through the session's chat (the
 // model's template) or, after rkllm_set_chat_template, through plain completion of the transcript
 // the custom prefix/postfix build. keep_history maps onto the session's history: a run that must
 // start a new conversation limits the history to its own round, so the KV cache of the shared prefix
@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "edgellm/edgellm.h"
+#include "rkllm/rkllm_handle.h"
 
 // The layouts the vendor's header has (rkllm-api.md §4); tests/rkllm_abi_test.c checks each member.
 static_assert(sizeof(RKLLMExtendParam) == 120);
@@ -44,185 +45,67 @@ static_assert(sizeof(RKLLMSamplingParam) == 36 && sizeof(RKLLMPerfStat) == 20);
 
 namespace {
 
-constexpr int kOk = 0;
-constexpr int kFail = -1;
-constexpr int32_t kDefaultMaxNewTokens = 256;  // when RKLLMParam.max_new_tokens <= 0
-constexpr const char* kDefaultPromptCachePath = "./prompt_cache.bin";
+using namespace rkllm_compat;
 
-// The message of a handle's last failure. Written by the application's thread and by an async run's
-// thread, so it sits behind a mutex and is read as a copy.
-class ErrorSlot {
- public:
-  void set(std::string message) {
-    std::lock_guard<std::mutex> lock(mu_);
-    message_ = std::move(message);
+// Checks one RKLLMInput (sequence `index` of the run) and copies it.
+int read_input(Handle& h, const RKLLMInput& input, int index, bool keep_history, RunInput* out) {
+  const std::string where = h.n_batch > 1 ? "rkllm_run: input " + std::to_string(index) + ": " : "rkllm_run: ";
+  // C callers may store any int in these enum fields; read them as ints so that an unknown value is an
+  // error message, not undefined behaviour.
+  const int input_type = raw_enum(input.input_type);
+  out->enable_thinking = input.enable_thinking;
+  if (input.role && input.role[0] != '\0' && std::strcmp(input.role, "user") != 0) {
+    return fail(h.last_error, where + "role '" + input.role +
+                                  "' is not supported by edgellm (only \"user\"; tool results need function calling)");
   }
-  std::string get() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return message_;
+  switch (input_type) {
+    case RKLLM_INPUT_PROMPT:
+      if (!input.prompt_input) return fail(h.last_error, where + "prompt_input is NULL");
+      out->prompt = input.prompt_input;
+      break;
+    case RKLLM_INPUT_TOKEN:
+      if (!input.token_input.input_ids || input.token_input.n_tokens == 0) {
+        return fail(h.last_error, where + "token_input has no tokens (input_ids NULL or n_tokens 0)");
+      }
+      out->tokens.assign(input.token_input.input_ids, input.token_input.input_ids + input.token_input.n_tokens);
+      if (keep_history) {
+        return fail(h.last_error, where + "RKLLM_INPUT_TOKEN with keep_history = 1 is not supported by edgellm; "
+                                          "pass the whole token sequence with keep_history = 0 (its cached prefix "
+                                          "is reused)");
+      }
+      break;
+    case RKLLM_INPUT_EMBED:
+      return fail(h.last_error, where + "RKLLM_INPUT_EMBED is not supported by edgellm (use prompt or token input)");
+    case RKLLM_INPUT_MULTIMODAL:
+      return fail(h.last_error, where + "RKLLM_INPUT_MULTIMODAL is not supported by edgellm (text-only models)");
+    default:
+      return fail(h.last_error, where + "unknown input_type " + std::to_string(input_type));
   }
-
- private:
-  mutable std::mutex mu_;
-  std::string message_;  // guarded by mu_
-};
-
-// Errors of calls without a usable handle (rkllm_init), per thread like edgellm_last_error.
-thread_local ErrorSlot g_thread_error;
-// What rkllm_edgellm_last_error last returned on this thread (its pointer stays valid until then).
-thread_local std::string g_returned_error;
-
-// A run's input and parameters, owned: rkllm_run_async copies the caller's structs into this, since
-// the caller may reuse them as soon as the call returns.
-struct RunRequest {
-  RKLLMInputType input_type = RKLLM_INPUT_PROMPT;
-  bool enable_thinking = false;
-  std::string prompt;
-  std::vector<int32_t> tokens;
-  RKLLMInferMode mode = RKLLM_INFER_GENERATE;
-  bool keep_history = false;
-  std::optional<std::string> lora_name;
-  bool save_prompt_cache = false;
-  std::string prompt_cache_path;
-  std::optional<RKLLMSamplingParam> sampling;
-  int32_t max_new_tokens = 0;
-  void* userdata = nullptr;
-};
-
-struct Handle {
-  edgellm_model* model = nullptr;
-  edgellm_session* session = nullptr;
-  RKLLMCallback callbacks{};
-  LLMResultCallbackV11 v11_callback = nullptr;  // set instead of callbacks.result_callback by the 1.1 init
-  edgellm_sampling_params sampling{};           // from RKLLMParam
-  int32_t max_new_tokens = kDefaultMaxNewTokens;
-  bool ignore_eos = false;
-  int log_level = 0;                            // RKLLM_LOG_LEVEL
-
-  // The next chat run starts a new conversation (keeps only its own round): set after keep_history=0
-  // runs, token-input runs and rkllm_clear_kv_cache; cleared by a successful keep_history=1 run.
-  bool discard_history = false;
-  // rkllm_set_chat_template: used instead of the model's template when set.
-  bool custom_template = false;
-  std::string system_prompt, prompt_prefix, prompt_postfix;
-  std::string transcript;  // custom template, keep_history=1: everything said so far
-  std::map<std::string, float> lora_scales;  // adapter name -> scale given to rkllm_load_lora
-
-  ErrorSlot last_error;
-  std::mutex mu;                    // guards worker and claiming `running`
-  std::atomic<bool> running{false};
-  std::thread worker;               // the rkllm_run_async run, if any
-};
-
-Handle* as_handle(LLMHandle h) { return static_cast<Handle*>(h); }
-
-// Logs like the vendor runtime ("E RKLLM: ...") and keeps the message for rkllm_edgellm_last_error.
-int fail(ErrorSlot& slot, std::string message) {
-  std::fprintf(stderr, "E RKLLM: %s\n", message.c_str());
-  slot.set(std::move(message));
-  return kFail;
-}
-
-// Runs `body`, turning any exception into a failure: nothing throws across the C API.
-template <class Fn>
-int guarded(ErrorSlot& slot, Fn&& body) {
-  try {
-    return body();
-  } catch (const std::bad_alloc&) {
-    return fail(slot, "out of memory");
-  } catch (const std::exception& e) {
-    return fail(slot, std::string("internal error: ") + e.what());
-  } catch (...) {
-    return fail(slot, "internal error");
-  }
-}
-
-std::string with_session_error(const Handle& h, const char* what) {
-  return std::string(what) + ": " + edgellm_session_last_error(h.session);
-}
-
-// Mirostat settings are checked before a run starts (the other sampling values are checked by the run).
-int check_mirostat(ErrorSlot& slot, const char* where, int32_t mirostat, float tau, float eta) {
-  if (mirostat < 0 || mirostat > 2) {
-    return fail(slot, std::string(where) + ": mirostat " + std::to_string(mirostat) + " must be 0 (off), 1 or 2");
-  }
-  if (mirostat != 0 && !(std::isfinite(tau) && tau > 0.0f && std::isfinite(eta) && eta >= 0.0f)) {
-    return fail(slot, std::string(where) + ": mirostat_tau must be > 0 and mirostat_eta >= 0 (got " +
-                          std::to_string(tau) + ", " + std::to_string(eta) + ")");
-  }
+  out->input_type = static_cast<RKLLMInputType>(input_type);
   return kOk;
 }
 
-edgellm_sampling_params sampling_from(const edgellm_sampling_params& base, int32_t top_k, float top_p,
-                                      float temperature, float repeat_penalty, float frequency_penalty,
-                                      float presence_penalty, int32_t mirostat, float mirostat_tau,
-                                      float mirostat_eta) {
-  edgellm_sampling_params s = base;
-  s.mirostat = mirostat;
-  s.mirostat_tau = mirostat_tau;
-  s.mirostat_eta = mirostat_eta;
-  s.top_k = top_k;
-  s.top_p = top_p;
-  s.temperature = temperature;
-  s.repetition_penalty = repeat_penalty;
-  s.frequency_penalty = frequency_penalty;
-  s.presence_penalty = presence_penalty;
-  return s;
-}
-
-template <typename Enum>
-int raw_enum(const Enum& field) {
-  static_assert(sizeof(Enum) == sizeof(int));
-  int value = 0;
-  std::memcpy(&value, &field, sizeof value);
-  return value;
-}
-
-// Checks the caller's structs and copies them into an owned request. Everything rejected here is a
-// plain -1 without a callback: no run has started.
+// Checks the caller's structs and copies them into an owned request: one input, or an array of
+// n_batch. Everything rejected here is a plain -1 without a callback: no run has started.
 int make_request(Handle& h, const RKLLMInput* input, const RKLLMInferParam* infer, void* userdata, RunRequest* out) {
   if (!input) return fail(h.last_error, "rkllm_run: rkllm_input is NULL");
   if (!infer) return fail(h.last_error, "rkllm_run: rkllm_infer_params is NULL");
   RunRequest& r = *out;
   r.userdata = userdata;
-  // C callers may store any int in these enum fields; read them as ints so that an unknown value is an
-  // error message, not undefined behaviour.
-  const int input_type = raw_enum(input->input_type);
+  r.keep_history = infer->keep_history != 0;
+  r.inputs.resize(static_cast<size_t>(h.n_batch));
+  for (int i = 0; i < h.n_batch; ++i) {
+    if (read_input(h, input[i], i, r.keep_history, &r.inputs[static_cast<size_t>(i)]) != kOk) return kFail;
+  }
   const int mode = raw_enum(infer->mode);
-  r.enable_thinking = input->enable_thinking;
-  if (input->role && input->role[0] != '\0' && std::strcmp(input->role, "user") != 0) {
-    return fail(h.last_error, std::string("rkllm_run: role '") + input->role +
-                                  "' is not supported by edgellm (only \"user\"; tool results need function calling)");
-  }
-  switch (input_type) {
-    case RKLLM_INPUT_PROMPT:
-      if (!input->prompt_input) return fail(h.last_error, "rkllm_run: prompt_input is NULL");
-      r.prompt = input->prompt_input;
-      break;
-    case RKLLM_INPUT_TOKEN:
-      if (!input->token_input.input_ids || input->token_input.n_tokens == 0) {
-        return fail(h.last_error, "rkllm_run: token_input has no tokens (input_ids NULL or n_tokens 0)");
-      }
-      r.tokens.assign(input->token_input.input_ids, input->token_input.input_ids + input->token_input.n_tokens);
-      if (infer->keep_history != 0) {
-        return fail(h.last_error,
-                    "rkllm_run: RKLLM_INPUT_TOKEN with keep_history = 1 is not supported by edgellm; pass the "
-                    "whole token sequence with keep_history = 0 (its cached prefix is reused)");
-      }
-      break;
-    case RKLLM_INPUT_EMBED:
-      return fail(h.last_error, "rkllm_run: RKLLM_INPUT_EMBED is not supported by edgellm (use prompt or token input)");
-    case RKLLM_INPUT_MULTIMODAL:
-      return fail(h.last_error, "rkllm_run: RKLLM_INPUT_MULTIMODAL is not supported by edgellm (text-only models)");
-    default:
-      return fail(h.last_error, "rkllm_run: unknown input_type " + std::to_string(input_type));
-  }
-  r.input_type = static_cast<RKLLMInputType>(input_type);
   if (mode != RKLLM_INFER_GENERATE && mode != RKLLM_INFER_GET_LAST_HIDDEN_LAYER && mode != RKLLM_INFER_GET_LOGITS) {
     return fail(h.last_error, "rkllm_run: unknown mode " + std::to_string(mode));
   }
   r.mode = static_cast<RKLLMInferMode>(mode);
-  r.keep_history = infer->keep_history != 0;
+  if (h.n_batch > 1 && r.mode != RKLLM_INFER_GENERATE) {
+    return fail(h.last_error, "rkllm_run: logits and hidden-state modes take one sequence (n_batch is " +
+                                  std::to_string(h.n_batch) + ")");
+  }
   if (infer->lora_params) {
     const char* name = infer->lora_params->lora_adapter_name;
     if (!name) return fail(h.last_error, "rkllm_run: lora_params->lora_adapter_name is NULL");
@@ -235,6 +118,10 @@ int make_request(Handle& h, const RKLLMInput* input, const RKLLMInferParam* infe
     r.lora_name = name;
   }
   if (infer->prompt_cache_params && infer->prompt_cache_params->save_prompt_cache) {
+    if (h.n_batch > 1) {
+      return fail(h.last_error, "rkllm_run: save_prompt_cache takes one sequence (n_batch is " +
+                                    std::to_string(h.n_batch) + "); the engine shares common prefixes by itself");
+    }
     r.save_prompt_cache = true;
     const char* path = infer->prompt_cache_params->prompt_cache_path;
     r.prompt_cache_path = path && path[0] ? path : kDefaultPromptCachePath;
@@ -248,7 +135,15 @@ int make_request(Handle& h, const RKLLMInput* input, const RKLLMInferParam* infe
   return kOk;
 }
 
-// Delivers one result to the application's callback (1.3 or 1.1 style). Returns the callback's answer.
+}  // namespace
+
+namespace rkllm_compat {
+
+ErrorSlot& thread_error_slot() {
+  thread_local ErrorSlot slot;
+  return slot;
+}
+
 int deliver(Handle& h, RKLLMResult* result, void* userdata, LLMCallState state) {
   if (h.v11_callback) {
     h.v11_callback(result, userdata, state);
@@ -293,7 +188,6 @@ RKLLMPerfStat perf_of(const Handle& h) {
   return out;
 }
 
-// The one ERROR of a run: logged, kept, and sent to the callback.
 int report_error(Handle& h, void* userdata, const std::string& message) {
   fail(h.last_error, message);
   RKLLMResult result{};
@@ -303,16 +197,7 @@ int report_error(Handle& h, void* userdata, const std::string& message) {
   return kFail;
 }
 
-// The text completion sees with a custom chat template: the system prompt once at the start of the
-// context, then prefix + text + postfix per turn, appended to the transcript with keep_history.
-std::string custom_template_text(const Handle& h, const RunRequest& r) {
-  std::string text = r.keep_history && !h.transcript.empty() ? h.transcript : h.system_prompt;
-  return text + h.prompt_prefix + r.prompt + h.prompt_postfix;
-}
-
-// One run, synchronously, on the calling thread: exactly one FINISH or ERROR.
-int run_request(Handle& h, const RunRequest& r) {
-  void* userdata = r.userdata ? r.userdata : h.callbacks.result_userdata;
+edgellm_generate_params generate_params_of(const Handle& h, const RunRequest& r) {
   edgellm_generate_params gp = edgellm_generate_default_params(h.model);
   gp.sampling = h.sampling;
   if (r.sampling) {
@@ -330,6 +215,29 @@ int run_request(Handle& h, const RunRequest& r) {
   } else {
     gp.lora_name = "";  // a run without lora_params uses no adapter
   }
+  return gp;
+}
+
+}  // namespace rkllm_compat
+
+namespace {
+
+using namespace rkllm_compat;
+
+// The text completion sees with a custom chat template: the system prompt once at the start of the
+// context, then prefix + text + postfix per turn, appended to the transcript with keep_history.
+std::string custom_template_text(const Handle& h, const RunRequest& r) {
+  std::string text = r.keep_history && !h.transcript.empty() ? h.transcript : h.system_prompt;
+  return text + h.prompt_prefix + r.inputs[0].prompt + h.prompt_postfix;
+}
+
+// One run of one sequence, synchronously, on the calling thread: exactly one FINISH or ERROR.
+int run_request(Handle& h, const RunRequest& r) {
+  if (h.n_batch > 1) return run_batch_request(h, r);
+  void* userdata = r.userdata ? r.userdata : h.callbacks.result_userdata;
+  const RunInput& in = r.inputs[0];
+  edgellm_generate_params gp = generate_params_of(h, r);
+  const bool generating = r.mode == RKLLM_INFER_GENERATE;
   // Logits / hidden-state runs are one-off prefills: never part of the conversation.
   const bool keep_history = r.keep_history && generating;
 
@@ -338,9 +246,9 @@ int run_request(Handle& h, const RunRequest& r) {
   std::string custom_text;
   // Token input is two edgellm calls; the prefill's figures are kept for the FINISH perf.
   std::optional<RKLLMPerfStat> token_prefill;
-  if (r.input_type == RKLLM_INPUT_TOKEN) {
+  if (in.input_type == RKLLM_INPUT_TOKEN) {
     const auto start = std::chrono::steady_clock::now();
-    st = edgellm_session_prefill(h.session, r.tokens.data(), r.tokens.size());
+    st = edgellm_session_prefill(h.session, in.tokens.data(), in.tokens.size());
     if (st == EDGELLM_OK) {
       token_prefill = perf_of(h);
       token_prefill->prefill_time_ms =
@@ -352,20 +260,20 @@ int run_request(Handle& h, const RunRequest& r) {
     gp.allow_special = 1;  // the prefix and postfix hold the template's special tokens
     st = edgellm_session_complete(h.session, custom_text.c_str(), &gp, relay_text, &relay);
   } else {
-    if (edgellm_session_set_thinking(h.session, r.enable_thinking ? 1 : 0) != EDGELLM_OK) {
+    if (edgellm_session_set_thinking(h.session, in.enable_thinking ? 1 : 0) != EDGELLM_OK) {
       return report_error(h, userdata, with_session_error(h, "rkllm_run"));
     }
     // A new conversation keeps only its own round: the old rounds leave the history, while the KV
     // cache of the common prefix (system prompt, template header) is reused.
     const bool fresh = !keep_history || h.discard_history;
     edgellm_session_set_history_limit(h.session, fresh ? 1 : 0, 0);
-    st = edgellm_session_chat(h.session, r.prompt.c_str(), &gp, relay_text, &relay);
+    st = edgellm_session_chat(h.session, in.prompt.c_str(), &gp, relay_text, &relay);
     edgellm_session_set_history_limit(h.session, 0, 0);
   }
   if (st != EDGELLM_OK && st != EDGELLM_ERROR_ABORTED) return report_error(h, userdata, with_session_error(h, "rkllm_run"));
 
   // The conversation as the next run sees it.
-  if (r.input_type == RKLLM_INPUT_TOKEN) {
+  if (in.input_type == RKLLM_INPUT_TOKEN) {
     h.discard_history = true;
     h.transcript.clear();
   } else if (h.custom_template) {
@@ -420,35 +328,38 @@ int run_request(Handle& h, const RunRequest& r) {
 
 // Claims the handle for one run; false (with the message set) if one is active.
 bool claim(Handle& h) {
+  // Under batch_mu, so that rkllm_abort (n_batch > 1) sees `running` and the run's id change together.
+  std::lock_guard<std::mutex> lock(h.batch_mu);
   bool expected = false;
   if (!h.running.compare_exchange_strong(expected, true)) {
     fail(h.last_error, "rkllm_run: a run is already active on this handle");
     return false;
   }
+  ++h.run_id;
   return true;
 }
 
 int init_handle(LLMHandle* handle, RKLLMParam* param, const RKLLMCallback* callbacks, LLMResultCallbackV11 v11) {
-  return guarded(g_thread_error, [&]() -> int {
-    if (!handle) return fail(g_thread_error, "rkllm_init: handle is NULL");
+  return guarded(thread_error_slot(), [&]() -> int {
+    if (!handle) return fail(thread_error_slot(), "rkllm_init: handle is NULL");
     *handle = nullptr;
-    if (!param) return fail(g_thread_error, "rkllm_init: param is NULL");
-    if (!param->model_path || !param->model_path[0]) return fail(g_thread_error, "rkllm_init: model_path is not set");
-    if (param->extend_param.n_batch > 1) {
-      return fail(g_thread_error, "rkllm_init: n_batch " + std::to_string(param->extend_param.n_batch) +
-                                      " is not supported by edgellm (one sequence per handle; open several handles)");
+    if (!param) return fail(thread_error_slot(), "rkllm_init: param is NULL");
+    if (!param->model_path || !param->model_path[0]) return fail(thread_error_slot(), "rkllm_init: model_path is not set");
+    if (param->extend_param.n_batch > 64) {
+      return fail(thread_error_slot(), "rkllm_init: n_batch " + std::to_string(param->extend_param.n_batch) +
+                                      " is more than edgellm's 64 sequences per handle");
     }
     if (param->extend_param.use_cross_attn != 0) {
-      return fail(g_thread_error, "rkllm_init: use_cross_attn is not supported by edgellm");
+      return fail(thread_error_slot(), "rkllm_init: use_cross_attn is not supported by edgellm");
     }
-    if (check_mirostat(g_thread_error, "rkllm_init", param->mirostat, param->mirostat_tau, param->mirostat_eta) != kOk) {
+    if (check_mirostat(thread_error_slot(), "rkllm_init", param->mirostat, param->mirostat_tau, param->mirostat_eta) != kOk) {
       return kFail;
     }
     if (param->max_context_len < 0) {
-      return fail(g_thread_error, "rkllm_init: max_context_len " + std::to_string(param->max_context_len) + " is negative");
+      return fail(thread_error_slot(), "rkllm_init: max_context_len " + std::to_string(param->max_context_len) + " is negative");
     }
     if (param->extend_param.enabled_cpus_num < 0) {
-      return fail(g_thread_error, "rkllm_init: enabled_cpus_num " +
+      return fail(thread_error_slot(), "rkllm_init: enabled_cpus_num " +
                                       std::to_string(param->extend_param.enabled_cpus_num) + " is negative");
     }
 
@@ -461,14 +372,23 @@ int init_handle(LLMHandle* handle, RKLLMParam* param, const RKLLMCallback* callb
     mp.n_threads = param->extend_param.enabled_cpus_num;
     mp.cpu_mask = param->extend_param.enabled_cpus_mask;
     if (edgellm_model_load(param->model_path, &mp, &h->model) != EDGELLM_OK) {
-      return fail(g_thread_error, std::string("rkllm_init: ") + edgellm_last_error());
+      return fail(thread_error_slot(), std::string("rkllm_init: ") + edgellm_last_error());
     }
-    edgellm_session_params sp = edgellm_session_default_params();
-    sp.n_ctx = param->max_context_len;
-    if (edgellm_session_create(h->model, &sp, &h->session) != EDGELLM_OK) {
-      std::string message = std::string("rkllm_init: ") + edgellm_model_last_error(h->model);
-      edgellm_model_free(h->model);
-      return fail(g_thread_error, std::move(message));
+    h->n_batch = std::max<int>(1, param->extend_param.n_batch);
+    if (h->n_batch > 1) {
+      // n_batch sequences through the serving engine: one KV pool, every step one pass over the weights.
+      if (init_batch(*h, *param) != kOk) {
+        edgellm_model_free(h->model);
+        return kFail;
+      }
+    } else {
+      edgellm_session_params sp = edgellm_session_default_params();
+      sp.n_ctx = param->max_context_len;
+      if (edgellm_session_create(h->model, &sp, &h->session) != EDGELLM_OK) {
+        std::string message = std::string("rkllm_init: ") + edgellm_model_last_error(h->model);
+        edgellm_model_free(h->model);
+        return fail(thread_error_slot(), std::move(message));
+      }
     }
     h->sampling = sampling_from(edgellm_sampling_default_params(h->model), param->top_k, param->top_p,
                                 param->temperature, param->repeat_penalty, param->frequency_penalty,
@@ -478,9 +398,9 @@ int init_handle(LLMHandle* handle, RKLLMParam* param, const RKLLMCallback* callb
     if (h->log_level >= 1) {
       edgellm_model_info info{};
       edgellm_model_get_info(h->model, &info);
-      std::fprintf(stderr, "I RKLLM: edgellm %s, model %s (%s, chat template %s), max_context_len %d\n",
+      std::fprintf(stderr, "I RKLLM: edgellm %s, model %s (%s, chat template %s), max_context_len %d, n_batch %d\n",
                    edgellm_version(), param->model_path, info.architecture, info.chat_template,
-                   param->max_context_len);
+                   param->max_context_len, h->n_batch);
     }
     *handle = h.release();
     return kOk;
@@ -517,7 +437,7 @@ int rkllm_edgellm_init_v11(LLMHandle* handle, RKLLMParam* param, LLMResultCallba
 }
 
 int rkllm_load_lora(LLMHandle handle, RKLLMLoraAdapter* lora_adapter) {
-  if (!handle) return fail(g_thread_error, "rkllm_load_lora: handle is NULL");
+  if (!handle) return fail(thread_error_slot(), "rkllm_load_lora: handle is NULL");
   Handle& h = *as_handle(handle);
   return guarded(h.last_error, [&]() -> int {
     if (!lora_adapter || !lora_adapter->lora_adapter_path || !lora_adapter->lora_adapter_name ||
@@ -534,11 +454,15 @@ int rkllm_load_lora(LLMHandle handle, RKLLMLoraAdapter* lora_adapter) {
 }
 
 int rkllm_load_prompt_cache(LLMHandle handle, const char* prompt_cache_path) {
-  if (!handle) return fail(g_thread_error, "rkllm_load_prompt_cache: handle is NULL");
+  if (!handle) return fail(thread_error_slot(), "rkllm_load_prompt_cache: handle is NULL");
   Handle& h = *as_handle(handle);
   return guarded(h.last_error, [&]() -> int {
     if (!prompt_cache_path) return fail(h.last_error, "rkllm_load_prompt_cache: prompt_cache_path is NULL");
     if (h.running.load()) return fail(h.last_error, "rkllm_load_prompt_cache: a run is active on this handle");
+    if (h.n_batch > 1) {
+      return fail(h.last_error, "rkllm_load_prompt_cache: prompt caches take one sequence (n_batch is " +
+                                    std::to_string(h.n_batch) + "); the engine shares common prefixes by itself");
+    }
     if (edgellm_session_load_state(h.session, prompt_cache_path) != EDGELLM_OK) {
       return fail(h.last_error, with_session_error(h, "rkllm_load_prompt_cache"));
     }
@@ -547,9 +471,10 @@ int rkllm_load_prompt_cache(LLMHandle handle, const char* prompt_cache_path) {
 }
 
 int rkllm_release_prompt_cache(LLMHandle handle) {
-  if (!handle) return fail(g_thread_error, "rkllm_release_prompt_cache: handle is NULL");
+  if (!handle) return fail(thread_error_slot(), "rkllm_release_prompt_cache: handle is NULL");
   Handle& h = *as_handle(handle);
   if (h.running.load()) return fail(h.last_error, "rkllm_release_prompt_cache: a run is active on this handle");
+  if (h.n_batch > 1) return kOk;  // none can have been loaded
   if (edgellm_session_trim(h.session, 0) != EDGELLM_OK) {
     return fail(h.last_error, with_session_error(h, "rkllm_release_prompt_cache"));
   }
@@ -557,7 +482,7 @@ int rkllm_release_prompt_cache(LLMHandle handle) {
 }
 
 int rkllm_destroy(LLMHandle handle) {
-  if (!handle) return fail(g_thread_error, "rkllm_destroy: handle is NULL");
+  if (!handle) return fail(thread_error_slot(), "rkllm_destroy: handle is NULL");
   Handle* h = as_handle(handle);
   std::thread worker;
   {
@@ -565,6 +490,7 @@ int rkllm_destroy(LLMHandle handle) {
     worker = std::move(h->worker);
   }
   if (worker.joinable()) worker.join();
+  edgellm_engine_free(h->engine);
   edgellm_session_free(h->session);
   edgellm_model_free(h->model);
   delete h;
@@ -572,7 +498,7 @@ int rkllm_destroy(LLMHandle handle) {
 }
 
 int rkllm_run(LLMHandle handle, RKLLMInput* rkllm_input, RKLLMInferParam* rkllm_infer_params, void* userdata) {
-  if (!handle) return fail(g_thread_error, "rkllm_run: handle is NULL");
+  if (!handle) return fail(thread_error_slot(), "rkllm_run: handle is NULL");
   Handle& h = *as_handle(handle);
   return guarded(h.last_error, [&]() -> int {
     RunRequest request;
@@ -587,7 +513,7 @@ int rkllm_run(LLMHandle handle, RKLLMInput* rkllm_input, RKLLMInferParam* rkllm_
 }
 
 int rkllm_run_async(LLMHandle handle, RKLLMInput* rkllm_input, RKLLMInferParam* rkllm_infer_params, void* userdata) {
-  if (!handle) return fail(g_thread_error, "rkllm_run_async: handle is NULL");
+  if (!handle) return fail(thread_error_slot(), "rkllm_run_async: handle is NULL");
   Handle& h = *as_handle(handle);
   return guarded(h.last_error, [&]() -> int {
     RunRequest request;
@@ -604,21 +530,26 @@ int rkllm_run_async(LLMHandle handle, RKLLMInput* rkllm_input, RKLLMInferParam* 
 }
 
 int rkllm_abort(LLMHandle handle) {
-  if (!handle) return fail(g_thread_error, "rkllm_abort: handle is NULL");
+  if (!handle) return fail(thread_error_slot(), "rkllm_abort: handle is NULL");
   Handle& h = *as_handle(handle);
-  if (h.running.load()) edgellm_session_abort(h.session);
+  if (h.n_batch > 1) {
+    abort_batch(h);
+  } else if (h.running.load()) {
+    edgellm_session_abort(h.session);
+  }
   return kOk;
 }
 
 int rkllm_is_running(LLMHandle handle) { return handle && as_handle(handle)->running.load() ? 1 : 0; }
 
 int rkllm_clear_kv_cache(LLMHandle handle, int keep_system_prompt, int* start_pos, int* end_pos) {
-  if (!handle) return fail(g_thread_error, "rkllm_clear_kv_cache: handle is NULL");
+  if (!handle) return fail(thread_error_slot(), "rkllm_clear_kv_cache: handle is NULL");
   Handle& h = *as_handle(handle);
   if (h.running.load()) return fail(h.last_error, "rkllm_clear_kv_cache: a run is active on this handle");
   if ((start_pos == nullptr) != (end_pos == nullptr)) {
     return fail(h.last_error, "rkllm_clear_kv_cache: start_pos and end_pos must both be NULL or both be set");
   }
+  if (h.n_batch > 1) return clear_batch(h, keep_system_prompt, start_pos, end_pos);
   if (start_pos) {
     const int n_cached = edgellm_session_n_cached(h.session);
     const int start = start_pos[0], end = end_pos[0];
@@ -642,16 +573,20 @@ int rkllm_clear_kv_cache(LLMHandle handle, int keep_system_prompt, int* start_po
 }
 
 int rkllm_get_kv_cache_size(LLMHandle handle, int* cache_sizes) {
-  if (!handle) return fail(g_thread_error, "rkllm_get_kv_cache_size: handle is NULL");
+  if (!handle) return fail(thread_error_slot(), "rkllm_get_kv_cache_size: handle is NULL");
   Handle& h = *as_handle(handle);
   if (!cache_sizes) return fail(h.last_error, "rkllm_get_kv_cache_size: cache_sizes is NULL");
+  if (h.n_batch > 1) {
+    for (int i = 0; i < h.n_batch; ++i) cache_sizes[i] = h.slots[static_cast<size_t>(i)].kv_tokens;
+    return kOk;
+  }
   cache_sizes[0] = edgellm_session_n_cached(h.session);
   return kOk;
 }
 
 int rkllm_set_chat_template(LLMHandle handle, const char* system_prompt, const char* prompt_prefix,
                             const char* prompt_postfix) {
-  if (!handle) return fail(g_thread_error, "rkllm_set_chat_template: handle is NULL");
+  if (!handle) return fail(thread_error_slot(), "rkllm_set_chat_template: handle is NULL");
   Handle& h = *as_handle(handle);
   return guarded(h.last_error, [&]() -> int {
     if (!system_prompt || !prompt_prefix || !prompt_postfix) {
@@ -664,24 +599,27 @@ int rkllm_set_chat_template(LLMHandle handle, const char* system_prompt, const c
     h.custom_template = !(h.system_prompt.empty() && h.prompt_prefix.empty() && h.prompt_postfix.empty());
     h.transcript.clear();
     h.discard_history = true;
+    for (BatchSlot& slot : h.slots) slot = BatchSlot{};
     return kOk;
   });
 }
 
 int rkllm_set_function_tools(LLMHandle handle, const char* system_prompt, const char* tools,
                              const char* tool_response_str) {
-  ErrorSlot& slot = handle ? as_handle(handle)->last_error : g_thread_error;
+  ErrorSlot& slot = handle ? as_handle(handle)->last_error : thread_error_slot();
   return fail(slot, "rkllm_set_function_tools: function calling is not supported by edgellm");
 }
 
 int rkllm_set_cross_attn_params(LLMHandle handle, RKLLMCrossAttnParam* cross_attn_params) {
-  ErrorSlot& slot = handle ? as_handle(handle)->last_error : g_thread_error;
+  ErrorSlot& slot = handle ? as_handle(handle)->last_error : thread_error_slot();
   return fail(slot, "rkllm_set_cross_attn_params: cross-attention decoders are not supported by edgellm");
 }
 
 const char* rkllm_edgellm_last_error(LLMHandle handle) {
-  g_returned_error = handle ? as_handle(handle)->last_error.get() : g_thread_error.get();
-  return g_returned_error.c_str();
+  // What this thread last got from here (its pointer stays valid until then).
+  thread_local std::string returned;
+  returned = handle ? as_handle(handle)->last_error.get() : thread_error_slot().get();
+  return returned.c_str();
 }
 
 }  // extern "C"

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "kernels/quantize.h"
+#include "runtime/prompt_tokens.h"
 #include "runtime/stop_matcher.h"
 #include "util/half.h"
 
@@ -200,16 +201,10 @@ Expected<GenerationStats> Session::generate(const GenerateOptions& options, cons
 Expected<GenerationStats> Session::complete(std::string_view prompt, bool allow_special,
                                             const GenerateOptions& options, const TextCallback& callback) {
   if (options.lora_name) EDGELLM_TRY(set_lora(*options.lora_name, options.lora_scale));
-  EDGELLM_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, model_->tokenizer().encode(prompt, allow_special));
-  if (model_->tokenizer().add_bos()) {
-    if (auto bos = model_->tokenizer().bos_id()) tokens.insert(tokens.begin(), *bos);
-  }
-  if (tokens.empty()) return make_error(ErrorCode::kInvalidArgument, "the prompt is empty");
+  EDGELLM_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, completion_tokens(*model_, prompt, allow_special));
   RunningGuard guard(running_, abort_);
   const auto start = std::chrono::steady_clock::now();
-  const int64_t before = static_cast<int64_t>(cached_.size());
   EDGELLM_ASSIGN_OR_RETURN(const int64_t prefilled, prefill(tokens));
-  (void)before;
   const double prefill_ms = ms_since(start);
   EDGELLM_ASSIGN_OR_RETURN(GenerationStats stats, generate(options, callback));
   stats.prompt_tokens = static_cast<int64_t>(tokens.size());
@@ -222,11 +217,7 @@ Expected<GenerationStats> Session::complete(std::string_view prompt, bool allow_
 void Session::set_system_prompt(std::string system_prompt) { system_prompt_ = std::move(system_prompt); }
 
 Expected<std::vector<int32_t>> Session::render_chat(const std::vector<ChatMessage>& messages) const {
-  EDGELLM_ASSIGN_OR_RETURN(RenderedPrompt rendered, model_->chat_template().render(messages, chat_options_));
-  std::vector<TextSegment> segments;
-  segments.reserve(rendered.segments.size());
-  for (const auto& s : rendered.segments) segments.push_back(TextSegment{s.text, s.allow_special});
-  return model_->tokenizer().encode_segments(segments);
+  return chat_tokens(*model_, messages, chat_options_);
 }
 
 std::vector<ChatMessage> Session::limited_history(int64_t reply_budget) const {

@@ -244,6 +244,9 @@ void Engine::run() {
       wake_.wait(lock, [&] { return stop_ || !inbox_.empty() || !cancels_.empty() || !active_.empty(); });
       if (stop_) break;
       inbox.swap(inbox_);
+      // They move from the inbox to the scheduler's queue: still counted against max_queue until the
+      // statistics are published after the step.
+      n_waiting_ += static_cast<int64_t>(inbox.size());
       cancels.swap(cancels_);
       step_observer = step_observer_;
     }
@@ -298,6 +301,11 @@ void Engine::expire_requests() {
 bool Engine::run_step(const std::function<void(const StepStats&)>& observer) {
   const Clock::time_point start = Clock::now();
   const std::vector<ScheduledChunk> plan = scheduler_.schedule();
+  {
+    // The queue as admission left it, before any of this step's callbacks can wake a submitter.
+    std::lock_guard<std::mutex> lock(mu_);
+    n_waiting_ = static_cast<int64_t>(scheduler_.waiting().size());
+  }
   if (plan.empty()) return false;
   ++step_index_;
   const ModelConfig& c = model_->config();

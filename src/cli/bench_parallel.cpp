@@ -245,14 +245,16 @@ int run_parallel_bench(const std::shared_ptr<const LoadedModel>& model, const st
               "output tok/s", "TTFT ms p50/p99", "TPOT ms p50/p99", "preempt",
               a.shared_prefix > 0 ? "   first TTFT ms  cached/run" : "");
   for (const Row& r : rows) {
-    std::printf("%8lld %6lld %6lld %13.1f %13.1f %8.1f/%-8.1f %8.2f/%-8.2f %9lld", static_cast<long long>(r.P),
-                static_cast<long long>(r.p), static_cast<long long>(r.n), r.decode_tps, r.output_tps, r.ttft_p50,
+    char decode[32] = "-";  // no step had every stream decoding (prompts still prefilling meanwhile)
+    if (r.decode_tps > 0) std::snprintf(decode, sizeof decode, "%.1f", r.decode_tps);
+    std::printf("%8lld %6lld %6lld %13s %13.1f %8.1f/%-8.1f %8.2f/%-8.2f %9lld", static_cast<long long>(r.P),
+                static_cast<long long>(r.p), static_cast<long long>(r.n), decode, r.output_tps, r.ttft_p50,
                 r.ttft_p99, r.tpot_p50, r.tpot_p99, static_cast<long long>(r.preemptions));
     if (a.shared_prefix > 0) std::printf("   %13.1f  %10lld", r.first_ttft, static_cast<long long>(r.cached_tokens));
     std::printf("\n");
   }
-  std::printf("decode tok/s: all streams decoding, no prefill in the step (median of %d runs); output tok/s: all "
-              "generated tokens over the wall time\n",
+  std::printf("decode tok/s: over the steps where all streams decode and nothing prefills (median of %d runs; '-': "
+              "no such step); output tok/s: all generated tokens over the wall time\n",
               a.reps);
   std::printf("peak RSS %.1f MiB = model file %.1f MiB + KV pool %.1f MiB (budget) + %.1f MiB other\n", rss_mib,
               file_mib, kv_mib, rss_mib - file_mib - kv_mib);

@@ -57,6 +57,35 @@ def test_bench_thread_placement_flags(synth_model):
     assert r.returncode != 0 and "edgellm bench: --cpus 'x'" in r.stderr
 
 
+def test_bench_parallel_drives_the_engine(synth_model):
+    r = run_cli(["bench", "-m", synth_model, "-p", "12", "-n", "6", "-r", "1", "-t", "2", "--parallel", "1,3",
+                 "--json"])
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert [(x["parallel"], x["input"], x["output"]) for x in out["results"]] == [(1, 12, 6), (3, 12, 6)]
+    for x in out["results"]:
+        assert x["decode_tps"] > 0 and x["output_tps"] > 0
+        assert 0 < x["ttft_ms_p50"] <= x["ttft_ms_p99"]
+        assert 0 < x["tpot_ms_p50"] <= x["tpot_ms_p99"]
+        assert x["preemptions"] == 0
+    assert out["kv_pool_mib"] > 0 and out["peak_rss_mib"] > out["model_file_mib"]
+    # A shared prefix: after the first request, the others take its blocks from the cache.
+    r = run_cli(["bench", "-m", synth_model, "-p", "4", "-n", "3", "-r", "1", "--parallel", "3",
+                 "--shared-prefix", "40", "--json"])
+    assert r.returncode == 0, r.stderr
+    x = json.loads(r.stdout)["results"][0]
+    assert x["cached_tokens_per_run"] == 2 * 32 and x["first_ttft_ms"] > 0
+    # The KV budget is the pool's size.
+    r = run_cli(["bench", "-m", synth_model, "-p", "60", "-n", "40", "-r", "1", "--parallel", "3", "--kv-mem", "1",
+                 "--json"])
+    assert r.returncode == 0, r.stderr
+    assert 0.9 < json.loads(r.stdout)["kv_pool_mib"] <= 1.0
+    r = run_cli(["bench", "-m", synth_model, "-p", "5", "-n", "2", "--parallel", "0"])
+    assert r.returncode != 0 and "--parallel takes" in r.stderr
+    r = run_cli(["bench", "-m", synth_model, "-p", "5", "-n", "2", "--parallel", "2", "--roofline"])
+    assert r.returncode != 0 and "--roofline" in r.stderr
+
+
 def test_compare_script_without_llama_cpp(synth_model, tmp_path):
     # A Python that cannot import llama_cpp: the system one with an empty module path in front.
     fake = tmp_path / "llama_cpp.py"

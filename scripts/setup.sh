@@ -10,8 +10,10 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
-  nlohmann-json3-dev libcli11-dev libpcre2-dev libicu-dev libsqlite3-dev libedit-dev
+  nlohmann-json3-dev libcli11-dev libpcre2-dev libicu-dev libsqlite3-dev libedit-dev libcpp-httplib-dev
   python3-venv
+  # tests of `edgellm serve`: promtool checks the /metrics exposition, curl the raw SSE/NDJSON framing
+  prometheus curl
 )
 # ARM stage of scripts/test.sh on an x86-64 machine: cross-build the kernels for aarch64 (static, so
 # libc6-dev-arm64-cross's libc.a) and run their tests under qemu-aarch64. On an arm64 board the native

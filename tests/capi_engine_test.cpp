@@ -226,28 +226,33 @@ TEST_F(CApiEngine, BadRequestsAreRefusedWithoutEvents) {
   EXPECT_EQ(edgellm_engine_submit(nullptr, &none, nullptr, nullptr, nullptr), EDGELLM_ERROR_INVALID_ARGUMENT);
   EXPECT_EQ(edgellm_engine_submit(engine, nullptr, nullptr, nullptr, nullptr), EDGELLM_ERROR_INVALID_ARGUMENT);
 
-  // One running, one waiting, the next refused: EDGELLM_ERROR_BUSY.
+  edgellm_engine_free(engine);
+
+  // One running (long enough to be still running), one waiting, the next refused: EDGELLM_ERROR_BUSY.
+  ep.n_ctx = 4096;
+  ASSERT_EQ(edgellm_engine_create(model_, &ep, &engine), EDGELLM_OK);
   edgellm_request ok = none;
   ok.prompt = "Hello";
-  ok.params = greedy(40);
+  ok.params = greedy(4000);
   Events::Key k1{&events, 1}, k2{&events, 2};
   uint64_t running = 0;
   ASSERT_EQ(edgellm_engine_submit(engine, &ok, Events::callback, &k1, &running), EDGELLM_OK);
   for (int i = 0; i < 6000 && events.get(1).tokens.empty(); ++i) std::this_thread::sleep_for(1ms);
   ASSERT_EQ(edgellm_engine_submit(engine, &ok, Events::callback, &k2, nullptr), EDGELLM_OK);
   refuse(ok, EDGELLM_ERROR_BUSY, "queue is full");
-  // Freeing the engine ends both with "cancelled" or their natural end, each exactly once.
+  // Freeing the engine ends both with "cancelled", each exactly once.
   edgellm_engine_free(engine);
   for (int k : {1, 2}) {
     const Outcome o = events.get(k);
     EXPECT_EQ(o.n_finish, 1) << k;
+    EXPECT_EQ(o.finish_reason, "cancelled") << k;
     EXPECT_EQ(o.events_after_end, 0) << k;
   }
 
   edgellm_engine_params bad = ep;
   bad.kv_mem_bytes = 1024;
   EXPECT_EQ(edgellm_engine_create(model_, &bad, &engine), EDGELLM_ERROR_OUT_OF_MEMORY);
-  EXPECT_NE(std::string(edgellm_model_last_error(model_)).find("one context of 64 positions"), std::string::npos)
+  EXPECT_NE(std::string(edgellm_model_last_error(model_)).find("one context of 4096 positions"), std::string::npos)
       << edgellm_model_last_error(model_);
   EXPECT_EQ(engine, nullptr);
 }

@@ -548,6 +548,76 @@ TEST(Engine, RequestsWithDifferentAdaptersShareSteps) {
   EXPECT_EQ(col.get(9).tokens, col.get(1).tokens);
 }
 
+// logprobs: each token's log-probability and the top k alternatives, from the raw logits (what the model
+// gives, whatever the sampling settings), equal to a log-softmax of the logits of the same step run alone.
+TEST(Engine, LogprobsAreTheModelsLogSoftmax) {
+  auto m = load(test::source_path("tests/models/qwen2-tiny"));
+  ASSERT_TRUE(m);
+  EngineOptions o;
+  o.n_ctx = 128;
+  auto engine = make_engine(m, o);
+  ASSERT_TRUE(engine);
+  EngineRequest r;
+  r.prompt = random_tokens(12, m->config().n_vocab, 4);
+  r.sampling.temperature = 0.7f;  // sampled: the chosen token is not always the most likely
+  r.sampling.seed = 5;
+  r.max_new_tokens = 8;
+  r.ignore_stop_tokens = true;
+  r.logprobs = 3;
+  struct Seen {
+    int32_t token;
+    float logprob;
+    std::vector<TokenLogprob> top;
+  };
+  std::vector<Seen> seen;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  r.on_token = [&](const TokenEvent& e) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (e.token >= 0) seen.push_back({e.token, e.logprob, *e.top_logprobs});
+    return true;
+  };
+  r.on_done = [&](const RequestResult&) {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+    cv.notify_all();
+  };
+  submit_ok(*engine, r);
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 60s, [&] { return done; }));
+  }
+  ASSERT_EQ(seen.size(), 8u);
+  // The same steps alone: the log-softmax of each step's logits.
+  const ModelConfig& c = m->config();
+  auto kv = KvCache::create(c, 64, DType::kF16);
+  ForwardScratch scratch(c, 64, 64, m->pool().n_threads());
+  std::vector<float> logits;
+  ASSERT_TRUE(m->transformer().forward(r.prompt.data(), 12, *kv, scratch, m->pool(), LogitsMode::kLast, logits).ok());
+  for (const Seen& s : seen) {
+    double mx = *std::max_element(logits.begin(), logits.end()), sum = 0;
+    for (float v : logits) sum += std::exp(v - mx);
+    const double lse = mx + std::log(sum);
+    EXPECT_NEAR(s.logprob, logits[static_cast<size_t>(s.token)] - lse, 1e-4);
+    ASSERT_EQ(s.top.size(), 3u);
+    EXPECT_EQ(s.top[0].token, std::max_element(logits.begin(), logits.end()) - logits.begin());
+    for (size_t i = 0; i < 3; ++i) {
+      EXPECT_NEAR(s.top[i].logprob, logits[static_cast<size_t>(s.top[i].token)] - lse, 1e-4);
+      if (i > 0) {
+        EXPECT_GE(s.top[i - 1].logprob, s.top[i].logprob);
+      }
+    }
+    EXPECT_LE(s.logprob, s.top[0].logprob);
+    ASSERT_TRUE(m->transformer().forward(&s.token, 1, *kv, scratch, m->pool(), LogitsMode::kLast, logits).ok());
+  }
+  // Out of range.
+  r.logprobs = 21;
+  auto bad = engine->submit(r);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("logprobs must be between 0 and 20"), std::string::npos);
+}
+
 // Submitters and cancellers on several threads (the scheduler's TSan test): every request ends exactly once.
 TEST(Engine, ConcurrentSubmittersAndCancellers) {
   test::TempDir dir;

@@ -177,6 +177,10 @@ Expected<uint64_t> Engine::submit(EngineRequest request) {
     return make_error(ErrorCode::kInvalidArgument, "timeout must be a finite number of seconds >= 0");
   }
   if (!std::isfinite(request.lora_scale)) return make_error(ErrorCode::kInvalidArgument, "LoRA scale must be finite");
+  if (request.logprobs < -1 || request.logprobs > 20) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "logprobs must be between 0 and 20 (or -1 for none), got " + std::to_string(request.logprobs));
+  }
   std::shared_ptr<const LoraAdapter> lora;
   if (!request.lora_name.empty()) {
     lora = model_->find_lora(request.lora_name);
@@ -208,7 +212,7 @@ Expected<uint64_t> Engine::submit(EngineRequest request) {
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stop_) return make_error(ErrorCode::kAborted, "the engine is shutting down");
+    if (stop_ || draining_) return make_error(ErrorCode::kAborted, "the engine is shutting down");
     const int64_t queued = static_cast<int64_t>(inbox_.size()) + n_waiting_;
     if (queued >= options_.max_queue) {
       return make_error(ErrorCode::kBusy, "the queue is full (" + std::to_string(queued) +
@@ -219,6 +223,15 @@ Expected<uint64_t> Engine::submit(EngineRequest request) {
   }
   wake_.notify_one();
   return id;
+}
+
+void Engine::drain() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    draining_ = true;
+    cancel_all_ = true;
+  }
+  wake_.notify_one();
 }
 
 void Engine::cancel(uint64_t id) {
@@ -241,13 +254,20 @@ void Engine::run() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || !inbox_.empty() || !cancels_.empty() || !active_.empty(); });
+      wake_.wait(lock, [&] {
+        return stop_ || cancel_all_ || !inbox_.empty() || !cancels_.empty() || !active_.empty();
+      });
       if (stop_) break;
       inbox.swap(inbox_);
       // They move from the inbox to the scheduler's queue: still counted against max_queue until the
       // statistics are published after the step.
       n_waiting_ += static_cast<int64_t>(inbox.size());
       cancels.swap(cancels_);
+      if (cancel_all_) {
+        for (const auto& r : inbox) cancels.push_back(r->id);
+        for (const auto& [id, r] : active_) cancels.push_back(id);
+        cancel_all_ = false;
+      }
       step_observer = step_observer_;
     }
     take_inbox(inbox, cancels);
@@ -367,6 +387,26 @@ void Engine::on_logits(Request& r, float* logits) {
     finish(r, "length");
     return;
   }
+  const int64_t V = model_->config().n_vocab;
+  float log_normalizer = 0;
+  if (r.req.logprobs >= 0) {
+    // log p = logit - log(sum exp(logits)), from the row as the model gave it (sampling rewrites it).
+    raw_logits_.assign(logits, logits + V);
+    const float max_logit = *std::max_element(logits, logits + V);
+    double sum = 0;
+    for (int64_t i = 0; i < V; ++i) sum += std::exp(static_cast<double>(logits[i] - max_logit));
+    log_normalizer = max_logit + static_cast<float>(std::log(sum));
+    top_logprobs_.clear();
+    if (r.req.logprobs > 0) {
+      std::vector<int32_t> ids(static_cast<size_t>(V));
+      for (int64_t i = 0; i < V; ++i) ids[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+      const auto k = static_cast<std::ptrdiff_t>(std::min<int64_t>(r.req.logprobs, V));
+      std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](int32_t a, int32_t b) {
+        return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+      });
+      for (std::ptrdiff_t i = 0; i < k; ++i) top_logprobs_.push_back({ids[static_cast<size_t>(i)], logits[ids[static_cast<size_t>(i)]] - log_normalizer});
+    }
+  }
   const int32_t token = r.sampler.sample(logits);
   if (token == Sampler::kNoToken) {
     finish(r, "error", "sampling found no token with a finite logit (broken logits)");
@@ -381,7 +421,12 @@ void Engine::on_logits(Request& r, float* logits) {
   r.seq.tokens.push_back(token);
   r.sampler.accept(token);
   const StopMatcher::Result m = r.stop_matcher.push(r.decoder.push(token));
-  if (!emit(r, token, m.emit)) return;  // finished inside
+  TokenEvent event{r.id, token, m.emit, step_index_};
+  if (r.req.logprobs >= 0) {
+    event.logprob = raw_logits_[static_cast<size_t>(token)] - log_normalizer;
+    event.top_logprobs = &top_logprobs_;
+  }
+  if (!emit(r, event)) return;  // finished inside
   if (m.stopped) {
     finish(r, "stop");
     return;
@@ -393,12 +438,12 @@ void Engine::on_logits(Request& r, float* logits) {
   if (static_cast<int64_t>(r.seq.tokens.size()) > options_.n_ctx) finish(r, "context");
 }
 
-bool Engine::emit(Request& r, int32_t token, const std::string& text) {
-  r.text += text;
+bool Engine::emit(Request& r, const TokenEvent& event) {
+  r.text += event.text;
   if (!r.req.on_token) return true;
   bool go_on = false;
   try {
-    go_on = r.req.on_token(TokenEvent{r.id, token, text, step_index_});
+    go_on = r.req.on_token(event);
   } catch (const std::exception& e) {
     finish(r, "error", std::string("the token callback threw: ") + e.what());
     return false;
@@ -480,6 +525,7 @@ void Engine::update_stats_locked() {
   stats_.kv_blocks_used = pool_.n_used();
   stats_.kv_blocks_cached = pool_.n_cached();
   stats_.preemptions = scheduler_.n_preemptions();
+  stats_.prefix_cache_hits = pool_.n_hits();
 }
 
 }  // namespace edgellm

@@ -48,11 +48,21 @@ struct EngineOptions {
 // One generated token as it streams out. `text` is what became printable with it (complete UTF-8, after
 // stop-string hold-back): often one piece, sometimes empty (a partial character, a possible stop string).
 // At the end, held-back text is flushed as an event with token -1.
+// A token's log-probability under the model (log-softmax of its raw logits, before sampling settings).
+struct TokenLogprob {
+  int32_t token = -1;
+  float logprob = 0;
+};
+
 struct TokenEvent {
   uint64_t request_id = 0;
   int32_t token = -1;
   std::string_view text;
   uint64_t step = 0;  // the engine step that produced it (the same for every request's token of a step)
+  // With EngineRequest::logprobs >= 0: the token's log-probability and the `logprobs` most likely tokens
+  // (most likely first; valid during the call).
+  float logprob = 0;
+  const std::vector<TokenLogprob>* top_logprobs = nullptr;
 };
 
 struct RequestResult {
@@ -80,6 +90,7 @@ struct EngineRequest {
   int32_t max_new_tokens = 256;
   std::vector<std::string> stop_strings;
   bool ignore_stop_tokens = false;       // go on past EOS / end-of-turn (benchmarks)
+  int32_t logprobs = -1;                 // -1: none; 0: each token's log-probability; k > 0: and the top k (<= 20)
   std::string lora_name;                 // a loaded adapter, "" for none; requests with different ones share steps
   float lora_scale = 1.0f;
   double timeout_seconds = 0;            // from submit to finish; 0: none
@@ -104,6 +115,7 @@ struct EngineStats {
   int64_t requests_submitted = 0, requests_finished = 0;
   int64_t prompt_tokens = 0, cached_prompt_tokens = 0, generated_tokens = 0;
   int64_t preemptions = 0, steps = 0;
+  int64_t prefix_cache_hits = 0;  // KV blocks taken from the prefix cache
 };
 
 class Engine {
@@ -124,6 +136,8 @@ class Engine {
   Expected<uint64_t> submit(EngineRequest request);
   // Ends a request at the next step boundary (finish "cancelled"); nothing if it has already finished.
   void cancel(uint64_t id);
+  // For a shutdown: refuses new requests from now on (kAborted) and cancels every queued or running one.
+  void drain();
   // Hook called on the engine thread after every step (benchmarks), before the on_done callbacks of the
   // requests the step finished. Takes effect for the steps after the next submit.
   void set_step_observer(std::function<void(const StepStats&)> observer);
@@ -140,7 +154,8 @@ class Engine {
   void expire_requests();
   bool run_step(const std::function<void(const StepStats&)>& observer);
   void on_logits(Request& r, float* logits);
-  bool emit(Request& r, int32_t token, const std::string& text);
+  // Hands a token to the request's on_token; false if that ended the request (r is gone then).
+  bool emit(Request& r, const TokenEvent& event);
   // Ends a request: releases its blocks and queues its on_done for call_done_callbacks().
   void finish(Request& r, const std::string& reason, const std::string& error = {});
   void call_done_callbacks();
@@ -153,6 +168,8 @@ class Engine {
   Scheduler scheduler_;
   std::unique_ptr<ForwardScratch> scratch_;
   std::vector<float> logits_;
+  std::vector<float> raw_logits_;             // a row before sampling changes it (logprobs)
+  std::vector<TokenLogprob> top_logprobs_;    // the current token's top alternatives
   uint64_t step_index_ = 0;  // engine thread only: steps run so far
 
   // Engine thread only.
@@ -166,6 +183,8 @@ class Engine {
   std::vector<uint64_t> cancels_;                // guarded by mu_
   std::function<void(const StepStats&)> step_observer_;  // guarded by mu_; copied by the engine thread
   bool stop_ = false;                            // guarded by mu_
+  bool draining_ = false;                        // guarded by mu_: drain() was called
+  bool cancel_all_ = false;                      // guarded by mu_: cancel every request at the next step
   int64_t n_waiting_ = 0;                        // guarded by mu_: queued in the scheduler (engine-published)
   EngineStats stats_;                            // guarded by mu_
   std::atomic<uint64_t> next_id_{1};

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <map>
 
 #include "kernels/matmul.h"
 #include "util/half.h"
@@ -273,10 +274,26 @@ Status Model::bind_weights(const ArchSpec& spec) {
   if (!c.fused_qkv) c.qkv_bias = w.layers[0].bq.data != nullptr;
 
   weight_bytes_ = 0;
+  n_params_ = 0;
+  std::map<DType, size_t> bytes_by_type;
+  const auto count = [&](const std::vector<int64_t>& ne, DType type, size_t size_bytes) {
+    weight_bytes_ += size_bytes;
+    int64_t n = 1;
+    for (int64_t d : ne) n *= d;
+    n_params_ += n;
+    if (ne.size() >= 2) bytes_by_type[type] += size_bytes;  // matrices decide the file's "type"
+  };
   if (gguf_) {
-    for (const auto& t : gguf_->tensors()) weight_bytes_ += t.size_bytes;
+    for (const auto& t : gguf_->tensors()) count(t.ne, t.type, t.size_bytes);
   } else {
-    for (const auto& t : hf_->weights.tensors()) weight_bytes_ += t.ref.size_bytes;
+    for (const auto& t : hf_->weights.tensors()) count(t.ref.ne, t.ref.type, t.ref.size_bytes);
+  }
+  size_t most = 0;
+  for (const auto& [type, bytes] : bytes_by_type) {
+    if (bytes > most) {
+      most = bytes;
+      main_type_ = type;
+    }
   }
   return {};
 }

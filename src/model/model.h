@@ -58,6 +58,9 @@ class Model {
   const HfDirectory* hf() const { return hf_ ? &*hf_ : nullptr; }
   // Bytes of all weight tensors as stored (what one decode step reads).
   size_t weight_bytes() const { return weight_bytes_; }
+  // Elements of all weight tensors (the parameter count), and the type most of the matrices' bytes are in.
+  int64_t n_params() const { return n_params_; }
+  DType main_weight_type() const { return main_type_; }
   // GGUF files: repacks the matrices the default matmul kernels of this CPU read in a packed layout
   // (TensorRef::packed) and releases their file pages, so the copies replace the file's bytes in memory;
   // a tied embedding's rows are then read from the copy too. Nothing for other files, types or CPUs.
@@ -83,6 +86,8 @@ class Model {
   std::vector<std::unique_ptr<std::vector<float>>> owned_f32_;
   HugePageBuffer packed_;  // the TensorRef::packed copies, one arena
   size_t weight_bytes_ = 0;
+  int64_t n_params_ = 0;
+  DType main_type_ = DType::kF32;
 };
 
 }  // namespace edgellm

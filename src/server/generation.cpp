@@ -1,0 +1,132 @@
+#include "server/generation.h"
+
+#include "runtime/prompt_tokens.h"
+#include "server/api_error.h"
+
+namespace edgellm::server {
+
+namespace {
+
+void record_result(Metrics& m, const std::string& route, const std::string& model, const RequestResult& r) {
+  m.add("edgellm_request_finish_total", {model, r.finish_reason});
+  m.observe("edgellm_request_queue_seconds", {model}, r.queue_ms / 1000.0);
+  m.observe("edgellm_request_duration_seconds", {route, model}, r.total_ms / 1000.0);
+  if (r.generated_tokens > 0) m.observe("edgellm_time_to_first_token_seconds", {model}, r.ttft_ms / 1000.0);
+  if (r.generated_tokens > 1) {
+    m.observe("edgellm_time_per_output_token_seconds", {model},
+              (r.total_ms - r.ttft_ms) / 1000.0 / static_cast<double>(r.generated_tokens - 1));
+  }
+}
+
+}  // namespace
+
+std::vector<int32_t> chat_prompt_tokens(const ServedModel& model, const std::vector<ChatMessage>& messages,
+                                        std::optional<bool> enable_thinking, bool* thinking_open) {
+  ChatOptions options = model.model->chat_options();
+  if (enable_thinking) options.enable_thinking = enable_thinking;
+  auto rendered = model.model->chat_template().render(messages, options);
+  if (!rendered.ok()) {
+    ApiError e = api_error_from(rendered.error(), "messages");
+    throw RequestError(std::move(e));
+  }
+  if (thinking_open) {
+    const std::string text = rendered->text();
+    const std::string open = "<think>\n";
+    *thinking_open = text.size() >= open.size() && text.compare(text.size() - open.size(), open.size(), open) == 0;
+  }
+  auto tokens = chat_tokens(*model.model, messages, options);
+  if (!tokens.ok()) throw RequestError(api_error_from(tokens.error(), "messages"));
+  return std::move(*tokens);
+}
+
+std::vector<int32_t> completion_prompt_tokens(const ServedModel& model, const std::string& prompt) {
+  auto tokens = completion_tokens(*model.model, prompt, /*allow_special=*/false);
+  if (!tokens.ok()) throw RequestError(api_error_from(tokens.error(), "prompt"));
+  return std::move(*tokens);
+}
+
+bool has_reasoning_template(const ServedModel& model) {
+  return std::string(model.model->chat_template().name()) == "qwen3";
+}
+
+void start_generation(ServerContext& ctx, Generation& g) {
+  if (ctx.shutting_down()) {
+    ApiError e;
+    e.status = 503;
+    e.type = "server_error";
+    e.code = "shutting_down";
+    e.message = "the server is shutting down";
+    throw RequestError(std::move(e));
+  }
+  if (g.request.timeout_seconds == 0) g.request.timeout_seconds = ctx.options().timeout_seconds;
+  g.stream = std::make_shared<RequestStream>();
+  g.stream->attach(g.request, [&ctx, model = g.model->alias, route = g.route](const RequestResult& r) {
+    record_result(ctx.metrics(), route, model, r);
+  });
+  auto id = g.model->engine->submit(std::move(g.request));
+  if (!id.ok()) {
+    throw RequestError(api_error_from(id.error(), id.error().code == ErrorCode::kContextFull ? "messages" : ""));
+  }
+  g.id = *id;
+}
+
+std::string api_finish_reason(const std::string& engine_reason) {
+  return engine_reason == "stop" ? "stop" : "length";
+}
+
+
+void declare_serving_metrics(ServerContext& ctx) {
+  Metrics& m = ctx.metrics();
+  m.declare_counter("edgellm_requests_total", "HTTP requests answered, by route, model and status code.",
+                    {"route", "model", "status"});
+  m.declare_counter("edgellm_request_finish_total",
+                    "Generation requests that ended, by model and reason (stop, length, context, cancelled, "
+                    "timeout, error).",
+                    {"model", "reason"});
+  m.declare_histogram("edgellm_request_queue_seconds", "Time from arrival to the first engine step.",
+                      latency_buckets_seconds(), {"model"});
+  m.declare_histogram("edgellm_time_to_first_token_seconds", "Time from arrival to the first generated token.",
+                      latency_buckets_seconds(), {"model"});
+  m.declare_histogram("edgellm_time_per_output_token_seconds", "Mean time between generated tokens of a request.",
+                      {0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5}, {"model"});
+  m.declare_histogram("edgellm_request_duration_seconds", "Time from arrival to the last token.",
+                      latency_buckets_seconds(), {"route", "model"});
+  // Engine statistics, read when scraped.
+  auto per_model = [&ctx](auto value) {
+    return [&ctx, value]() {
+      std::vector<Sample> out;
+      if (!ctx.ready()) return out;
+      for (const auto& model : ctx.models()) {
+        const EngineStats s = model->engine->stats();
+        out.push_back({{{"model", model->alias}}, static_cast<double>(value(s))});
+      }
+      return out;
+    };
+  };
+  m.declare_collected("edgellm_queue_depth", "Requests waiting for a slot.", "gauge",
+                      per_model([](const EngineStats& s) { return s.n_waiting; }));
+  m.declare_collected("edgellm_running_sequences", "Requests in the engine's steps.", "gauge",
+                      per_model([](const EngineStats& s) { return s.n_running; }));
+  m.declare_collected("edgellm_kv_blocks_used", "KV blocks held by running requests.", "gauge",
+                      per_model([](const EngineStats& s) { return s.kv_blocks_used; }));
+  m.declare_collected("edgellm_kv_blocks_cached", "KV blocks nobody holds that keep a cached prompt prefix.", "gauge",
+                      per_model([](const EngineStats& s) { return s.kv_blocks_cached; }));
+  m.declare_collected("edgellm_kv_pool_blocks", "KV blocks of the pool (its whole budget).", "gauge",
+                      per_model([](const EngineStats& s) { return s.kv_blocks_total; }));
+  m.declare_collected("edgellm_kv_pool_bytes", "Bytes of the KV pool.", "gauge",
+                      per_model([](const EngineStats& s) { return s.kv_bytes; }));
+  m.declare_collected("edgellm_prefix_cache_hits_total", "KV blocks taken from the prefix cache.", "counter",
+                      per_model([](const EngineStats& s) { return s.prefix_cache_hits; }));
+  m.declare_collected("edgellm_preemptions_total", "Requests paused to free KV memory (recomputed later).", "counter",
+                      per_model([](const EngineStats& s) { return s.preemptions; }));
+  m.declare_collected("edgellm_prompt_tokens_total", "Prompt tokens of finished requests.", "counter",
+                      per_model([](const EngineStats& s) { return s.prompt_tokens; }));
+  m.declare_collected("edgellm_prompt_cached_tokens_total", "Prompt tokens whose KV came from the prefix cache.",
+                      "counter", per_model([](const EngineStats& s) { return s.cached_prompt_tokens; }));
+  m.declare_collected("edgellm_generated_tokens_total", "Generated tokens of finished requests.", "counter",
+                      per_model([](const EngineStats& s) { return s.generated_tokens; }));
+  m.declare_collected("edgellm_engine_steps_total", "Engine steps (one pass over the weights each).", "counter",
+                      per_model([](const EngineStats& s) { return s.steps; }));
+}
+
+}  // namespace edgellm::server

@@ -1,0 +1,52 @@
+// What both API dialects do once they have read a request: render the prompt, submit it to the model's
+// engine, and record the request in the metrics when it ends.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "chat/chat_template.h"
+#include "engine/engine.h"
+#include "server/request_stream.h"
+#include "server/server_context.h"
+
+namespace edgellm::server {
+
+struct Generation {
+  ServedModel* model = nullptr;
+  std::string route;            // for metrics, e.g. "/v1/chat/completions"
+  EngineRequest request;        // prompt tokens, sampling, limits (callbacks are set by start())
+  bool split_reasoning = false;       // return the reasoning (Qwen3's <think> block) apart from the answer
+  bool starts_in_reasoning = false;   // the prompt already opened the think block
+  // Set by start():
+  uint64_t id = 0;
+  std::shared_ptr<RequestStream> stream;
+};
+
+// The prompt tokens of a conversation with the model's chat template. `enable_thinking` switches Qwen3's
+// thinking (nullopt: the template's default); *thinking_open says whether the rendered prompt ends inside
+// an opened think block. Errors throw RequestError (param "messages").
+std::vector<int32_t> chat_prompt_tokens(const ServedModel& model, const std::vector<ChatMessage>& messages,
+                                        std::optional<bool> enable_thinking, bool* thinking_open);
+// The prompt tokens of a completion prompt (BOS added if the model wants it; special-token texts stay text).
+std::vector<int32_t> completion_prompt_tokens(const ServedModel& model, const std::string& prompt);
+
+// Whether the model's template is a reasoning one whose output carries a <think> block (Qwen3).
+bool has_reasoning_template(const ServedModel& model);
+
+// Submits g.request to the model's engine (with the server's timeout) and sets g.id and g.stream; when
+// the request ends its latencies and finish reason go to the metrics. Errors throw RequestError: a full
+// queue (503), a prompt that does not fit the context (400, naming both numbers), an unknown adapter,
+// a server that is shutting down (503).
+void start_generation(ServerContext& ctx, Generation& g);
+
+// OpenAI/Ollama finish reasons from the engine's: "stop", or "length" for a limit (max tokens, context,
+// timeout, a cancelled request).
+std::string api_finish_reason(const std::string& engine_reason);
+
+// Declares the metrics the routes record and the engine statistics read at scrape time.
+void declare_serving_metrics(ServerContext& ctx);
+
+}  // namespace edgellm::server

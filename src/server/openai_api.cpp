@@ -1,0 +1,506 @@
+// OpenAI's API (platform.openai.com/docs/api-reference): POST /v1/chat/completions, POST /v1/completions,
+// GET /v1/models, streaming as server-sent events ("data: {chunk}\n\n" ... "data: [DONE]\n\n").
+#include <ctime>
+
+#include "server/reasoning_splitter.h"
+#include "server/request_fields.h"
+#include "server/routes.h"
+
+namespace edgellm::server {
+namespace {
+
+using nlohmann::json;
+
+// ---- reading a request ----
+
+std::vector<ChatMessage> read_messages(const json& body) {
+  const auto it = body.find("messages");
+  if (it == body.end() || it->is_null()) bad_request("messages", "'messages' is required");
+  if (!it->is_array()) bad_request("messages", "'messages' must be an array, got " + json_type_name(*it));
+  if (it->empty()) bad_request("messages", "'messages' must hold at least one message");
+  std::vector<ChatMessage> out;
+  for (size_t i = 0; i < it->size(); ++i) {
+    const std::string path = "messages[" + std::to_string(i) + "]";
+    const json& m = (*it)[i];
+    const Fields f(m, path);
+    std::string role = f.string("role").value_or("");
+    if (role.empty()) bad_request(f.path("role"), quote(f.path("role")) + " is required");
+    if (role == "developer") role = "system";  // OpenAI's newer name for the system role
+    if (role == "tool" || role == "function") {
+      bad_request(f.path("role"), quote(f.path("role")) + " is '" + role +
+                                      "': tool results need tool calling, which edgellm does not support yet");
+    }
+    if (role != "system" && role != "user" && role != "assistant") {
+      bad_request(f.path("role"), quote(f.path("role")) + " must be system, developer, user or assistant, got '" +
+                                      role + "'");
+    }
+    if (f.has("tool_calls")) bad_request(f.path("tool_calls"), "tool calls are not supported yet");
+    std::string content;
+    const json* c = f.raw("content");
+    if (c == nullptr) {
+      if (role != "assistant") bad_request(f.path("content"), quote(f.path("content")) + " is required");
+    } else if (c->is_string()) {
+      content = c->get<std::string>();
+    } else if (c->is_array()) {
+      // Content parts: text parts are joined; anything else (images, audio) is not something these models read.
+      for (size_t p = 0; p < c->size(); ++p) {
+        const Fields part((*c)[p], f.path("content") + "[" + std::to_string(p) + "]");
+        const std::string type = part.string("type").value_or("");
+        if (type != "text") {
+          bad_request(part.path("type"), "content part type '" + type + "' is not supported (text only)");
+        }
+        content += part.string("text").value_or("");
+      }
+    } else {
+      bad_request(f.path("content"), quote(f.path("content")) + " must be a string or an array of text parts, got " +
+                                         json_type_name(*c));
+    }
+    if (content.empty() && role != "assistant") {
+      bad_request(f.path("content"), quote(f.path("content")) + " is empty");
+    }
+    ChatMessage msg{role, content, std::nullopt};
+    if (role == "assistant") {
+      if (auto r = f.string("reasoning_content")) msg.reasoning_content = *r;
+    }
+    out.push_back(std::move(msg));
+  }
+  return out;
+}
+
+std::vector<std::string> read_stop(const Fields& f) {
+  const json* stop = f.raw("stop");
+  if (stop == nullptr) return {};
+  std::vector<std::string> out;
+  if (stop->is_string()) {
+    out.push_back(stop->get<std::string>());
+  } else if (stop->is_array()) {
+    if (stop->size() > 16) bad_request("stop", "'stop' holds at most 16 strings, got " + std::to_string(stop->size()));
+    for (size_t i = 0; i < stop->size(); ++i) {
+      if (!(*stop)[i].is_string()) {
+        bad_request("stop", "'stop[" + std::to_string(i) + "]' must be a string, got " + json_type_name((*stop)[i]));
+      }
+      out.push_back((*stop)[i].get<std::string>());
+    }
+  } else {
+    bad_request("stop", "'stop' must be a string or an array of strings, got " + json_type_name(*stop));
+  }
+  for (const auto& s : out) {
+    if (s.empty()) bad_request("stop", "'stop' strings must not be empty");
+  }
+  return out;
+}
+
+// What chat and completion requests share: model, sampling, limits, streaming.
+struct Common {
+  ServedModel* model = nullptr;
+  bool stream = false;
+  bool include_usage = false;
+};
+
+Common read_common(ServerContext& ctx, const Fields& f, std::string* model_label) {
+  Common c;
+  const std::string name = f.string("model").value_or("");
+  c.model = ctx.find_model(name);
+  if (c.model == nullptr) {
+    ApiError e;
+    e.status = 404;
+    e.param = "model";
+    e.code = "model_not_found";
+    e.message = "The model '" + name + "' does not exist (served: ";
+    for (size_t i = 0; i < ctx.models().size(); ++i) e.message += (i ? ", " : "") + ctx.models()[i]->alias;
+    e.message += ")";
+    throw RequestError(std::move(e));
+  }
+  *model_label = c.model->alias;
+  if (auto n = f.integer("n", INT64_MIN, INT64_MAX); n && *n != 1) {
+    bad_request("n", "'n' must be 1: edgellm generates one choice per request, got " + std::to_string(*n));
+  }
+  c.stream = f.boolean("stream").value_or(false);
+  if (const json* so = f.raw("stream_options")) {
+    c.include_usage = Fields(*so, "stream_options").boolean("include_usage").value_or(false);
+  }
+  return c;
+}
+
+// Sampling and limits into `r`; `default_max_tokens` when the request sets none (0: the context's rest).
+void read_sampling(const Fields& f, const ServedModel& m, EngineRequest& r, int64_t default_max_tokens) {
+  SamplingParams s = m.model->default_sampling();
+  if (auto v = f.number("temperature", 0, 2)) s.temperature = static_cast<float>(*v);
+  if (auto v = f.number("top_p", 0, 1)) s.top_p = static_cast<float>(*v);
+  if (auto v = f.integer("top_k", 0, m.model->config().n_vocab)) s.top_k = static_cast<int32_t>(*v);
+  if (auto v = f.number("min_p", 0, 1)) s.min_p = static_cast<float>(*v);
+  if (auto v = f.number("presence_penalty", -2, 2)) s.presence_penalty = static_cast<float>(*v);
+  if (auto v = f.number("frequency_penalty", -2, 2)) s.frequency_penalty = static_cast<float>(*v);
+  if (auto v = f.number("repetition_penalty", 0.01, 10)) s.repetition_penalty = static_cast<float>(*v);
+  if (auto v = f.integer("seed", INT64_MIN, INT64_MAX)) s.seed = static_cast<uint64_t>(*v);
+  r.sampling = s;
+  const int64_t ctx_left = m.engine->options().n_ctx - static_cast<int64_t>(r.prompt.size());
+  std::optional<int64_t> max_tokens = f.integer("max_completion_tokens", INT64_MIN, INT64_MAX);
+  const char* max_name = "max_completion_tokens";
+  if (!max_tokens) {
+    max_tokens = f.integer("max_tokens", INT64_MIN, INT64_MAX);
+    max_name = "max_tokens";
+  }
+  if (max_tokens && *max_tokens <= 0) {
+    bad_request(max_name, std::string("'") + max_name + "' must be at least 1, got " + std::to_string(*max_tokens));
+  }
+  const int64_t n = max_tokens ? *max_tokens : (default_max_tokens > 0 ? default_max_tokens : ctx_left);
+  r.max_new_tokens = static_cast<int32_t>(std::clamp<int64_t>(n, 0, INT32_MAX));
+  r.stop_strings = read_stop(f);
+}
+
+json usage_json(const RequestResult& r) {
+  return {{"prompt_tokens", r.prompt_tokens},
+          {"completion_tokens", r.generated_tokens},
+          {"total_tokens", r.prompt_tokens + r.generated_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", r.cached_tokens}}}};
+}
+
+std::vector<int> bytes_of(const std::string& s) {
+  std::vector<int> out;
+  for (unsigned char c : s) out.push_back(c);
+  return out;
+}
+
+// Chat logprobs of one token: {"token", "logprob", "bytes", "top_logprobs": [...]}.
+json chat_logprob(const Tokenizer& tok, const StreamToken& t) {
+  json top = json::array();
+  for (const auto& alt : t.top_logprobs) {
+    const std::string s = tok.token_bytes(alt.token);
+    top.push_back({{"token", s}, {"logprob", alt.logprob}, {"bytes", bytes_of(s)}});
+  }
+  const std::string s = tok.token_bytes(t.token);
+  return {{"token", s}, {"logprob", t.logprob}, {"bytes", bytes_of(s)}, {"top_logprobs", top}};
+}
+
+std::string sse(const json& j) {
+  return "data: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+}
+
+// ---- /v1/chat/completions ----
+
+struct ChatRequest {
+  Common common;
+  Generation g;
+  bool logprobs = false;
+  std::string id;
+  int64_t created = 0;
+};
+
+class ChatStream : public StreamFormatter {
+ public:
+  explicit ChatStream(ChatRequest r)
+      : r_(std::move(r)), splitter_(r_.g.starts_in_reasoning), tok_(r_.g.model->model->tokenizer()) {}
+  std::string start() override { return chunk({{"role", "assistant"}, {"content", ""}}, json(nullptr)); }
+  std::string token(const StreamToken& t) override {
+    json delta = json::object();
+    if (r_.g.split_reasoning) {
+      const auto p = splitter_.push(t.text);
+      if (!p.reasoning.empty()) delta["reasoning_content"] = p.reasoning;
+      if (!p.content.empty()) delta["content"] = p.content;
+    } else if (!t.text.empty()) {
+      delta["content"] = t.text;
+    }
+    json logprobs(nullptr);
+    if (r_.logprobs && t.token >= 0) logprobs = {{"content", json::array({chat_logprob(tok_, t)})}};
+    if (delta.empty() && logprobs.is_null()) return {};
+    return chunk(delta, logprobs);
+  }
+  std::string finish(const RequestResult& res) override {
+    std::string out;
+    if (r_.g.split_reasoning) {
+      const auto p = splitter_.flush();
+      json delta = json::object();
+      if (!p.reasoning.empty()) delta["reasoning_content"] = p.reasoning;
+      if (!p.content.empty()) delta["content"] = p.content;
+      if (!delta.empty()) out += chunk(delta, json(nullptr));
+    }
+    if (res.finish_reason == "error") {
+      out += sse({{"error", {{"message", res.error}, {"type", "server_error"}, {"param", nullptr}, {"code", nullptr}}}});
+      return out + "data: [DONE]\n\n";
+    }
+    json last = base();
+    last["choices"] = json::array(
+        {{{"index", 0}, {"delta", json::object()}, {"logprobs", nullptr}, {"finish_reason", api_finish_reason(res.finish_reason)}}});
+    out += sse(last);
+    if (r_.common.include_usage) {
+      json usage = base();
+      usage["choices"] = json::array();
+      usage["usage"] = usage_json(res);
+      out += sse(usage);
+    }
+    return out + "data: [DONE]\n\n";
+  }
+  std::string keepalive() override { return ": keep-alive\n\n"; }
+
+ private:
+  json base() const {
+    return {{"id", r_.id}, {"object", "chat.completion.chunk"}, {"created", r_.created}, {"model", r_.g.model->alias}};
+  }
+  std::string chunk(const json& delta, const json& logprobs) const {
+    json j = base();
+    j["choices"] = json::array({{{"index", 0}, {"delta", delta}, {"logprobs", logprobs}, {"finish_reason", nullptr}}});
+    return sse(j);
+  }
+  ChatRequest r_;
+  ReasoningSplitter splitter_;
+  const Tokenizer& tok_;
+};
+
+void chat_completions(ServerContext& ctx, const httplib::Request& req, httplib::Response& res, std::string* model) {
+  const json body = parse_json_object(req.body);
+  const Fields f(body, "");
+  ChatRequest r;
+  r.common = read_common(ctx, f, model);
+  const std::vector<ChatMessage> messages = read_messages(body);
+  std::optional<bool> enable_thinking;
+  if (const json* kw = f.raw("chat_template_kwargs")) {
+    enable_thinking = Fields(*kw, "chat_template_kwargs").boolean("enable_thinking");
+  }
+  r.logprobs = f.boolean("logprobs").value_or(false);
+  const auto top_logprobs = f.integer("top_logprobs", 0, 20);
+  if (top_logprobs && !r.logprobs) bad_request("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+  for (const char* name : {"tools", "functions"}) {
+    if (const json* v = f.raw(name); v && !(v->is_array() && v->empty())) {
+      bad_request(name, "tool calling is not supported yet");
+    }
+  }
+  if (const json* rf = f.raw("response_format")) {
+    const std::string type = Fields(*rf, "response_format").string("type").value_or("text");
+    if (type != "text") bad_request("response_format", "response_format '" + type + "' is not supported yet");
+  }
+
+  Generation& g = r.g;
+  g.model = r.common.model;
+  g.route = "/v1/chat/completions";
+  bool thinking_open = false;
+  g.request.prompt = chat_prompt_tokens(*g.model, messages, enable_thinking, &thinking_open);
+  g.split_reasoning = has_reasoning_template(*g.model);
+  g.starts_in_reasoning = thinking_open;
+  read_sampling(f, *g.model, g.request, 0);
+  g.request.logprobs = r.logprobs ? static_cast<int32_t>(top_logprobs.value_or(0)) : -1;
+  r.id = ctx.new_id("chatcmpl-");
+  r.created = static_cast<int64_t>(std::time(nullptr));
+  start_generation(ctx, g);
+
+  if (r.common.stream) {
+    auto formatter = std::make_unique<ChatStream>(r);  // a copy: r.g goes to the stream below
+    stream_generation(ctx, res, "text/event-stream", std::move(r.g), std::move(formatter));
+    return;
+  }
+  const std::vector<StreamToken> tokens = g.stream->wait_all();
+  const RequestResult& result = g.stream->result();
+  if (result.finish_reason == "error") {
+    ApiError e;
+    e.status = 500;
+    e.type = "server_error";
+    e.message = result.error;
+    throw RequestError(std::move(e));
+  }
+  json message = {{"role", "assistant"}};
+  if (g.split_reasoning) {
+    ReasoningSplitter splitter(g.starts_in_reasoning);
+    auto p = splitter.push(result.text);
+    const auto rest = splitter.flush();
+    p.reasoning += rest.reasoning;
+    p.content += rest.content;
+    message["content"] = p.content;
+    if (!p.reasoning.empty()) message["reasoning_content"] = p.reasoning;
+  } else {
+    message["content"] = result.text;
+  }
+  json logprobs(nullptr);
+  if (r.logprobs) {
+    json content = json::array();
+    for (const StreamToken& t : tokens) {
+      if (t.token >= 0) content.push_back(chat_logprob(g.model->model->tokenizer(), t));
+    }
+    logprobs = {{"content", content}};
+  }
+  send_json(res, {{"id", r.id},
+                  {"object", "chat.completion"},
+                  {"created", r.created},
+                  {"model", g.model->alias},
+                  {"choices", json::array({{{"index", 0},
+                                            {"message", message},
+                                            {"logprobs", logprobs},
+                                            {"finish_reason", api_finish_reason(result.finish_reason)}}})},
+                  {"usage", usage_json(result)}});
+}
+
+// ---- /v1/completions ----
+
+struct CompletionRequest {
+  Common common;
+  Generation g;
+  int logprobs = -1;  // the legacy API's integer: 0..5 alternatives
+  std::string id;
+  int64_t created = 0;
+};
+
+// Legacy logprobs of a list of tokens: {"tokens", "token_logprobs", "top_logprobs", "text_offset"}.
+json completion_logprobs(const Tokenizer& tok, const std::vector<StreamToken>& tokens, size_t text_offset) {
+  json out = {{"tokens", json::array()}, {"token_logprobs", json::array()}, {"top_logprobs", json::array()},
+              {"text_offset", json::array()}};
+  for (const StreamToken& t : tokens) {
+    if (t.token < 0) continue;
+    const std::string s = tok.token_bytes(t.token);
+    out["tokens"].push_back(s);
+    out["token_logprobs"].push_back(t.logprob);
+    json top = json::object();
+    for (const auto& alt : t.top_logprobs) top[tok.token_bytes(alt.token)] = alt.logprob;
+    out["top_logprobs"].push_back(top);
+    out["text_offset"].push_back(text_offset);
+    text_offset += s.size();
+  }
+  return out;
+}
+
+class CompletionStream : public StreamFormatter {
+ public:
+  explicit CompletionStream(CompletionRequest r) : r_(std::move(r)), tok_(r_.g.model->model->tokenizer()) {}
+  std::string token(const StreamToken& t) override {
+    json logprobs(nullptr);
+    if (r_.logprobs >= 0 && t.token >= 0) {
+      logprobs = completion_logprobs(tok_, {t}, offset_);
+    }
+    offset_ += t.text.size();
+    if (t.text.empty() && logprobs.is_null()) return {};
+    return chunk(t.text, logprobs, json(nullptr));
+  }
+  std::string finish(const RequestResult& res) override {
+    if (res.finish_reason == "error") {
+      return sse({{"error", {{"message", res.error}, {"type", "server_error"}, {"param", nullptr}, {"code", nullptr}}}}) +
+             "data: [DONE]\n\n";
+    }
+    std::string out = chunk("", json(nullptr), api_finish_reason(res.finish_reason));
+    if (r_.common.include_usage) {
+      json usage = base();
+      usage["choices"] = json::array();
+      usage["usage"] = usage_json(res);
+      out += sse(usage);
+    }
+    return out + "data: [DONE]\n\n";
+  }
+  std::string keepalive() override { return ": keep-alive\n\n"; }
+
+ private:
+  json base() const {
+    return {{"id", r_.id}, {"object", "text_completion"}, {"created", r_.created}, {"model", r_.g.model->alias}};
+  }
+  std::string chunk(const std::string& text, const json& logprobs, const json& finish_reason) const {
+    json j = base();
+    j["choices"] = json::array({{{"index", 0}, {"text", text}, {"logprobs", logprobs}, {"finish_reason", finish_reason}}});
+    return sse(j);
+  }
+  CompletionRequest r_;
+  const Tokenizer& tok_;
+  size_t offset_ = 0;
+};
+
+void completions(ServerContext& ctx, const httplib::Request& req, httplib::Response& res, std::string* model) {
+  const json body = parse_json_object(req.body);
+  const Fields f(body, "");
+  CompletionRequest r;
+  r.common = read_common(ctx, f, model);
+  Generation& g = r.g;
+  g.model = r.common.model;
+  g.route = "/v1/completions";
+  // prompt: a string, an array of one string, or an array of token ids.
+  const json* prompt = f.raw("prompt");
+  if (prompt == nullptr) bad_request("prompt", "'prompt' is required");
+  if (prompt->is_string()) {
+    g.request.prompt = completion_prompt_tokens(*g.model, prompt->get<std::string>());
+  } else if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_string()) {
+    g.request.prompt = completion_prompt_tokens(*g.model, (*prompt)[0].get<std::string>());
+  } else if (prompt->is_array() && !prompt->empty() && (*prompt)[0].is_number_integer()) {
+    for (size_t i = 0; i < prompt->size(); ++i) {
+      const json& t = (*prompt)[i];
+      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= g.model->model->config().n_vocab) {
+        bad_request("prompt", "'prompt[" + std::to_string(i) + "]' is not a token id of this model's vocabulary of " +
+                                  std::to_string(g.model->model->config().n_vocab));
+      }
+      g.request.prompt.push_back(t.get<int32_t>());
+    }
+  } else {
+    bad_request("prompt", "'prompt' must be a string, an array of one string or an array of token ids (one prompt "
+                          "per request)");
+  }
+  if (f.boolean("echo").value_or(false)) bad_request("echo", "'echo' is not supported");
+  if (auto suffix = f.string("suffix"); suffix && !suffix->empty()) bad_request("suffix", "'suffix' is not supported");
+  if (auto best_of = f.integer("best_of", INT64_MIN, INT64_MAX); best_of && *best_of != 1) {
+    bad_request("best_of", "'best_of' must be 1");
+  }
+  read_sampling(f, *g.model, g.request, 16);  // OpenAI's default max_tokens for completions
+  if (auto lp = f.integer("logprobs", 0, 5)) r.logprobs = static_cast<int>(*lp);
+  g.request.logprobs = r.logprobs;
+  r.id = ctx.new_id("cmpl-");
+  r.created = static_cast<int64_t>(std::time(nullptr));
+  start_generation(ctx, g);
+
+  if (r.common.stream) {
+    auto formatter = std::make_unique<CompletionStream>(r);  // a copy: r.g goes to the stream below
+    stream_generation(ctx, res, "text/event-stream", std::move(r.g), std::move(formatter));
+    return;
+  }
+  const std::vector<StreamToken> tokens = g.stream->wait_all();
+  const RequestResult& result = g.stream->result();
+  if (result.finish_reason == "error") {
+    ApiError e;
+    e.status = 500;
+    e.type = "server_error";
+    e.message = result.error;
+    throw RequestError(std::move(e));
+  }
+  json logprobs(nullptr);
+  if (r.logprobs >= 0) logprobs = completion_logprobs(g.model->model->tokenizer(), tokens, 0);
+  send_json(res, {{"id", r.id},
+                  {"object", "text_completion"},
+                  {"created", r.created},
+                  {"model", g.model->alias},
+                  {"choices", json::array({{{"index", 0},
+                                            {"text", result.text},
+                                            {"logprobs", logprobs},
+                                            {"finish_reason", api_finish_reason(result.finish_reason)}}})},
+                  {"usage", usage_json(result)}});
+}
+
+json model_json(const ServedModel& m) {
+  return {{"id", m.alias}, {"object", "model"}, {"created", m.created_unix}, {"owned_by", "edgellm"}};
+}
+
+}  // namespace
+
+void register_openai_routes(httplib::Server& http, ServerContext& ctx) {
+  http.Post("/v1/chat/completions",
+            route(ctx, "/v1/chat/completions", Dialect::kOpenAI, true,
+                  [&ctx](const httplib::Request& req, httplib::Response& res, std::string* model) {
+                    chat_completions(ctx, req, res, model);
+                  }));
+  http.Post("/v1/completions", route(ctx, "/v1/completions", Dialect::kOpenAI, true,
+                                     [&ctx](const httplib::Request& req, httplib::Response& res, std::string* model) {
+                                       completions(ctx, req, res, model);
+                                     }));
+  http.Get("/v1/models", route(ctx, "/v1/models", Dialect::kOpenAI, true,
+                               [&ctx](const httplib::Request&, httplib::Response& res, std::string*) {
+                                 json data = json::array();
+                                 for (const auto& m : ctx.models()) data.push_back(model_json(*m));
+                                 send_json(res, {{"object", "list"}, {"data", data}});
+                               }));
+  http.Get(R"(/v1/models/(.+))", route(ctx, "/v1/models/{model}", Dialect::kOpenAI, true,
+                                      [&ctx](const httplib::Request& req, httplib::Response& res, std::string* model) {
+                                        ServedModel* m = ctx.find_model(req.matches[1]);
+                                        if (m == nullptr) {
+                                          ApiError e;
+                                          e.status = 404;
+                                          e.param = "model";
+                                          e.code = "model_not_found";
+                                          e.message = "The model '" + std::string(req.matches[1]) + "' does not exist";
+                                          throw RequestError(std::move(e));
+                                        }
+                                        *model = m->alias;
+                                        send_json(res, model_json(*m));
+                                      }));
+}
+
+}  // namespace edgellm::server

@@ -1,0 +1,135 @@
+#include "server/routes.h"
+
+#include <chrono>
+
+#include "util/log.h"
+
+namespace edgellm::server {
+
+void send_json(httplib::Response& res, const nlohmann::json& body, int status) {
+  res.status = status;
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
+}
+
+void send_error(httplib::Response& res, Dialect dialect, const ApiError& error) {
+  res.status = error.status;
+  res.set_content(dialect == Dialect::kOpenAI ? openai_error_body(error) : ollama_error_body(error),
+                  "application/json");
+  if (error.status == 503) res.set_header("Retry-After", "1");
+}
+
+httplib::Server::Handler route(ServerContext& ctx, const std::string& name, Dialect dialect, bool needs_models,
+                               RouteBody body) {
+  return [&ctx, name, dialect, needs_models, body = std::move(body)](const httplib::Request& req,
+                                                                     httplib::Response& res) {
+    std::string model;
+    try {
+      if (needs_models && !ctx.ready()) {
+        ApiError e;
+        e.status = 503;
+        e.type = "server_error";
+        e.code = "loading";
+        e.message = "the model is still loading";
+        throw RequestError(std::move(e));
+      }
+      body(req, res, &model);
+    } catch (const RequestError& e) {
+      send_error(res, dialect, e.error());
+    } catch (const std::exception& e) {
+      EDGELLM_LOG_ERROR("serve: %s: %s", name.c_str(), e.what());
+      ApiError err;
+      err.status = 500;
+      err.type = "server_error";
+      err.message = std::string("internal error: ") + e.what();
+      send_error(res, dialect, err);
+    }
+    // A stream's status is set when its headers go out, after the route returns: it is 200.
+    const int status = res.status == -1 ? 200 : res.status;
+    ctx.metrics().add("edgellm_requests_total", {name, model, std::to_string(status)});
+  };
+}
+
+namespace {
+
+struct StreamState {
+  ServerContext* ctx = nullptr;
+  Generation g;
+  std::unique_ptr<StreamFormatter> formatter;
+  bool started = false;
+  bool finished = false;
+  std::chrono::steady_clock::time_point last_write = std::chrono::steady_clock::now();
+
+  // The client has gone: the engine ends the request at its next token, or now if it is still queued.
+  void client_gone() {
+    if (finished) return;
+    g.stream->client_gone();
+    g.model->engine->cancel(g.id);
+    finished = true;
+  }
+};
+
+constexpr std::chrono::milliseconds kPoll(200);
+constexpr std::chrono::seconds kKeepalive(5);
+
+}  // namespace
+
+void stream_generation(ServerContext& ctx, httplib::Response& res, const std::string& content_type, Generation g,
+                       std::unique_ptr<StreamFormatter> formatter) {
+  auto st = std::make_shared<StreamState>();
+  st->ctx = &ctx;
+  st->g = std::move(g);
+  st->formatter = std::move(formatter);
+  res.set_header("Cache-Control", "no-cache");
+  ctx.stream_opened();
+  res.set_chunked_content_provider(
+      content_type,
+      [st](size_t /*offset*/, httplib::DataSink& sink) {
+        const auto write = [&](const std::string& s) {
+          if (s.empty()) return true;
+          st->last_write = std::chrono::steady_clock::now();
+          return sink.write(s.data(), s.size());
+        };
+        if (!st->started) {
+          st->started = true;
+          if (!write(st->formatter->start())) {
+            st->client_gone();
+            return false;
+          }
+        }
+        StreamToken token;
+        switch (st->g.stream->next(&token, kPoll)) {
+          case RequestStream::Next::kToken:
+            if (!write(st->formatter->token(token))) {
+              st->client_gone();
+              return false;
+            }
+            return true;
+          case RequestStream::Next::kTimeout: {
+            if (!sink.is_writable()) {
+              st->client_gone();
+              return false;
+            }
+            if (std::chrono::steady_clock::now() - st->last_write >= kKeepalive &&
+                !write(st->formatter->keepalive())) {
+              st->client_gone();
+              return false;
+            }
+            return true;
+          }
+          case RequestStream::Next::kDone:
+            write(st->formatter->finish(st->g.stream->result()));
+            st->finished = true;
+            sink.done();
+            return true;
+        }
+        return true;
+      },
+      [st](bool /*success*/) {
+        // The connection ended (done, or the client went away, or the server stopped) before the
+        // request did: cancel it so that its KV blocks are freed.
+        st->client_gone();
+        st->ctx->stream_closed();
+      });
+}
+
+}  // namespace edgellm::server

@@ -1,0 +1,53 @@
+// The HTTP side of `edgellm serve`: the route wrapper every endpoint goes through (errors in the route's
+// dialect, request counting, 503 while models load), the streaming of a generation, and the two
+// dialects' endpoints.
+#pragma once
+
+#include <httplib.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "server/api_error.h"
+#include "server/generation.h"
+#include "server/server_context.h"
+
+namespace edgellm::server {
+
+enum class Dialect { kOpenAI, kOllama };
+
+// Writes `error` in the dialect's shape with its status.
+void send_error(httplib::Response& res, Dialect dialect, const ApiError& error);
+void send_json(httplib::Response& res, const nlohmann::json& body, int status = 200);
+
+// A route's body: it may throw RequestError, and names the model the request was for (metrics label).
+using RouteBody = std::function<void(const httplib::Request& req, httplib::Response& res, std::string* model)>;
+
+// Wraps a body: RequestError and any other exception become the dialect's error response (500 for the
+// unexpected), and every answer is counted in edgellm_requests_total{route, model, status}. With
+// needs_models, 503 while the models are still loading.
+httplib::Server::Handler route(ServerContext& ctx, const std::string& name, Dialect dialect, bool needs_models,
+                               RouteBody body);
+
+// How a dialect writes a generation's stream: what goes before the first token, each token, the end.
+class StreamFormatter {
+ public:
+  virtual ~StreamFormatter() = default;
+  virtual std::string start() { return {}; }
+  virtual std::string token(const StreamToken& token) = 0;
+  virtual std::string finish(const RequestResult& result) = 0;
+  // Written when nothing else was for a while, to notice a client that has gone (SSE comments); "" if
+  // the format has no such thing.
+  virtual std::string keepalive() { return {}; }
+};
+
+// Answers with a chunked stream of the generation started in `g`. A client that goes away mid-stream
+// gets its request cancelled (its KV blocks freed, finish reason "cancelled" in the metrics).
+void stream_generation(ServerContext& ctx, httplib::Response& res, const std::string& content_type, Generation g,
+                       std::unique_ptr<StreamFormatter> formatter);
+
+void register_openai_routes(httplib::Server& http, ServerContext& ctx);
+void register_ollama_routes(httplib::Server& http, ServerContext& ctx);
+
+}  // namespace edgellm::server

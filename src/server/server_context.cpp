@@ -1,0 +1,47 @@
+#include "server/server_context.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
+
+namespace edgellm::server {
+
+ServerContext::ServerContext(ServeOptions options) : options_(std::move(options)) {
+  std::random_device rd;
+  id_salt_ = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+}
+
+void ServerContext::set_models(std::vector<std::unique_ptr<ServedModel>> models) {
+  models_ = std::move(models);
+  ready_.store(true);
+}
+
+ServedModel* ServerContext::find_model(const std::string& name) const {
+  if (!ready()) return nullptr;
+  if (name.empty()) return models_.empty() ? nullptr : models_.front().get();
+  for (const auto& m : models_) {
+    if (m->alias == name) return m.get();
+  }
+  // Ollama clients add a ":latest" tag to bare names.
+  const std::string latest = ":latest";
+  if (name.size() > latest.size() && name.compare(name.size() - latest.size(), latest.size(), latest) == 0) {
+    return find_model(name.substr(0, name.size() - latest.size()));
+  }
+  return nullptr;
+}
+
+void ServerContext::begin_shutdown() {
+  shutting_down_.store(true);
+  if (!ready()) return;
+  for (const auto& m : models_) m->engine->drain();
+}
+
+std::string ServerContext::new_id(const std::string& prefix) {
+  const uint64_t n = next_id_.fetch_add(1);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s%08llx%016llx", prefix.c_str(), static_cast<unsigned long long>(id_salt_ >> 32),
+                static_cast<unsigned long long>((id_salt_ << 32) ^ (n * 0x9E3779B97F4A7C15ull)));
+  return buf;
+}
+
+}  // namespace edgellm::server

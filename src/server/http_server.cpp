@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <thread>
@@ -43,7 +44,9 @@ Dialect dialect_of(const std::string& path) {
 HttpServer::HttpServer(ServeOptions options) : ctx_(std::move(options)) {
   const ServeOptions& o = ctx_.options();
   declare_serving_metrics(ctx_);
-  declare_system_metrics(ctx_.metrics());
+  // EDGELLM_SYSFS_ROOT: where /sys is mounted when not at / (a container; the tests' fake board).
+  const char* sysfs_root = std::getenv("EDGELLM_SYSFS_ROOT");
+  declare_system_metrics(ctx_.metrics(), sysfs_root != nullptr ? sysfs_root : "");
 
   int threads = o.http_threads;
   if (threads <= 0) {

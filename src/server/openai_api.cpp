@@ -147,6 +147,8 @@ void read_sampling(const Fields& f, const ServedModel& m, EngineRequest& r, int6
   const int64_t n = max_tokens ? *max_tokens : (default_max_tokens > 0 ? default_max_tokens : ctx_left);
   r.max_new_tokens = static_cast<int32_t>(std::clamp<int64_t>(n, 0, INT32_MAX));
   r.stop_strings = read_stop(f);
+  // llama-server's extension: go on past the end-of-turn token (benchmarks of fixed length).
+  r.ignore_stop_tokens = f.boolean("ignore_eos").value_or(false);
 }
 
 json usage_json(const RequestResult& r) {

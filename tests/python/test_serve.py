@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -29,8 +30,26 @@ ALIAS = "qwen2-tiny"
 
 
 @pytest.fixture(scope="module")
-def server():
-    with EdgellmServer(["-m", MODEL, "--parallel", "4", "--ctx", "256", "--max-body", "65536", "-t", "2"]) as srv:
+def fake_board(tmp_path_factory) -> Path:
+    """A /sys tree with what an RK3576 board reports: two thermal zones, CPU frequencies, the NPU's load."""
+    root = tmp_path_factory.mktemp("board")
+    files = {
+        "sys/class/thermal/thermal_zone0/temp": "47250", "sys/class/thermal/thermal_zone0/type": "soc-thermal",
+        "sys/class/thermal/thermal_zone1/temp": "44100", "sys/class/thermal/thermal_zone1/type": "bigcore0-thermal",
+        "sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq": "1416000",
+        "sys/devices/system/cpu/cpu4/cpufreq/scaling_cur_freq": "2208000",
+        "sys/kernel/debug/rknpu/load": "NPU load:  Core0: 37%, Core1:  0%,",
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(fake_board):
+    with EdgellmServer(["-m", MODEL, "--parallel", "4", "--ctx", "256", "--max-body", "65536", "-t", "2"],
+                       env={"EDGELLM_SYSFS_ROOT": str(fake_board)}) as srv:
         yield srv
 
 
@@ -254,6 +273,22 @@ def test_metrics_pass_promtool_and_count_requests(server, oai):
         pytest.skip("promtool is not installed (scripts/setup.sh installs Debian's prometheus)")
     r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_board_sensors_and_the_grafana_dashboard(server):
+    assert server.metric("edgellm_temperature_celsius", zone="thermal_zone0", type="soc-thermal") == 47.25
+    assert server.metric("edgellm_cpu_frequency_hertz", cpu="4") == 2208000000
+    assert server.metric("edgellm_npu_load_ratio", core="0") == 0.37
+    # Every metric the dashboard queries is one the server exports.
+    exported = {line.split("{")[0].split(" ")[0] for line in server.metrics().splitlines() if not line.startswith("#")}
+    dashboard = json.loads((SOURCE_DIR / "deploy" / "grafana-dashboard.json").read_text())
+    queried = set()
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            queried |= set(re.findall(r"\b((?:edgellm|process)_[a-z_]+)\b", target["expr"]))
+    assert queried and queried <= exported, sorted(queried - exported)
+    assert {"edgellm_temperature_celsius", "process_resident_memory_bytes",
+            "edgellm_time_to_first_token_seconds_bucket"} <= queried
 
 
 # ---- clients that misbehave ----

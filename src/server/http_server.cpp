@@ -60,13 +60,16 @@ HttpServer::HttpServer(ServeOptions options) : ctx_(std::move(options)) {
   http_.set_payload_max_length(o.max_body_bytes);
   // SO_REUSEADDR only (a restart can bind at once). httplib's default adds SO_REUSEPORT, which lets a
   // second server on the same port share its connections instead of failing to start.
-  http_.set_socket_options([](socket_t sock) {
+  http_.set_socket_options([this](socket_t sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listen_socket_ = sock;
   });
   http_.set_read_timeout(30, 0);
   http_.set_write_timeout(30, 0);
   http_.set_keep_alive_timeout(2);  // also what an idle connection can hold up a shutdown
+  // Many requests per connection: every reconnect is a chance to meet a full accept queue.
+  http_.set_keep_alive_max_count(1000);  // also what an idle connection can hold up a shutdown
 
   // Bodies for errors httplib answers by itself (no route, a body over the limit, a request it could
   // not read), in the dialect of the path; responses a route already filled are left alone.
@@ -120,6 +123,10 @@ Expected<int> HttpServer::bind() {
     return make_error(ErrorCode::kIo, "cannot listen on " + o.host + ":" + std::to_string(o.port) +
                                           " (address in use, or not an address of this machine)");
   }
+  // Debian's cpp-httplib listens with a backlog of 5: a burst of connections overflows it and the kernel
+  // resets the ones it cannot queue (clients saw them as read errors). Listening again on the bound
+  // socket raises the backlog (Linux updates it in place).
+  if (listen_socket_ >= 0) ::listen(listen_socket_, SOMAXCONN);
   return port;
 }
 

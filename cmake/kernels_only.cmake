@@ -8,6 +8,10 @@
 
 include(${CMAKE_CURRENT_LIST_DIR}/isa_flags.cmake)
 find_package(Threads REQUIRED)
+# Cross-built kernel tests link statically: they run under qemu-aarch64 with no arm64 libraries installed.
+if(CMAKE_CROSSCOMPILING)
+  add_link_options(-static)
+endif()
 
 file(GLOB_RECURSE EDGELLM_KERNEL_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/kernels/*.cpp)
 # The attention kernels (scalar, AVX2, AVX-512, NEON variants) need nothing else either.

@@ -14,21 +14,30 @@ APT_PACKAGES=(
   python3-venv
   # tests of `edgellm serve`: promtool checks the /metrics exposition, curl the raw SSE/NDJSON framing
   prometheus curl
+  # the Debian package's checks (tests/package/check_deb.sh)
+  lintian dpkg-dev
 )
-# ARM stage of scripts/test.sh on an x86-64 machine: cross-build the kernels for aarch64 (static, so
-# libc6-dev-arm64-cross's libc.a) and run their tests under qemu-aarch64. On an arm64 board the native
-# build runs them (docs/boards.md).
+# ARM stage of scripts/test.sh on an x86-64 machine: cross-build the whole product for aarch64 with Debian
+# multiarch (the arm64 -dev packages of its libraries beside the host's) and run it under qemu-aarch64.
+# On an arm64 board the native build runs everything (docs/boards.md).
+ARM64_DEV_PACKAGES=(libssl-dev libicu-dev libpcre2-dev libedit-dev libcpp-httplib-dev libsqlite3-dev libgtest-dev
+  libgmock-dev)
 if [ "$(dpkg --print-architecture)" = amd64 ]; then
   APT_PACKAGES+=(g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
+  for pkg in "${ARM64_DEV_PACKAGES[@]}"; do APT_PACKAGES+=("$pkg:arm64"); done
 fi
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+if [ "$(dpkg --print-architecture)" = amd64 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "setup: adding the arm64 architecture (Debian multiarch) for the aarch64 cross build"
+  $SUDO dpkg --add-architecture arm64
+fi
 if ((${#missing[@]})); then
   echo "setup: installing Debian packages: ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi

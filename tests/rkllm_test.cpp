@@ -972,10 +972,17 @@ std::vector<Received> example_answers(const std::string& model, const std::vecto
   return answers;
 }
 
+// The example program as a shell command word; in a cross build's test run EDGELLM_TEST_EMULATOR (for
+// instance "qemu-aarch64 -cpu cortex-a76", scripts/test.sh) runs it, as the host cannot execute it itself.
+std::string example_chat_command() {
+  const char* emulator = std::getenv("EDGELLM_TEST_EMULATOR");
+  return (emulator && *emulator ? std::string(emulator) + " " : std::string()) + "'" + RKLLM_CHAT_BIN + "'";
+}
+
 TEST_F(Rkllm, ExampleChatSavesEachFinishedExchangeToSqlite) {
   const std::string db = dir_.file("chat.db");
   const std::vector<const char*> prompts = {"Hello there", "What is SQLite?", "Thanks, bye"};
-  std::string cmd = std::string("'") + RKLLM_CHAT_BIN + "' '" + path_ + "' 16 512 '" + db + "'";
+  std::string cmd = example_chat_command() + " '" + path_ + "' 16 512 '" + db + "'";
   for (const char* p : prompts) cmd += std::string(" '") + p + "'";
   cmd += " > '" + dir_.file("out.txt") + "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
@@ -993,8 +1000,8 @@ TEST_F(Rkllm, ExampleChatSavesEachFinishedExchangeToSqlite) {
   }
 
   // Prompts from stdin; "clear" starts a new conversation, "exit" ends; rows are appended.
-  const std::string stdin_cmd = "printf 'Hello there\\nclear\\nHello there\\nexit\\nnot read\\n' | '" +
-                                std::string(RKLLM_CHAT_BIN) + "' '" + path_ + "' 16 512 '" + db + "' > /dev/null";
+  const std::string stdin_cmd = "printf 'Hello there\\nclear\\nHello there\\nexit\\nnot read\\n' | " +
+                                example_chat_command() + " '" + path_ + "' 16 512 '" + db + "' > /dev/null";
   ASSERT_EQ(std::system(stdin_cmd.c_str()), 0);
   const auto all = read_rows(db);
   ASSERT_EQ(all.size(), prompts.size() + 2);
@@ -1002,7 +1009,7 @@ TEST_F(Rkllm, ExampleChatSavesEachFinishedExchangeToSqlite) {
   EXPECT_EQ(all[4].reply, expected[0].text);  // after "clear": the same first answer
 
   // A model that cannot be loaded: non-zero exit, no rows.
-  const std::string bad_cmd = std::string("'") + RKLLM_CHAT_BIN + "' '" + dir_.file("none.gguf") + "' 16 512 '" +
+  const std::string bad_cmd = example_chat_command() + " '" + dir_.file("none.gguf") + "' 16 512 '" +
                               dir_.file("bad.db") + "' hi 2> /dev/null";
   EXPECT_NE(std::system(bad_cmd.c_str()), 0);
 }

@@ -6,38 +6,46 @@
 #   3. ASan+UBSan build + the C++ unit tests,
 #   4. TSan build + the concurrency tests: thread pool, serving engine (submitters and cancellers on many
 #      threads), C API (parallel sessions, async runs, abort),
-#   5. aarch64 cross build of the kernels + their tests under qemu-aarch64 (A72 and A76 CPU models).
+#   5. the amd64 Debian package, checked (tests/package/check_deb.sh) after the Release tests,
+#   6. aarch64 cross build of the whole product, its tests under qemu-aarch64 (A72 and A76 CPU models), the
+#      CLI, RKLLM demo and server end to end against the x86 results, and the arm64 package.
 # Usage: scripts/test.sh [ctest -R filter]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-$(nproc)}
 FILTER=()
 [ $# -gt 0 ] && FILTER=(-R "$1")
+# "== name (+Ns)": each stage with the seconds since the run began, to keep CI's time budget visible.
+stage() { echo "== $1 (+${SECONDS}s)"; }
 
 ./scripts/setup.sh
 
-echo "== Release build"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+stage "Release build"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr >/dev/null
 cmake --build build -j "$JOBS"
-echo "== Release tests"
+stage "Release tests"
 (cd build && ctest --output-on-failure -j "$JOBS" --timeout 1200 "${FILTER[@]}")
+stage "Debian package (amd64): lintian, contents, install into a fresh root, programs built against it"
+rm -f build/edgellm_*_amd64.deb
+(cd build && cpack -G DEB >/dev/null)
+tests/package/check_deb.sh build/edgellm_*_amd64.deb build/edgellm
 
-echo "== ASan+UBSan build"
+stage "ASan+UBSan build"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGELLM_SANITIZE=address,undefined \
   -DEDGELLM_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan -j "$JOBS"
-echo "== ASan+UBSan tests"
+stage "ASan+UBSan tests"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --output-on-failure -j "$JOBS" --timeout 1200 "${FILTER[@]}")
 # ---- TSan: the thread pool's and the C API's concurrency tests (issues 5, 6); EDGELLM_SKIP_TSAN=1 skips ----
 # Parallel sessions on one model, async runs, abort from other threads, parallel RKLLM handles.
 if [ "${EDGELLM_SKIP_TSAN:-0}" != 1 ]; then
-  echo "== TSan build (C API concurrency tests)"
+  stage "TSan build (C API concurrency tests)"
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGELLM_SANITIZE=thread \
     -DEDGELLM_BUILD_BENCH=OFF >/dev/null
   cmake --build build-tsan -j "$JOBS" --target edgellm capi_test capi_cpp_test rkllm_test kernels_thread_pool_test \
     engine_test capi_engine_test
-  echo "== TSan tests"
+  stage "TSan tests"
   export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
   build-tsan/tests/kernels_thread_pool_test
   build-tsan/tests/engine_test
@@ -48,34 +56,50 @@ if [ "${EDGELLM_SKIP_TSAN:-0}" != 1 ]; then
   unset TSAN_OPTIONS
 fi
 # ---- end TSan ----
-# ---- ARM: the aarch64 kernels and their tests, cross-built and run under qemu (issue 6; docs/boards.md) ----
-# Only src/kernels (EDGELLM_KERNELS_ONLY): the product's other libraries are not installed for arm64 here.
-# -cpu cortex-a72 is RK3576's big core (NEON, no dot-product extension), -cpu cortex-a76 RK3588's (NEON +
-# SDOT); the tests check that exactly those kernel tables are present, then compare every NEON kernel
-# with the scalar reference. qemu checks results, not speed. EDGELLM_SKIP_ARM=1 skips this stage.
+# ---- ARM: the whole product cross-built for aarch64 and run under qemu (issue 14; docs/boards.md) ----
+# Debian multiarch supplies the arm64 libraries (scripts/setup.sh). -cpu cortex-a72 is RK3576's big core
+# (NEON, no dot-product extension), -cpu cortex-a76 RK3588's (NEON + SDOT): the kernel tests run under both
+# and check that exactly those kernel tables are present, then compare every NEON kernel with the scalar
+# reference; the other C++ unit tests run under the A76; tests/cross/check_aarch64.sh runs the CLI, the
+# RKLLM demo and the server end to end against the x86 build's greedy tokens; then the arm64 package is
+# built and checked. qemu checks results, not speed. EDGELLM_SKIP_ARM=1 skips this stage.
 if [ "${EDGELLM_SKIP_ARM:-0}" != 1 ]; then
   if [ "$(uname -m)" = aarch64 ] || ! command -v aarch64-linux-gnu-g++ >/dev/null ||
     ! command -v qemu-aarch64 >/dev/null; then
     if [ "$(uname -m)" = aarch64 ]; then
-      echo "== ARM stage SKIPPED: this is an aarch64 machine; the Release stage ran the NEON kernel tests natively"
+      echo "== ARM stage SKIPPED: this is an aarch64 machine; the Release stage ran every test natively"
     else
       echo "== ARM stage SKIPPED: aarch64-linux-gnu-g++ or qemu-aarch64 not found (scripts/setup.sh installs" \
-        "g++-aarch64-linux-gnu and qemu-user on amd64)"
+        "g++-aarch64-linux-gnu, qemu-user and the arm64 libraries on amd64)"
     fi
   else
-    echo "== aarch64 cross build (kernels and their tests)"
+    stage "aarch64 cross build (the whole product)"
     cmake -S . -B build-aarch64 -G Ninja -DCMAKE_BUILD_TYPE=Release --no-warn-unused-cli \
-      -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DEDGELLM_KERNELS_ONLY=ON >/dev/null
+      -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DEDGELLM_BUILD_BENCH=OFF -DCMAKE_INSTALL_PREFIX=/usr >/dev/null
     cmake --build build-aarch64 -j "$JOBS"
+    # qemu runs one emulated CPU per process: the test binaries run $JOBS at a time.
+    arm_tests=()
     for cpu_isas in cortex-a72:neon cortex-a76:neon,neon_dot; do
-      cpu=${cpu_isas%%:*}
-      echo "== aarch64 kernel tests under qemu-aarch64 -cpu $cpu"
-      for test_bin in build-aarch64/tests/*_test; do
-        echo "-- $(basename "$test_bin")"
-        EDGELLM_TEST_ARM_ISAS=${cpu_isas#*:} qemu-aarch64 -cpu "$cpu" "$test_bin" --gtest_brief=1
+      for test_bin in build-aarch64/tests/kernels_*_test build-aarch64/tests/quant_test; do
+        arm_tests+=("EDGELLM_TEST_ARM_ISAS=${cpu_isas#*:} qemu-aarch64 -cpu ${cpu_isas%%:*} $test_bin --gtest_brief=1")
       done
     done
+    # The C tests write their models with EDGELLM_BIN synth (the x86 binary writes the same files); the RKLLM
+    # test runs the example program through EDGELLM_TEST_EMULATOR.
+    for test_bin in build-aarch64/tests/*_test; do
+      case "$(basename "$test_bin")" in kernels_*|quant_test) continue ;; esac
+      arm_tests+=("EDGELLM_BIN=build/edgellm EDGELLM_TEST_EMULATOR='qemu-aarch64 -cpu cortex-a76' qemu-aarch64 -cpu cortex-a76 $test_bin --gtest_brief=1")
+    done
+    stage "aarch64 tests under qemu-aarch64: kernels under -cpu cortex-a72 and cortex-a76, the rest under cortex-a76"
+    printf '%s\0' "${arm_tests[@]}" | xargs -0 -n 1 -P "$JOBS" bash -c \
+      'out=$(eval "$1" 2>&1); rc=$?; printf -- "-- %s (exit %d)\n%s\n" "$1" "$rc" "$(printf "%s\n" "$out" | grep -v "^Running main")"; exit $rc' _
+    stage "aarch64 end to end: CLI, RKLLM demo, serve (tests/cross/check_aarch64.sh)"
+    tests/cross/check_aarch64.sh build build-aarch64
+    stage "Debian package (arm64)"
+    rm -f build-aarch64/edgellm_*_arm64.deb
+    (cd build-aarch64 && cpack -G DEB >/dev/null)
+    tests/package/check_deb.sh build-aarch64/edgellm_*_arm64.deb build-aarch64/edgellm qemu-aarch64 -cpu cortex-a72
   fi
 fi
 # ---- end ARM ----
-echo "== all tests passed"
+stage "all tests passed"

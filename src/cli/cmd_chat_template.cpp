@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "chat/chat_template.h"
+#include "chat/jinja/template.h"
 #include "chat/model_chat_template.h"
 #include "chat/prompt_tokens.h"
 #include "cli/commands.h"
@@ -33,6 +34,7 @@ struct ChatTemplateArgs {
   bool segments = false;
   bool ids = false;
   std::string tokenizer_path;  // for --ids; default: --model
+  std::string jinja_context;   // --jinja-context: render --template-file with these variables
 };
 
 Expected<std::string> read_text(const std::string& path) {
@@ -58,7 +60,41 @@ Expected<ChatTemplate> choose_template(const ChatTemplateArgs& args, ChatOptions
   return make_error(ErrorCode::kInvalidArgument, "one of --name, --model or --template-file is required");
 }
 
+// --jinja-context: the template through edgellm's Jinja interpreter with the given variables (every string in
+// them counts as input), printed as it renders — the interpreter's own check against Python's jinja2.
+Status run_jinja(const ChatTemplateArgs& args) {
+  if (args.template_path.empty()) return make_error(ErrorCode::kInvalidArgument, "--jinja-context needs --template-file");
+  EDGELLM_ASSIGN_OR_RETURN(const std::string source, read_text(args.template_path));
+  EDGELLM_ASSIGN_OR_RETURN(const std::string context_text, read_text(args.jinja_context));
+  nlohmann::ordered_json context;
+  try {
+    context = nlohmann::ordered_json::parse(context_text);
+  } catch (const nlohmann::json::parse_error& e) {
+    return make_error(ErrorCode::kFormat, args.jinja_context + ": malformed JSON: " + e.what());
+  }
+  if (!context.is_object()) return make_error(ErrorCode::kInvalidArgument, args.jinja_context + ": must be a JSON object");
+  EDGELLM_ASSIGN_OR_RETURN(const jinja::Template tmpl, jinja::Template::parse(source));
+  const jinja::Value globals = jinja::Value::from_json(context, true);
+  EDGELLM_ASSIGN_OR_RETURN(const jinja::Text out, tmpl.render(globals.object_items()));
+  if (args.segments) {
+    nlohmann::json segments = nlohmann::json::array();
+    size_t at = 0;
+    for (auto [b, e] : out.input) {
+      if (b > at) segments.push_back({{"text", out.text.substr(at, b - at)}, {"allow_special", true}});
+      segments.push_back({{"text", out.text.substr(b, e - b)}, {"allow_special", false}});
+      at = e;
+    }
+    if (at < out.text.size()) segments.push_back({{"text", out.text.substr(at)}, {"allow_special", true}});
+    std::printf("%s\n", segments.dump(1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    return {};
+  }
+  std::fwrite(out.text.data(), 1, out.text.size(), stdout);
+  std::fflush(stdout);
+  return {};
+}
+
 Status run(const ChatTemplateArgs& args) {
+  if (!args.jinja_context.empty()) return run_jinja(args);
   ChatOptions opts;
   opts.add_generation_prompt = !args.no_generation_prompt;
   if (!args.thinking.empty()) opts.enable_thinking = args.thinking == "on";
@@ -141,6 +177,8 @@ void add_chat_template_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--segments", args->segments, "Print the prompt as JSON segments with their allow_special flag");
   cmd->add_flag("--ids", args->ids, "Print the prompt's token ids (message text never becomes special tokens)");
   cmd->add_option("--tokenizer", args->tokenizer_path, "Tokenizer for --ids (default: --model)");
+  cmd->add_option("--jinja-context", args->jinja_context,
+                  "Render --template-file with these variables (a JSON object) through edgellm's Jinja interpreter");
   cmd->callback([args, &exit_code] {
     const Status status = run(*args);
     if (!status.ok()) {

@@ -388,13 +388,35 @@ TEST(ChatMessagesJson, Errors) {
       {R"([{"role":"user","content":null}])", "missing \"content\""},
       {R"([{"role":"user","content":5}])", "\"content\" is a number"},
       {R"([{"role":"user","content":[{"type":"text"}]}])", "multimodal"},
-      {R"([{"role":"assistant","content":"","tool_calls":[{}]}])", "tool_calls"},
+      {R"([{"role":"assistant","content":"","tool_calls":{}}])", "\"tool_calls\" is a object, expected an array"},
+      {R"([{"role":"tool","content":"x","tool_call_id":5}])", "\"tool_call_id\" is a number"},
   };
   for (const auto& [json, needle] : cases) {
     auto result = parse_chat_messages(nlohmann::json::parse(json));
     ASSERT_FALSE(result.ok()) << json;
     EXPECT_NE(result.error().message.find(needle), std::string::npos) << json << " -> " << result.error().message;
   }
+}
+
+TEST(ChatMessagesJson, ToolCallsAndResults) {
+  // OpenAI's shape: content null, arguments as a JSON string (parsed into the object templates expect, its
+  // keys in their written order); a tool result with its call id and name.
+  auto parsed = parse_chat_messages(nlohmann::ordered_json::parse(R"([
+    {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+      "function": {"name": "turn_on", "arguments": "{\"light\": \"kitchen\", \"area\": \"home\"}"}}]},
+    {"role": "tool", "tool_call_id": "c1", "name": "turn_on", "content": "ok"},
+    {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "not json"}}]}])"));
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  const auto& m = *parsed;
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_TRUE(m[0].content_null);
+  EXPECT_EQ(m[0].tool_calls[0]["function"]["arguments"].dump(), R"({"light":"kitchen","area":"home"})");
+  EXPECT_EQ(m[1].role, "tool");
+  EXPECT_EQ(m[1].tool_call_id, "c1");
+  EXPECT_EQ(m[1].name, "turn_on");
+  EXPECT_EQ(m[1].content, "ok");
+  EXPECT_FALSE(m[1].content_null);
+  EXPECT_EQ(m[2].tool_calls[0]["function"]["arguments"], "not json");  // not an object: stays a string
 }
 
 // ---- Python string semantics -----------------------------------------------------------------

@@ -457,7 +457,10 @@ edgellm_status edgellm_session_add_message(edgellm_session* session, const char*
     return EDGELLM_OK;
   }
   auto history = session->session->history();
-  history.push_back({r, content, std::nullopt});
+  edgellm::ChatMessage message;
+  message.role = r;
+  message.content = content;
+  history.push_back(std::move(message));
   session->session->set_history(std::move(history));
   return EDGELLM_OK;
 }

@@ -52,7 +52,10 @@ edgellm::Expected<std::vector<int32_t>> request_tokens(const edgellm::LoadedMode
       return edgellm::make_error(ErrorCode::kInvalidArgument,
                                  "request: messages[" + std::to_string(i) + "] has a NULL role or content");
     }
-    messages.push_back({m.role, m.content, std::nullopt});
+    edgellm::ChatMessage message;
+    message.role = m.role;
+    message.content = m.content;
+    messages.push_back(std::move(message));
   }
   edgellm::ChatOptions options = model.chat_options();
   if (r.enable_thinking == 0 || r.enable_thinking == 1) options.enable_thinking = r.enable_thinking == 1;

@@ -5,6 +5,7 @@
 #include <ctime>
 #include <string>
 
+#include "chat/jinja/template.h"
 #include "chat/prompt_text.h"
 #include "chat/renderers.h"
 #include "util/log.h"
@@ -174,7 +175,13 @@ Status validate_messages(std::string_view template_name, const std::vector<ChatM
     if (message.role == "tool" || message.role == "ipython" || message.role == "function") {
       return make_error(ErrorCode::kUnsupported,
                         prefix + where + " has role '" + message.role +
-                            "': tool calls and tool results are not supported by edgellm's chat templates yet");
+                            "': tool results need the model's own chat template (this is the hand-written '" +
+                            std::string(template_name) + "' renderer)");
+    }
+    if (!message.tool_calls.is_null()) {
+      return make_error(ErrorCode::kUnsupported, prefix + where + " has tool_calls: they need the model's own chat "
+                                                                  "template (this is the hand-written '" +
+                                                     std::string(template_name) + "' renderer)");
     }
     if (message.role != "system" && message.role != "user" && message.role != "assistant") {
       return make_error(ErrorCode::kInvalidArgument, prefix + where + " has unknown role '" + message.role +
@@ -230,6 +237,31 @@ Expected<ChatTemplate> ChatTemplate::from_name(std::string_view name) {
 }
 
 Expected<ChatTemplate> ChatTemplate::detect(std::string_view jinja_source, std::string_view arch_hint) {
+  EDGELLM_ASSIGN_OR_RETURN(ChatTemplate result, detect_family(jinja_source, arch_hint));
+  if (rstrip_ascii_space(jinja_source).empty()) {
+    EDGELLM_LOG_WARN("%s", result.note_.c_str());
+    return result;
+  }
+  // The model's own template renders; the family found above gives stop strings and how replies are read.
+  auto parsed = jinja::Template::parse(jinja_source);
+  if (!parsed.ok()) {
+    result.note_ += "; the model's Jinja template could not be parsed (" + parsed.error().message +
+                    "), so the family's hand-written renderer is used";
+    EDGELLM_LOG_WARN("%s", result.note_.c_str());
+    return result;
+  }
+  result.jinja_ = std::make_shared<const jinja::Template>(std::move(*parsed));
+  result.note_ = "chat template: the model's own, rendered by edgellm's Jinja interpreter (family '" + result.name_ +
+                 "' for stop strings and replies: " + result.note_ + ")";
+  if (result.origin_ == ChatTemplateOrigin::kFallback) {
+    EDGELLM_LOG_WARN("%s", result.note_.c_str());  // the stop strings are a guess
+  } else {
+    EDGELLM_LOG_INFO("%s", result.note_.c_str());
+  }
+  return result;
+}
+
+Expected<ChatTemplate> ChatTemplate::detect_family(std::string_view jinja_source, std::string_view arch_hint) {
   const std::string_view source = rstrip_ascii_space(jinja_source);
   auto make = [](std::string_view name, ChatTemplateOrigin origin, std::string note) {
     ChatTemplate result = from_name(name).value();  // our own canonical names: cannot fail
@@ -244,7 +276,6 @@ Expected<ChatTemplate> ChatTemplate::detect(std::string_view jinja_source, std::
       ChatTemplate result = make(known.name, ChatTemplateOrigin::kKnownTemplate,
                                  "chat template '" + std::string(known.name) + "': the model's template is " +
                                      std::string(known.what) + "'s, byte for byte");
-      EDGELLM_LOG_INFO("%s", result.note_.c_str());
       return result;
     }
   }
@@ -282,7 +313,6 @@ Expected<ChatTemplate> ChatTemplate::detect(std::string_view jinja_source, std::
                                    "); the model's template is not one edgellm is verified against, so the "
                                    "prompt may differ from what the model's own template renders");
     if (default_system) result.default_system_prompt_ = std::move(default_system);
-    EDGELLM_LOG_WARN("%s", result.note_.c_str());
     return result;
   }
 
@@ -302,12 +332,17 @@ Expected<ChatTemplate> ChatTemplate::detect(std::string_view jinja_source, std::
                                  (source.empty() ? std::string("the model has no chat template")
                                                  : std::string("the model's chat template is not recognised")) +
                                  " (architecture '" + arch + "'); override with a template name if this is wrong");
-  EDGELLM_LOG_WARN("%s", result.note_.c_str());
   return result;
 }
 
 Expected<RenderedPrompt> ChatTemplate::render(const std::vector<ChatMessage>& messages,
                                               const ChatOptions& opts) const {
+  if (jinja_) return render_jinja(messages, opts);
+  if (opts.tools.is_array() && !opts.tools.empty()) {
+    return make_error(ErrorCode::kUnsupported, "chat template '" + name_ +
+                                                   "': tools need the model's own chat template; the hand-written '" +
+                                                   name_ + "' renderer takes none");
+  }
   EDGELLM_TRY(validate_messages(name_, messages, opts));
   const std::string_view default_system = default_system_prompt_ ? std::string_view(*default_system_prompt_) : "";
   switch (family_) {
@@ -332,6 +367,71 @@ Expected<RenderedPrompt> ChatTemplate::render(const std::vector<ChatMessage>& me
     }
   }
   return make_error(ErrorCode::kInternal, "chat template '" + name_ + "': no renderer");
+}
+
+// The variables transformers' apply_chat_template gives a template (render_jinja_template): the messages
+// as plain dicts (reasoning also under "thinking", as transformers aliases it), tools and documents (None
+// when absent), add_generation_prompt, the tokenizer's special tokens and the caller's extra arguments.
+Expected<RenderedPrompt> ChatTemplate::render_jinja(const std::vector<ChatMessage>& messages,
+                                                    const ChatOptions& opts) const {
+  const std::string prefix = "chat template '" + name_ + "' (the model's own): ";
+  if (messages.empty()) {
+    return make_error(ErrorCode::kInvalidArgument, prefix + "the conversation is empty (need at least one message)");
+  }
+  jinja::Array list;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const ChatMessage& m = messages[i];
+    const std::string where = "message " + std::to_string(i);
+    EDGELLM_TRY(validate_utf8(name_, where + " role", m.role));
+    EDGELLM_TRY(validate_utf8(name_, where + " (" + m.role + ") content", m.content));
+    if (m.reasoning_content) EDGELLM_TRY(validate_utf8(name_, where + " reasoning_content", *m.reasoning_content));
+    EDGELLM_TRY(validate_utf8(name_, where + " name", m.name));
+    EDGELLM_TRY(validate_utf8(name_, where + " tool_call_id", m.tool_call_id));
+    jinja::Object o;
+    o.keys_from_input = false;
+    const auto input = [](const std::string& text) { return jinja::Value::string(jinja::Text::from_input(text)); };
+    if (m.reasoning_content) o.set("thinking", input(*m.reasoning_content));
+    o.set("role", input(m.role));
+    o.set("content", m.content_null ? jinja::Value::none() : input(m.content));
+    if (!m.tool_calls.is_null()) o.set("tool_calls", jinja::Value::from_json(m.tool_calls, true));
+    if (!m.tool_call_id.empty()) o.set("tool_call_id", input(m.tool_call_id));
+    if (!m.name.empty()) o.set("name", input(m.name));
+    if (m.reasoning_content) o.set("reasoning_content", input(*m.reasoning_content));
+    list.push_back(jinja::Value::object(std::move(o)));
+  }
+  jinja::Object globals;
+  globals.set("messages", jinja::Value::array(std::move(list)));
+  globals.set("tools", opts.tools.is_array() && !opts.tools.empty() ? jinja::Value::from_json(opts.tools, true)
+                                                                   : jinja::Value::none());
+  globals.set("documents", jinja::Value::none());
+  globals.set("add_generation_prompt", jinja::Value::boolean(opts.add_generation_prompt));
+  // The tokenizer's special tokens, as transformers passes them; without a tokenizer, the family's own.
+  std::string bos = opts.bos_token, eos = opts.eos_token;
+  if (bos.empty() && (family_ == Family::kLlama3 || family_ == Family::kLlama31 || family_ == Family::kLlama32)) {
+    bos = "<|begin_of_text|>";
+  }
+  if (family_ == Family::kLlama2) {
+    if (bos.empty()) bos = "<s>";
+    if (eos.empty()) eos = "</s>";
+  }
+  if (!bos.empty()) globals.set("bos_token", jinja::Value::string(bos));
+  if (!eos.empty()) globals.set("eos_token", jinja::Value::string(eos));
+  if (opts.enable_thinking) globals.set("enable_thinking", jinja::Value::boolean(*opts.enable_thinking));
+  if (!opts.date_string.empty()) globals.set("date_string", jinja::Value::string(opts.date_string));
+  if (opts.template_kwargs.is_object()) {
+    for (const auto& [key, value] : opts.template_kwargs.items()) globals.set(key, jinja::Value::from_json(value, true));
+  }
+  auto rendered = jinja_->render(globals);
+  if (!rendered.ok()) return make_error(ErrorCode::kInvalidArgument, prefix + rendered.error().message);
+  chat_detail::PromptBuilder out;
+  size_t at = 0;
+  for (auto [b, e] : rendered->input) {
+    out.special(std::string_view(rendered->text).substr(at, b - at));
+    out.content(std::string_view(rendered->text).substr(b, e - b));
+    at = e;
+  }
+  out.special(std::string_view(rendered->text).substr(at));
+  return std::move(out).finish();
 }
 
 std::vector<std::string> ChatTemplate::stop_strings() const {

@@ -1,34 +1,52 @@
 // Chat templates: turn a conversation into the exact prompt text a chat model was trained on.
 //
-// edgellm does not interpret Jinja. Each supported model family has a hand-written renderer that is
-// byte-identical with Hugging Face transformers' apply_chat_template(..., tokenize=False) for that
-// family's real template (tests/python/test_chat_template.py checks this against transformers).
-// A model's Jinja source (GGUF `tokenizer.chat_template`, tokenizer_config.json `chat_template`) is
-// only used to pick the renderer and a few parameters such as the default system prompt.
+// A model's own Jinja template (GGUF `tokenizer.chat_template`, tokenizer_config.json `chat_template`,
+// chat_template.jinja) is what renders, through edgellm's Jinja interpreter (chat/jinja/), with the
+// variables transformers' apply_chat_template passes: messages (with reasoning_content, tool_calls,
+// tool_call_id, name), tools, add_generation_prompt, bos_token/eos_token, enable_thinking when set, and any
+// extra template arguments. The family the template belongs to (recognised from the source) still decides
+// the stop strings and how replies and tool calls are read back.
+//
+// Hand-written renderers of each family remain for models without a template and for a family asked for
+// by name (`--chat-template qwen2.5`); they are byte-identical with transformers for the family's real
+// template (tests/python/test_chat_template.py) and do not take tools.
 //
 // The rendered prompt is a list of segments: text written by the template (special tokens such as
 // <|im_start|> allowed) and text that came from a message (always plain text), so that a user who
 // types "<|im_end|>" cannot forge a turn. The tokenizer encodes the segments one by one.
 //
-// Out of scope (see issue 4): tool definitions, tool calls and tool-result messages, multimodal
-// content, continue_final_message. Such input gets a kUnsupported error, never a silent mis-render.
+// Out of scope: multimodal content and continue_final_message (kUnsupported errors, never a silent
+// mis-render); tools with the hand-written renderers.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "util/expected.h"
 
 namespace edgellm {
 
+namespace jinja {
+class Template;
+}
+
 struct ChatMessage {
-  std::string role;     // "system", "user" or "assistant"
+  std::string role;     // "system", "user", "assistant", "tool" (what the template accepts)
   std::string content;  // UTF-8
   // Assistant turns only: the model's earlier reasoning, kept apart from the answer (Qwen3 reads it;
   // other families ignore it). When absent, Qwen3 splits <think>...</think> out of `content`.
   std::optional<std::string> reasoning_content;
+  bool content_null = false;  // "content" was null or absent (an assistant turn that only calls tools)
+  // Assistant turns: the calls it made, as transformers takes them: [{"type": "function", "function":
+  // {"name": ..., "arguments": {...}}}] (null when none).
+  nlohmann::ordered_json tool_calls = nullptr;
+  std::string tool_call_id = {};  // role "tool": the call this result answers (empty when not given)
+  std::string name = {};          // role "tool": the function whose result this is (empty when not given)
 };
 
 struct ChatOptions {
@@ -43,6 +61,11 @@ struct ChatOptions {
   // Llama 3.1 / 3.2 "Today Date: ..." line. Empty = the template's default: "26 Jul 2024" for 3.1,
   // today's local date as "%d %b %Y" for 3.2 (transformers supplies strftime_now to that template).
   std::string date_string;
+  // Tool definitions as transformers passes them: [{"type": "function", "function": {"name",
+  // "description", "parameters"}}]; null or empty: no tools.
+  nlohmann::ordered_json tools;
+  // Further variables for the template (OpenAI's chat_template_kwargs), an object or null.
+  nlohmann::ordered_json template_kwargs;
 };
 
 // One piece of a rendered prompt. Template text may contain special tokens; message content may not.
@@ -83,6 +106,8 @@ class ChatTemplate {
 
   // Canonical family name, e.g. "qwen3".
   const std::string& name() const { return name_; }
+  // True when the model's own Jinja template renders (rather than the family's hand-written renderer).
+  bool renders_model_template() const { return jinja_ != nullptr; }
   ChatTemplateOrigin origin() const { return origin_; }
   // One line on how the template was chosen, for logs and `edgellm chat-template --describe`.
   const std::string& note() const { return note_; }
@@ -90,8 +115,9 @@ class ChatTemplate {
   const std::optional<std::string>& default_system_prompt() const { return default_system_prompt_; }
 
   // Renders `messages`. Errors (kInvalidArgument unless noted) name the message index and role:
-  // empty conversation, unknown role, content that is not valid UTF-8, an order the family's template
-  // rejects (Llama 2: user/assistant must alternate), and kUnsupported for tool roles.
+  // empty conversation, content that is not valid UTF-8, and what the template itself rejects (its
+  // raise_exception message, e.g. roles that do not alternate); with a hand-written renderer also unknown
+  // roles and (kUnsupported) tool messages and tools.
   Expected<RenderedPrompt> render(const std::vector<ChatMessage>& messages, const ChatOptions& opts) const;
 
   // Texts that end the assistant's turn, e.g. {"<|im_end|>", "<|endoftext|>"}. The runtime also stops
@@ -104,10 +130,14 @@ class ChatTemplate {
  private:
   ChatTemplate(Family family, std::string name, ChatTemplateOrigin origin, std::string note);
 
+  static Expected<ChatTemplate> detect_family(std::string_view jinja_source, std::string_view arch_hint);
+  Expected<RenderedPrompt> render_jinja(const std::vector<ChatMessage>& messages, const ChatOptions& opts) const;
+
   Family family_;
   std::string name_;
   ChatTemplateOrigin origin_;
   std::string note_;
+  std::shared_ptr<const jinja::Template> jinja_;
   std::optional<std::string> default_system_prompt_;
 };
 

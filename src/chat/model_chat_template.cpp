@@ -105,7 +105,8 @@ Expected<ModelChatTemplateInfo> read_gguf(const std::string& path) {
   return info;
 }
 
-Expected<std::string> optional_string(const nlohmann::json& message, const char* key, size_t index, bool* present) {
+template <typename Json>
+Expected<std::string> optional_string(const Json& message, const char* key, size_t index, bool* present) {
   *present = false;
   const auto it = message.find(key);
   if (it == message.end() || it->is_null()) return std::string();
@@ -114,7 +115,7 @@ Expected<std::string> optional_string(const nlohmann::json& message, const char*
                                                        "\" is a " + it->type_name() + ", expected a string");
   }
   *present = true;
-  return it->get<std::string>();
+  return it->template get<std::string>();
 }
 
 }  // namespace
@@ -140,8 +141,30 @@ Expected<ChatTemplate> chat_template_for_model(const std::string& path, ChatOpti
   return ChatTemplate::detect(info.jinja_source, info.arch);
 }
 
-Expected<std::vector<ChatMessage>> parse_chat_messages(const nlohmann::json& json) {
-  const nlohmann::json* list = &json;
+namespace {
+
+// OpenAI sends a call's arguments as a JSON string; transformers' templates expect the object (they apply
+// tojson to it). A string that parses as a JSON object becomes that object; any other string stays as it is.
+nlohmann::ordered_json normalized_tool_calls(const nlohmann::ordered_json& calls) {
+  nlohmann::ordered_json out = calls;
+  for (auto& call : out) {
+    if (!call.is_object()) continue;
+    nlohmann::ordered_json* fn = call.contains("function") && call["function"].is_object() ? &call["function"] : &call;
+    auto args = fn->find("arguments");
+    if (args == fn->end() || !args->is_string()) continue;
+    try {
+      auto parsed = nlohmann::ordered_json::parse(args->template get<std::string>());
+      if (parsed.is_object()) *args = std::move(parsed);
+    } catch (const nlohmann::json::parse_error&) {
+      // not JSON: the template sees the string
+    }
+  }
+  return out;
+}
+
+template <typename Json>
+Expected<std::vector<ChatMessage>> parse_messages(const Json& json) {
+  const Json* list = &json;
   if (json.is_object()) {
     const auto it = json.find("messages");
     if (it == json.end()) return make_error(ErrorCode::kInvalidArgument, "messages: object without a \"messages\" array");
@@ -154,7 +177,7 @@ Expected<std::vector<ChatMessage>> parse_chat_messages(const nlohmann::json& jso
   std::vector<ChatMessage> messages;
   messages.reserve(list->size());
   for (size_t i = 0; i < list->size(); ++i) {
-    const nlohmann::json& entry = (*list)[i];
+    const Json& entry = (*list)[i];
     const std::string where = "message " + std::to_string(i);
     if (!entry.is_object()) {
       return make_error(ErrorCode::kInvalidArgument, where + ": expected an object, got a " + entry.type_name());
@@ -168,10 +191,19 @@ Expected<std::vector<ChatMessage>> parse_chat_messages(const nlohmann::json& jso
                         where + ": \"content\" is a list (multimodal parts); only text content is supported");
     }
     EDGELLM_ASSIGN_OR_RETURN(message.content, optional_string(entry, "content", i, &present));
-    if (!present) return make_error(ErrorCode::kInvalidArgument, where + ": missing \"content\" (a string)");
-    if (entry.contains("tool_calls") && !entry["tool_calls"].is_null()) {
-      return make_error(ErrorCode::kUnsupported, where + ": \"tool_calls\" are not supported by edgellm's chat templates yet");
+    message.content_null = !present;
+    if (const auto calls = entry.find("tool_calls"); calls != entry.end() && !calls->is_null()) {
+      if (!calls->is_array()) {
+        return make_error(ErrorCode::kInvalidArgument,
+                          where + ": \"tool_calls\" is a " + std::string(calls->type_name()) + ", expected an array");
+      }
+      message.tool_calls = normalized_tool_calls(nlohmann::ordered_json::parse(calls->dump()));
     }
+    if (!present && message.tool_calls.is_null() && message.role != "assistant") {
+      return make_error(ErrorCode::kInvalidArgument, where + ": missing \"content\" (a string)");
+    }
+    EDGELLM_ASSIGN_OR_RETURN(message.tool_call_id, optional_string(entry, "tool_call_id", i, &present));
+    EDGELLM_ASSIGN_OR_RETURN(message.name, optional_string(entry, "name", i, &present));
     for (const char* key : {"reasoning_content", "thinking", "reasoning"}) {
       EDGELLM_ASSIGN_OR_RETURN(std::string reasoning, optional_string(entry, key, i, &present));
       if (present) {
@@ -183,5 +215,10 @@ Expected<std::vector<ChatMessage>> parse_chat_messages(const nlohmann::json& jso
   }
   return messages;
 }
+
+}  // namespace
+
+Expected<std::vector<ChatMessage>> parse_chat_messages(const nlohmann::json& json) { return parse_messages(json); }
+Expected<std::vector<ChatMessage>> parse_chat_messages(const nlohmann::ordered_json& json) { return parse_messages(json); }
 
 }  // namespace edgellm

@@ -32,8 +32,12 @@ Expected<ChatTemplate> chat_template_for_model(const std::string& path, ChatOpti
 
 // Parses a conversation in the OpenAI / transformers shape: an array of {"role", "content"} objects,
 // or an object holding such an array under "messages". "reasoning_content" (or its older names
-// "reasoning" / "thinking", as transformers accepts) is optional; null fields count as absent.
+// "reasoning" / "thinking", as transformers accepts) is optional; null fields count as absent. Assistant
+// turns may carry "tool_calls" (content null or absent), whose string "arguments" are parsed into objects
+// as transformers' templates expect; tool results carry "tool_call_id" and "name".
 // Errors name the message index and field; list-form (multimodal) content is kUnsupported.
+// ordered_json keeps the objects' keys in their written order (as transformers renders them).
 Expected<std::vector<ChatMessage>> parse_chat_messages(const nlohmann::json& json);
+Expected<std::vector<ChatMessage>> parse_chat_messages(const nlohmann::ordered_json& json);
 
 }  // namespace edgellm

@@ -35,6 +35,8 @@ struct ChatTemplateArgs {
   bool ids = false;
   std::string tokenizer_path;  // for --ids; default: --model
   std::string jinja_context;   // --jinja-context: render --template-file with these variables
+  std::string tools_path;      // --tools: tool definitions (JSON array)
+  std::string kwargs;          // --template-kwargs: extra template variables (JSON object)
 };
 
 Expected<std::string> read_text(const std::string& path) {
@@ -107,6 +109,7 @@ Status run(const ChatTemplateArgs& args) {
     const nlohmann::json out = {
         {"name", chat_template.name()},
         {"origin", chat_template_origin_name(chat_template.origin())},
+        {"renders_model_template", chat_template.renders_model_template()},
         {"note", chat_template.note()},
         {"default_system_prompt", chat_template.default_system_prompt() ? nlohmann::json(*chat_template.default_system_prompt())
                                                                        : nlohmann::json(nullptr)},
@@ -118,11 +121,28 @@ Status run(const ChatTemplateArgs& args) {
 
   if (args.messages_path.empty()) return make_error(ErrorCode::kInvalidArgument, "--messages FILE.json is required");
   EDGELLM_ASSIGN_OR_RETURN(const std::string text, read_text(args.messages_path));
-  nlohmann::json json;
+  nlohmann::ordered_json json;
   try {
-    json = nlohmann::json::parse(text);
+    json = nlohmann::ordered_json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     return make_error(ErrorCode::kFormat, args.messages_path + ": malformed JSON: " + e.what());
+  }
+  if (!args.tools_path.empty()) {
+    EDGELLM_ASSIGN_OR_RETURN(const std::string tools, read_text(args.tools_path));
+    try {
+      opts.tools = nlohmann::ordered_json::parse(tools);
+    } catch (const nlohmann::json::parse_error& e) {
+      return make_error(ErrorCode::kFormat, args.tools_path + ": malformed JSON: " + e.what());
+    }
+    if (!opts.tools.is_array()) return make_error(ErrorCode::kInvalidArgument, args.tools_path + ": expected a JSON array");
+  }
+  if (!args.kwargs.empty()) {
+    try {
+      opts.template_kwargs = nlohmann::ordered_json::parse(args.kwargs);
+    } catch (const nlohmann::json::parse_error& e) {
+      return make_error(ErrorCode::kFormat, std::string("--template-kwargs: malformed JSON: ") + e.what());
+    }
+    if (!opts.template_kwargs.is_object()) return make_error(ErrorCode::kInvalidArgument, "--template-kwargs: expected a JSON object");
   }
   EDGELLM_ASSIGN_OR_RETURN(const std::vector<ChatMessage> messages, parse_chat_messages(json));
   EDGELLM_ASSIGN_OR_RETURN(const RenderedPrompt prompt, chat_template.render(messages, opts));
@@ -177,6 +197,8 @@ void add_chat_template_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--segments", args->segments, "Print the prompt as JSON segments with their allow_special flag");
   cmd->add_flag("--ids", args->ids, "Print the prompt's token ids (message text never becomes special tokens)");
   cmd->add_option("--tokenizer", args->tokenizer_path, "Tokenizer for --ids (default: --model)");
+  cmd->add_option("--tools", args->tools_path, "Tool definitions for the template: a JSON array of {type, function}");
+  cmd->add_option("--template-kwargs", args->kwargs, "More template variables, a JSON object (chat_template_kwargs)");
   cmd->add_option("--jinja-context", args->jinja_context,
                   "Render --template-file with these variables (a JSON object) through edgellm's Jinja interpreter");
   cmd->callback([args, &exit_code] {

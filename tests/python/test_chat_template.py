@@ -358,12 +358,17 @@ def test_detection_by_markers_and_fallback(tmp_path):
     expected = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, chat_template=edited)
     assert run_edgellm(["--template-file", tmp_path / "edited.jinja"], messages).stdout.decode() == expected
 
-    (tmp_path / "unknown.jinja").write_text("{% for m in messages %}{{ m.content }}{% endfor %}")
+    # An unrecognised template renders exactly (edgellm's Jinja interpreter); only the family that gives the
+    # stop strings is a fallback, chosen by architecture and logged.
+    unknown = "{% for m in messages %}[{{ m.role }}] {{ m.content | trim }}\n{% endfor %}"
+    (tmp_path / "unknown.jinja").write_text(unknown)
     for arch, want in (("qwen2", "qwen2"), ("qwen3", "qwen3"), ("qwen", "qwen1"), ("llama", "chatml")):
         proc = run_edgellm(["--template-file", tmp_path / "unknown.jinja", "--arch", arch, "--describe"])
         info = json.loads(proc.stdout)
-        assert (info["name"], info["origin"]) == (want, "fallback")
+        assert (info["name"], info["origin"], info["renders_model_template"]) == (want, "fallback", True)
         assert b"fallback" in proc.stderr  # the choice is logged
+    expected = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, chat_template=unknown)
+    assert run_edgellm(["--template-file", tmp_path / "unknown.jinja"], messages).stdout.decode() == expected
 
 
 def test_model_metadata():
@@ -390,7 +395,7 @@ def test_model_metadata():
     (["--name", "nonexistent"], [{"role": "user", "content": "x"}], b"unknown chat template name 'nonexistent'"),
     (["--name", "qwen3"], [], b"conversation is empty"),
     (["--name", "qwen3"], [{"role": "robot", "content": "x"}], b"unknown role 'robot'"),
-    (["--name", "qwen3"], [{"role": "tool", "content": "x"}], b"not supported"),
+    (["--name", "qwen3"], [{"role": "tool", "content": "x"}], b"need the model's own chat template"),
     (["--name", "qwen3"], [{"role": "user"}], b"missing \"content\""),
     (["--name", "qwen3"], [{"role": "user", "content": [{"type": "text", "text": "x"}]}], b"multimodal"),
     (["--name", "llama2"], [{"role": "assistant", "content": "x"}], b"must alternate"),

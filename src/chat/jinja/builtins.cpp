@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "chat/jinja/interpreter.h"
+#include "chat/prompt_text.h"
 
 namespace edgellm::jinja {
 namespace {
@@ -23,14 +24,27 @@ std::vector<size_t> code_point_offsets(const std::string& s) {
 
 bool is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
+// The code point at s[pos] and its length in bytes (invalid bytes count as one code point each).
+char32_t code_point_at(const std::string& s, size_t pos, size_t* len) {
+  const auto b0 = static_cast<unsigned char>(s[pos]);
+  size_t n = b0 < 0x80 ? 1 : (b0 >> 5) == 0x6 ? 2 : (b0 >> 4) == 0xE ? 3 : (b0 >> 3) == 0x1E ? 4 : 1;
+  if (pos + n > s.size()) n = 1;
+  char32_t cp = n == 1 ? b0 : n == 2 ? (b0 & 0x1F) : n == 3 ? (b0 & 0x0F) : (b0 & 0x07);
+  for (size_t i = 1; i < n; ++i) cp = (cp << 6) | (static_cast<unsigned char>(s[pos + i]) & 0x3F);
+  *len = n;
+  return cp;
+}
+
+// Python's str.isspace() for the code point at s[pos] (Unicode whitespace: U+00A0, U+3000, U+2028, ...).
+bool python_space_at(const std::string& s, size_t pos, size_t* len) {
+  return chat_detail::is_python_space(code_point_at(s, pos, len));
+}
+
 // str.strip family: `chars` empty means whitespace.
 Text strip_text(const Text& t, bool left, bool right, const Value* chars) {
   const std::string& s = t.text;
   auto strip_char = [&](size_t pos, size_t* len) -> bool {
-    if (!chars || chars->is_none()) {
-      *len = 1;
-      return is_space(static_cast<unsigned char>(s[pos]));
-    }
+    if (!chars || chars->is_none()) return python_space_at(s, pos, len);
     // Any code point of `chars`.
     const std::string& set = chars->as_string();
     size_t n = 1;
@@ -136,12 +150,12 @@ Expected<Value> split(const Value& self, CallArgs& args, bool from_right) {
   if (sep.is_none()) {
     // Runs of whitespace; no empty strings.
     std::vector<std::pair<size_t, size_t>> words;
-    size_t i = 0;
+    size_t i = 0, len = 0;
     while (i < s.size()) {
-      while (i < s.size() && is_space(static_cast<unsigned char>(s[i]))) ++i;
+      while (i < s.size() && python_space_at(s, i, &len)) i += len;
       if (i >= s.size()) break;
       size_t j = i;
-      while (j < s.size() && !is_space(static_cast<unsigned char>(s[j]))) ++j;
+      while (j < s.size() && !python_space_at(s, j, &len)) j += len;
       words.emplace_back(i, j);
       i = j;
     }

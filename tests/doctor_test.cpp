@@ -300,7 +300,8 @@ TEST(DoctorModel, ExpectedSpeedFromBandwidth) {
   o.bandwidth_gbs = 10.0;
   o.bandwidth_threads = 4;
   ModelFacts m = qwen15_18b(DType::kQ4_0, 4.5);  // ~1.03 GB read per token -> ~10 tokens/s at 10 GB/s
-  const Finding& speed = one(check_model(m, with_available(6), o), "model.speed");
+  const std::vector<Finding> findings = check_model(m, with_available(6), o);
+  const Finding& speed = one(findings, "model.speed");
   EXPECT_EQ(speed.status, Status::kOk);
   EXPECT_TRUE(contains(speed.summary, "10.0 GB/s (4 threads) -> decode at most ~10 tokens/s")) << speed.summary;
   o.bandwidth_gbs = 2.0;  // ~2 tokens/s: too slow for a conversation

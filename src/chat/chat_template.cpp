@@ -251,6 +251,7 @@ Expected<ChatTemplate> ChatTemplate::detect(std::string_view jinja_source, std::
     return result;
   }
   result.jinja_ = std::make_shared<const jinja::Template>(std::move(*parsed));
+  result.tool_format_ = tool_call_format_for_template(jinja_source);
   result.note_ = "chat template: the model's own, rendered by edgellm's Jinja interpreter (family '" + result.name_ +
                  "' for stop strings and replies: " + result.note_ + ")";
   if (result.origin_ == ChatTemplateOrigin::kFallback) {

@@ -27,6 +27,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "chat/tool_calls.h"
 #include "util/expected.h"
 
 namespace edgellm {
@@ -108,6 +109,8 @@ class ChatTemplate {
   const std::string& name() const { return name_; }
   // True when the model's own Jinja template renders (rather than the family's hand-written renderer).
   bool renders_model_template() const { return jinja_ != nullptr; }
+  // How the model writes function calls, as its template teaches it (kNone without the model's template).
+  ToolCallFormat tool_call_format() const { return tool_format_; }
   ChatTemplateOrigin origin() const { return origin_; }
   // One line on how the template was chosen, for logs and `edgellm chat-template --describe`.
   const std::string& note() const { return note_; }
@@ -138,6 +141,7 @@ class ChatTemplate {
   ChatTemplateOrigin origin_;
   std::string note_;
   std::shared_ptr<const jinja::Template> jinja_;
+  ToolCallFormat tool_format_ = ToolCallFormat::kNone;
   std::optional<std::string> default_system_prompt_;
 };
 

@@ -110,6 +110,7 @@ Status run(const ChatTemplateArgs& args) {
         {"name", chat_template.name()},
         {"origin", chat_template_origin_name(chat_template.origin())},
         {"renders_model_template", chat_template.renders_model_template()},
+        {"tool_call_format", tool_call_format_name(chat_template.tool_call_format())},
         {"note", chat_template.note()},
         {"default_system_prompt", chat_template.default_system_prompt() ? nlohmann::json(*chat_template.default_system_prompt())
                                                                        : nlohmann::json(nullptr)},

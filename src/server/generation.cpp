@@ -21,12 +21,16 @@ void record_result(Metrics& m, const std::string& route, const std::string& mode
 }  // namespace
 
 std::vector<int32_t> chat_prompt_tokens(const ServedModel& model, const std::vector<ChatMessage>& messages,
-                                        std::optional<bool> enable_thinking, bool* thinking_open) {
+                                        const ChatPromptOptions& request, bool* thinking_open) {
   ChatOptions options = model.model->chat_options();
-  if (enable_thinking) options.enable_thinking = enable_thinking;
+  if (request.enable_thinking) options.enable_thinking = request.enable_thinking;
+  options.tools = request.tools;
+  options.template_kwargs = request.template_kwargs;
+  const bool with_tools = options.tools.is_array() && !options.tools.empty();
   auto rendered = model.model->chat_template().render(messages, options);
   if (!rendered.ok()) {
-    ApiError e = api_error_from(rendered.error(), "messages");
+    ApiError e = api_error_from(rendered.error(),
+                                with_tools && !model.model->chat_template().renders_model_template() ? "tools" : "messages");
     throw RequestError(std::move(e));
   }
   if (thinking_open) {

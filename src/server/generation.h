@@ -25,11 +25,18 @@ struct Generation {
   std::shared_ptr<RequestStream> stream;
 };
 
-// The prompt tokens of a conversation with the model's chat template. `enable_thinking` switches Qwen3's
-// thinking (nullopt: the template's default); *thinking_open says whether the rendered prompt ends inside
-// an opened think block. Errors throw RequestError (param "messages").
+// What a chat request adds to the model's chat options.
+struct ChatPromptOptions {
+  std::optional<bool> enable_thinking;       // Qwen3's thinking switch (nullopt: the template's default)
+  nlohmann::ordered_json tools;              // tool definitions for the template (null: none)
+  nlohmann::ordered_json template_kwargs;    // chat_template_kwargs (an object, or null)
+};
+
+// The prompt tokens of a conversation with the model's chat template. *thinking_open says whether the
+// rendered prompt ends inside an opened think block. Errors throw RequestError (param "messages"; tools
+// with a model that has no template of its own: param "tools").
 std::vector<int32_t> chat_prompt_tokens(const ServedModel& model, const std::vector<ChatMessage>& messages,
-                                        std::optional<bool> enable_thinking, bool* thinking_open);
+                                        const ChatPromptOptions& options, bool* thinking_open);
 // The prompt tokens of a completion prompt (BOS added if the model wants it; special-token texts stay text).
 std::vector<int32_t> completion_prompt_tokens(const ServedModel& model, const std::string& prompt);
 

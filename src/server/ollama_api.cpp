@@ -10,6 +10,7 @@
 #include "server/reasoning_splitter.h"
 #include "server/request_fields.h"
 #include "server/routes.h"
+#include "server/tool_fields.h"
 
 namespace edgellm::server {
 namespace {
@@ -103,9 +104,9 @@ void read_options(const Fields& body, const ServedModel& m, EngineRequest& r) {
   r.max_new_tokens = static_cast<int32_t>(std::clamp<int64_t>(n, 0, INT32_MAX));
 }
 
-void refuse_unsupported(const Fields& f) {
-  if (const json* tools = f.raw("tools"); tools && !(tools->is_array() && tools->empty())) {
-    bad_request("tools", "tool calling is not supported yet");
+void refuse_unsupported(const Fields& f, bool chat) {
+  if (const json* tools = f.raw("tools"); !chat && tools && !(tools->is_array() && tools->empty())) {
+    bad_request("tools", "'tools' are for /api/chat");
   }
   if (const json* images = f.raw("images"); images && !(images->is_array() && images->empty())) {
     bad_request("images", "images are not supported (text models only)");
@@ -132,6 +133,7 @@ std::string ndjson(const json& j) { return j.dump(-1, ' ', false, json::error_ha
 // ---- /api/chat and /api/generate: one formatter for both, differing in where the text goes ----
 
 struct OllamaRequest {
+  ToolCallFormat tool_format = ToolCallFormat::kNone;  // /api/chat with tools: the reply is read for calls
   Generation g;
   bool chat = true;
   std::optional<bool> think;  // nullopt: the reply as the model writes it
@@ -140,7 +142,8 @@ struct OllamaRequest {
 
 class OllamaStream : public StreamFormatter {
  public:
-  explicit OllamaStream(OllamaRequest r) : r_(std::move(r)), splitter_(r_.g.starts_in_reasoning) {}
+  explicit OllamaStream(OllamaRequest r)
+      : r_(std::move(r)), splitter_(r_.g.starts_in_reasoning), tools_(r_.tool_format) {}
   std::string token(const StreamToken& t) override {
     if (t.token >= 0) r_.context.push_back(t.token);
     std::string reasoning, content = t.text;
@@ -149,15 +152,24 @@ class OllamaStream : public StreamFormatter {
       reasoning = std::move(p.reasoning);
       content = std::move(p.content);
     }
-    if (reasoning.empty() && content.empty()) return {};
-    return ndjson(piece(reasoning, content, false));
+    // A call goes out once whole, in a message of its own; text that cannot begin one goes out at once.
+    ToolCallStream::Output o = tools_.feed(content);
+    if (reasoning.empty() && o.text.empty() && o.calls.empty()) return {};
+    return ndjson(piece(reasoning, o.text, false, o.calls));
   }
   std::string finish(const RequestResult& res) override {
     std::string out;
+    std::string reasoning, content;
     if (r_.think.value_or(false)) {
       auto p = splitter_.flush();
-      if (!p.reasoning.empty() || !p.content.empty()) out += ndjson(piece(p.reasoning, p.content, false));
+      reasoning = std::move(p.reasoning);
+      content = std::move(p.content);
     }
+    ToolCallStream::Output o = tools_.feed(content);
+    ToolCallStream::Output rest = tools_.finish();
+    o.text += rest.text;
+    for (auto& c : rest.calls) o.calls.push_back(std::move(c));
+    if (!reasoning.empty() || !o.text.empty() || !o.calls.empty()) out += ndjson(piece(reasoning, o.text, false, o.calls));
     if (res.finish_reason == "error") return out + ndjson({{"error", res.error}});
     json last = piece("", "", true);
     add_timings(last, res);
@@ -166,11 +178,13 @@ class OllamaStream : public StreamFormatter {
   }
 
  private:
-  json piece(const std::string& reasoning, const std::string& content, bool done) const {
+  json piece(const std::string& reasoning, const std::string& content, bool done,
+             const std::vector<ToolCall>& calls = {}) const {
     json j = {{"model", tagged(r_.g.model->alias)}, {"created_at", now_rfc3339()}};
     if (r_.chat) {
       json message = {{"role", "assistant"}, {"content", content}};
       if (!reasoning.empty()) message["thinking"] = reasoning;
+      if (!calls.empty()) message["tool_calls"] = ollama_tool_calls(calls);
       j["message"] = message;
     } else {
       j["response"] = content;
@@ -181,6 +195,7 @@ class OllamaStream : public StreamFormatter {
   }
   OllamaRequest r_;
   ReasoningSplitter splitter_;
+  ToolCallStream tools_;
 };
 
 void answer(ServerContext& ctx, httplib::Response& res, OllamaRequest& r, bool stream) {
@@ -208,8 +223,10 @@ void answer(ServerContext& ctx, httplib::Response& res, OllamaRequest& r, bool s
   }
   json j = {{"model", tagged(r.g.model->alias)}, {"created_at", now_rfc3339()}};
   if (r.chat) {
-    json message = {{"role", "assistant"}, {"content", content}};
+    const ParsedReply reply = parse_tool_calls(r.tool_format, content);
+    json message = {{"role", "assistant"}, {"content", reply.calls.empty() ? content : reply.content}};
     if (!reasoning.empty()) message["thinking"] = reasoning;
+    if (!reply.calls.empty()) message["tool_calls"] = ollama_tool_calls(reply.calls);
     j["message"] = message;
   } else {
     j["response"] = content;
@@ -224,7 +241,7 @@ void answer(ServerContext& ctx, httplib::Response& res, OllamaRequest& r, bool s
   send_json(res, j);
 }
 
-std::vector<ChatMessage> read_messages(const json& body) {
+std::vector<ChatMessage> read_messages(const json& body, const nlohmann::ordered_json& ordered) {
   const auto it = body.find("messages");
   if (it == body.end() || it->is_null()) bad_request("messages", "'messages' is required");
   if (!it->is_array()) bad_request("messages", "'messages' must be an array, got " + json_type_name(*it));
@@ -232,19 +249,23 @@ std::vector<ChatMessage> read_messages(const json& body) {
   for (size_t i = 0; i < it->size(); ++i) {
     const Fields f((*it)[i], "messages[" + std::to_string(i) + "]");
     const std::string role = f.string("role").value_or("");
-    if (role == "tool") bad_request(f.path("role"), "tool messages need tool calling, which is not supported yet");
-    if (role != "system" && role != "user" && role != "assistant") {
-      bad_request(f.path("role"), quote(f.path("role")) + " must be system, user or assistant, got '" + role + "'");
+    if (role != "system" && role != "user" && role != "assistant" && role != "tool") {
+      bad_request(f.path("role"), quote(f.path("role")) + " must be system, user, assistant or tool, got '" + role + "'");
     }
     if (const json* images = f.raw("images"); images && !(images->is_array() && images->empty())) {
       bad_request(f.path("images"), "images are not supported (text models only)");
     }
     const std::string content = f.string("content").value_or("");
     if (content.empty() && role == "user") bad_request(f.path("content"), quote(f.path("content")) + " is empty");
-    ChatMessage m{role, content, std::nullopt};
+    ChatMessage m;
+    m.role = role;
+    m.content = content;
     if (role == "assistant") {
       if (auto t = f.string("thinking")) m.reasoning_content = *t;
+      m.tool_calls = read_message_tool_calls(ordered, i);
+      m.content_null = content.empty() && !m.tool_calls.is_null();
     }
+    if (role == "tool") m.name = f.string("tool_name").value_or(f.string("name").value_or(""));
     out.push_back(std::move(m));
   }
   return out;
@@ -256,8 +277,9 @@ void chat(ServerContext& ctx, const httplib::Request& req, httplib::Response& re
   OllamaRequest r;
   r.g.model = find_model(ctx, f, model);
   r.g.route = "/api/chat";
-  refuse_unsupported(f);
-  const std::vector<ChatMessage> messages = read_messages(body);
+  refuse_unsupported(f, true);
+  const nlohmann::ordered_json ordered = nlohmann::ordered_json::parse(req.body);  // the client's key order
+  const std::vector<ChatMessage> messages = read_messages(body, ordered);
   const bool stream = f.boolean("stream").value_or(true);
   if (messages.empty()) {
     // An empty conversation loads the model: it is loaded.
@@ -266,8 +288,12 @@ void chat(ServerContext& ctx, const httplib::Request& req, httplib::Response& re
     return;
   }
   r.think = f.boolean("think");
+  ChatPromptOptions prompt_options;
+  prompt_options.enable_thinking = r.think;
+  prompt_options.tools = read_tools(ordered);
+  if (prompt_options.tools.is_array()) r.tool_format = r.g.model->model->chat_template().tool_call_format();
   bool thinking_open = false;
-  r.g.request.prompt = chat_prompt_tokens(*r.g.model, messages, r.think, &thinking_open);
+  r.g.request.prompt = chat_prompt_tokens(*r.g.model, messages, prompt_options, &thinking_open);
   r.g.starts_in_reasoning = thinking_open;
   read_options(f, *r.g.model, r.g.request);
   answer(ctx, res, r, stream);
@@ -280,7 +306,7 @@ void generate(ServerContext& ctx, const httplib::Request& req, httplib::Response
   r.chat = false;
   r.g.model = find_model(ctx, f, model);
   r.g.route = "/api/generate";
-  refuse_unsupported(f);
+  refuse_unsupported(f, false);
   const std::string prompt = f.string("prompt").value_or("");
   const bool stream = f.boolean("stream").value_or(true);
   if (prompt.empty()) {
@@ -311,7 +337,9 @@ void generate(ServerContext& ctx, const httplib::Request& req, httplib::Response
     if (auto system = f.string("system"); system && !system->empty()) messages.push_back({"system", *system, std::nullopt});
     messages.push_back({"user", prompt, std::nullopt});
     bool thinking_open = false;
-    prompt_tokens = chat_prompt_tokens(*r.g.model, messages, r.think, &thinking_open);
+    ChatPromptOptions prompt_options;
+    prompt_options.enable_thinking = r.think;
+    prompt_tokens = chat_prompt_tokens(*r.g.model, messages, prompt_options, &thinking_open);
     r.g.starts_in_reasoning = thinking_open;
   }
   tokens.insert(tokens.end(), prompt_tokens.begin(), prompt_tokens.end());

@@ -5,6 +5,7 @@
 #include "server/reasoning_splitter.h"
 #include "server/request_fields.h"
 #include "server/routes.h"
+#include "server/tool_fields.h"
 
 namespace edgellm::server {
 namespace {
@@ -13,7 +14,7 @@ using nlohmann::json;
 
 // ---- reading a request ----
 
-std::vector<ChatMessage> read_messages(const json& body) {
+std::vector<ChatMessage> read_messages(const json& body, const nlohmann::ordered_json& ordered) {
   const auto it = body.find("messages");
   if (it == body.end() || it->is_null()) bad_request("messages", "'messages' is required");
   if (!it->is_array()) bad_request("messages", "'messages' must be an array, got " + json_type_name(*it));
@@ -26,15 +27,13 @@ std::vector<ChatMessage> read_messages(const json& body) {
     std::string role = f.string("role").value_or("");
     if (role.empty()) bad_request(f.path("role"), quote(f.path("role")) + " is required");
     if (role == "developer") role = "system";  // OpenAI's newer name for the system role
-    if (role == "tool" || role == "function") {
-      bad_request(f.path("role"), quote(f.path("role")) + " is '" + role +
-                                      "': tool results need tool calling, which edgellm does not support yet");
-    }
-    if (role != "system" && role != "user" && role != "assistant") {
-      bad_request(f.path("role"), quote(f.path("role")) + " must be system, developer, user or assistant, got '" +
+    if (role == "function") role = "tool";      // OpenAI's older name for tool results
+    if (role != "system" && role != "user" && role != "assistant" && role != "tool") {
+      bad_request(f.path("role"), quote(f.path("role")) + " must be system, developer, user, assistant or tool, got '" +
                                       role + "'");
     }
-    if (f.has("tool_calls")) bad_request(f.path("tool_calls"), "tool calls are not supported yet");
+    ChatMessage msg;
+    if (role == "assistant") msg.tool_calls = read_message_tool_calls(ordered, i);
     std::string content;
     const json* c = f.raw("content");
     if (c == nullptr) {
@@ -55,12 +54,18 @@ std::vector<ChatMessage> read_messages(const json& body) {
       bad_request(f.path("content"), quote(f.path("content")) + " must be a string or an array of text parts, got " +
                                          json_type_name(*c));
     }
-    if (content.empty() && role != "assistant") {
+    if (content.empty() && role != "assistant" && role != "tool") {
       bad_request(f.path("content"), quote(f.path("content")) + " is empty");
     }
-    ChatMessage msg{role, content, std::nullopt};
+    msg.role = role;
+    msg.content = content;
+    msg.content_null = c == nullptr || c->is_null();
     if (role == "assistant") {
       if (auto r = f.string("reasoning_content")) msg.reasoning_content = *r;
+    }
+    if (role == "tool") {
+      msg.tool_call_id = f.string("tool_call_id").value_or("");
+      msg.name = f.string("name").value_or("");
     }
     out.push_back(std::move(msg));
   }
@@ -187,22 +192,25 @@ struct ChatRequest {
   bool logprobs = false;
   std::string id;
   int64_t created = 0;
+  ToolCallFormat tool_format = ToolCallFormat::kNone;  // kNone: the reply is not read for calls
+  bool parallel_tool_calls = true;
 };
 
 class ChatStream : public StreamFormatter {
  public:
   explicit ChatStream(ChatRequest r)
-      : r_(std::move(r)), splitter_(r_.g.starts_in_reasoning), tok_(r_.g.model->model->tokenizer()) {}
+      : r_(std::move(r)), splitter_(r_.g.starts_in_reasoning), tools_(r_.tool_format, r_.id + "_call_"),
+        tok_(r_.g.model->model->tokenizer()) {}
   std::string start() override { return chunk({{"role", "assistant"}, {"content", ""}}, json(nullptr)); }
   std::string token(const StreamToken& t) override {
     json delta = json::object();
+    std::string content = t.text;
     if (r_.g.split_reasoning) {
       const auto p = splitter_.push(t.text);
       if (!p.reasoning.empty()) delta["reasoning_content"] = p.reasoning;
-      if (!p.content.empty()) delta["content"] = p.content;
-    } else if (!t.text.empty()) {
-      delta["content"] = t.text;
+      content = p.content;
     }
+    add_content(content, delta);
     json logprobs(nullptr);
     if (r_.logprobs && t.token >= 0) logprobs = {{"content", json::array({chat_logprob(tok_, t)})}};
     if (delta.empty() && logprobs.is_null()) return {};
@@ -210,20 +218,25 @@ class ChatStream : public StreamFormatter {
   }
   std::string finish(const RequestResult& res) override {
     std::string out;
+    json delta = json::object();
+    std::string content;
     if (r_.g.split_reasoning) {
       const auto p = splitter_.flush();
-      json delta = json::object();
       if (!p.reasoning.empty()) delta["reasoning_content"] = p.reasoning;
-      if (!p.content.empty()) delta["content"] = p.content;
-      if (!delta.empty()) out += chunk(delta, json(nullptr));
+      content = p.content;
     }
+    add_content(content, delta);
+    const ToolCallStream::Output rest = tools_.finish();
+    if (!rest.text.empty()) delta["content"] = delta.value("content", std::string()) + rest.text;
+    add_calls(rest.calls, delta);
+    if (!delta.empty()) out += chunk(delta, json(nullptr));
     if (res.finish_reason == "error") {
       out += sse({{"error", {{"message", res.error}, {"type", "server_error"}, {"param", nullptr}, {"code", nullptr}}}});
       return out + "data: [DONE]\n\n";
     }
     json last = base();
-    last["choices"] = json::array(
-        {{{"index", 0}, {"delta", json::object()}, {"logprobs", nullptr}, {"finish_reason", api_finish_reason(res.finish_reason)}}});
+    const std::string reason = n_calls_ > 0 ? "tool_calls" : api_finish_reason(res.finish_reason);
+    last["choices"] = json::array({{{"index", 0}, {"delta", json::object()}, {"logprobs", nullptr}, {"finish_reason", reason}}});
     out += sse(last);
     if (r_.common.include_usage) {
       json usage = base();
@@ -244,28 +257,51 @@ class ChatStream : public StreamFormatter {
     j["choices"] = json::array({{{"index", 0}, {"delta", delta}, {"logprobs", logprobs}, {"finish_reason", nullptr}}});
     return sse(j);
   }
+  // Answer text through the tool-call reader: text that cannot be part of a call at once, a call once whole.
+  void add_content(const std::string& content, json& delta) {
+    if (content.empty()) return;
+    ToolCallStream::Output o = tools_.feed(content);
+    if (!o.text.empty()) delta["content"] = o.text;
+    add_calls(o.calls, delta);
+  }
+  void add_calls(std::vector<ToolCall> calls, json& delta) {
+    if (!r_.parallel_tool_calls && n_calls_ + calls.size() > 1) calls.resize(n_calls_ > 0 ? 0 : 1);
+    if (calls.empty()) return;
+    delta["tool_calls"] = openai_tool_calls(calls, n_calls_, /*with_index=*/true);
+    n_calls_ += static_cast<int>(calls.size());
+  }
   ChatRequest r_;
   ReasoningSplitter splitter_;
+  ToolCallStream tools_;
+  int n_calls_ = 0;
   const Tokenizer& tok_;
 };
 
 void chat_completions(ServerContext& ctx, const httplib::Request& req, httplib::Response& res, std::string* model) {
   const json body = parse_json_object(req.body);
+  const nlohmann::ordered_json ordered = nlohmann::ordered_json::parse(req.body);  // the client's key order
   const Fields f(body, "");
   ChatRequest r;
   r.common = read_common(ctx, f, model);
-  const std::vector<ChatMessage> messages = read_messages(body);
-  std::optional<bool> enable_thinking;
+  const std::vector<ChatMessage> messages = read_messages(body, ordered);
+  ChatPromptOptions prompt_options;
   if (const json* kw = f.raw("chat_template_kwargs")) {
-    enable_thinking = Fields(*kw, "chat_template_kwargs").boolean("enable_thinking");
+    if (!kw->is_object()) bad_request("chat_template_kwargs", "'chat_template_kwargs' must be an object");
+    prompt_options.enable_thinking = Fields(*kw, "chat_template_kwargs").boolean("enable_thinking");
+    prompt_options.template_kwargs = ordered["chat_template_kwargs"];
+    prompt_options.template_kwargs.erase("enable_thinking");
   }
   r.logprobs = f.boolean("logprobs").value_or(false);
   const auto top_logprobs = f.integer("top_logprobs", 0, 20);
   if (top_logprobs && !r.logprobs) bad_request("top_logprobs", "'top_logprobs' needs 'logprobs': true");
-  for (const char* name : {"tools", "functions"}) {
-    if (const json* v = f.raw(name); v && !(v->is_array() && v->empty())) {
-      bad_request(name, "tool calling is not supported yet");
-    }
+  if (const json* v = f.raw("functions"); v && !(v->is_array() && v->empty())) {
+    bad_request("functions", "'functions' is OpenAI's deprecated form: send 'tools' instead");
+  }
+  prompt_options.tools = read_tools(ordered);
+  const ToolChoiceField choice = read_tool_choice(body, prompt_options.tools);
+  r.parallel_tool_calls = f.boolean("parallel_tool_calls").value_or(true);
+  if (prompt_options.tools.is_array() && choice.choice != ToolChoice::kNone) {
+    r.tool_format = r.common.model->model->chat_template().tool_call_format();
   }
   if (const json* rf = f.raw("response_format")) {
     const std::string type = Fields(*rf, "response_format").string("type").value_or("text");
@@ -276,7 +312,7 @@ void chat_completions(ServerContext& ctx, const httplib::Request& req, httplib::
   g.model = r.common.model;
   g.route = "/v1/chat/completions";
   bool thinking_open = false;
-  g.request.prompt = chat_prompt_tokens(*g.model, messages, enable_thinking, &thinking_open);
+  g.request.prompt = chat_prompt_tokens(*g.model, messages, prompt_options, &thinking_open);
   g.split_reasoning = has_reasoning_template(*g.model);
   g.starts_in_reasoning = thinking_open;
   read_sampling(f, *g.model, g.request, 0);
@@ -300,16 +336,22 @@ void chat_completions(ServerContext& ctx, const httplib::Request& req, httplib::
     throw RequestError(std::move(e));
   }
   json message = {{"role", "assistant"}};
+  std::string content = result.text;
   if (g.split_reasoning) {
     ReasoningSplitter splitter(g.starts_in_reasoning);
     auto p = splitter.push(result.text);
     const auto rest = splitter.flush();
     p.reasoning += rest.reasoning;
-    p.content += rest.content;
-    message["content"] = p.content;
-    if (!p.reasoning.empty()) message["reasoning_content"] = p.reasoning;
+    content = p.content + rest.content;
+    if (!(p.reasoning.empty())) message["reasoning_content"] = p.reasoning;
+  }
+  ParsedReply reply = parse_tool_calls(r.tool_format, content, r.id + "_call_");
+  if (!r.parallel_tool_calls && reply.calls.size() > 1) reply.calls.resize(1);
+  if (reply.calls.empty()) {
+    message["content"] = content;
   } else {
-    message["content"] = result.text;
+    message["content"] = reply.content.empty() ? json(nullptr) : json(reply.content);
+    message["tool_calls"] = openai_tool_calls(reply.calls);
   }
   json logprobs(nullptr);
   if (r.logprobs) {
@@ -326,7 +368,8 @@ void chat_completions(ServerContext& ctx, const httplib::Request& req, httplib::
                   {"choices", json::array({{{"index", 0},
                                             {"message", message},
                                             {"logprobs", logprobs},
-                                            {"finish_reason", api_finish_reason(result.finish_reason)}}})},
+                                            {"finish_reason", reply.calls.empty() ? api_finish_reason(result.finish_reason)
+                                                                                  : std::string("tool_calls")}}})},
                   {"usage", usage_json(result)}});
 }
 

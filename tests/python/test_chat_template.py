@@ -5,8 +5,9 @@ conversations are rendered by transformers (tokenize=False, with the real tokeni
 ../shared/data supplying bos/eos) and by edgellm (template chosen by detection from the Jinja file),
 with and without a system prompt, 1-4 turns, thinking on/off/default, add_generation_prompt on/off,
 Chinese and emoji content, content holding special-token text, and whitespace that `trim` and
-`.strip()` remove. The 35 renders of expected_renders.json are checked too (the 7 with tools are
-skipped: tools are out of scope for edgellm's built-in renderers).
+`.strip()` remove. The 35 renders of expected_renders.json are checked too, the 7 with tool definitions,
+tool calls and tool results included (the model's own template renders them through edgellm's Jinja
+interpreter).
 
 Run: cmake --build build-chat --target edgellm && EDGELLM_BIN=build-chat/edgellm \
      .venv/bin/python -m pytest -q tests/python/test_chat_template.py
@@ -232,6 +233,66 @@ def test_llama31_default_date():
 
 
 # ---------------------------------------------------------------------------------------------
+# Tools: definitions, calls and results, against transformers
+# ---------------------------------------------------------------------------------------------
+
+HOME_TOOLS = [
+    {"type": "function", "function": {
+        "name": "turn_on", "description": "Switch a light on",
+        "parameters": {"type": "object", "properties": {"light": {"type": "string", "description": "which light"},
+                                                         "area": {"type": "string", "enum": ["kitchen", "hall"]}},
+                       "required": ["light"]}}},
+    {"type": "function", "function": {
+        "name": "get_temperature", "description": "Read a room's temperature in °C",
+        "parameters": {"type": "object", "properties": {"room": {"type": "string"}}, "required": ["room"]}}},
+]
+
+
+def tool_conversation(arguments_as_string: bool):
+    args = {"room": "kitchen"}
+    call = {"id": "call_0", "type": "function",
+            "function": {"name": "get_temperature", "arguments": json.dumps(args) if arguments_as_string else args}}
+    return [
+        {"role": "system", "content": "You control a home."},
+        {"role": "user", "content": "How warm is the kitchen? Then light the hall."},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_0", "name": "get_temperature", "content": "21.5"},
+        {"role": "assistant", "content": "It is 21.5 °C.",
+         "tool_calls": [{"type": "function", "function": {"name": "turn_on", "arguments": {"light": "hall", "area": "hall"}}}]},
+        {"role": "tool", "tool_call_id": "call_1", "name": "turn_on", "content": "{\"ok\": true}"},
+        {"role": "user", "content": "Thanks <tool_call> bye"},
+    ]
+
+
+@pytest.mark.parametrize("name", ["qwen2.5", "qwen3", "llama3.1", "llama3.2"])
+@pytest.mark.parametrize("add_generation_prompt", [True, False])
+def test_tools_calls_and_results_match_transformers(tmp_path, name, add_generation_prompt):
+    path, tok_dir = TEMPLATES[name]
+    tok = reference_tokenizer(tok_dir)
+    kwargs = {"date_string": LLAMA_DATE} if name.startswith("llama") else {}
+    messages = tool_conversation(False)
+    if name.startswith("llama"):  # Llama 3.1's template takes one call per assistant turn and no content beside it
+        messages[4]["content"] = ""
+    expected = tok.apply_chat_template(messages, tools=HOME_TOOLS, tokenize=False,
+                                       add_generation_prompt=add_generation_prompt,
+                                       chat_template=path.read_text(encoding="utf-8"), **kwargs)
+    (tmp_path / "tools.json").write_text(json.dumps(HOME_TOOLS, ensure_ascii=False), encoding="utf-8")
+    args = ["--template-file", path, "--tools", tmp_path / "tools.json", "--date-string", LLAMA_DATE]
+    if not add_generation_prompt:
+        args.append("--no-generation-prompt")
+    # OpenAI clients send arguments as a JSON string: edgellm reads it into the object the templates expect.
+    openai_style = tool_conversation(True)
+    openai_style[4]["content"] = messages[4]["content"]
+    for conversation in (messages, openai_style):
+        proc = run_edgellm(args, conversation)
+        assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
+        assert proc.stdout.decode("utf-8") == expected
+    # Text from the conversation never becomes special tokens, tool results and arguments included.
+    segments = json.loads(run_edgellm(args + ["--segments"], messages).stdout)
+    assert not any("<tool_call> bye" in seg["text"] for seg in segments if seg["allow_special"])
+
+
+# ---------------------------------------------------------------------------------------------
 # expected_renders.json
 # ---------------------------------------------------------------------------------------------
 
@@ -247,12 +308,13 @@ EXPECTED_CASES, EXPECTED_RENDERS = load_expected()
 
 
 @pytest.mark.parametrize("key", sorted(EXPECTED_RENDERS))
-def test_expected_renders(key):
+def test_expected_renders(key, tmp_path):
     template_file, case_name = key.split("|")
     case = EXPECTED_CASES[case_name]
-    if case.get("tools"):
-        pytest.skip("tools are out of scope for edgellm's built-in chat templates (issue 4)")
     args = ["--template-file", TEMPLATES_DIR / template_file, "--date-string", LLAMA_DATE]
+    if case.get("tools"):
+        (tmp_path / "tools.json").write_text(json.dumps(case["tools"], ensure_ascii=False), encoding="utf-8")
+        args += ["--tools", tmp_path / "tools.json"]
     if not case.get("add_generation_prompt", False):
         args.append("--no-generation-prompt")
     if "enable_thinking" in case:

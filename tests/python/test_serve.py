@@ -48,7 +48,7 @@ def fake_board(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(fake_board):
-    with EdgellmServer(["-m", MODEL, "--parallel", "4", "--ctx", "256", "--max-body", "65536", "-t", "2"],
+    with EdgellmServer(["-m", MODEL, "--parallel", "4", "--ctx", "640", "--max-body", "65536", "-t", "2"],
                        env={"EDGELLM_SYSFS_ROOT": str(fake_board)}) as srv:
         yield srv
 
@@ -97,6 +97,54 @@ def test_openai_streaming_chat_matches_the_whole_answer(oai):
     assert len(finals) == 1 and finals[0].choices[0].finish_reason == whole.choices[0].finish_reason
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
     assert all(c.object == "chat.completion.chunk" and c.id == chunks[0].id for c in chunks)
+
+
+TOOLS = [{"type": "function", "function": {"name": "turn_on", "description": "Switch a light on",
+                                           "parameters": {"type": "object", "properties": {"light": {"type": "string"}},
+                                                          "required": ["light"]}}}]
+
+
+def test_tools_and_tool_results_reach_the_models_template(oai, server):
+    """Tools, an earlier call (OpenAI's JSON-text arguments) and its result render as transformers renders them:
+    the prompt has exactly the tokens of transformers' apply_chat_template with the fixture's own template."""
+    transformers = pytest.importorskip("transformers")
+    messages = [{"role": "user", "content": "Light the hall"},
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "c0", "type": "function", "function": {"name": "turn_on", "arguments": '{"light": "hall"}'}}]},
+                {"role": "tool", "tool_call_id": "c0", "content": "done"},
+                {"role": "user", "content": "Thanks"}]
+    r = oai.chat.completions.create(model=ALIAS, messages=messages, tools=TOOLS, max_tokens=3, temperature=0)
+    reference = [dict(m) for m in messages]
+    reference[1] = {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c0", "type": "function", "function": {"name": "turn_on", "arguments": {"light": "hall"}}}]}
+    tok = transformers.AutoTokenizer.from_pretrained(str(MODEL))
+    text = tok.apply_chat_template(reference, tools=TOOLS, tokenize=False, add_generation_prompt=True)
+    assert r.usage.prompt_tokens == len(tok.encode(text, add_special_tokens=False))
+    assert r.choices[0].finish_reason in ("stop", "length", "tool_calls")
+    # Streamed with tools: the same answer; 'none' shows the tools but does not read the reply for calls.
+    chunks = list(oai.chat.completions.create(model=ALIAS, messages=messages, tools=TOOLS, max_tokens=3,
+                                              temperature=0, stream=True))
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed == (r.choices[0].message.content or "")
+    none = oai.chat.completions.create(model=ALIAS, messages=messages, tools=TOOLS, tool_choice="none", max_tokens=3,
+                                       temperature=0)
+    assert none.usage.prompt_tokens == r.usage.prompt_tokens
+    # Forced calls need constrained decoding: refused with the reason; a bad tool definition names its field.
+    for choice in ("required", {"type": "function", "function": {"name": "turn_on"}}):
+        with pytest.raises(openai.BadRequestError) as e:
+            oai.chat.completions.create(model=ALIAS, messages=messages, tools=TOOLS, tool_choice=choice, max_tokens=3)
+        assert "constrained decoding" in e.value.body["message"] and e.value.body["param"] == "tool_choice"
+    with pytest.raises(openai.BadRequestError) as e:
+        oai.chat.completions.create(model=ALIAS, messages=messages, tools=[{"type": "function", "function": {}}])
+    assert e.value.body["param"] == "tools[0].function.name"
+    # Ollama: tools and a tool result in /api/chat.
+    client = ollama.Client(host=server.url)
+    reply = client.chat(model=ALIAS, messages=[{"role": "user", "content": "Light the hall"},
+                                               {"role": "assistant", "content": "", "tool_calls": [
+                                                   {"function": {"name": "turn_on", "arguments": {"light": "hall"}}}]},
+                                               {"role": "tool", "content": "done", "tool_name": "turn_on"}],
+                        tools=TOOLS, options={"num_predict": 3, "temperature": 0})
+    assert reply.message.role == "assistant" and reply.done
 
 
 def test_openai_completions_stream_and_whole(oai):
@@ -154,9 +202,9 @@ def test_openai_errors_name_the_field(oai, server):
         oai.chat.completions.create(model=ALIAS, messages=[{"role": "user", "content": "x"}], max_tokens=0)
     with pytest.raises(openai.NotFoundError, match="'gpt-4' does not exist"):
         oai.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "x"}])
-    # The prompt longer than the context (256): 400 naming both numbers.
-    with pytest.raises(openai.BadRequestError, match=r"the prompt has \d+ tokens; the context holds 256") as e:
-        oai.chat.completions.create(model=ALIAS, messages=[{"role": "user", "content": "word " * 400}])
+    # The prompt longer than the context (640): 400 naming both numbers.
+    with pytest.raises(openai.BadRequestError, match=r"the prompt has \d+ tokens; the context holds 640") as e:
+        oai.chat.completions.create(model=ALIAS, messages=[{"role": "user", "content": "word " * 1000}])
     assert e.value.body["code"] == "context_length_exceeded"
 
     def raw(body, want_status, needle, content_type="application/json"):

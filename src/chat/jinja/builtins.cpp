@@ -493,16 +493,21 @@ Expected<Value> select_or_reject(Interpreter& in, const Value& input, CallArgs& 
 
 // ---------------------------------------------------------------------------------------------------
 
-Text slice_text(const Text& t, bool has_start, int64_t start, bool has_stop, int64_t stop, int64_t step) {
-  const auto offsets = code_point_offsets(t.text);
-  const int64_t n = static_cast<int64_t>(offsets.size()) - 1;
+std::pair<int64_t, int64_t> slice_bounds(int64_t n, bool has_start, int64_t start, bool has_stop, int64_t stop,
+                                         int64_t step) {
   auto clamp = [&](bool given, int64_t v, bool is_start) {
     if (!given) return step > 0 ? (is_start ? int64_t{0} : n) : (is_start ? n - 1 : int64_t{-1});
     if (v < 0) v += n;
     if (step > 0) return std::clamp<int64_t>(v, 0, n);
     return std::clamp<int64_t>(v, -1, n - 1);
   };
-  const int64_t b = clamp(has_start, start, true), e = clamp(has_stop, stop, false);
+  return {clamp(has_start, start, true), clamp(has_stop, stop, false)};
+}
+
+Text slice_text(const Text& t, bool has_start, int64_t start, bool has_stop, int64_t stop, int64_t step) {
+  const auto offsets = code_point_offsets(t.text);
+  const int64_t n = static_cast<int64_t>(offsets.size()) - 1;
+  const auto [b, e] = slice_bounds(n, has_start, start, has_stop, stop, step);
   if (step == 1) {
     if (b >= e) return Text{};
     return t.slice(offsets[static_cast<size_t>(b)], offsets[static_cast<size_t>(e)]);

@@ -37,6 +37,11 @@ bool contains_input(const Value& v);
 // Python's comparison for sorting and `<`: numbers, strings, lists; kInvalidArgument otherwise.
 Expected<int> compare_values(const Value& a, const Value& b);
 
+// Python's slice start and stop for a sequence of n items (the loop runs i = start; i < stop (step > 0) or
+// i > stop (step < 0); i += step).
+std::pair<int64_t, int64_t> slice_bounds(int64_t n, bool has_start, int64_t start, bool has_stop, int64_t stop,
+                                         int64_t step);
+
 // String slicing by code points with Python's start/stop/step rules; `has_*` false for an omitted part.
 Text slice_text(const Text& t, bool has_start, int64_t start, bool has_stop, int64_t stop, int64_t step);
 

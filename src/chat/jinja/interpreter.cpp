@@ -181,15 +181,7 @@ Expected<Interpreter::Flow> Interpreter::exec_node(const Node& node, Text& out) 
       }
       Value v = Value::string(std::move(captured));
       for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
-        CallArgs args;
-        for (size_t i = 1; i < (*it)->children.size(); ++i) {
-          EDGELLM_ASSIGN_OR_RETURN(Value a, eval(*(*it)->children[i]));
-          args.positional.push_back(std::move(a));
-        }
-        for (const auto& [k, x] : (*it)->kwargs) {
-          EDGELLM_ASSIGN_OR_RETURN(Value a, eval(*x));
-          args.keyword.emplace_back(k, std::move(a));
-        }
+        EDGELLM_ASSIGN_OR_RETURN(CallArgs args, eval_args(**it));
         auto r = apply_filter(*this, (*it)->name, v, args);
         if (!r.ok()) return located(**it, r.error());
         v = std::move(*r);
@@ -361,7 +353,7 @@ Expected<Value> Interpreter::get_item(const Value& obj, const Value& key, const 
   return Value::undefined(key.repr());
 }
 
-Expected<Value> Interpreter::eval_call(const Expr& e) {
+Expected<CallArgs> Interpreter::eval_args(const Expr& e) {
   CallArgs args;
   for (size_t i = 1; i < e.children.size(); ++i) {
     EDGELLM_ASSIGN_OR_RETURN(Value a, eval(*e.children[i]));
@@ -371,6 +363,11 @@ Expected<Value> Interpreter::eval_call(const Expr& e) {
     EDGELLM_ASSIGN_OR_RETURN(Value a, eval(*x));
     args.keyword.emplace_back(k, std::move(a));
   }
+  return args;
+}
+
+Expected<Value> Interpreter::eval_call(const Expr& e) {
+  EDGELLM_ASSIGN_OR_RETURN(CallArgs args, eval_args(e));
   EDGELLM_ASSIGN_OR_RETURN(Value fn, eval(*e.children[0]));
   auto result = call(fn, args);
   if (!result.ok()) return located(e, result.error());
@@ -556,15 +553,8 @@ Expected<Value> Interpreter::eval(const Expr& e) {
         return at(e, std::string("'") + obj.type_name() + "' object is not subscriptable");
       }
       const Array& a = obj.array_items();
-      const int64_t n = static_cast<int64_t>(a.size());
       const int64_t step = has[2] ? parts[2] : 1;
-      auto clamp = [&](bool given, int64_t v, bool is_start) {
-        if (!given) return step > 0 ? (is_start ? int64_t{0} : n) : (is_start ? n - 1 : int64_t{-1});
-        if (v < 0) v += n;
-        if (step > 0) return std::clamp<int64_t>(v, 0, n);
-        return std::clamp<int64_t>(v, -1, n - 1);
-      };
-      const int64_t start = clamp(has[0], parts[0], true), stop = clamp(has[1], parts[1], false);
+      const auto [start, stop] = slice_bounds(static_cast<int64_t>(a.size()), has[0], parts[0], has[1], parts[1], step);
       Array r;
       for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) r.push_back(a[static_cast<size_t>(i)]);
       return Value::array(std::move(r));
@@ -572,26 +562,14 @@ Expected<Value> Interpreter::eval(const Expr& e) {
     case Expr::Kind::kCall: return eval_call(e);
     case Expr::Kind::kFilter: {
       EDGELLM_ASSIGN_OR_RETURN(Value input, eval(*e.children[0]));
-      CallArgs args;
-      for (size_t i = 1; i < e.children.size(); ++i) {
-        EDGELLM_ASSIGN_OR_RETURN(Value a, eval(*e.children[i]));
-        args.positional.push_back(std::move(a));
-      }
-      for (const auto& [k, x] : e.kwargs) {
-        EDGELLM_ASSIGN_OR_RETURN(Value a, eval(*x));
-        args.keyword.emplace_back(k, std::move(a));
-      }
+      EDGELLM_ASSIGN_OR_RETURN(CallArgs args, eval_args(e));
       auto r = apply_filter(*this, e.name, input, args);
       if (!r.ok()) return located(e, r.error());
       return r;
     }
     case Expr::Kind::kTest: {
       EDGELLM_ASSIGN_OR_RETURN(Value input, eval(*e.children[0]));
-      CallArgs args;
-      for (size_t i = 1; i < e.children.size(); ++i) {
-        EDGELLM_ASSIGN_OR_RETURN(Value a, eval(*e.children[i]));
-        args.positional.push_back(std::move(a));
-      }
+      EDGELLM_ASSIGN_OR_RETURN(CallArgs args, eval_args(e));
       auto r = apply_test(*this, e.name, input, args);
       if (!r.ok()) return located(e, r.error());
       return Value::boolean(e.negated ? !*r : *r);

@@ -48,6 +48,7 @@ class Interpreter {
   Expected<Value> eval(const Expr& e);
   Expected<Value> eval_binary(const Expr& e);
   Expected<Value> eval_call(const Expr& e);
+  Expected<CallArgs> eval_args(const Expr& e);  // children[1..] and kwargs of a call, filter or test
   Expected<Value> get_attr(const Value& obj, const std::string& name, const Expr& at);
   Expected<Value> get_item(const Value& obj, const Value& key, const Expr& at);
   Status assign(const std::vector<std::string>& targets, const Value& value, const Expr* at);

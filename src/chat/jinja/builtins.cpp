@@ -932,7 +932,7 @@ Expected<bool> apply_test(Interpreter& in, const std::string& name, const Value&
 }
 
 void add_builtin_globals(Object& globals) {
-  globals.set("range", Value::callable("range", [](Interpreter&, CallArgs& args) -> Expected<Value> {
+  globals.set("range", Value::callable("range", [](Interpreter& in, CallArgs& args) -> Expected<Value> {
     int64_t start = 0, stop = 0, step = 1;
     std::vector<int64_t> n;
     for (const Value& v : args.positional) {
@@ -951,9 +951,12 @@ void add_builtin_globals(Object& globals) {
     if (step == 0) return fail("range: step must not be zero");
     const int64_t count = step > 0 ? (stop > start ? (stop - start + step - 1) / step : 0)
                                    : (start > stop ? (start - stop - step - 1) / -step : 0);
-    if (count > 1'000'000) return fail("range: more than 1000000 items");
+    if (count > 100'000) return fail("range: more than 100000 items");
     Array out;
-    for (int64_t i = 0; i < count; ++i) out.push_back(Value::integer(start + i * step));
+    for (int64_t i = 0; i < count; ++i) {
+      EDGELLM_TRY(in.step());  // building the list counts against the template's budget
+      out.push_back(Value::integer(start + i * step));
+    }
     return Value::array(std::move(out));
   }));
   globals.set("namespace", Value::callable("namespace", [](Interpreter&, CallArgs& args) -> Expected<Value> {

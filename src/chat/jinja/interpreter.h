@@ -20,7 +20,9 @@
 namespace edgellm::jinja {
 
 struct RenderLimits {
-  int64_t max_steps = 20'000'000;           // expression evaluations and statements executed
+  // Expression evaluations and statements executed: a real template with a long conversation and tools takes
+  // tens of thousands; this stops a runaway one within about a second.
+  int64_t max_steps = 2'000'000;
   size_t max_output_bytes = size_t{32} << 20;
   int max_call_depth = 100;                 // nested macro calls (recursion)
 };

@@ -158,6 +158,11 @@ typedef struct edgellm_generate_params {
   int32_t allow_special;           /* completion prompts: parse special-token texts (chat input never) */
   const char* lora_name;           /* NULL: keep the session's adapter; "": none; else a loaded adapter */
   float lora_scale;                /* strength of lora_name (1 = as trained) */
+  /* Constrained output (at most one of the two; NULL: none). The output then always matches: generation
+     ends once the grammar is complete. Errors (a malformed grammar or schema) name the line and column or the
+     schema keyword. */
+  const char* grammar;             /* GBNF text, as llama.cpp's grammars (root rule "root") */
+  const char* json_schema;         /* a JSON Schema (text); the output is one JSON value valid against it */
 } edgellm_generate_params;
 
 EDGELLM_API edgellm_generate_params edgellm_generate_default_params(const edgellm_model* model);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "edgellm/edgellm.h"
+#include "grammar/json_schema_grammar.h"
 #include "runtime/loaded_model.h"
 #include "runtime/session.h"
 
@@ -116,6 +117,15 @@ inline edgellm::Expected<edgellm::GenerateOptions> to_cpp(const edgellm_generate
       return edgellm::make_error(ErrorCode::kInvalidArgument, "stop_strings[" + std::to_string(i) + "] is empty");
     }
     o.stop_strings.emplace_back(params->stop_strings[i]);
+  }
+  if (params->grammar != nullptr && params->json_schema != nullptr) {
+    return edgellm::make_error(ErrorCode::kInvalidArgument, "give grammar or json_schema, not both");
+  }
+  if (params->grammar != nullptr) o.grammar = params->grammar;
+  if (params->json_schema != nullptr) {
+    auto schema = nlohmann::ordered_json::parse(params->json_schema, nullptr, /*allow_exceptions=*/false);
+    if (schema.is_discarded()) return edgellm::make_error(ErrorCode::kInvalidArgument, "json_schema is not valid JSON");
+    EDGELLM_ASSIGN_OR_RETURN(o.grammar, edgellm::json_schema_to_gbnf(schema));
   }
   return o;
 }

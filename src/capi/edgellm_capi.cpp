@@ -5,6 +5,7 @@
 #include <cstring>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -83,7 +84,15 @@ edgellm_status start_async(edgellm_session* s, RunKind kind, const char* input, 
     stops.emplace_back(params->stop_strings[i] ? params->stop_strings[i] : "");
   }
   edgellm_generate_params copy = *params;
-  s->worker = std::thread([s, kind, text = std::move(text), copy, stops = std::move(stops), callback, user_data]() mutable {
+  // The caller's strings may be gone by the time the worker reads them: keep copies.
+  std::optional<std::string> lora = params->lora_name ? std::optional<std::string>(params->lora_name) : std::nullopt;
+  std::optional<std::string> grammar = params->grammar ? std::optional<std::string>(params->grammar) : std::nullopt;
+  std::optional<std::string> schema = params->json_schema ? std::optional<std::string>(params->json_schema) : std::nullopt;
+  s->worker = std::thread([s, kind, text = std::move(text), copy, stops = std::move(stops), lora = std::move(lora),
+                           grammar = std::move(grammar), schema = std::move(schema), callback, user_data]() mutable {
+    copy.lora_name = lora ? lora->c_str() : nullptr;
+    copy.grammar = grammar ? grammar->c_str() : nullptr;
+    copy.json_schema = schema ? schema->c_str() : nullptr;
     std::vector<const char*> stop_ptrs;
     for (const auto& st : stops) stop_ptrs.push_back(st.c_str());
     copy.stop_strings = stop_ptrs.empty() ? nullptr : stop_ptrs.data();

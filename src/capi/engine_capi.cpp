@@ -156,6 +156,11 @@ edgellm_status edgellm_engine_submit(edgellm_engine* engine, const edgellm_reque
     r.lora_name = options->lora_name.value_or("");
     r.lora_scale = options->lora_scale;
     r.timeout_seconds = request->timeout_seconds;
+    if (!options->grammar.empty()) {
+      auto grammar = engine->model->compile_grammar(options->grammar);
+      if (!grammar.ok()) return engine_fail(engine, grammar.error());
+      r.grammar = std::move(*grammar);
+    }
     if (callback) {
       r.on_token = [callback, user_data](const edgellm::TokenEvent& t) {
         const std::string text(t.text);  // NUL-terminated for C

@@ -1,6 +1,8 @@
 #include "cli/generation_flags.h"
 
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 
 namespace edgellm::cli {
 
@@ -29,6 +31,12 @@ void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
   cmd->add_option("-n,--max-new-tokens", f.max_new_tokens, "Maximum tokens to generate")->capture_default_str();
   cmd->add_option("--lora", f.lora, "LoRA adapter to apply (PEFT directory or GGUF adapter)");
   cmd->add_option("--lora-scale", f.lora_scale, "LoRA strength")->capture_default_str();
+  cmd->add_option("--grammar", f.grammar_file,
+                  "GBNF grammar file (llama.cpp's format) the output must match; generation ends when it is complete")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--json-schema", f.json_schema_file, "JSON Schema file: the output is one JSON value valid against it")
+      ->check(CLI::ExistingFile)
+      ->excludes("--grammar");
   cmd->add_flag("-v,--verbose", f.verbose, "Print token counts, tokens/s and peak memory at the end");
 }
 
@@ -92,6 +100,25 @@ bool build_generate_params(const GenerationFlags& f, edgellm_model* model, const
   if (f.mirostat_tau) s.mirostat_tau = *f.mirostat_tau;
   if (f.mirostat_eta) s.mirostat_eta = *f.mirostat_eta;
   p->max_new_tokens = f.max_new_tokens;
+  auto read = [](const std::string& path, std::string& out) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (!in) {
+      std::fprintf(stderr, "edgellm: cannot read %s\n", path.c_str());
+      return false;
+    }
+    out = ss.str();
+    return true;
+  };
+  if (!f.grammar_file.empty()) {
+    if (!read(f.grammar_file, f.grammar_text)) return false;
+    p->grammar = f.grammar_text.c_str();
+  }
+  if (!f.json_schema_file.empty()) {
+    if (!read(f.json_schema_file, f.json_schema_text)) return false;
+    p->json_schema = f.json_schema_text.c_str();
+  }
   return true;
 }
 

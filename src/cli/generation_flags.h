@@ -28,6 +28,10 @@ struct GenerationFlags {
   std::string lora;
   float lora_scale = 1.0f;
   bool verbose = false;
+  std::string grammar_file;      // GBNF constraining the output
+  std::string json_schema_file;  // JSON Schema constraining the output
+  // The files' text, read by build_generate_params (the params point into it).
+  mutable std::string grammar_text, json_schema_text;
 };
 
 void add_generation_flags(CLI::App* cmd, GenerationFlags& flags);

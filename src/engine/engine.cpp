@@ -1,5 +1,7 @@
 #include "engine/engine.h"
 
+#include <optional>
+
 #include <algorithm>
 #include <cmath>
 
@@ -32,7 +34,9 @@ struct Engine::Request {
         req(std::move(r)),
         sampler(req.sampling, static_cast<int32_t>(model.config().n_vocab)),
         decoder(model.tokenizer(), /*skip_special=*/true),
-        stop_matcher(req.stop_strings) {}
+        stop_matcher(req.stop_strings) {
+    if (req.grammar) grammar.emplace(req.grammar);
+  }
 
   uint64_t id;
   EngineRequest req;
@@ -41,6 +45,7 @@ struct Engine::Request {
   StreamingDecoder decoder;
   StopMatcher stop_matcher;
   std::shared_ptr<const LoraAdapter> lora;
+  std::optional<GrammarMatcher> grammar;
   float ntk_alpha = 1.0f;  // Qwen 1 dynamic NTK: the multiplier of its cached keys
   int64_t n_generated = 0;
   std::string text;
@@ -388,6 +393,7 @@ void Engine::on_logits(Request& r, float* logits) {
     return;
   }
   const int64_t V = model_->config().n_vocab;
+  if (r.grammar) r.grammar->mask_logits(logits, V);
   float log_normalizer = 0;
   if (r.req.logprobs >= 0) {
     // log p = logit - log(sum exp(logits)), from the row as the model gave it (sampling rewrites it).
@@ -409,13 +415,20 @@ void Engine::on_logits(Request& r, float* logits) {
   }
   const int32_t token = r.sampler.sample(logits);
   if (token == Sampler::kNoToken) {
-    finish(r, "error", "sampling found no token with a finite logit (broken logits)");
+    finish(r, "error", r.grammar ? kGrammarDeadEnd : "sampling found no token with a finite logit (broken logits)");
     return;
   }
   const auto& stop_ids = model_->stop_token_ids();
   if (!r.req.ignore_stop_tokens && std::binary_search(stop_ids.begin(), stop_ids.end(), token)) {
     finish(r, "stop");
     return;
+  }
+  if (r.grammar) {
+    const Status st = r.grammar->accept(token);
+    if (!st.ok()) {
+      finish(r, "error", st.error().message);
+      return;
+    }
   }
   if (r.n_generated++ == 0) r.first_token = Clock::now();
   r.seq.tokens.push_back(token);
@@ -427,7 +440,7 @@ void Engine::on_logits(Request& r, float* logits) {
     event.top_logprobs = &top_logprobs_;
   }
   if (!emit(r, event)) return;  // finished inside
-  if (m.stopped) {
+  if (m.stopped || (r.grammar && r.grammar->must_finish())) {
     finish(r, "stop");
     return;
   }

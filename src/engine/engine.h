@@ -26,6 +26,7 @@
 #include "engine/kv_block_pool.h"
 #include "engine/scheduler.h"
 #include "runtime/loaded_model.h"
+#include "grammar/compiled_grammar.h"
 #include "runtime/sampler.h"
 #include "runtime/sampling_params.h"
 #include "util/expected.h"
@@ -94,6 +95,8 @@ struct EngineRequest {
   std::string lora_name;                 // a loaded adapter, "" for none; requests with different ones share steps
   float lora_scale = 1.0f;
   double timeout_seconds = 0;            // from submit to finish; 0: none
+  // Output constrained to this grammar (LoadedModel::compile_grammar); finishes "stop" once it is complete.
+  std::shared_ptr<const CompiledGrammar> grammar;
   TokenCallback on_token;
   DoneCallback on_done;
 };

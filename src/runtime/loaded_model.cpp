@@ -139,6 +139,31 @@ std::vector<std::string> LoadedModel::lora_names() const {
   return names;
 }
 
+std::shared_ptr<const TokenTrie> LoadedModel::token_trie() const {
+  std::call_once(trie_once_, [this] { trie_ = TokenTrie::build(*tokenizer_, stop_token_ids_); });
+  return trie_;
+}
+
+Expected<std::shared_ptr<const CompiledGrammar>> LoadedModel::compile_grammar(const std::string& gbnf) const {
+  constexpr size_t kCachedGrammars = 8;
+  {
+    std::lock_guard<std::mutex> lock(grammar_mu_);
+    for (auto it = grammars_.begin(); it != grammars_.end(); ++it) {
+      if (it->first == gbnf) {
+        auto found = it->second;
+        grammars_.erase(it);
+        grammars_.emplace_back(gbnf, found);
+        return found;
+      }
+    }
+  }
+  EDGELLM_ASSIGN_OR_RETURN(std::shared_ptr<CompiledGrammar> compiled, CompiledGrammar::from_gbnf(gbnf, token_trie()));
+  std::lock_guard<std::mutex> lock(grammar_mu_);
+  if (grammars_.size() >= kCachedGrammars) grammars_.erase(grammars_.begin());
+  grammars_.emplace_back(gbnf, compiled);
+  return std::shared_ptr<const CompiledGrammar>(compiled);
+}
+
 const std::string& LoadedModel::weights_digest() const {
   std::call_once(digest_once_, [this] {
     if (const GgufFile* g = model_->gguf()) {

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "chat/chat_template.h"
+#include "grammar/compiled_grammar.h"
+#include "grammar/token_trie.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "model/transformer.h"
@@ -54,6 +56,12 @@ class LoadedModel {
   std::shared_ptr<const LoraAdapter> find_lora(const std::string& name) const;
   std::vector<std::string> lora_names() const;
 
+  // The vocabulary as a byte trie for grammar-constrained decoding, built on first use (thread-safe).
+  std::shared_ptr<const TokenTrie> token_trie() const;
+  // Compiles GBNF text for this model's vocabulary; the last few grammars are cached by their text, so
+  // requests that repeat a schema reuse its token masks. Errors name the line and column.
+  Expected<std::shared_ptr<const CompiledGrammar>> compile_grammar(const std::string& gbnf) const;
+
  private:
   LoadedModel() = default;
   std::unique_ptr<Model> model_;
@@ -66,6 +74,10 @@ class LoadedModel {
   std::vector<int32_t> stop_token_ids_;
   mutable std::mutex lora_mu_;
   std::map<std::string, std::shared_ptr<const LoraAdapter>> loras_;  // guarded by lora_mu_
+  mutable std::once_flag trie_once_;
+  mutable std::shared_ptr<const TokenTrie> trie_;
+  mutable std::mutex grammar_mu_;
+  mutable std::vector<std::pair<std::string, std::shared_ptr<const CompiledGrammar>>> grammars_;  // guarded by grammar_mu_, newest last
   mutable std::once_flag digest_once_;
   mutable std::string digest_;
 };

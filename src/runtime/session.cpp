@@ -1,5 +1,7 @@
 #include "runtime/session.h"
 
+#include "grammar/compiled_grammar.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -136,6 +138,11 @@ Expected<GenerationStats> Session::generate(const GenerateOptions& options, cons
   if (!logits_valid_) return make_error(ErrorCode::kInvalidArgument, "generate: nothing has been prefilled");
   RunningGuard guard(running_, abort_);
 
+  std::optional<GrammarMatcher> grammar;
+  if (!options.grammar.empty()) {
+    EDGELLM_ASSIGN_OR_RETURN(std::shared_ptr<const CompiledGrammar> compiled, model_->compile_grammar(options.grammar));
+    grammar.emplace(std::move(compiled));
+  }
   GenerationStats stats;
   Sampler sampler(options.sampling, n_vocab);
   for (int32_t t : cached_) sampler.accept(t);
@@ -159,8 +166,10 @@ Expected<GenerationStats> Session::generate(const GenerateOptions& options, cons
       break;
     }
     std::copy(logits_.begin(), logits_.end(), work.begin());
+    if (grammar) grammar->mask_logits(work.data(), static_cast<int64_t>(work.size()));
     const int32_t token = sampler.sample(work.data());
     if (token == Sampler::kNoToken) {
+      if (grammar) return make_error(ErrorCode::kInvalidArgument, kGrammarDeadEnd);
       return make_error(ErrorCode::kInternal, "sampling found no token with a finite logit (broken logits)");
     }
     if (!options.ignore_stop_tokens && std::binary_search(stop_ids.begin(), stop_ids.end(), token)) {
@@ -168,6 +177,7 @@ Expected<GenerationStats> Session::generate(const GenerateOptions& options, cons
       break;
     }
     ++stats.decode_tokens;
+    if (grammar) EDGELLM_TRY(grammar->accept(token));
     const StopMatcher::Result r = stop_matcher.push(decoder.push(token));
     if (!emit(r.emit)) {
       stats.finish_reason = "callback";
@@ -176,6 +186,10 @@ Expected<GenerationStats> Session::generate(const GenerateOptions& options, cons
     if (r.stopped) {
       stats.finish_reason = "stop";
       stopped_by_string = true;
+      break;
+    }
+    if (grammar && grammar->must_finish()) {
+      stats.finish_reason = "stop";
       break;
     }
     if (stats.decode_tokens == options.max_new_tokens) break;

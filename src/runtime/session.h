@@ -45,6 +45,9 @@ struct GenerateOptions {
   // session's current choice.
   std::optional<std::string> lora_name;
   float lora_scale = 1.0f;
+  // GBNF the output must match (grammar/grammar.h); "" for none. Compiled against the model's vocabulary
+  // (LoadedModel::compile_grammar caches it); generation ends when the grammar is complete.
+  std::string grammar;
 };
 
 struct GenerationStats {

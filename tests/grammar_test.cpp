@@ -2,12 +2,15 @@
 // tokens that split a UTF-8 character), and JSON Schema -> GBNF.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "chat/tool_call_grammar.h"
+#include "chat/tool_calls.h"
 #include "grammar/compiled_grammar.h"
 #include "grammar/grammar.h"
 #include "grammar/json_schema_grammar.h"
@@ -246,6 +249,90 @@ TEST(JsonSchemaGrammar, UnsupportedKeywordsAreNamedWithTheirPlace) {
   EXPECT_EQ(err(R"({"type": "object", "properties": {}, "required": ["a"]})"),
             "json_schema: #/required: 'a' is required but not among the properties");
   EXPECT_EQ(err("false"), "json_schema: #: the schema 'false' allows no value");
+}
+
+}  // namespace
+}  // namespace edgellm
+
+// ---- forced tool calls ----
+
+namespace edgellm {
+namespace {
+
+// Random walks through a tool-call grammar with a one-byte vocabulary: every finished text reads back (with
+// the same format's parser) as calls of the listed tools with their required arguments.
+void check_tool_grammar(ToolCallFormat format, bool parallel) {
+  const auto tools = nlohmann::ordered_json::parse(R"([
+    {"type": "function", "function": {"name": "set_light", "parameters": {"type": "object", "properties": {
+      "room": {"type": "string", "maxLength": 6}, "on": {"type": "boolean"}, "level": {"type": "integer"}},
+      "required": ["room", "on"]}}},
+    {"type": "function", "function": {"name": "ping"}}])");
+  ToolCallGrammarOptions o;
+  o.parallel = parallel;
+  auto gbnf = tool_call_gbnf(format, tools, o);
+  ASSERT_TRUE(gbnf.ok()) << gbnf.error().message;
+  std::vector<std::string> bytes;
+  for (int b = 0; b < 128; ++b) bytes.push_back(std::string(1, static_cast<char>(b)));
+  bytes.push_back("");
+  auto trie = TokenTrie::build(bytes, {128});
+  auto g = CompiledGrammar::from_gbnf(*gbnf, trie);
+  ASSERT_TRUE(g.ok()) << g.error().message << "\n" << *gbnf;
+  std::mt19937 rng(11);
+  int finished = 0;
+  for (int run = 0; run < 60; ++run) {
+    GrammarMatcher m(*g);
+    std::string text;
+    for (int step = 0; step < 400; ++step) {
+      std::vector<float> logits(129, 0.0f);
+      m.mask_logits(logits.data(), 129);
+      std::vector<int32_t> ids;
+      for (int32_t i = 0; i < 129; ++i) {
+        if (logits[static_cast<size_t>(i)] == 0.0f) ids.push_back(i);
+      }
+      ASSERT_FALSE(ids.empty()) << text;
+      // Lean towards ending: take the end token or a closing character when allowed.
+      int32_t id = ids[std::uniform_int_distribution<size_t>(0, ids.size() - 1)(rng)];
+      for (int32_t pref : {int32_t{128}, int32_t{'}'}, int32_t{'<'}, int32_t{'"'}}) {
+        if (std::find(ids.begin(), ids.end(), pref) != ids.end() && rng() % 3 == 0) id = pref;
+      }
+      ASSERT_TRUE(m.accept(id).ok());
+      if (id == 128) break;
+      text += static_cast<char>(id);
+    }
+    if (!m.can_finish()) continue;
+    ++finished;
+    const ParsedReply reply = parse_tool_calls(format, text);
+    ASSERT_FALSE(reply.calls.empty()) << text;
+    if (!parallel) EXPECT_EQ(reply.calls.size(), 1u) << text;
+    for (const auto& call : reply.calls) {
+      if (call.name == "ping") continue;
+      ASSERT_EQ(call.name, "set_light") << text;
+      ASSERT_TRUE(call.arguments.contains("room") && call.arguments["room"].is_string()) << text;
+      EXPECT_LE(call.arguments["room"].get<std::string>().size(), 6u) << text;
+      ASSERT_TRUE(call.arguments.contains("on") && call.arguments["on"].is_boolean()) << text;
+      if (call.arguments.contains("level")) EXPECT_TRUE(call.arguments["level"].is_number_integer()) << text;
+    }
+  }
+  EXPECT_GT(finished, 20);
+}
+
+TEST(ToolCallGrammar, HermesCallsReadBack) { check_tool_grammar(ToolCallFormat::kHermes, false); }
+TEST(ToolCallGrammar, HermesParallelCallsReadBack) { check_tool_grammar(ToolCallFormat::kHermes, true); }
+TEST(ToolCallGrammar, QwenXmlCallsReadBack) { check_tool_grammar(ToolCallFormat::kQwenXml, true); }
+TEST(ToolCallGrammar, LlamaJsonCallsReadBack) { check_tool_grammar(ToolCallFormat::kLlamaJson, true); }
+
+TEST(ToolCallGrammar, ErrorsNameTheProblem) {
+  const auto tools = nlohmann::ordered_json::parse(
+      R"([{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"not": {}}}}}}])");
+  auto none = tool_call_gbnf(ToolCallFormat::kNone, tools, {});
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code, ErrorCode::kUnsupported);
+  auto bad = tool_call_gbnf(ToolCallFormat::kHermes, tools, {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message, "tools[0] ('f'): json_schema: #/properties/x: 'not' is not supported");
+  ToolCallGrammarOptions named;
+  named.only_name = "g";
+  EXPECT_EQ(tool_call_gbnf(ToolCallFormat::kHermes, tools, named).error().message, "no tool is named 'g'");
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "server/reasoning_splitter.h"
+#include "server/reply_grammar.h"
 #include "server/request_fields.h"
 #include "server/routes.h"
 #include "server/tool_fields.h"
@@ -110,9 +111,6 @@ void refuse_unsupported(const Fields& f, bool chat) {
   }
   if (const json* images = f.raw("images"); images && !(images->is_array() && images->empty())) {
     bad_request("images", "images are not supported (text models only)");
-  }
-  if (const json* format = f.raw("format"); format && !(format->is_string() && format->get<std::string>().empty())) {
-    bad_request("format", "'format' (structured output) is not supported yet");
   }
 }
 
@@ -296,6 +294,17 @@ void chat(ServerContext& ctx, const httplib::Request& req, httplib::Response& re
   r.g.request.prompt = chat_prompt_tokens(*r.g.model, messages, prompt_options, &thinking_open);
   r.g.starts_in_reasoning = thinking_open;
   read_options(f, *r.g.model, r.g.request);
+  // edgellm's extension: OpenAI's "tool_choice" ("required" or a named function forces a call).
+  const ToolChoiceField choice = read_tool_choice(body, prompt_options.tools);
+  if (choice.choice == ToolChoice::kNone) r.tool_format = ToolCallFormat::kNone;
+  std::string reply_grammar = ollama_reply_grammar(ordered);
+  if (choice.choice == ToolChoice::kRequired || choice.choice == ToolChoice::kNamed) {
+    if (!reply_grammar.empty()) bad_request("tool_choice", "a forced 'tool_choice' and 'format' cannot be combined");
+    set_reply_grammar(*r.g.model, forced_call_grammar(*r.g.model, prompt_options.tools, choice, true, thinking_open),
+                      "tool_choice", r.g.request);
+  } else {
+    set_reply_grammar(*r.g.model, reply_grammar, "format", r.g.request);
+  }
   answer(ctx, res, r, stream);
 }
 
@@ -346,6 +355,7 @@ void generate(ServerContext& ctx, const httplib::Request& req, httplib::Response
   r.g.request.prompt = tokens;
   r.context = tokens;
   read_options(f, *r.g.model, r.g.request);
+  set_reply_grammar(*r.g.model, ollama_reply_grammar(nlohmann::ordered_json::parse(req.body)), "format", r.g.request);
   answer(ctx, res, r, stream);
 }
 

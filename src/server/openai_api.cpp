@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "server/reasoning_splitter.h"
+#include "server/reply_grammar.h"
 #include "server/request_fields.h"
 #include "server/routes.h"
 #include "server/tool_fields.h"
@@ -303,10 +304,7 @@ void chat_completions(ServerContext& ctx, const httplib::Request& req, httplib::
   if (prompt_options.tools.is_array() && choice.choice != ToolChoice::kNone) {
     r.tool_format = r.common.model->model->chat_template().tool_call_format();
   }
-  if (const json* rf = f.raw("response_format")) {
-    const std::string type = Fields(*rf, "response_format").string("type").value_or("text");
-    if (type != "text") bad_request("response_format", "response_format '" + type + "' is not supported yet");
-  }
+  const ReplyGrammar reply_grammar = openai_reply_grammar(ordered);
 
   Generation& g = r.g;
   g.model = r.common.model;
@@ -316,6 +314,17 @@ void chat_completions(ServerContext& ctx, const httplib::Request& req, httplib::
   g.split_reasoning = has_reasoning_template(*g.model);
   g.starts_in_reasoning = thinking_open;
   read_sampling(f, *g.model, g.request, 0);
+  if (choice.choice == ToolChoice::kRequired || choice.choice == ToolChoice::kNamed) {
+    if (!reply_grammar.gbnf.empty()) {
+      bad_request("tool_choice", "a forced 'tool_choice' and a constrained reply ('response_format', 'grammar' or "
+                                 "'json_schema') cannot be combined");
+    }
+    set_reply_grammar(*g.model,
+                      forced_call_grammar(*g.model, prompt_options.tools, choice, r.parallel_tool_calls, thinking_open),
+                      "tool_choice", g.request);
+  } else {
+    set_reply_grammar(*g.model, reply_grammar.gbnf, reply_grammar.field, g.request);
+  }
   g.request.logprobs = r.logprobs ? static_cast<int32_t>(top_logprobs.value_or(0)) : -1;
   r.id = ctx.new_id("chatcmpl-");
   r.created = static_cast<int64_t>(std::time(nullptr));
@@ -472,11 +481,13 @@ void completions(ServerContext& ctx, const httplib::Request& req, httplib::Respo
                           "per request)");
   }
   if (f.boolean("echo").value_or(false)) bad_request("echo", "'echo' is not supported");
+  const ReplyGrammar reply_grammar = openai_reply_grammar(nlohmann::ordered_json::parse(req.body));
   if (auto suffix = f.string("suffix"); suffix && !suffix->empty()) bad_request("suffix", "'suffix' is not supported");
   if (auto best_of = f.integer("best_of", INT64_MIN, INT64_MAX); best_of && *best_of != 1) {
     bad_request("best_of", "'best_of' must be 1");
   }
   read_sampling(f, *g.model, g.request, 16);  // OpenAI's default max_tokens for completions
+  set_reply_grammar(*g.model, reply_grammar.gbnf, reply_grammar.field, g.request);
   if (auto lp = f.integer("logprobs", 0, 5)) r.logprobs = static_cast<int>(*lp);
   g.request.logprobs = r.logprobs;
   r.id = ctx.new_id("cmpl-");

@@ -67,9 +67,6 @@ ToolChoiceField read_tool_choice(const json& body, const ordered_json& tools) {
   ToolChoiceField out;
   const auto it = body.find("tool_choice");
   if (it == body.end() || it->is_null()) return out;
-  const std::string unsupported =
-      " needs constrained decoding (the sampler held to the call's JSON schema), which edgellm does not have yet; "
-      "use 'auto' or 'none'";
   if (it->is_string()) {
     const std::string v = it->get<std::string>();
     if (v == "auto") return out;
@@ -77,7 +74,11 @@ ToolChoiceField read_tool_choice(const json& body, const ordered_json& tools) {
       out.choice = ToolChoice::kNone;
       return out;
     }
-    if (v == "required") bad_request("tool_choice", "'tool_choice': 'required'" + unsupported);
+    if (v == "required") {
+      if (!tools.is_array()) bad_request("tool_choice", "'tool_choice': 'required' needs 'tools'");
+      out.choice = ToolChoice::kRequired;
+      return out;
+    }
     bad_request("tool_choice", "'tool_choice' must be 'auto', 'none', 'required' or a function, got '" + v + "'");
   }
   if (it->is_object()) {
@@ -90,7 +91,9 @@ ToolChoiceField read_tool_choice(const json& body, const ordered_json& tools) {
       for (const auto& t : tools) known = known || t["function"]["name"] == name;
     }
     if (!known) bad_request("tool_choice", "'tool_choice' names '" + name + "', which is not among 'tools'");
-    bad_request("tool_choice", "'tool_choice' naming a function" + unsupported);
+    out.choice = ToolChoice::kNamed;
+    out.name = name;
+    return out;
   }
   bad_request("tool_choice", "'tool_choice' must be a string or an object");
 }

@@ -32,8 +32,8 @@ struct ToolChoiceField {
   ToolChoice choice = ToolChoice::kAuto;
   std::string name;  // kNamed
 };
-// "tool_choice"; kRequired and kNamed need constrained decoding, which edgellm does not have yet: a 400 that
-// says so. A named function that is not among the tools is a 400 too.
+// "tool_choice". kRequired and kNamed force a call (server/reply_grammar.h builds its grammar); a named
+// function that is not among the tools, or "required" without tools, is a 400.
 ToolChoiceField read_tool_choice(const nlohmann::json& body, const nlohmann::ordered_json& tools);
 
 // Calls as OpenAI writes them in a message (arguments as JSON text) and in a streamed delta (with "index").

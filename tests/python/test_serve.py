@@ -129,11 +129,12 @@ def test_tools_and_tool_results_reach_the_models_template(oai, server):
     none = oai.chat.completions.create(model=ALIAS, messages=messages, tools=TOOLS, tool_choice="none", max_tokens=3,
                                        temperature=0)
     assert none.usage.prompt_tokens == r.usage.prompt_tokens
-    # Forced calls need constrained decoding: refused with the reason; a bad tool definition names its field.
-    for choice in ("required", {"type": "function", "function": {"name": "turn_on"}}):
-        with pytest.raises(openai.BadRequestError) as e:
-            oai.chat.completions.create(model=ALIAS, messages=messages, tools=TOOLS, tool_choice=choice, max_tokens=3)
-        assert "constrained decoding" in e.value.body["message"] and e.value.body["param"] == "tool_choice"
+    # (Forced calls: test_structured_output.py.) A named function that is not a tool, or a bad tool definition,
+    # is a 400 naming its field.
+    with pytest.raises(openai.BadRequestError) as e:
+        oai.chat.completions.create(model=ALIAS, messages=messages, tools=TOOLS, max_tokens=3,
+                                    tool_choice={"type": "function", "function": {"name": "turn_off"}})
+    assert e.value.body["param"] == "tool_choice" and "not among 'tools'" in e.value.body["message"]
     with pytest.raises(openai.BadRequestError) as e:
         oai.chat.completions.create(model=ALIAS, messages=messages, tools=[{"type": "function", "function": {}}])
     assert e.value.body["param"] == "tools[0].function.name"
@@ -273,8 +274,8 @@ def test_ollama_errors_are_plain_strings(server):
     status, data = server.post("/api/chat", {"model": ALIAS, "messages": [{"role": "user", "content": "x"}],
                                              "options": {"temperature": "warm"}})
     assert status == 400 and json.loads(data) == {"error": "'options.temperature' must be a number, got a string"}
-    status, data = server.post("/api/generate", {"model": ALIAS, "prompt": "x", "format": "json"})
-    assert status == 400 and "not supported" in json.loads(data)["error"]
+    status, data = server.post("/api/generate", {"model": ALIAS, "prompt": "x", "format": {"type": "strange"}})
+    assert status == 400 and json.loads(data) == {"error": "'format': json_schema: #/type: unknown type 'strange'"}
     status, data = server.request("POST", "/api/chat", b"{oops")
     assert status == 400 and "not valid JSON" in json.loads(data)["error"]
 

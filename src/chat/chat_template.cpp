@@ -59,7 +59,9 @@ struct KnownTemplate {
   std::string_view name;
   std::string_view what;
 };
-constexpr std::array<KnownTemplate, 8> kKnownTemplates = {{
+// The family a known template belongs to (stop strings, reasoning and reply handling); the template itself is
+// what renders. The last four are verified in tests/python/test_chat_template.py like the others.
+constexpr std::array<KnownTemplate, 12> kKnownTemplates = {{
     {0xe642ce246d7f2e3dULL, "qwen2.5", "Qwen2.5-Instruct"},
     {0x2bfdb7aa9754484eULL, "qwen3", "Qwen3"},
     {0x0e60067a5537498eULL, "llama3", "Llama-3-Instruct"},
@@ -68,6 +70,10 @@ constexpr std::array<KnownTemplate, 8> kKnownTemplates = {{
     {0x75e88977b2787cd7ULL, "qwen2", "Qwen2-Instruct / Qwen1.5-Chat"},
     {0xf344eecf1bd3a427ULL, "llama2", "Llama-2-chat"},
     {0xa41d6bae9b9141bcULL, "chatml", "ChatML"},
+    {0x40c4db92561734c8ULL, "qwen3", "QwQ-32B"},
+    {0xf07c510f47fbaca0ULL, "qwen3", "Qwen3.5"},
+    {0x21dc9ed0659009cbULL, "chatml", "Qwen3-Coder"},
+    {0xbae4d62636beee53ULL, "chatml", "Hermes-3-Llama-3.1 (tool use)"},
 }};
 
 uint64_t fnv1a64(std::string_view bytes) {

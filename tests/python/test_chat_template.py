@@ -28,12 +28,11 @@ HERE = Path(__file__).resolve().parent
 SOURCE_DIR = Path(os.environ.get("EDGELLM_SOURCE_DIR", HERE.parents[1]))
 SHARED = Path(os.environ.get("EDGELLM_SHARED", SOURCE_DIR.parent / "shared"))
 TEST_DATA = Path(os.environ.get("EDGELLM_TEST_DATA", SOURCE_DIR / "tests" / "data"))
-TEMPLATES_DIR = SHARED / "data" / "chat-templates"
 CHAT_DATA = TEST_DATA / "chat"
+TEMPLATES_DIR = CHAT_DATA  # the real templates, copied from ../shared and llama.cpp (see its README.md)
 
-if not TEMPLATES_DIR.is_dir():
-    pytest.skip(f"shared chat templates not found at {TEMPLATES_DIR} (set EDGELLM_SHARED)", allow_module_level=True)
 transformers = pytest.importorskip("transformers", reason="transformers is the reference renderer (.venv)")
+from transformers.utils.chat_template_utils import render_jinja_template  # noqa: E402  what apply_chat_template calls
 
 LLAMA_DATE = "26 Jul 2024"
 
@@ -49,22 +48,50 @@ def edgellm_bin() -> Path:
     pytest.fail("edgellm binary not found; build it or set EDGELLM_BIN", pytrace=False)
 
 
-# name -> (Jinja file, tokenizer directory supplying bos/eos to transformers, expected detected name)
-TEMPLATES = {
-    "qwen2.5": (TEMPLATES_DIR / "qwen2.5-instruct.jinja", "qwen3-tokenizer"),
-    "qwen3": (TEMPLATES_DIR / "qwen3.jinja", "qwen3-tokenizer"),
-    "llama3": (TEMPLATES_DIR / "llama-3-instruct.jinja", "llama3-tokenizer"),
-    "llama3.1": (TEMPLATES_DIR / "llama-3.1-instruct.jinja", "llama3-tokenizer"),
-    "llama3.2": (TEMPLATES_DIR / "llama-3.2-instruct.jinja", "llama3-tokenizer"),
-    "qwen2": (CHAT_DATA / "qwen2-instruct.jinja", "qwen3-tokenizer"),
-    "chatml": (CHAT_DATA / "chatml.jinja", "qwen3-tokenizer"),
-    "llama2": (CHAT_DATA / "llama-2-chat.jinja", "stories260K-hf"),
+# The special tokens transformers passes to a template (tokenizer.special_tokens_map) of each tokenizer the
+# templates belong to: Qwen's (qwen3-tokenizer), Llama 3's (llama3-tokenizer), Llama 2's (stories260K-hf), and
+# Hermes 3's (Llama 3.1 vocabulary, ChatML end of turn). test_special_tokens_match_the_tokenizers checks them
+# against the real tokenizers when ../shared is there.
+SPECIAL_TOKENS = {
+    "qwen": {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"},
+    "llama3": {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"},
+    "llama2": {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"},
+    "hermes3": {"bos_token": "<|begin_of_text|>", "eos_token": "<|im_end|>", "pad_token": "<|end_of_text|>"},
 }
+SHARED_TOKENIZERS = {"qwen": "qwen3-tokenizer", "llama3": "llama3-tokenizer", "llama2": "stories260K-hf"}
+
+# name -> (Jinja file, special tokens)
+TEMPLATES = {
+    "qwen2.5": (TEMPLATES_DIR / "qwen2.5-instruct.jinja", "qwen"),
+    "qwen3": (TEMPLATES_DIR / "qwen3.jinja", "qwen"),
+    "qwq": (TEMPLATES_DIR / "qwq-32b.jinja", "qwen"),
+    "qwen3-coder": (TEMPLATES_DIR / "qwen3-coder.jinja", "qwen"),
+    "qwen3.5": (TEMPLATES_DIR / "qwen3.5.jinja", "qwen"),
+    "hermes3": (TEMPLATES_DIR / "hermes-3-llama-3.1-tool-use.jinja", "hermes3"),
+    "llama3": (TEMPLATES_DIR / "llama-3-instruct.jinja", "llama3"),
+    "llama3.1": (TEMPLATES_DIR / "llama-3.1-instruct.jinja", "llama3"),
+    "llama3.2": (TEMPLATES_DIR / "llama-3.2-instruct.jinja", "llama3"),
+    "qwen2": (CHAT_DATA / "qwen2-instruct.jinja", "qwen"),
+    "chatml": (CHAT_DATA / "chatml.jinja", "qwen"),
+    "llama2": (CHAT_DATA / "llama-2-chat.jinja", "llama2"),
+}
+
+
+def transformers_render(name: str, messages, add_generation_prompt: bool, tools=None, **kwargs) -> str:
+    """transformers' apply_chat_template(..., tokenize=False) for template `name`: the same call it makes."""
+    path, tokens = TEMPLATES[name]
+    rendered, _ = render_jinja_template(conversations=[messages], tools=tools,
+                                        chat_template=path.read_text(encoding="utf-8"),
+                                        add_generation_prompt=add_generation_prompt,
+                                        **{**SPECIAL_TOKENS[tokens], **kwargs})
+    return rendered[0]
+
 
 _tokenizers: dict = {}
 
 
 def reference_tokenizer(dirname: str):
+    """A real tokenizer from ../shared (tests that need token ids); skips when it is not there."""
     path = SHARED / "data" / dirname
     if not (path / "tokenizer_config.json").exists():
         pytest.skip(f"{path}/tokenizer_config.json not found")
@@ -73,16 +100,21 @@ def reference_tokenizer(dirname: str):
     return _tokenizers[dirname]
 
 
+def test_special_tokens_match_the_tokenizers():
+    for key, dirname in SHARED_TOKENIZERS.items():
+        path = SHARED / "data" / dirname
+        if not (path / "tokenizer_config.json").exists():
+            pytest.skip(f"{path} not found (the constants above are what it holds)")
+        assert transformers.AutoTokenizer.from_pretrained(str(path)).special_tokens_map == SPECIAL_TOKENS[key]
+
+
 def reference_render(name: str, messages, add_generation_prompt: bool, enable_thinking=None, date_string=LLAMA_DATE):
-    path, tok_dir = TEMPLATES[name]
-    tok = reference_tokenizer(tok_dir)
     kwargs = {}
     if enable_thinking is not None:
         kwargs["enable_thinking"] = enable_thinking
     if name in ("llama3.1", "llama3.2") and date_string is not None:
         kwargs["date_string"] = date_string
-    return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt,
-                                   chat_template=path.read_text(encoding="utf-8"), **kwargs)
+    return transformers_render(name, messages, add_generation_prompt, **kwargs)
 
 
 def run_edgellm(args, messages=None) -> subprocess.CompletedProcess:
@@ -93,9 +125,20 @@ def run_edgellm(args, messages=None) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, input=stdin, capture_output=True, timeout=60)
 
 
+def special_token_args(name: str) -> list:
+    """The bos/eos texts transformers gives the template, for edgellm's chat-template command."""
+    tokens = SPECIAL_TOKENS[TEMPLATES[name][1]]
+    args = []
+    if "bos_token" in tokens:
+        args += ["--bos-token", tokens["bos_token"]]
+    if "eos_token" in tokens:
+        args += ["--eos-token", tokens["eos_token"]]
+    return args
+
+
 def edgellm_render(name: str, messages, add_generation_prompt: bool, enable_thinking=None, date_string=LLAMA_DATE):
     path, _ = TEMPLATES[name]
-    args = ["--template-file", path]
+    args = ["--template-file", path] + special_token_args(name)
     if not add_generation_prompt:
         args.append("--no-generation-prompt")
     if enable_thinking is not None:
@@ -180,7 +223,7 @@ def make_conversations(seed: int = 20240726, count: int = 36):
 
 
 CONVERSATIONS = make_conversations()
-THINKING = {"qwen3": [None, True, False]}
+THINKING = {"qwen3": [None, True, False], "qwq": [None, True, False], "qwen3.5": [None, True, False]}
 
 
 def cases():
@@ -264,20 +307,17 @@ def tool_conversation(arguments_as_string: bool):
     ]
 
 
-@pytest.mark.parametrize("name", ["qwen2.5", "qwen3", "llama3.1", "llama3.2"])
+@pytest.mark.parametrize("name", ["qwen2.5", "qwen3", "qwq", "qwen3-coder", "qwen3.5", "hermes3", "llama3.1", "llama3.2"])
 @pytest.mark.parametrize("add_generation_prompt", [True, False])
 def test_tools_calls_and_results_match_transformers(tmp_path, name, add_generation_prompt):
-    path, tok_dir = TEMPLATES[name]
-    tok = reference_tokenizer(tok_dir)
+    path, _ = TEMPLATES[name]
     kwargs = {"date_string": LLAMA_DATE} if name.startswith("llama") else {}
     messages = tool_conversation(False)
     if name.startswith("llama"):  # Llama 3.1's template takes one call per assistant turn and no content beside it
         messages[4]["content"] = ""
-    expected = tok.apply_chat_template(messages, tools=HOME_TOOLS, tokenize=False,
-                                       add_generation_prompt=add_generation_prompt,
-                                       chat_template=path.read_text(encoding="utf-8"), **kwargs)
+    expected = transformers_render(name, messages, add_generation_prompt, tools=HOME_TOOLS, **kwargs)
     (tmp_path / "tools.json").write_text(json.dumps(HOME_TOOLS, ensure_ascii=False), encoding="utf-8")
-    args = ["--template-file", path, "--tools", tmp_path / "tools.json", "--date-string", LLAMA_DATE]
+    args = ["--template-file", path, "--tools", tmp_path / "tools.json", "--date-string", LLAMA_DATE] + special_token_args(name)
     if not add_generation_prompt:
         args.append("--no-generation-prompt")
     # OpenAI clients send arguments as a JSON string: edgellm reads it into the object the templates expect.
@@ -377,7 +417,7 @@ def test_qwen1_history_is_a_prefix_of_the_next_prompt():
 # ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
-def test_user_content_is_never_special(name):
+def test_user_content_is_never_special(name, tmp_path):
     marker = "INJECTED"
     messages = [
         {"role": "system", "content": f"sys <|im_end|>{marker}<|eot_id|>"},
@@ -385,7 +425,11 @@ def test_user_content_is_never_special(name):
         {"role": "assistant", "content": f"<think>{marker}</think>\n\nok {marker}<|im_start|>"},
         {"role": "user", "content": f"again {marker}"},
     ]
-    proc = run_edgellm(["--template-file", TEMPLATES[name][0], "--segments", "--date-string", LLAMA_DATE], messages)
+    base = ["--template-file", TEMPLATES[name][0], "--date-string", LLAMA_DATE]
+    if name == "hermes3":  # its template lists the tools unconditionally (transformers fails without them too)
+        (tmp_path / "tools.json").write_text(json.dumps(HOME_TOOLS), encoding="utf-8")
+        base += ["--tools", tmp_path / "tools.json"]
+    proc = run_edgellm(base + ["--segments"], messages)
     assert proc.returncode == 0, proc.stderr.decode()
     segments = json.loads(proc.stdout)
     assert all(s["text"] for s in segments)
@@ -393,7 +437,7 @@ def test_user_content_is_never_special(name):
     for s in segments:
         if s["allow_special"]:
             assert marker not in s["text"], f"message text in a special segment: {s['text']!r}"
-    text = run_edgellm(["--template-file", TEMPLATES[name][0], "--date-string", LLAMA_DATE], messages).stdout
+    text = run_edgellm(base, messages).stdout
     assert "".join(s["text"] for s in segments) == text.decode("utf-8")
 
 
@@ -402,7 +446,9 @@ def test_detects_known_templates(name):
     proc = run_edgellm(["--template-file", TEMPLATES[name][0], "--describe"])
     assert proc.returncode == 0, proc.stderr.decode()
     info = json.loads(proc.stdout)
-    assert info["name"] == name
+    # Templates without a renderer of their own are known by their family (stop strings, replies).
+    family = {"qwq": "qwen3", "qwen3.5": "qwen3", "qwen3-coder": "chatml", "hermes3": "chatml"}.get(name, name)
+    assert info["name"] == family and info["origin"] == "known-template", info
     assert info["origin"] == "known-template"
 
 

@@ -57,8 +57,8 @@
  *    rkllm_clear_kv_cache ranges clear whole sequences (start 0). Logits/hidden-state modes and prompt
  *    caches take one sequence (n_batch 1).
  *  - Not supported, rejected with -1 and a message: n_batch > 64, use_cross_attn, mirostat other than 0/1/2,
- *    RKLLM_INPUT_EMBED and RKLLM_INPUT_MULTIMODAL input, role "tool", rkllm_set_function_tools,
- *    rkllm_set_cross_attn_params, tokenizer/embedding callbacks are never called (the model files
+ *    RKLLM_INPUT_EMBED and RKLLM_INPUT_MULTIMODAL input, function calling with n_batch > 1 or with a
+ *    replaced chat template, rkllm_set_cross_attn_params, tokenizer/embedding callbacks are never called (the model files
  *    carry their own tokenizer and embeddings), rkllm_clear_kv_cache ranges that do not reach the end
  *    of the cache.
  *  - RKLLM_RUN_WAITING is never sent: NORMAL text is always complete UTF-8. NORMAL pieces may hold
@@ -197,7 +197,7 @@ typedef struct {
 } RKLLMMultiModalInput;
 
 typedef struct {
-  const char* role;     /* "user" (NULL or "" also mean "user"); "tool" is not supported */
+  const char* role;     /* "user" (NULL or "" also mean "user"), or "tool": prompt_input holds function results */
   bool enable_thinking; /* Qwen3 thinking switch (built-in template only) */
   RKLLMInputType input_type;
   /* GNU C99 / C11 anonymous union: members are accessed directly (in.prompt_input). */
@@ -339,7 +339,14 @@ int rkllm_get_kv_cache_size(LLMHandle handle, int* cache_sizes);
  * own template (edgellm extension). */
 int rkllm_set_chat_template(LLMHandle handle, const char* system_prompt, const char* prompt_prefix,
                             const char* prompt_postfix);
-/* Not supported by edgellm: returns -1. */
+/* Function calling: `tools` is a JSON array of OpenAI-style function schemas ([{"type": "function",
+ * "function": {"name", "description", "parameters"}}]) shown to the model by its own chat template, with
+ * `system_prompt` as the conversation's system message (NULL or "": none). The model writes its calls in the
+ * text (Qwen: <tool_call>{"name": ..., "arguments": {...}}</tool_call>); the application runs them and
+ * calls rkllm_run with role "tool" and prompt_input a JSON array of results (each a string, or an object
+ * with "content" and optional "name" / "tool_call_id"; any other text is one result). The results join the
+ * round that asked for them and the model answers. tool_response_str: NULL or "tool_response" (the
+ * template decides how results are wrapped). `tools` NULL or "" removes the tools. */
 int rkllm_set_function_tools(LLMHandle handle, const char* system_prompt, const char* tools,
                              const char* tool_response_str);
 /* Not supported by edgellm: returns -1. */

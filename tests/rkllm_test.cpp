@@ -175,6 +175,7 @@ class Reference {
     gp.ignore_stop_tokens = 1;
     return gp;
   }
+  // message NULL: the assistant's next turn for the history as it stands.
   std::string chat(const char* message, int32_t n = 12, const char* lora = nullptr) {
     edgellm_generate_params gp = params(n);
     gp.lora_name = lora;
@@ -488,7 +489,10 @@ TEST_F(Rkllm, UnsupportedInputsAreRejectedBeforeTheRun) {
   tokens.input_type = RKLLM_INPUT_TOKEN;
   EXPECT_EQ(rkllm_run(h.h, &tokens, &ip, &r), -1);  // no tokens
 
-  EXPECT_EQ(rkllm_set_function_tools(h.h, "sys", "[]", "tool_response"), -1);
+  EXPECT_EQ(rkllm_set_function_tools(h.h, "sys", "[{\"type\": \"function\"}]", "tool_response"), -1);
+  EXPECT_NE(std::string(rkllm_edgellm_last_error(h.h)).find("tools[0]"), std::string::npos);
+  EXPECT_EQ(rkllm_set_function_tools(h.h, "sys", "[]", "<result>"), -1);
+  EXPECT_NE(std::string(rkllm_edgellm_last_error(h.h)).find("tool_response_str '<result>'"), std::string::npos);
   EXPECT_EQ(rkllm_set_cross_attn_params(h.h, nullptr), -1);
   EXPECT_EQ(r.n_normal + r.n_finish + r.n_error, 0);  // nothing started, no callbacks
 
@@ -1012,6 +1016,72 @@ TEST_F(Rkllm, ExampleChatSavesEachFinishedExchangeToSqlite) {
   const std::string bad_cmd = example_chat_command() + " '" + dir_.file("none.gguf") + "' 16 512 '" +
                               dir_.file("bad.db") + "' hi 2> /dev/null";
   EXPECT_NE(std::system(bad_cmd.c_str()), 0);
+}
+
+// ---- function calling: rkllm_set_function_tools and role "tool", on the trained fixture whose real Qwen2.5
+// template renders tools ----
+
+const char* kHomeTools = R"([{"type": "function", "function": {"name": "set_light", "description": "Switch a light",
+  "parameters": {"type": "object", "properties": {"room": {"type": "string"}, "on": {"type": "boolean"}},
+  "required": ["room", "on"]}}}])";
+
+TEST(RkllmTools, ToolsAndResultsGoThroughTheModelsTemplateAsEdgellmRendersThem) {
+  const std::string model = test::source_path("tests/models/qwen2-tiny");
+  for (int keep_history : {1, 0}) {
+    SCOPED_TRACE("keep_history " + std::to_string(keep_history));
+    // edgellm's C API: the system prompt and tools, a user turn, the reply kept as text, a result, the answer.
+    Reference ref(model);
+    ASSERT_EQ(edgellm_session_set_system_prompt(ref.session(), "You control a home."), EDGELLM_OK);
+    ASSERT_EQ(edgellm_session_set_tools(ref.session(), kHomeTools, /*read_calls=*/0), EDGELLM_OK);
+    const std::string asked = ref.chat("Light the hall", 12);
+    const int64_t first_prompt = ref.perf().prompt_tokens;
+    ASSERT_EQ(edgellm_session_add_tool_result(ref.session(), nullptr, "set_light", "{\"ok\":true}"), EDGELLM_OK);
+    const std::string answered = ref.chat(nullptr, 12);
+    const int64_t second_prompt = ref.perf().prompt_tokens;
+
+    Handle h;
+    init(h, model);
+    ASSERT_EQ(rkllm_set_function_tools(h.h, "You control a home.", kHomeTools, "tool_response"), 0)
+        << rkllm_edgellm_last_error(h.h);
+    Received a = run(h.h, "Light the hall", keep_history);
+    ASSERT_TRUE(a.finished_once()) << a.error;
+    EXPECT_EQ(a.text, asked);
+    RKLLMInput results = prompt_input(R"([{"content": {"ok": true}, "name": "set_light"}])");
+    results.role = "tool";
+    RKLLMInferParam ip = infer_param(keep_history);
+    Received b;
+    ASSERT_EQ(rkllm_run(h.h, &results, &ip, &b), 0) << rkllm_edgellm_last_error(h.h);
+    ASSERT_TRUE(b.finished_once()) << b.error;
+    EXPECT_EQ(b.text, answered);
+    // The tools are in the prompt (it is longer than without them), and the answer's prompt holds the round.
+    EXPECT_GT(second_prompt, first_prompt);
+    EXPECT_LT(b.perf.prefill_tokens, second_prompt);  // the round's prefix came from the KV cache
+    Reference plain(model);
+    ASSERT_EQ(edgellm_session_set_system_prompt(plain.session(), "You control a home."), EDGELLM_OK);
+    plain.chat("Light the hall", 1);
+    EXPECT_GT(first_prompt, plain.perf().prompt_tokens + 40);
+  }
+}
+
+TEST(RkllmTools, ToolRoleNeedsToolsAndOneSequence) {
+  Handle h;
+  init(h, test::source_path("tests/models/qwen2-tiny"));
+  RKLLMInput results = prompt_input("[\"22 degrees\"]");
+  results.role = "tool";
+  RKLLMInferParam ip = infer_param(1);
+  Received r;
+  EXPECT_EQ(rkllm_run(h.h, &results, &ip, &r), -1);
+  EXPECT_NE(std::string(rkllm_edgellm_last_error(h.h)).find("needs tools (rkllm_set_function_tools) first"),
+            std::string::npos);
+  EXPECT_EQ(rkllm_set_function_tools(h.h, nullptr, "not json", nullptr), -1);
+  EXPECT_NE(std::string(rkllm_edgellm_last_error(h.h)).find("not a JSON array"), std::string::npos);
+  results.role = "robot";
+  EXPECT_EQ(rkllm_run(h.h, &results, &ip, &r), -1);
+  EXPECT_NE(std::string(rkllm_edgellm_last_error(h.h)).find("role 'robot' is not supported"), std::string::npos);
+  EXPECT_EQ(r.n_finish + r.n_error, 0);
+  // Removing the tools (NULL) is fine, and runs go on.
+  EXPECT_EQ(rkllm_set_function_tools(h.h, nullptr, nullptr, nullptr), 0);
+  EXPECT_TRUE(run(h.h, "Still fine", 0).finished_once());
 }
 
 }  // namespace

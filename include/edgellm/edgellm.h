@@ -163,6 +163,9 @@ typedef struct edgellm_generate_params {
      schema keyword. */
   const char* grammar;             /* GBNF text, as llama.cpp's grammars (root rule "root") */
   const char* json_schema;         /* a JSON Schema (text); the output is one JSON value valid against it */
+  /* Chat with tools (edgellm_session_set_tools): NULL or "auto" (the model decides), "none", "required" (a
+     call is forced), or a function's name (that call is forced). */
+  const char* tool_choice;
 } edgellm_generate_params;
 
 EDGELLM_API edgellm_generate_params edgellm_generate_default_params(const edgellm_model* model);
@@ -193,7 +196,10 @@ EDGELLM_API const char* edgellm_session_last_error(const edgellm_session* sessio
 typedef enum edgellm_event {
   EDGELLM_EVENT_TEXT = 0,   /* `text` holds the next piece of generated text (complete UTF-8) */
   EDGELLM_EVENT_FINISH = 1, /* generation ended normally; `text` holds the whole reply */
-  EDGELLM_EVENT_ERROR = 2   /* generation failed; `text` holds the error message */
+  EDGELLM_EVENT_ERROR = 2,  /* generation failed; `text` holds the error message */
+  /* chat with tools: the reply called a function; `text` is the call as JSON,
+     {"id": "call_0", "name": "set_light", "arguments": {...}}, delivered once the call is complete */
+  EDGELLM_EVENT_TOOL_CALL = 3
 } edgellm_event;
 
 /* Called from the generating thread. Return 0 to continue, non-zero to stop generation (the call then
@@ -201,7 +207,9 @@ typedef enum edgellm_event {
 typedef int32_t (*edgellm_callback)(edgellm_event event, const char* text, size_t text_len, void* user_data);
 
 /* Chat: adds a user message to the session's history, generates the reply with the chat template,
- * and adds the reply to the history. Only the new part of the conversation is prefilled. */
+ * and adds the reply to the history. Only the new part of the conversation is prefilled.
+ * user_message NULL: no new message; the assistant's next turn is generated for the history as it stands
+ * (after tool results were added with edgellm_session_add_tool_result). */
 EDGELLM_API edgellm_status edgellm_session_chat(edgellm_session* session, const char* user_message,
                                                 const edgellm_generate_params* params, edgellm_callback callback,
                                                 void* user_data);
@@ -242,9 +250,21 @@ EDGELLM_API edgellm_status edgellm_session_set_history_limit(edgellm_session* se
 EDGELLM_API int32_t edgellm_session_history_size(const edgellm_session* session);
 EDGELLM_API edgellm_status edgellm_session_history_message(const edgellm_session* session, int32_t index,
                                                            const char** role, const char** content);
-/* Appends a message ("system", "user" or "assistant") to the history without generating, e.g. to
+/* Appends a message ("system", "user", "assistant" or "tool") to the history without generating, e.g. to
  * restore a saved conversation. The next chat call prefills what is not cached yet. */
 EDGELLM_API edgellm_status edgellm_session_add_message(edgellm_session* session, const char* role, const char* content);
+/* Function calling. `tools_json` is an OpenAI-style array, [{"type": "function", "function": {"name",
+ * "description", "parameters": {JSON Schema}}}], shown to the model by its chat template (NULL or "" removes
+ * them). With read_calls = 1 chat replies are read for calls in the template's format (Qwen2.5/Qwen3/Hermes
+ * <tool_call> JSON, Qwen3-Coder/Qwen3.5 XML, Llama 3.1 JSON): text outside calls comes as TEXT events, each
+ * call as one TOOL_CALL event, and the history keeps the turn with its calls. With read_calls = 0 the calls
+ * stay in the text. Errors: invalid JSON or a tool without a function name (naming it). */
+EDGELLM_API edgellm_status edgellm_session_set_tools(edgellm_session* session, const char* tools_json,
+                                                     int32_t read_calls);
+/* Adds a function's result to the history (role "tool"); tool_call_id and name may be NULL. Then
+ * edgellm_session_chat(session, NULL, ...) lets the model answer with it. */
+EDGELLM_API edgellm_status edgellm_session_add_tool_result(edgellm_session* session, const char* tool_call_id,
+                                                           const char* name, const char* content);
 /* Clears the history and the KV cache. */
 EDGELLM_API edgellm_status edgellm_session_reset(edgellm_session* session);
 /* KV cache: keep only the first n_keep cached tokens (0 clears it); the history is unchanged. */

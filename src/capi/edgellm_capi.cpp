@@ -34,7 +34,7 @@ namespace {
 
 using namespace edgellm::capi;
 
-enum class RunKind { kChat, kComplete, kGenerate };
+enum class RunKind { kChat, kRespond, kComplete, kGenerate };
 
 // One synchronous run with the callback protocol: TEXT pieces, then FINISH or ERROR exactly once.
 edgellm_status run(edgellm_session* s, RunKind kind, const std::string& input, const edgellm_generate_params* params,
@@ -49,9 +49,16 @@ edgellm_status run(edgellm_session* s, RunKind kind, const std::string& input, c
     edgellm::TextCallback on_text = [&](std::string_view text) {
       return callback ? callback(EDGELLM_EVENT_TEXT, text.data(), text.size(), user_data) == 0 : true;
     };
+    edgellm::ToolCallCallback on_call = [&](const edgellm::ToolCall& call) {
+      if (!callback) return true;
+      const std::string j =
+          nlohmann::ordered_json{{"id", call.id}, {"name", call.name}, {"arguments", call.arguments}}.dump();
+      return callback(EDGELLM_EVENT_TOOL_CALL, j.c_str(), j.size(), user_data) == 0;
+    };
     edgellm::Expected<edgellm::GenerationStats> stats = edgellm::make_error(ErrorCode::kInternal, "");
     switch (kind) {
-      case RunKind::kChat: stats = s->session->chat(input, *options, on_text); break;
+      case RunKind::kChat: stats = s->session->chat(input, *options, on_text, on_call); break;
+      case RunKind::kRespond: stats = s->session->respond(*options, on_text, on_call); break;
       case RunKind::kComplete:
         stats = s->session->complete(input, params->allow_special != 0, *options, on_text);
         break;
@@ -71,14 +78,16 @@ edgellm_status run(edgellm_session* s, RunKind kind, const std::string& input, c
 edgellm_status start_async(edgellm_session* s, RunKind kind, const char* input, const edgellm_generate_params* params,
                            edgellm_callback callback, void* user_data) {
   if (!s) return EDGELLM_ERROR_INVALID_ARGUMENT;
-  if (!input || !params) return fail(s->last_error, EDGELLM_ERROR_INVALID_ARGUMENT, "input or params is NULL");
+  if ((!input && kind != RunKind::kRespond) || !params) {
+    return fail(s->last_error, EDGELLM_ERROR_INVALID_ARGUMENT, "input or params is NULL");
+  }
   std::lock_guard<std::mutex> lock(s->async_mu);
   if (s->session->is_running() || (s->worker.joinable() && s->async_status == EDGELLM_ERROR_BUSY)) {
     return fail(s->last_error, EDGELLM_ERROR_BUSY, "the session is already running a request");
   }
   if (s->worker.joinable()) s->worker.join();
   s->async_status = EDGELLM_ERROR_BUSY;  // "running" until the worker stores its result
-  std::string text(input);
+  std::string text(input ? input : "");
   std::vector<std::string> stops;
   for (int32_t i = 0; i < params->n_stop_strings && params->stop_strings; ++i) {
     stops.emplace_back(params->stop_strings[i] ? params->stop_strings[i] : "");
@@ -88,8 +97,12 @@ edgellm_status start_async(edgellm_session* s, RunKind kind, const char* input, 
   std::optional<std::string> lora = params->lora_name ? std::optional<std::string>(params->lora_name) : std::nullopt;
   std::optional<std::string> grammar = params->grammar ? std::optional<std::string>(params->grammar) : std::nullopt;
   std::optional<std::string> schema = params->json_schema ? std::optional<std::string>(params->json_schema) : std::nullopt;
+  std::optional<std::string> tool_choice =
+      params->tool_choice ? std::optional<std::string>(params->tool_choice) : std::nullopt;
   s->worker = std::thread([s, kind, text = std::move(text), copy, stops = std::move(stops), lora = std::move(lora),
-                           grammar = std::move(grammar), schema = std::move(schema), callback, user_data]() mutable {
+                           grammar = std::move(grammar), schema = std::move(schema), tool_choice = std::move(tool_choice), callback,
+                           user_data]() mutable {
+    copy.tool_choice = tool_choice ? tool_choice->c_str() : nullptr;
     copy.lora_name = lora ? lora->c_str() : nullptr;
     copy.grammar = grammar ? grammar->c_str() : nullptr;
     copy.json_schema = schema ? schema->c_str() : nullptr;
@@ -336,8 +349,8 @@ const char* edgellm_session_last_error(const edgellm_session* session) {
 edgellm_status edgellm_session_chat(edgellm_session* session, const char* user_message,
                                     const edgellm_generate_params* params, edgellm_callback callback, void* user_data) {
   if (!session) return EDGELLM_ERROR_INVALID_ARGUMENT;
-  if (!user_message) return fail(session->last_error, EDGELLM_ERROR_INVALID_ARGUMENT, "user_message is NULL");
   if (session->session->is_running()) return fail(session->last_error, EDGELLM_ERROR_BUSY, "the session is busy");
+  if (!user_message) return run(session, RunKind::kRespond, "", params, callback, user_data);
   return run(session, RunKind::kChat, user_message, params, callback, user_data);
 }
 
@@ -373,7 +386,8 @@ edgellm_status edgellm_session_generate(edgellm_session* session, const edgellm_
 edgellm_status edgellm_session_chat_async(edgellm_session* session, const char* user_message,
                                           const edgellm_generate_params* params, edgellm_callback callback,
                                           void* user_data) {
-  return start_async(session, RunKind::kChat, user_message, params, callback, user_data);
+  return start_async(session, user_message ? RunKind::kChat : RunKind::kRespond, user_message, params, callback,
+                     user_data);
 }
 
 edgellm_status edgellm_session_complete_async(edgellm_session* session, const char* prompt,
@@ -457,7 +471,7 @@ edgellm_status edgellm_session_add_message(edgellm_session* session, const char*
   if (!session) return EDGELLM_ERROR_INVALID_ARGUMENT;
   if (!role || !content) return fail(session->last_error, EDGELLM_ERROR_INVALID_ARGUMENT, "role or content is NULL");
   const std::string r(role);
-  if (r != "system" && r != "user" && r != "assistant") {
+  if (r != "system" && r != "user" && r != "assistant" && r != "tool") {
     return fail(session->last_error, EDGELLM_ERROR_INVALID_ARGUMENT, "unknown role '" + r + "'");
   }
   if (session->session->is_running()) return fail(session->last_error, EDGELLM_ERROR_BUSY, "the session is busy");
@@ -472,6 +486,52 @@ edgellm_status edgellm_session_add_message(edgellm_session* session, const char*
   history.push_back(std::move(message));
   session->session->set_history(std::move(history));
   return EDGELLM_OK;
+}
+
+edgellm_status edgellm_session_set_tools(edgellm_session* session, const char* tools_json, int32_t read_calls) {
+  if (!session) return EDGELLM_ERROR_INVALID_ARGUMENT;
+  return guarded(session->last_error, [&]() -> edgellm_status {
+    if (session->session->is_running()) return fail(session->last_error, EDGELLM_ERROR_BUSY, "the session is busy");
+    nlohmann::ordered_json tools = nullptr;
+    if (tools_json != nullptr && tools_json[0] != '\0') {
+      tools = nlohmann::ordered_json::parse(tools_json, nullptr, /*allow_exceptions=*/false);
+      if (tools.is_discarded() || !tools.is_array()) {
+        return fail(session->last_error, EDGELLM_ERROR_INVALID_ARGUMENT, "tools: not a JSON array");
+      }
+      for (size_t i = 0; i < tools.size(); ++i) {
+        const auto& t = tools[i];
+        const bool named = t.is_object() && t.contains("function") && t["function"].is_object() &&
+                           t["function"].contains("name") && t["function"]["name"].is_string() &&
+                           !t["function"]["name"].get<std::string>().empty();
+        if (!named) {
+          return fail(session->last_error, EDGELLM_ERROR_INVALID_ARGUMENT,
+                      "tools[" + std::to_string(i) + "]: expected {\"type\": \"function\", \"function\": {\"name\": ...}}");
+        }
+      }
+      if (tools.empty()) tools = nullptr;
+    }
+    edgellm::ChatOptions o = session->session->chat_options();
+    o.tools = std::move(tools);
+    session->session->set_chat_options(o);
+    session->session->set_read_tool_calls(read_calls != 0);
+    return EDGELLM_OK;
+  });
+}
+
+edgellm_status edgellm_session_add_tool_result(edgellm_session* session, const char* tool_call_id, const char* name,
+                                               const char* content) {
+  if (!session) return EDGELLM_ERROR_INVALID_ARGUMENT;
+  if (!content) return fail(session->last_error, EDGELLM_ERROR_INVALID_ARGUMENT, "content is NULL");
+  if (session->session->is_running()) return fail(session->last_error, EDGELLM_ERROR_BUSY, "the session is busy");
+  return guarded(session->last_error, [&]() -> edgellm_status {
+    edgellm::ChatMessage m;
+    m.role = "tool";
+    m.content = content;
+    if (tool_call_id) m.tool_call_id = tool_call_id;
+    if (name) m.name = name;
+    session->session->add_message(std::move(m));
+    return EDGELLM_OK;
+  });
 }
 
 edgellm_status edgellm_session_reset(edgellm_session* session) {

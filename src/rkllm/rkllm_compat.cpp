@@ -27,6 +27,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "edgellm/edgellm.h"
 #include "rkllm/rkllm_handle.h"
 
@@ -54,9 +56,20 @@ int read_input(Handle& h, const RKLLMInput& input, int index, bool keep_history,
   // error message, not undefined behaviour.
   const int input_type = raw_enum(input.input_type);
   out->enable_thinking = input.enable_thinking;
-  if (input.role && input.role[0] != '\0' && std::strcmp(input.role, "user") != 0) {
-    return fail(h.last_error, where + "role '" + input.role +
-                                  "' is not supported by edgellm (only \"user\"; tool results need function calling)");
+  const bool tool_role = input.role && std::strcmp(input.role, "tool") == 0;
+  if (input.role && input.role[0] != '\0' && std::strcmp(input.role, "user") != 0 && !tool_role) {
+    return fail(h.last_error, where + "role '" + input.role + "' is not supported (\"user\", or \"tool\" for function results)");
+  }
+  if (tool_role) {
+    if (raw_enum(input.input_type) != RKLLM_INPUT_PROMPT) {
+      return fail(h.last_error, where + "role \"tool\" needs RKLLM_INPUT_PROMPT (the results as text)");
+    }
+    if (h.n_batch > 1) return fail(h.last_error, where + "role \"tool\" is not supported with n_batch > 1");
+    if (h.custom_template) {
+      return fail(h.last_error, where + "role \"tool\" needs the model's own chat template (not rkllm_set_chat_template)");
+    }
+    if (!h.has_tools) return fail(h.last_error, where + "role \"tool\" needs tools (rkllm_set_function_tools) first");
+    out->tool_results = true;
   }
   switch (input_type) {
     case RKLLM_INPUT_PROMPT:
@@ -231,6 +244,31 @@ std::string custom_template_text(const Handle& h, const RunRequest& r) {
   return text + h.prompt_prefix + r.inputs[0].prompt + h.prompt_postfix;
 }
 
+// Function results of a role "tool" input: a JSON array (each element a text, or an object whose "content"
+// is the result, with optional "name" / "tool_call_id"), or anything else as one result text.
+edgellm_status add_tool_results(Handle& h, const std::string& text) {
+  const auto results = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (results.is_discarded() || !results.is_array()) {
+    return edgellm_session_add_tool_result(h.session, nullptr, nullptr, text.c_str());
+  }
+  for (const auto& r : results) {
+    std::string content, name, id;
+    if (r.is_string()) {
+      content = r.get<std::string>();
+    } else if (r.is_object() && r.contains("content")) {
+      content = r["content"].is_string() ? r["content"].get<std::string>() : r["content"].dump();
+      if (r.contains("name") && r["name"].is_string()) name = r["name"].get<std::string>();
+      if (r.contains("tool_call_id") && r["tool_call_id"].is_string()) id = r["tool_call_id"].get<std::string>();
+    } else {
+      content = r.dump();
+    }
+    const edgellm_status st = edgellm_session_add_tool_result(h.session, id.empty() ? nullptr : id.c_str(),
+                                                              name.empty() ? nullptr : name.c_str(), content.c_str());
+    if (st != EDGELLM_OK) return st;
+  }
+  return EDGELLM_OK;
+}
+
 // One run of one sequence, synchronously, on the calling thread: exactly one FINISH or ERROR.
 int run_request(Handle& h, const RunRequest& r) {
   if (h.n_batch > 1) return run_batch_request(h, r);
@@ -267,7 +305,14 @@ int run_request(Handle& h, const RunRequest& r) {
     // cache of the common prefix (system prompt, template header) is reused.
     const bool fresh = !keep_history || h.discard_history;
     edgellm_session_set_history_limit(h.session, fresh ? 1 : 0, 0);
-    st = edgellm_session_chat(h.session, in.prompt.c_str(), &gp, relay_text, &relay);
+    if (in.tool_results) {
+      // The results join the round that asked for them (its user message and the reply with the calls), and
+      // the model answers.
+      st = add_tool_results(h, in.prompt);
+      if (st == EDGELLM_OK) st = edgellm_session_chat(h.session, nullptr, &gp, relay_text, &relay);
+    } else {
+      st = edgellm_session_chat(h.session, in.prompt.c_str(), &gp, relay_text, &relay);
+    }
     edgellm_session_set_history_limit(h.session, 0, 0);
   }
   if (st != EDGELLM_OK && st != EDGELLM_ERROR_ABORTED) return report_error(h, userdata, with_session_error(h, "rkllm_run"));
@@ -606,8 +651,32 @@ int rkllm_set_chat_template(LLMHandle handle, const char* system_prompt, const c
 
 int rkllm_set_function_tools(LLMHandle handle, const char* system_prompt, const char* tools,
                              const char* tool_response_str) {
-  ErrorSlot& slot = handle ? as_handle(handle)->last_error : thread_error_slot();
-  return fail(slot, "rkllm_set_function_tools: function calling is not supported by edgellm");
+  if (!handle) return fail(thread_error_slot(), "rkllm_set_function_tools: handle is NULL");
+  Handle& h = *as_handle(handle);
+  return guarded(h.last_error, [&]() -> int {
+    if (h.running.load()) return fail(h.last_error, "rkllm_set_function_tools: a run is active on this handle");
+    const bool clearing = tools == nullptr || tools[0] == '\0';
+    if (!clearing && h.n_batch > 1) {
+      return fail(h.last_error, "rkllm_set_function_tools: function calling is not supported with n_batch > 1");
+    }
+    if (!clearing && h.custom_template) {
+      return fail(h.last_error, "rkllm_set_function_tools: tools are shown by the model's own chat template, which "
+                                "rkllm_set_chat_template replaced");
+    }
+    // The model's template wraps results in its own tag (Qwen: <tool_response>); another tag cannot be honoured.
+    if (tool_response_str && tool_response_str[0] != '\0' && std::strcmp(tool_response_str, "tool_response") != 0) {
+      return fail(h.last_error, std::string("rkllm_set_function_tools: tool_response_str '") + tool_response_str +
+                                    "': the model's chat template decides how results are wrapped (use \"tool_response\" or NULL)");
+    }
+    if (edgellm_session_set_tools(h.session, clearing ? nullptr : tools, /*read_calls=*/0) != EDGELLM_OK) {
+      return fail(h.last_error, with_session_error(h, "rkllm_set_function_tools"));
+    }
+    if (edgellm_session_set_system_prompt(h.session, system_prompt ? system_prompt : "") != EDGELLM_OK) {
+      return fail(h.last_error, with_session_error(h, "rkllm_set_function_tools"));
+    }
+    h.has_tools = !clearing;
+    return kOk;
+  });
 }
 
 int rkllm_set_cross_attn_params(LLMHandle handle, RKLLMCrossAttnParam* cross_attn_params) {

@@ -55,6 +55,7 @@ struct RunInput {
   bool enable_thinking = false;
   std::string prompt;
   std::vector<int32_t> tokens;
+  bool tool_results = false;  // role "tool": `prompt` holds function results (a JSON array, or one text)
 };
 
 struct RunRequest {
@@ -92,6 +93,7 @@ struct Handle {
   // rkllm_set_chat_template: used instead of the model's template when set.
   bool custom_template = false;
   std::string system_prompt, prompt_prefix, prompt_postfix;
+  bool has_tools = false;  // rkllm_set_function_tools gave tools (shown by the model's own template)
   std::string transcript;  // custom template, keep_history=1: everything said so far
   std::map<std::string, float> lora_scales;  // adapter name -> scale given to rkllm_load_lora
 

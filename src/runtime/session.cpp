@@ -1,5 +1,6 @@
 #include "runtime/session.h"
 
+#include "chat/tool_call_grammar.h"
 #include "grammar/compiled_grammar.h"
 
 #include <algorithm>
@@ -269,39 +270,100 @@ std::vector<ChatMessage> Session::limited_history(int64_t reply_budget) const {
 }
 
 Expected<GenerationStats> Session::chat(std::string_view user_message, const GenerateOptions& options,
-                                        const TextCallback& callback) {
-  if (options.lora_name) EDGELLM_TRY(set_lora(*options.lora_name, options.lora_scale));
+                                        const TextCallback& callback, const ToolCallCallback& on_call) {
   history_.push_back({"user", std::string(user_message), std::nullopt});
-  auto fail = [&](Error e) -> Expected<GenerationStats> {
-    history_.pop_back();
-    return e;
-  };
+  auto stats = chat_turn(options, callback, on_call);
+  if (!stats.ok()) history_.pop_back();
+  return stats;
+}
+
+Expected<GenerationStats> Session::respond(const GenerateOptions& options, const TextCallback& callback,
+                                           const ToolCallCallback& on_call) {
+  if (history_.empty()) return make_error(ErrorCode::kInvalidArgument, "respond: the history is empty");
+  return chat_turn(options, callback, on_call);
+}
+
+Expected<GenerationStats> Session::chat_turn(const GenerateOptions& options, const TextCallback& callback,
+                                             const ToolCallCallback& on_call) {
+  if (options.lora_name) EDGELLM_TRY(set_lora(*options.lora_name, options.lora_scale));
   std::vector<ChatMessage> kept = limited_history(options.max_new_tokens);
   const size_t dropped = history_.size() - kept.size();
   std::vector<ChatMessage> messages;
   if (!system_prompt_.empty()) messages.push_back({"system", system_prompt_, std::nullopt});
   messages.insert(messages.end(), kept.begin(), kept.end());
-  auto tokens = render_chat(messages);
-  if (!tokens.ok()) return fail(tokens.take_error());
-  if (static_cast<int64_t>(tokens->size()) >= kv_.n_ctx()) {
-    return fail(make_error(ErrorCode::kContextFull, "the message needs " + std::to_string(tokens->size()) +
-                                                        " tokens with the chat template; the context holds " +
-                                                        std::to_string(kv_.n_ctx())));
+  EDGELLM_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, render_chat(messages));
+  if (static_cast<int64_t>(tokens.size()) >= kv_.n_ctx()) {
+    return make_error(ErrorCode::kContextFull, "the message needs " + std::to_string(tokens.size()) +
+                                                   " tokens with the chat template; the context holds " +
+                                                   std::to_string(kv_.n_ctx()));
   }
+
+  // Tools: which format the reply is read in, and the grammar of a forced call.
+  const bool has_tools = chat_options_.tools.is_array() && !chat_options_.tools.empty();
+  const std::string& choice = options.tool_choice;
+  if (!has_tools && !choice.empty() && choice != "auto" && choice != "none") {
+    return make_error(ErrorCode::kInvalidArgument, "tool_choice '" + choice + "' needs tools (set them first)");
+  }
+  const ToolCallFormat format =
+      has_tools && choice != "none" ? model_->chat_template().tool_call_format() : ToolCallFormat::kNone;
+  GenerateOptions run = options;
+  if (has_tools && !choice.empty() && choice != "auto" && choice != "none") {
+    if (!options.grammar.empty()) {
+      return make_error(ErrorCode::kInvalidArgument, "a forced tool_choice and a grammar cannot be combined");
+    }
+    ToolCallGrammarOptions forced;
+    forced.only_name = choice == "required" ? "" : choice;
+    EDGELLM_ASSIGN_OR_RETURN(run.grammar, tool_call_gbnf(format == ToolCallFormat::kNone
+                                                             ? model_->chat_template().tool_call_format()
+                                                             : format,
+                                                         chat_options_.tools, forced));
+  }
+  const bool read_calls = read_tool_calls_ && format != ToolCallFormat::kNone;
+  ToolCallStream calls(format);
+  bool stopped_by_caller = false;
+  auto deliver = [&](const ToolCallStream::Output& out) {
+    if (!out.text.empty() && callback && !callback(out.text)) return false;
+    for (const ToolCall& call : out.calls) {
+      if (on_call && !on_call(call)) return false;
+    }
+    return true;
+  };
+  const TextCallback reading = [&](std::string_view piece) {
+    if (!deliver(calls.feed(piece))) {
+      stopped_by_caller = true;
+      return false;
+    }
+    return true;
+  };
+
   RunningGuard guard(running_, abort_);
   const auto start = std::chrono::steady_clock::now();
-  auto prefilled = prefill(*tokens);
-  if (!prefilled.ok()) return fail(prefilled.take_error());
+  EDGELLM_ASSIGN_OR_RETURN(const int64_t prefilled, prefill(tokens));
   const double prefill_ms = ms_since(start);
-  auto stats = generate(options, callback);
-  if (!stats.ok()) return fail(stats.take_error());
+  EDGELLM_ASSIGN_OR_RETURN(GenerationStats stats, generate(run, read_calls ? reading : callback));
+  ChatMessage reply{"assistant", stats.text, std::nullopt};
+  if (read_calls) {
+    if (!stopped_by_caller && !deliver(calls.finish())) stats.finish_reason = "callback";
+    ParsedReply parsed = parse_tool_calls(format, stats.text);
+    if (!parsed.calls.empty()) {
+      reply.content = parsed.content;
+      reply.content_null = parsed.content.empty();
+      reply.tool_calls = nlohmann::ordered_json::array();
+      for (const ToolCall& c : parsed.calls) {
+        reply.tool_calls.push_back({{"id", c.id}, {"type", "function"},
+                                    {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+      }
+      stats.text = parsed.content;
+      stats.tool_calls = std::move(parsed.calls);
+    }
+  }
   // The history the model saw is now the kept part; drop what no longer fits for good.
   if (dropped > 0) history_.erase(history_.begin(), history_.begin() + static_cast<std::ptrdiff_t>(dropped));
-  history_.push_back({"assistant", stats->text, std::nullopt});
-  stats->prompt_tokens = static_cast<int64_t>(tokens->size());
-  stats->prefill_tokens = *prefilled;
-  stats->reused_tokens = stats->prompt_tokens - *prefilled;
-  stats->prefill_ms = prefill_ms;
+  history_.push_back(std::move(reply));
+  stats.prompt_tokens = static_cast<int64_t>(tokens.size());
+  stats.prefill_tokens = prefilled;
+  stats.reused_tokens = stats.prompt_tokens - prefilled;
+  stats.prefill_ms = prefill_ms;
   return stats;
 }
 

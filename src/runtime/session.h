@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "chat/chat_template.h"
+#include "chat/tool_calls.h"
 #include "model/kv_cache.h"
 #include "model/transformer.h"
 #include "runtime/loaded_model.h"
@@ -45,6 +46,9 @@ struct GenerateOptions {
   // session's current choice.
   std::optional<std::string> lora_name;
   float lora_scale = 1.0f;
+  // Chat with tools (ChatOptions::tools): "" or "auto" (the model decides), "none" (the reply is not read for
+  // calls), "required" (a call is forced by a grammar) or a function's name (that call is forced).
+  std::string tool_choice;
   // GBNF the output must match (grammar/grammar.h); "" for none. Compiled against the model's vocabulary
   // (LoadedModel::compile_grammar caches it); generation ends when the grammar is complete.
   std::string grammar;
@@ -59,8 +63,13 @@ struct GenerationStats {
   double decode_ms = 0;
   size_t peak_rss_bytes = 0;
   std::string finish_reason;    // "stop" (stop token or string), "length", "callback", "aborted", "context"
-  std::string text;             // everything emitted to the callback
+  std::string text;             // everything emitted to the callback (the reply without its calls, when read)
+  std::vector<ToolCall> tool_calls;  // chat with tools, calls read: the calls the reply made
 };
+
+// Receives each function call of a chat reply once it is complete (tools set, calls read). Return false to
+// stop generation.
+using ToolCallCallback = std::function<bool(const ToolCall& call)>;
 
 // Receives text as it is generated (complete UTF-8 only). Return false to stop generation.
 using TextCallback = std::function<bool(std::string_view text)>;
@@ -97,8 +106,19 @@ class Session {
   const ChatOptions& chat_options() const { return chat_options_; }
   // Adds a user turn, generates the reply, adds it to the history. On error or abort the user turn
   // is removed again, so the session stays as it was.
+  //
+  // With tools (chat_options().tools, shown to the model by its template) and read_tool_calls on, the reply is
+  // read for calls in the template's format: text outside them streams to `callback`, each call goes to
+  // `on_call` once complete, and the history keeps the turn as content plus tool_calls. With it off the calls
+  // stay in the text (the RKLLM way: the application parses them).
   Expected<GenerationStats> chat(std::string_view user_message, const GenerateOptions& options,
-                                 const TextCallback& callback);
+                                 const TextCallback& callback, const ToolCallCallback& on_call = nullptr);
+  // Generates the assistant's next turn for the history as it stands, e.g. after tool results were added.
+  Expected<GenerationStats> respond(const GenerateOptions& options, const TextCallback& callback,
+                                    const ToolCallCallback& on_call = nullptr);
+  // Appends a message to the history without generating (role "tool": a result for `tool_call_id`).
+  void add_message(ChatMessage message) { history_.push_back(std::move(message)); }
+  void set_read_tool_calls(bool on) { read_tool_calls_ = on; }
   const std::vector<ChatMessage>& history() const { return history_; }
   void set_history(std::vector<ChatMessage> history) { history_ = std::move(history); }
   void clear_history() { history_.clear(); }
@@ -125,6 +145,8 @@ class Session {
   Session(std::shared_ptr<const LoadedModel> model, const SessionOptions& options, KvCache kv);
   Expected<std::vector<int32_t>> render_chat(const std::vector<ChatMessage>& messages) const;
   std::vector<ChatMessage> limited_history(int64_t reply_budget) const;
+  Expected<GenerationStats> chat_turn(const GenerateOptions& options, const TextCallback& callback,
+                                      const ToolCallCallback& on_call);
 
   std::shared_ptr<const LoadedModel> model_;
   SessionOptions options_;
@@ -137,6 +159,7 @@ class Session {
   std::vector<ChatMessage> history_;
   HistoryLimit history_limit_;
   ChatOptions chat_options_;
+  bool read_tool_calls_ = true;
   std::shared_ptr<const LoraAdapter> lora_;  // active adapter (nullptr: none)
   std::string lora_name_;
   float lora_scale_ = 1.0f;

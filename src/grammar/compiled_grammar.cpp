@@ -272,6 +272,10 @@ void GrammarMatcher::mask_logits(float* logits, int64_t n_logits) const {
     if (bits == ~uint64_t{0}) continue;
     const int32_t base = static_cast<int32_t>(w * 64);
     const int32_t end = std::min<int32_t>(base + 64, n_vocab);
+    if (bits == 0) {  // most words of a narrow state: a plain fill the compiler vectorizes
+      std::fill(logits + base, logits + end, kBanned);
+      continue;
+    }
     for (int32_t id = base; id < end; ++id) {
       if (!((bits >> (id - base)) & 1)) logits[id] = kBanned;
     }

@@ -86,6 +86,27 @@ def test_bench_parallel_drives_the_engine(synth_model):
     assert r.returncode != 0 and "--roofline" in r.stderr
 
 
+def test_bench_reports_the_cost_of_a_grammar(synth_model, tmp_path):
+    """--json-schema / --grammar decode under a grammar and report its cost per token (the tiny synthetic
+    vocabulary spells JSON byte by byte)."""
+    schema = SOURCE_DIR / "bench" / "grammar" / "tool_call.json"
+    r = run_cli(["bench", "-m", synth_model, "-p", "8", "-n", "40", "-r", "2", "-t", "2", "--json-schema", schema, "--json"])
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["grammar_ms_per_token"] > 0 and out["grammar_ms_per_token_first_run"] > 0
+    assert 0 < out["grammar_fraction_of_decode_step"] < 100
+    r = run_cli(["bench", "-m", synth_model, "-p", "8", "-n", "10", "-r", "1", "--grammar",
+                 SOURCE_DIR / "bench" / "grammar" / "free_text_answer.gbnf"])
+    assert r.returncode == 0, r.stderr
+    assert "grammar:" in r.stdout and "ms per token" in r.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"type": "object", "properties": {"x": {"pattern": "a"}}}')
+    r = run_cli(["bench", "-m", synth_model, "-p", "8", "-n", "4", "-r", "1", "--json-schema", bad])
+    assert r.returncode != 0 and "'pattern' is not supported" in r.stderr
+    r = run_cli(["bench", "-m", synth_model, "-p", "8", "-n", "4", "--parallel", "2", "--json-schema", schema])
+    assert r.returncode != 0 and "without --parallel" in r.stderr
+
+
 def test_compare_script_without_llama_cpp(synth_model, tmp_path):
     # A Python that cannot import llama_cpp: the system one with an empty module path in front.
     fake = tmp_path / "llama_cpp.py"

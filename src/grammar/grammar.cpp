@@ -1,7 +1,6 @@
 #include "grammar/grammar.h"
 
 #include <algorithm>
-#include <functional>
 #include <unordered_map>
 
 namespace edgellm {
@@ -57,6 +56,8 @@ bool CharClass::intersects(uint32_t lo, uint32_t hi) const {
 namespace {
 constexpr size_t kMaxElements = 1u << 20;  // repetition counts multiply; this keeps a hostile file bounded
 constexpr uint32_t kMaxRepeat = 10000;
+constexpr uint32_t kMaxGroupNesting = 256;  // parentheses inside parentheses (the parser recurses on them)
+constexpr uint32_t kMaxRuleChain = 1000;    // rules entered before a character (the matcher recurses on them)
 }  // namespace
 
 class GbnfParser {
@@ -236,6 +237,7 @@ class GbnfParser {
         any.negated = true;
         seq.push_back(add_class(std::move(any)));
       } else if (c == '(') {
+        if (++nesting_ > kMaxGroupNesting) fail("groups nest more than " + std::to_string(kMaxGroupNesting) + " deep");
         advance();
         const uint32_t id = helper_rule(current_rule_);
         skip_space(true);
@@ -243,6 +245,7 @@ class GbnfParser {
         skip_space(true);
         if (peek() != ')') fail(std::string("expected ')', got '") + printable(peek()) + "'");
         advance();
+        --nesting_;
         seq.push_back({Grammar::ElementKind::kRule, id});
       } else if (is_name_char(c)) {
         if (starts_rule()) break;  // "a ::= b |" then the next rule: the last alternative was empty
@@ -449,6 +452,7 @@ class GbnfParser {
   std::string current_rule_;
   size_t n_elements_ = 0;
   int n_helpers_ = 0;
+  uint32_t nesting_ = 0;
 };
 
 Expected<Grammar> Grammar::parse(std::string_view gbnf) { return GbnfParser(gbnf).run(); }
@@ -487,30 +491,49 @@ Status Grammar::check_left_recursion() const {
       }
     }
   }
+  // Depth-first over `first`, iteratively (a hostile grammar may chain many thousands of rules): a rule met
+  // again while on the path is a cycle; `depth[r]` is the longest chain of rules r enters before a character,
+  // which bounds how deep the matcher's expansion recurses.
   std::vector<uint8_t> state(n, 0);  // 0 new, 1 on the path, 2 done
-  std::vector<uint32_t> path;
-  std::string cycle;
-  std::function<bool(uint32_t)> visit = [&](uint32_t r) {
-    state[r] = 1;
-    path.push_back(r);
-    for (uint32_t next : first[r]) {
-      if (state[next] == 1) {
-        auto it = std::find(path.begin(), path.end(), next);
-        for (; it != path.end(); ++it) cycle += rules_[*it].name + " -> ";
-        cycle += rules_[next].name;
-        return true;
-      }
-      if (state[next] == 0 && visit(next)) return true;
-    }
-    path.pop_back();
-    state[r] = 2;
-    return false;
+  std::vector<uint32_t> depth(n, 1);
+  struct Frame {
+    uint32_t rule;
+    size_t next;  // index into first[rule]
   };
-  for (uint32_t r = 0; r < n; ++r) {
-    if (state[r] == 0 && visit(r)) {
-      return make_error(ErrorCode::kInvalidArgument,
-                        "grammar: rule '" + rules_[path.back()].name + "' is left-recursive (" + cycle +
-                            "); rewrite it to match a character first");
+  std::vector<Frame> path;
+  for (uint32_t start = 0; start < n; ++start) {
+    if (state[start] != 0) continue;
+    path.push_back({start, 0});
+    state[start] = 1;
+    while (!path.empty()) {
+      Frame& f = path.back();
+      if (f.next < first[f.rule].size()) {
+        const uint32_t next = first[f.rule][f.next++];
+        if (state[next] == 1) {
+          std::string cycle;
+          size_t i = 0;
+          while (path[i].rule != next) ++i;
+          for (; i < path.size(); ++i) cycle += rules_[path[i].rule].name + " -> ";
+          cycle += rules_[next].name;
+          return make_error(ErrorCode::kInvalidArgument,
+                            "grammar: rule '" + rules_[path.back().rule].name + "' is left-recursive (" + cycle +
+                                "); rewrite it to match a character first");
+        }
+        if (state[next] == 0) {
+          state[next] = 1;
+          path.push_back({next, 0});
+        }
+        continue;
+      }
+      const uint32_t done = f.rule;
+      for (uint32_t next : first[done]) depth[done] = std::max(depth[done], depth[next] + 1);
+      if (depth[done] > kMaxRuleChain) {
+        return make_error(ErrorCode::kInvalidArgument,
+                          "grammar: rule '" + rules_[done].name + "' enters more than " +
+                              std::to_string(kMaxRuleChain) + " nested rules before matching a character");
+      }
+      state[done] = 2;
+      path.pop_back();
     }
   }
   return {};

@@ -90,11 +90,13 @@ TEST(GrammarParse, HostileGrammarsAreRefusedNotFollowed) {
   for (int i = 0; i < 100000; ++i) nested += "(";
   EXPECT_NE(parse_error(nested + "\"a\"\n").find("groups nest more than 256 deep"), std::string::npos);
   std::string chain = "root ::= r0\n";
-  for (int i = 0; i < 5000; ++i) chain += "r" + std::to_string(i) + " ::= r" + std::to_string(i + 1) + "\n";
+  for (int i = 0; i < 5000; ++i) chain.append("r").append(std::to_string(i)).append(" ::= r").append(std::to_string(i + 1)).append("\n");
   chain += "r5000 ::= \"a\"\n";
   EXPECT_NE(parse_error(chain).find("more than 1000 nested rules before matching a character"), std::string::npos);
   std::string cycle = "root ::= r0\n";
-  for (int i = 0; i < 5000; ++i) cycle += "r" + std::to_string(i) + " ::= r" + std::to_string((i + 1) % 5000) + " | \"a\"\n";
+  for (int i = 0; i < 5000; ++i) {
+    cycle.append("r").append(std::to_string(i)).append(" ::= r").append(std::to_string((i + 1) % 5000)).append(" | \"a\"\n");
+  }
   EXPECT_NE(parse_error(cycle).find("left-recursive"), std::string::npos);
 }
 
@@ -111,9 +113,13 @@ TEST(GrammarParse, MutatedGrammarsNeverCrash) {
       switch (rng() % 3) {
         case 0: g[at] = static_cast<char>(rng() % 256); break;
         case 1: g.erase(at, 1 + rng() % 8); break;
-        default: g.insert(at, std::string(1, "()[]{}|*+?\"\\\n:=-^.0123456789abc"[rng() % 34])); break;
+        default: {
+          static constexpr char kPieces[] = "()[]{}|*+?\"\\\n:=-^.0123456789abc";
+          g.insert(g.begin() + static_cast<std::ptrdiff_t>(at), kPieces[rng() % (sizeof kPieces - 1)]);
+          break;
+        }
       }
-      if (g.empty()) g = "x";
+      if (g.empty()) g.push_back('x');
     }
     auto parsed_grammar = Grammar::parse(g);
     if (!parsed_grammar.ok()) {
@@ -344,14 +350,18 @@ void check_tool_grammar(ToolCallFormat format, bool parallel) {
     ++finished;
     const ParsedReply reply = parse_tool_calls(format, text);
     ASSERT_FALSE(reply.calls.empty()) << text;
-    if (!parallel) EXPECT_EQ(reply.calls.size(), 1u) << text;
+    if (!parallel) {
+      EXPECT_EQ(reply.calls.size(), 1u) << text;
+    }
     for (const auto& call : reply.calls) {
       if (call.name == "ping") continue;
       ASSERT_EQ(call.name, "set_light") << text;
       ASSERT_TRUE(call.arguments.contains("room") && call.arguments["room"].is_string()) << text;
       EXPECT_LE(call.arguments["room"].get<std::string>().size(), 6u) << text;
       ASSERT_TRUE(call.arguments.contains("on") && call.arguments["on"].is_boolean()) << text;
-      if (call.arguments.contains("level")) EXPECT_TRUE(call.arguments["level"].is_number_integer()) << text;
+      if (call.arguments.contains("level")) {
+        EXPECT_TRUE(call.arguments["level"].is_number_integer()) << text;
+      }
     }
   }
   EXPECT_GT(finished, 20);

@@ -177,19 +177,26 @@ size_t CompiledGrammar::walk(const std::vector<uint32_t>& start, Utf8Partial sta
   return visited;
 }
 
-const CompiledGrammar::PositionMask& CompiledGrammar::position_mask(uint32_t pos) const {
-  auto it = position_masks_.find(pos);
+const CompiledGrammar::PositionMask& CompiledGrammar::position_mask(uint32_t stack) const {
+  const uint32_t top = arena_.top(stack);
+  const uint32_t below_stack = arena_.parent(stack);
+  const bool has_below = below_stack > StackArena::kBottom;
+  const uint32_t below = has_below ? arena_.top(below_stack) : UINT32_MAX;  // UINT32_MAX: nothing below
+  const uint64_t key = (uint64_t{top} << 32) | below;
+  auto it = position_masks_.find(key);
   if (it != position_masks_.end()) return it->second;
   const auto t0 = std::chrono::steady_clock::now();
   PositionMask pm;
   pm.accepted.assign(trie_->n_mask_words(), 0);
-  const std::vector<uint32_t> start{arena_.push(StackArena::kBottom, pos)};
+  // Two frames over "unknown", or the one-frame stack itself (nothing below it: the walk is exact).
+  const std::vector<uint32_t> start{has_below ? arena_.push(arena_.push(StackArena::kBottom, below), top)
+                                              : arena_.push(StackArena::kEmpty, top)};
   pm.walked_nodes = walk(start, Utf8Partial{}, pm.accepted, &pm.uncertain);
   std::sort(pm.uncertain.begin(), pm.uncertain.end());
   pm.uncertain.erase(std::unique(pm.uncertain.begin(), pm.uncertain.end()), pm.uncertain.end());
   ++stats_.position_masks;
   stats_.position_ms += ms_since(t0);
-  return position_masks_.emplace(pos, std::move(pm)).first->second;
+  return position_masks_.emplace(key, std::move(pm)).first->second;
 }
 
 std::shared_ptr<const CompiledGrammar::Mask> CompiledGrammar::allowed_tokens(const State& state) const {
@@ -215,7 +222,7 @@ std::shared_ptr<const CompiledGrammar::Mask> CompiledGrammar::allowed_tokens(con
         }
         continue;
       }
-      const PositionMask& pm = position_mask(arena_.top(s));
+      const PositionMask& pm = position_mask(s);
       const auto t0 = std::chrono::steady_clock::now();
       std::vector<uint32_t> one{s};
       if (pm.uncertain.size() * 4 > pm.walked_nodes) {

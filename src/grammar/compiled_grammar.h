@@ -2,10 +2,13 @@
 // every sampled token.
 //
 // How a state's mask is found (the cost that matters: a 152k-token vocabulary, every decode step):
-//  1. Per grammar position (a character class at the top of a stack), one walk of the token trie starting
-//     inside that position's rule, with what lies below unknown, sorts every token into accepted (matches
-//     within the rule, whatever is below), rejected, or uncertain (the rule ends part-way through the token,
-//     so the rest depends on the stack below). Computed once per position, on first use.
+//  1. Per grammar position (a character class at the top of a stack) and the frame below it (where its rule
+//     returns to), one walk of the token trie starting there, with what lies further below unknown, sorts every
+//     token into accepted (matches within those two frames, whatever is below), rejected, or uncertain (both
+//     frames end part-way through the token, so the rest depends on the stack below). The second frame is what
+//     makes a string's characters one walk: the character rule returns into the repetition that asks for the
+//     next one. Computed once per (position, frame) pair, on first use, and shared by every state and field
+//     that has it.
 //  2. A state's mask is the union over its stacks of their top position's accepted tokens, plus those
 //     uncertain tokens that match when run through the whole stack (typically a few thousand short checks:
 //     inside a JSON string, the tokens containing a closing quote). Where that list is long compared with
@@ -79,7 +82,8 @@ class CompiledGrammar {
   // All below require mu_ held.
   State encode(const std::vector<uint32_t>& stacks, Utf8Partial partial) const;
   Utf8Partial decode(const State& state, std::vector<uint32_t>& stacks) const;
-  const PositionMask& position_mask(uint32_t pos) const;
+  // The mask for the top two frames of `stack` (one when it has only one; then it is exact).
+  const PositionMask& position_mask(uint32_t stack) const;
   // Walks the trie from `stacks`; tokens that match set bits in `accepted`; with kBottom among the stacks,
   // tokens whose outcome depends on what lies below go to `uncertain`.
   // Returns the number of trie nodes visited.
@@ -93,7 +97,7 @@ class CompiledGrammar {
 
   mutable std::mutex mu_;
   mutable StackArena arena_;                                               // guarded by mu_
-  mutable std::unordered_map<uint32_t, PositionMask> position_masks_;      // guarded by mu_
+  mutable std::unordered_map<uint64_t, PositionMask> position_masks_;      // guarded by mu_, key top << 32 | below
   mutable std::map<State, std::shared_ptr<const Mask>> state_masks_;       // guarded by mu_
   mutable Stats stats_;                                                    // guarded by mu_
   // Scratch for walk(), guarded by mu_.

@@ -250,7 +250,13 @@ Expected<std::string> JsonSchemaGrammar::visit(const ojson& schema, const std::s
     primitive("char");
     const std::string count = has_max ? "{" + std::to_string(lo) + "," + std::to_string(max.get<uint64_t>()) + "}"
                                       : "{" + std::to_string(lo) + ",}";
-    return add_rule(name, "\"\\\"\" json-char" + count + " \"\\\"\"");
+    // One rule per length range, shared by every string with it: their token masks are computed once.
+    const std::string shared = "json-string-" + std::to_string(lo) + "-" + (has_max ? std::to_string(max.get<uint64_t>()) : std::string("more"));
+    if (names_.count(shared) == 0) {
+      names_.insert(shared);
+      rules_.emplace_back(shared, "\"\\\"\" json-char" + count + " \"\\\"\"");
+    }
+    return shared;
   }
   if (t == "integer" || t == "number" || t == "boolean" || t == "null") return primitive(t);
   return schema_error(path + "/type", "unknown type '" + t + "'");
@@ -292,7 +298,8 @@ Expected<std::string> JsonSchemaGrammar::visit_object(const ojson& schema, const
   std::string after = extra.empty() ? "" : "(\",\" " + w + " " + extra + " " + w + ")*";
   std::string first = extra.empty() ? "" : "(" + extra + " " + w + " " + after + ")?";
   for (size_t i = keys.size(); i-- > 0;) {
-    const std::string after_rule = after.empty() ? "" : " " + add_rule(name + "-after-" + keys[i], after);
+    std::string after_rule;
+    if (!after.empty()) after_rule.append(" ").append(add_rule(name + "-after-" + keys[i], after));
     const std::string first_rule_body = first.empty() ? "" : first;
     std::string new_first, new_after;
     if (required.count(keys[i]) != 0) {

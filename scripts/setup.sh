@@ -11,7 +11,10 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
   nlohmann-json3-dev libcli11-dev libpcre2-dev libicu-dev libsqlite3-dev libedit-dev libcpp-httplib-dev
+  libsodium-dev
   python3-venv
+  # signed models: the real minisign verifies edgellm's signatures and signs files edgellm verifies
+  minisign
   # tests of `edgellm serve`: promtool checks the /metrics exposition, curl the raw SSE/NDJSON framing
   prometheus curl
   # the Debian package's checks (tests/package/check_deb.sh)
@@ -21,7 +24,7 @@ APT_PACKAGES=(
 # multiarch (the arm64 -dev packages of its libraries beside the host's) and run it under qemu-aarch64.
 # On an arm64 board the native build runs everything (docs/boards.md).
 ARM64_DEV_PACKAGES=(libssl-dev libicu-dev libpcre2-dev libedit-dev libcpp-httplib-dev libsqlite3-dev libgtest-dev
-  libgmock-dev)
+  libgmock-dev libsodium-dev)
 if [ "$(dpkg --print-architecture)" = amd64 ]; then
   APT_PACKAGES+=(g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
   for pkg in "${ARM64_DEV_PACKAGES[@]}"; do APT_PACKAGES+=("$pkg:arm64"); done

@@ -68,6 +68,9 @@ struct Events {
         o.final_text.assign(e->text, e->text_len);
         o.finish_reason = e->stats->finish_reason;
         break;
+      case EDGELLM_EVENT_TOOL_CALL:  // engine requests carry no tools
+        ADD_FAILURE() << "a tool call event from the engine";
+        break;
     }
     k->events->cv.notify_all();
     return answer;

@@ -80,7 +80,9 @@ TEST_F(CapiTools, ForcedCallsArriveAsEventsAndResultsGetAnAnswer) {
     for (const auto& c : e.calls) {
       ASSERT_TRUE(c["name"] == "set_light" || c["name"] == "get_temperature") << c.dump();
       EXPECT_TRUE(c["arguments"]["room"].is_string()) << c.dump();
-      if (c["name"] == "set_light") EXPECT_TRUE(c["arguments"]["on"].is_boolean()) << c.dump();
+      if (c["name"] == "set_light") {
+        EXPECT_TRUE(c["arguments"]["on"].is_boolean()) << c.dump();
+      }
       EXPECT_EQ(c["id"].get<std::string>().rfind("call_", 0), 0u);
     }
     EXPECT_EQ(e.text.find("<tool_call>"), std::string::npos);  // calls never leak into the text

@@ -81,6 +81,9 @@ typedef struct edgellm_model_params {
                                   the thread that runs generation, pinned when it first does) */
   uint64_t cpu_mask;           /* 0: any CPU; else bit n = CPU n: the threads are pinned to these CPUs,
                                   fastest first (CPUs outside the process's affinity mask are skipped) */
+  const char* require_signature; /* a minisign public key file: load only a model whose MODEL.minisig verifies
+                                    with it (edgellm sign / minisign -S). NULL or "": the environment variable
+                                    EDGELLM_REQUIRE_SIGNATURE if set (also for RKLLM applications), else none */
 } edgellm_model_params;
 
 EDGELLM_API edgellm_model_params edgellm_model_default_params(void);

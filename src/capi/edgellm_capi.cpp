@@ -168,6 +168,7 @@ edgellm_status edgellm_model_load(const char* path, const edgellm_model_params* 
     options.prefetch = p.prefetch != 0;
     options.check_memory = p.check_memory != 0;
     if (p.chat_template) options.chat_template_name = p.chat_template;
+    if (p.require_signature) options.require_signature = p.require_signature;
     auto loaded = edgellm::LoadedModel::load(path, options);
     if (!loaded.ok()) return fail(thread_error(), loaded.error());
     auto* m = new edgellm_model;

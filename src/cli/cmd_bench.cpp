@@ -63,6 +63,7 @@ struct BenchArgs {
   bool json = false;
   bool roofline = false;
   std::string grammar_file, json_schema_file;  // decode under a grammar: its cost per token
+  std::string require_signature;
   // --parallel: the serving engine instead (cli/bench_parallel.h).
   std::string parallel;
   int64_t kv_mem_mib = 0;
@@ -78,6 +79,7 @@ int run_bench(const BenchArgs& a) {
   lo.pin_threads = a.threads.pin;
   if (!thread_flags_cpus(a.threads, "bench", &lo.cpus)) return 1;
   lo.prefetch = true;
+  lo.require_signature = a.require_signature;
   auto lm = LoadedModel::load(a.model, lo);
   if (!lm.ok()) {
     std::fprintf(stderr, "edgellm bench: %s\n", lm.error().message.c_str());
@@ -351,6 +353,9 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_option("-b,--batch", a->batch, "Tokens per prefill step (capped at the largest input)")
       ->capture_default_str();
   cmd->add_flag("--json", a->json, "Print JSON");
+  cmd->add_option("--require-signature", a->require_signature,
+                  "Load the model only if MODEL.minisig verifies with this minisign public key")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--grammar", a->grammar_file, "Decode under this GBNF grammar and report its cost per token")
       ->check(CLI::ExistingFile);
   cmd->add_option("--json-schema", a->json_schema_file, "Decode under this JSON Schema and report its cost per token")

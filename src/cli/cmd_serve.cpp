@@ -28,6 +28,7 @@ struct ServeArgs {
   ThreadFlags threads;
   size_t max_body = 8u << 20;
   double timeout = 600;
+  std::string require_signature;
 };
 
 int run_serve(const ServeArgs& a) {
@@ -53,6 +54,7 @@ int run_serve(const ServeArgs& a) {
   o.load.n_threads = a.threads.threads;
   o.load.pin_threads = a.threads.pin;
   o.load.prefetch = true;
+  o.load.require_signature = a.require_signature;
   if (!thread_flags_cpus(a.threads, "serve", &o.load.cpus)) return 1;
   o.max_body_bytes = a.max_body;
   o.timeout_seconds = a.timeout;
@@ -138,6 +140,9 @@ void add_serve_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_flag("--no-prefix-cache", a->no_prefix_cache, "Do not share the KV blocks of common prompt prefixes");
   add_thread_flags(cmd, a->threads);
+  cmd->add_option("--require-signature", a->require_signature,
+                  "Serve only models whose MODEL.minisig verifies with this minisign public key")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--max-body", a->max_body, "Largest request body in bytes (larger: 413)")->capture_default_str();
   cmd->add_option("--timeout", a->timeout, "Seconds a request may take from arrival to its last token (0: none)")
       ->check(CLI::Range(0.0, 1e7))

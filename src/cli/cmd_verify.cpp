@@ -1,15 +1,40 @@
-// edgellm verify MODEL.gguf: structure and stored content digest, so a corrupted download is found before
-// loading rather than by a crash.
+// edgellm verify MODEL.gguf [--pubkey KEY]: the signature (MODEL.minisig, when a public key is given), the
+// structure and the stored content digest, so a tampered or corrupted file is found before loading rather than
+// by a wrong answer or a crash.
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 
 #include "cli/commands.h"
 #include "format/gguf.h"
 #include "model/model.h"
+#include "security/minisign.h"
 
 namespace edgellm::cli {
 namespace {
 
-int run_verify(const std::string& path) {
+int run_verify(const std::string& path, const std::string& pubkey, const std::string& signature) {
+  if (!pubkey.empty()) {
+    auto key = read_public_key(pubkey);
+    if (!key.ok()) {
+      std::fprintf(stderr, "edgellm verify: FAILED: %s\n", key.error().message.c_str());
+      return 1;
+    }
+    const std::string sig_path = signature.empty() ? path + ".minisig" : signature;
+    std::ifstream in(sig_path, std::ios::binary);
+    if (!in) {
+      std::fprintf(stderr, "edgellm verify: FAILED: %s: not signed (no %s)\n", path.c_str(), sig_path.c_str());
+      return 1;
+    }
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string comment;
+    const Status st = verify_file(path, text, *key, &comment);
+    if (!st.ok()) {
+      std::fprintf(stderr, "edgellm verify: FAILED: %s: %s\n", path.c_str(), st.error().message.c_str());
+      return 1;
+    }
+    std::printf("signature: ok (key %s; trusted comment: %s)\n", key->key_id_hex().c_str(), comment.c_str());
+  }
   auto gguf = GgufFile::open(path);
   if (!gguf.ok()) {
     std::fprintf(stderr, "edgellm verify: FAILED: %s\n", gguf.error().message.c_str());
@@ -49,10 +74,16 @@ int run_verify(const std::string& path) {
 }  // namespace
 
 void add_verify_command(CLI::App& app, int& exit_code) {
-  auto path = std::make_shared<std::string>();
-  auto* cmd = app.add_subcommand("verify", "Check a GGUF file's structure, stored content digest and tensors");
-  cmd->add_option("model", *path, "GGUF file")->required();
-  cmd->callback([path, &exit_code] { exit_code = run_verify(*path); });
+  struct Args {
+    std::string path, pubkey, signature;
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("verify", "Check a GGUF file's signature, structure, stored content digest and tensors");
+  cmd->add_option("model", a->path, "GGUF file")->required();
+  cmd->add_option("--pubkey", a->pubkey, "Check MODEL.minisig with this public key (edgellm keygen or minisign -G)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("-x,--signature", a->signature, "Signature file (default: MODEL.minisig)");
+  cmd->callback([a, &exit_code] { exit_code = run_verify(a->path, a->pubkey, a->signature); });
 }
 
 }  // namespace edgellm::cli

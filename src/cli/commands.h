@@ -21,5 +21,6 @@ void add_quantize_command(CLI::App& app, int& exit_code);
 void add_perplexity_command(CLI::App& app, int& exit_code);
 void add_serve_command(CLI::App& app, int& exit_code);
 void add_doctor_command(CLI::App& app, int& exit_code);
+void add_sign_commands(CLI::App& app, int& exit_code);  // keygen, sign
 
 }  // namespace edgellm::cli

@@ -31,6 +31,9 @@ void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
   cmd->add_option("-n,--max-new-tokens", f.max_new_tokens, "Maximum tokens to generate")->capture_default_str();
   cmd->add_option("--lora", f.lora, "LoRA adapter to apply (PEFT directory or GGUF adapter)");
   cmd->add_option("--lora-scale", f.lora_scale, "LoRA strength")->capture_default_str();
+  cmd->add_option("--require-signature", f.require_signature,
+                  "Load the model only if MODEL.minisig verifies with this minisign public key")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--grammar", f.grammar_file,
                   "GBNF grammar file (llama.cpp's format) the output must match; generation ends when it is complete")
       ->check(CLI::ExistingFile);
@@ -48,6 +51,7 @@ bool open_model_and_session(const GenerationFlags& f, edgellm_model** model, edg
   mp.pin_threads = f.threads.pin ? 1 : 0;
   for (int cpu : cpus) mp.cpu_mask |= uint64_t{1} << cpu;
   mp.chat_template = f.chat_template.empty() ? nullptr : f.chat_template.c_str();
+  mp.require_signature = f.require_signature.empty() ? nullptr : f.require_signature.c_str();
   if (edgellm_model_load(f.model.c_str(), &mp, model) != EDGELLM_OK) {
     std::fprintf(stderr, "edgellm: %s\n", edgellm_last_error());
     return false;

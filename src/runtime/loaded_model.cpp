@@ -1,5 +1,9 @@
 #include "runtime/loaded_model.h"
 
+#include <cstdlib>
+
+#include "security/minisign.h"
+
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -37,6 +41,11 @@ size_t peak_rss_bytes() {
 }
 
 Expected<std::shared_ptr<LoadedModel>> LoadedModel::load(const std::string& path, const LoadOptions& options) {
+  std::string pubkey = options.require_signature;
+  if (pubkey.empty()) {
+    if (const char* env = std::getenv("EDGELLM_REQUIRE_SIGNATURE"); env != nullptr) pubkey = env;
+  }
+  if (!pubkey.empty()) EDGELLM_TRY(verify_model_signature(path, pubkey));
   std::shared_ptr<LoadedModel> lm(new LoadedModel());
   ModelLoadOptions model_options;
   // Mapping reads nothing yet; the read-ahead waits until the memory check has passed.

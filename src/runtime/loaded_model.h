@@ -28,6 +28,9 @@ struct LoadOptions {
   bool prefetch = false;            // read the weights ahead (preload) instead of paging them in lazily
   std::string chat_template_name;   // override the detected template ("" = from the model)
   bool check_memory = true;         // refuse to load when the weights exceed available memory
+  // A minisign public key file: the model loads only if MODEL.minisig verifies with it (security/minisign.h).
+  // "": the environment's EDGELLM_REQUIRE_SIGNATURE if set (a board-wide policy for every program), else none.
+  std::string require_signature;
 };
 
 class LoadedModel {

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +20,7 @@
 #include "edgellm/edgellm.h"
 #include "format/safetensors_writer.h"
 #include "rkllm.h"
+#include "security/minisign.h"
 #include "support/test_env.h"
 #include "support/tiny_lora.h"
 #include "support/tiny_models.h"
@@ -227,6 +229,25 @@ class Rkllm : public ::testing::Test {
   TempDir dir_;
   std::string path_;
 };
+
+TEST_F(Rkllm, RequiredSignatureFromTheEnvironmentGuardsInit) {
+  // EDGELLM_REQUIRE_SIGNATURE is how a board makes RKLLM applications, which pass no such option, refuse a
+  // model that is not signed by its key (docs/security.md).
+  const MinisignSecretKey key = generate_minisign_key();
+  test::write_file(dir_.file("board.pub"), format_public_key(key.public_key()));
+  ::setenv("EDGELLM_REQUIRE_SIGNATURE", dir_.file("board.pub").c_str(), 1);
+  RKLLMParam p = demo_param(path_);
+  RKLLMCallback cb{};
+  cb.result_callback = on_result;
+  LLMHandle h = nullptr;
+  EXPECT_EQ(rkllm_init(&h, &p, &cb), -1);
+  EXPECT_NE(std::string(rkllm_edgellm_last_error(nullptr)).find("not signed"), std::string::npos)
+      << rkllm_edgellm_last_error(nullptr);
+  test::write_file(path_ + ".minisig", *sign_file(path_, key, "board release"));
+  EXPECT_EQ(rkllm_init(&h, &p, &cb), 0) << rkllm_edgellm_last_error(nullptr);
+  ::unsetenv("EDGELLM_REQUIRE_SIGNATURE");
+  if (h) rkllm_destroy(h);
+}
 
 TEST_F(Rkllm, InitRejectsWhatItCannotRunWithAMessage) {
   LLMHandle h = reinterpret_cast<LLMHandle>(0x1);

@@ -101,7 +101,7 @@ CompiledGrammar::State CompiledGrammar::start_state() const {
 // ---- matching token bytes ----
 
 bool CompiledGrammar::run_bytes(std::vector<uint32_t>& stacks, Utf8Partial& partial, std::string_view bytes) const {
-  std::vector<uint32_t>& next = run_b_;
+  std::vector<uint32_t>& next = run_next_;
   for (char c : bytes) {
     uint32_t cp = 0;
     const Utf8Partial::Step step = partial.feed(static_cast<uint8_t>(c), &cp);

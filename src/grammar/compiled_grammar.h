@@ -101,7 +101,7 @@ class CompiledGrammar {
   mutable std::map<State, std::shared_ptr<const Mask>> state_masks_;       // guarded by mu_
   mutable Stats stats_;                                                    // guarded by mu_
   // Scratch for walk(), guarded by mu_.
-  mutable std::vector<uint32_t> pool_, tmp_, run_a_, run_b_;
+  mutable std::vector<uint32_t> pool_, tmp_, run_next_;
 };
 
 // The error when a grammar needs a character no token of the vocabulary can produce.

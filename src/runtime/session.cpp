@@ -313,10 +313,8 @@ Expected<GenerationStats> Session::chat_turn(const GenerateOptions& options, con
     }
     ToolCallGrammarOptions forced;
     forced.only_name = choice == "required" ? "" : choice;
-    EDGELLM_ASSIGN_OR_RETURN(run.grammar, tool_call_gbnf(format == ToolCallFormat::kNone
-                                                             ? model_->chat_template().tool_call_format()
-                                                             : format,
-                                                         chat_options_.tools, forced));
+    // A forced choice implies tools and not "none", so `format` is the template's own.
+    EDGELLM_ASSIGN_OR_RETURN(run.grammar, tool_call_gbnf(format, chat_options_.tools, forced));
   }
   const bool read_calls = read_tool_calls_ && format != ToolCallFormat::kNone;
   ToolCallStream calls(format);

@@ -18,6 +18,8 @@
 
 #include "edgellm/edgellm.h"
 #include "format/safetensors_writer.h"
+#include "security/encrypted_model.h"
+#include "security/model_key.h"
 #include "support/test_env.h"
 #include "support/tiny_lora.h"
 #include "support/tiny_models.h"
@@ -411,6 +413,28 @@ TEST_F(CApi, BadInputGivesCodesAndMessagesAndTheSessionStaysUsable) {
   Events ok;
   ASSERT_EQ(edgellm_session_complete(s.get(), "Hello", &gp, Events::callback, &ok), EDGELLM_OK);
   EXPECT_EQ(ok.text, alone("Hello", 4));
+}
+
+TEST_F(CApi, EncryptedModelsLoadWithTheirKeyFile) {
+  const ModelKey key = ModelKey::generate();
+  test::write_file(dir_.file("model.key"), format_model_key(key));
+  ASSERT_TRUE(encrypt_model_file(path_, dir_.file("model.enc"), key).ok());
+  edgellm_model* m = nullptr;
+  edgellm_model_params mp = edgellm_model_default_params();
+  EXPECT_EQ(mp.key_file, nullptr);
+  EXPECT_NE(edgellm_model_load(dir_.file("model.enc").c_str(), &mp, &m), EDGELLM_OK);
+  EXPECT_NE(std::string(edgellm_last_error()).find("an encrypted model file: give its key"), std::string::npos)
+      << edgellm_last_error();
+  const std::string key_file = dir_.file("model.key");
+  mp.key_file = key_file.c_str();
+  mp.n_threads = 2;
+  ASSERT_EQ(edgellm_model_load(dir_.file("model.enc").c_str(), &mp, &m), EDGELLM_OK) << edgellm_last_error();
+  ModelPtr encrypted(m);
+  auto s = open_session(encrypted.get());
+  const auto gp = greedy(encrypted.get(), 12);
+  Events e;
+  ASSERT_EQ(edgellm_session_complete(s.get(), "Hello there", &gp, Events::callback, &e), EDGELLM_OK);
+  EXPECT_EQ(e.text, alone("Hello there", 12));
 }
 
 TEST_F(CApi, LoraSelectionAndBadAdapters) {

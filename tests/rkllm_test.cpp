@@ -20,7 +20,9 @@
 #include "edgellm/edgellm.h"
 #include "format/safetensors_writer.h"
 #include "rkllm.h"
+#include "security/encrypted_model.h"
 #include "security/minisign.h"
+#include "security/model_key.h"
 #include "support/test_env.h"
 #include "support/tiny_lora.h"
 #include "support/tiny_models.h"
@@ -246,6 +248,28 @@ TEST_F(Rkllm, RequiredSignatureFromTheEnvironmentGuardsInit) {
   test::write_file(path_ + ".minisig", *sign_file(path_, key, "board release"));
   EXPECT_EQ(rkllm_init(&h, &p, &cb), 0) << rkllm_edgellm_last_error(nullptr);
   ::unsetenv("EDGELLM_REQUIRE_SIGNATURE");
+  if (h) rkllm_destroy(h);
+}
+
+TEST_F(Rkllm, EncryptedModelsOpenWithTheKeyFromTheEnvironment) {
+  // RKLLM applications pass only a path: an encrypted model's key comes from EDGELLM_MODEL_KEY_FILE,
+  // EDGELLM_MODEL_KEY or the systemd credential (docs/security.md).
+  const ModelKey key = ModelKey::generate();
+  test::write_file(dir_.file("board.key"), format_model_key(key));
+  const std::string enc = dir_.file("model.enc");
+  ASSERT_TRUE(encrypt_model_file(path_, enc, key).ok());
+  RKLLMParam p = demo_param(enc);
+  RKLLMCallback cb{};
+  cb.result_callback = on_result;
+  LLMHandle h = nullptr;
+  ::unsetenv("EDGELLM_MODEL_KEY_FILE");
+  EXPECT_EQ(rkllm_init(&h, &p, &cb), -1);
+  EXPECT_NE(std::string(rkllm_edgellm_last_error(nullptr)).find("an encrypted model file: give its key"),
+            std::string::npos)
+      << rkllm_edgellm_last_error(nullptr);
+  ::setenv("EDGELLM_MODEL_KEY_FILE", dir_.file("board.key").c_str(), 1);
+  EXPECT_EQ(rkllm_init(&h, &p, &cb), 0) << rkllm_edgellm_last_error(nullptr);
+  ::unsetenv("EDGELLM_MODEL_KEY_FILE");
   if (h) rkllm_destroy(h);
 }
 

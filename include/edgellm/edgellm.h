@@ -84,6 +84,9 @@ typedef struct edgellm_model_params {
   const char* require_signature; /* a minisign public key file: load only a model whose MODEL.minisig verifies
                                     with it (edgellm sign / minisign -S). NULL or "": the environment variable
                                     EDGELLM_REQUIRE_SIGNATURE if set (also for RKLLM applications), else none */
+  const char* key_file;        /* the key file of an encrypted model (edgellm encrypt). NULL or "": the environment's
+                                  EDGELLM_MODEL_KEY_FILE, EDGELLM_MODEL_KEY or $CREDENTIALS_DIRECTORY/edgellm-model-key
+                                  (also for RKLLM applications). Plain models ignore it */
 } edgellm_model_params;
 
 EDGELLM_API edgellm_model_params edgellm_model_default_params(void);

@@ -148,6 +148,8 @@ edgellm_model_params edgellm_model_default_params(void) {
   p.chat_template = nullptr;
   p.pin_threads = 0;
   p.cpu_mask = 0;
+  p.require_signature = nullptr;
+  p.key_file = nullptr;
   return p;
 }
 
@@ -169,6 +171,7 @@ edgellm_status edgellm_model_load(const char* path, const edgellm_model_params* 
     options.check_memory = p.check_memory != 0;
     if (p.chat_template) options.chat_template_name = p.chat_template;
     if (p.require_signature) options.require_signature = p.require_signature;
+    if (p.key_file) options.key_file = p.key_file;
     auto loaded = edgellm::LoadedModel::load(path, options);
     if (!loaded.ok()) return fail(thread_error(), loaded.error());
     auto* m = new edgellm_model;

@@ -81,30 +81,6 @@ Expected<ModelChatTemplateInfo> read_hf_dir(const fs::path& dir) {
   return info;
 }
 
-Expected<ModelChatTemplateInfo> read_gguf(const std::string& path) {
-  EDGELLM_ASSIGN_OR_RETURN(const GgufFile gguf, GgufFile::open(path));
-  ModelChatTemplateInfo info;
-  EDGELLM_ASSIGN_OR_RETURN(info.jinja_source, gguf.get_string_or("tokenizer.chat_template", ""));
-  if (!info.jinja_source.empty()) info.source = path + ": tokenizer.chat_template";
-  EDGELLM_ASSIGN_OR_RETURN(info.arch, gguf.get_string_or("general.architecture", ""));
-  if (gguf.find("tokenizer.ggml.tokens") != nullptr) {
-    EDGELLM_ASSIGN_OR_RETURN(const std::vector<std::string> tokens, gguf.get_string_array("tokenizer.ggml.tokens"));
-    auto token_at = [&](const char* key, std::string* out) -> Status {
-      EDGELLM_ASSIGN_OR_RETURN(const int64_t id, gguf.get_int_or(key, -1));
-      if (id < 0) return {};
-      if (static_cast<uint64_t>(id) >= tokens.size()) {
-        return make_error(ErrorCode::kFormat, path + ": " + key + " = " + std::to_string(id) +
-                                                  ", expected < " + std::to_string(tokens.size()) + " (the vocabulary size)");
-      }
-      *out = tokens[static_cast<size_t>(id)];
-      return {};
-    };
-    EDGELLM_TRY(token_at("tokenizer.ggml.bos_token_id", &info.bos_token));
-    EDGELLM_TRY(token_at("tokenizer.ggml.eos_token_id", &info.eos_token));
-  }
-  return info;
-}
-
 template <typename Json>
 Expected<std::string> optional_string(const Json& message, const char* key, size_t index, bool* present) {
   *present = false;
@@ -120,6 +96,33 @@ Expected<std::string> optional_string(const Json& message, const char* key, size
 
 }  // namespace
 
+Expected<ModelChatTemplateInfo> read_model_chat_template(const GgufFile& gguf) {
+  const std::string& path = gguf.path();
+  ModelChatTemplateInfo info;
+  EDGELLM_ASSIGN_OR_RETURN(info.jinja_source, gguf.get_string_or("tokenizer.chat_template", ""));
+  if (!info.jinja_source.empty()) info.source = path + ": tokenizer.chat_template";
+  EDGELLM_ASSIGN_OR_RETURN(info.arch, gguf.get_string_or("general.architecture", ""));
+  if (const GgufValue* tokens = gguf.find("tokenizer.ggml.tokens"); tokens != nullptr) {
+    if (tokens->type != GgufType::kArray || tokens->elem_type != GgufType::kString) {
+      return make_error(ErrorCode::kFormat, path + ": tokenizer.ggml.tokens is not an array of strings");
+    }
+    auto token_at = [&](const char* key, std::string* out) -> Status {
+      EDGELLM_ASSIGN_OR_RETURN(const int64_t id, gguf.get_int_or(key, -1));
+      if (id < 0) return {};
+      if (static_cast<uint64_t>(id) >= tokens->elems.size()) {
+        return make_error(ErrorCode::kFormat, path + ": " + key + " = " + std::to_string(id) +
+                                                  ", expected < " + std::to_string(tokens->elems.size()) +
+                                                  " (the vocabulary size)");
+      }
+      *out = std::get<std::string>(tokens->elems[static_cast<size_t>(id)].scalar);
+      return {};
+    };
+    EDGELLM_TRY(token_at("tokenizer.ggml.bos_token_id", &info.bos_token));
+    EDGELLM_TRY(token_at("tokenizer.ggml.eos_token_id", &info.eos_token));
+  }
+  return info;
+}
+
 Expected<ModelChatTemplateInfo> read_model_chat_template(const std::string& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) return read_hf_dir(path);
@@ -129,16 +132,30 @@ Expected<ModelChatTemplateInfo> read_model_chat_template(const std::string& path
     EDGELLM_TRY(read_tokenizer_config(path, &info));
     return info;
   }
-  return read_gguf(path);
+  EDGELLM_ASSIGN_OR_RETURN(const GgufFile gguf, GgufFile::open(path));
+  return read_model_chat_template(gguf);
 }
 
-Expected<ChatTemplate> chat_template_for_model(const std::string& path, ChatOptions* opts) {
-  EDGELLM_ASSIGN_OR_RETURN(const ModelChatTemplateInfo info, read_model_chat_template(path));
+namespace {
+
+Expected<ChatTemplate> chat_template_from_info(const ModelChatTemplateInfo& info, ChatOptions* opts) {
   if (opts != nullptr) {
     if (opts->bos_token.empty()) opts->bos_token = info.bos_token;
     if (opts->eos_token.empty()) opts->eos_token = info.eos_token;
   }
   return ChatTemplate::detect(info.jinja_source, info.arch);
+}
+
+}  // namespace
+
+Expected<ChatTemplate> chat_template_for_model(const std::string& path, ChatOptions* opts) {
+  EDGELLM_ASSIGN_OR_RETURN(const ModelChatTemplateInfo info, read_model_chat_template(path));
+  return chat_template_from_info(info, opts);
+}
+
+Expected<ChatTemplate> chat_template_for_model(const GgufFile& gguf, ChatOptions* opts) {
+  EDGELLM_ASSIGN_OR_RETURN(const ModelChatTemplateInfo info, read_model_chat_template(gguf));
+  return chat_template_from_info(info, opts);
 }
 
 namespace {

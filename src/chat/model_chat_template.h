@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "chat/chat_template.h"
+#include "format/gguf.h"
 #include "util/expected.h"
 
 namespace edgellm {
@@ -25,10 +26,13 @@ struct ModelChatTemplateInfo {
 // chat_template, which may be a string or a list of {name, template} of which "default" is used; plus
 // config.json model_type when present), or a tokenizer_config.json file. Errors name the file and key.
 Expected<ModelChatTemplateInfo> read_model_chat_template(const std::string& path);
+// The same from a GGUF file already open (a model's loader parses its file once).
+Expected<ModelChatTemplateInfo> read_model_chat_template(const GgufFile& gguf);
 
 // ChatTemplate::detect() on the model's template, with `opts` bos/eos filled from the model where
 // the caller left them empty.
 Expected<ChatTemplate> chat_template_for_model(const std::string& path, ChatOptions* opts);
+Expected<ChatTemplate> chat_template_for_model(const GgufFile& gguf, ChatOptions* opts);
 
 // Parses a conversation in the OpenAI / transformers shape: an array of {"role", "content"} objects,
 // or an object holding such an array under "messages". "reasoning_content" (or its older names

@@ -64,6 +64,7 @@ struct BenchArgs {
   bool roofline = false;
   std::string grammar_file, json_schema_file;  // decode under a grammar: its cost per token
   std::string require_signature;
+  std::string key_file;
   // --parallel: the serving engine instead (cli/bench_parallel.h).
   std::string parallel;
   int64_t kv_mem_mib = 0;
@@ -80,6 +81,7 @@ int run_bench(const BenchArgs& a) {
   if (!thread_flags_cpus(a.threads, "bench", &lo.cpus)) return 1;
   lo.prefetch = true;
   lo.require_signature = a.require_signature;
+  lo.key_file = a.key_file;
   auto lm = LoadedModel::load(a.model, lo);
   if (!lm.ok()) {
     std::fprintf(stderr, "edgellm bench: %s\n", lm.error().message.c_str());
@@ -355,6 +357,10 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--json", a->json, "Print JSON");
   cmd->add_option("--require-signature", a->require_signature,
                   "Load the model only if MODEL.minisig verifies with this minisign public key")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--key-file", a->key_file,
+                  "Key of an encrypted model (edgellm encrypt); default: EDGELLM_MODEL_KEY_FILE, EDGELLM_MODEL_KEY "
+                  "or the systemd credential edgellm-model-key")
       ->check(CLI::ExistingFile);
   cmd->add_option("--grammar", a->grammar_file, "Decode under this GBNF grammar and report its cost per token")
       ->check(CLI::ExistingFile);

@@ -5,6 +5,8 @@
 #include "cli/commands.h"
 #include "format/gguf.h"
 #include "model/model.h"
+#include "security/encrypted_model.h"
+#include "security/open_model_file.h"
 
 namespace edgellm::cli {
 namespace {
@@ -62,12 +64,27 @@ void print_tensors(const std::vector<Row>& rows) {
   std::printf("\n");
 }
 
-int run_inspect(const std::string& path, bool show_tensors, bool show_metadata) {
-  auto model = Model::load(path);
+int run_inspect(const std::string& path, bool show_tensors, bool show_metadata, const std::string& key_file) {
+  if (is_encrypted_model_file(path)) {
+    auto info = read_encrypted_model_info(path);
+    if (!info.ok()) {
+      std::fprintf(stderr, "edgellm inspect: %s\n", info.error().message.c_str());
+      return 1;
+    }
+    std::printf("encrypted      key %s, %llu chunks of %u bytes, %s of model\n", info->key_id_hex().c_str(),
+                static_cast<unsigned long long>(info->n_chunks), info->chunk_bytes,
+                human_bytes(static_cast<double>(info->plaintext_bytes)).c_str());
+  }
+  ModelLoadOptions options;
+  options.key_file = key_file;
+  auto model = Model::load(path, options);
   if (!model.ok()) {
     std::fprintf(stderr, "edgellm inspect: %s\n", model.error().message.c_str());
     // Still show the raw structure of a GGUF that parses but is not a runnable model.
-    if (model.error().code == ErrorCode::kIo || model.error().code == ErrorCode::kFormat) return 1;
+    if (model.error().code == ErrorCode::kIo || model.error().code == ErrorCode::kFormat ||
+        model.error().code == ErrorCode::kInvalidArgument) {
+      return 1;
+    }
   } else {
     std::printf("file           %s\n", path.c_str());
     print_config((*model)->config(), (*model)->weight_bytes());
@@ -82,10 +99,16 @@ int run_inspect(const std::string& path, bool show_tensors, bool show_metadata) 
     if (show_metadata) std::printf("\nconfig.json\n%s\n", hf.config.dump(2).c_str());
     return 0;
   }
-  auto gguf = GgufFile::open(path);
-  if (!gguf.ok()) {
-    std::fprintf(stderr, "edgellm inspect: %s\n", gguf.error().message.c_str());
-    return 1;
+  // The model's own parse when it loaded; else the file's raw structure.
+  Expected<GgufFile> opened = make_error(ErrorCode::kInternal, "");
+  const GgufFile* gguf = model.ok() ? (*model)->gguf() : nullptr;
+  if (gguf == nullptr) {
+    opened = open_model_gguf(path, key_file);
+    if (!opened.ok()) {
+      std::fprintf(stderr, "edgellm inspect: %s\n", opened.error().message.c_str());
+      return 1;
+    }
+    gguf = &*opened;
   }
   for (const auto& t : gguf->tensors()) rows.push_back({t.name, dtype_name(t.type), shape_string(t.ne), t.size_bytes});
   if (show_tensors) print_tensors(rows);
@@ -109,7 +132,12 @@ void add_inspect_command(CLI::App& app, int& exit_code) {
   cmd->add_option("model", *path, "GGUF file or Hugging Face model directory")->required();
   cmd->add_flag("--no-tensors", *no_tensors, "Do not list the tensors");
   cmd->add_flag("--no-metadata", *no_metadata, "Do not list the metadata");
-  cmd->callback([=, &exit_code] { exit_code = run_inspect(*path, !*no_tensors, !*no_metadata); });
+  auto key_file = std::make_shared<std::string>();
+  cmd->add_option("--key-file", *key_file,
+                  "Key of an encrypted model (default: EDGELLM_MODEL_KEY_FILE, EDGELLM_MODEL_KEY or the systemd "
+                  "credential edgellm-model-key)")
+      ->check(CLI::ExistingFile);
+  cmd->callback([=, &exit_code] { exit_code = run_inspect(*path, !*no_tensors, !*no_metadata, *key_file); });
 }
 
 }  // namespace edgellm::cli

@@ -29,6 +29,7 @@ struct ServeArgs {
   size_t max_body = 8u << 20;
   double timeout = 600;
   std::string require_signature;
+  std::string key_file;
 };
 
 int run_serve(const ServeArgs& a) {
@@ -55,6 +56,7 @@ int run_serve(const ServeArgs& a) {
   o.load.pin_threads = a.threads.pin;
   o.load.prefetch = true;
   o.load.require_signature = a.require_signature;
+  o.load.key_file = a.key_file;
   if (!thread_flags_cpus(a.threads, "serve", &o.load.cpus)) return 1;
   o.max_body_bytes = a.max_body;
   o.timeout_seconds = a.timeout;
@@ -142,6 +144,10 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   add_thread_flags(cmd, a->threads);
   cmd->add_option("--require-signature", a->require_signature,
                   "Serve only models whose MODEL.minisig verifies with this minisign public key")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--key-file", a->key_file,
+                  "Key of encrypted models (edgellm encrypt); default: EDGELLM_MODEL_KEY_FILE, EDGELLM_MODEL_KEY "
+                  "or the systemd credential edgellm-model-key")
       ->check(CLI::ExistingFile);
   cmd->add_option("--max-body", a->max_body, "Largest request body in bytes (larger: 413)")->capture_default_str();
   cmd->add_option("--timeout", a->timeout, "Seconds a request may take from arrival to its last token (0: none)")

@@ -15,6 +15,7 @@
 
 #include "cli/commands.h"
 #include "security/minisign.h"
+#include "security/model_key.h"
 
 namespace edgellm::cli {
 namespace {
@@ -37,10 +38,18 @@ bool write_file(const std::string& path, const std::string& text, mode_t mode, b
 struct KeygenArgs {
   std::string secret_key = "edgellm.key";
   std::string public_key = "edgellm.pub";
+  std::string encryption_key;
   bool force = false;
 };
 
 int run_keygen(const KeygenArgs& a) {
+  if (!a.encryption_key.empty()) {
+    const ModelKey key = ModelKey::generate();
+    if (!write_file(a.encryption_key, format_model_key(key), 0600, a.force)) return 1;
+    std::printf("model encryption key %s -> %s (mode 0600; whoever reads it can decrypt the models)\n",
+                key.id_hex().c_str(), a.encryption_key.c_str());
+    return 0;
+  }
   const MinisignSecretKey sk = generate_minisign_key();
   if (!write_file(a.secret_key, format_secret_key(sk), 0600, a.force)) return 1;
   if (!write_file(a.public_key, format_public_key(sk.public_key()), 0644, a.force)) return 1;
@@ -86,6 +95,8 @@ void add_sign_commands(CLI::App& app, int& exit_code) {
   auto* keygen = app.add_subcommand("keygen", "Make an Ed25519 key pair for signing models (minisign's formats)");
   keygen->add_option("-s,--secret-key", k->secret_key, "Secret key file to write (mode 0600)")->capture_default_str();
   keygen->add_option("-p,--public-key", k->public_key, "Public key file to write")->capture_default_str();
+  keygen->add_option("--encryption-key", k->encryption_key,
+                     "Instead: write a new model encryption key to this file (mode 0600), for edgellm encrypt");
   keygen->add_flag("-f,--force", k->force, "Replace existing files");
   keygen->callback([k, &exit_code] { exit_code = run_keygen(*k); });
 

@@ -22,5 +22,6 @@ void add_perplexity_command(CLI::App& app, int& exit_code);
 void add_serve_command(CLI::App& app, int& exit_code);
 void add_doctor_command(CLI::App& app, int& exit_code);
 void add_sign_commands(CLI::App& app, int& exit_code);  // keygen, sign
+void add_encrypt_commands(CLI::App& app, int& exit_code);  // encrypt, decrypt
 
 }  // namespace edgellm::cli

@@ -34,6 +34,10 @@ void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
   cmd->add_option("--require-signature", f.require_signature,
                   "Load the model only if MODEL.minisig verifies with this minisign public key")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--key-file", f.key_file,
+                  "Key of an encrypted model (edgellm encrypt); default: EDGELLM_MODEL_KEY_FILE, EDGELLM_MODEL_KEY "
+                  "or the systemd credential edgellm-model-key")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--grammar", f.grammar_file,
                   "GBNF grammar file (llama.cpp's format) the output must match; generation ends when it is complete")
       ->check(CLI::ExistingFile);
@@ -52,6 +56,7 @@ bool open_model_and_session(const GenerationFlags& f, edgellm_model** model, edg
   for (int cpu : cpus) mp.cpu_mask |= uint64_t{1} << cpu;
   mp.chat_template = f.chat_template.empty() ? nullptr : f.chat_template.c_str();
   mp.require_signature = f.require_signature.empty() ? nullptr : f.require_signature.c_str();
+  mp.key_file = f.key_file.empty() ? nullptr : f.key_file.c_str();
   if (edgellm_model_load(f.model.c_str(), &mp, model) != EDGELLM_OK) {
     std::fprintf(stderr, "edgellm: %s\n", edgellm_last_error());
     return false;

@@ -29,6 +29,7 @@ struct GenerationFlags {
   float lora_scale = 1.0f;
   bool verbose = false;
   std::string require_signature;  // minisign public key file the model's signature must verify with
+  std::string key_file;           // key of an encrypted model ("" = the environment's)
   std::string grammar_file;      // GBNF constraining the output
   std::string json_schema_file;  // JSON Schema constraining the output
   // The files' text, read by build_generate_params (the params point into it).

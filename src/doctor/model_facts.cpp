@@ -6,6 +6,7 @@
 #include "chat/model_chat_template.h"
 #include "format/gguf.h"
 #include "model/arch.h"
+#include "security/open_model_file.h"
 #include "tokenizer/tokenizer.h"
 
 namespace edgellm::doctor {
@@ -20,7 +21,7 @@ Expected<ModelFacts> read_model_facts(const std::string& path) {
     return Error(ErrorCode::kInvalidArgument, path + ": is a directory; `edgellm doctor -m` reads a GGUF file "
                                                      "(convert a Hugging Face directory first: edgellm convert)");
   }
-  EDGELLM_ASSIGN_OR_RETURN(GgufFile gguf, GgufFile::open(path));
+  EDGELLM_ASSIGN_OR_RETURN(GgufFile gguf, open_model_gguf(path));  // an encrypted one with the environment's key
   ModelFacts f;
   f.path = path;
   f.file_bytes = gguf.file_size();
@@ -54,7 +55,7 @@ Expected<ModelFacts> read_model_facts(const std::string& path) {
     f.tokenizer = tok.error().message;
   }
   ChatOptions opts;
-  if (auto tmpl = chat_template_for_model(path, &opts); tmpl.ok()) {
+  if (auto tmpl = chat_template_for_model(gguf, &opts); tmpl.ok()) {
     f.chat_template = tmpl->name() + " (" + tmpl->note() + ")";
     f.chat_template_fallback = tmpl->origin() == ChatTemplateOrigin::kFallback;
   } else {

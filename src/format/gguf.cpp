@@ -1,5 +1,6 @@
 #include "format/gguf.h"
 
+#include "security/encrypted_model.h"
 #include "util/sha256.h"
 
 #include <fcntl.h>
@@ -319,6 +320,14 @@ std::string GgufValue::to_display_string(size_t max_elems) const {
 
 Expected<GgufFile> GgufFile::open(const std::string& path) {
   EDGELLM_ASSIGN_OR_RETURN(MappedFile mapped, MappedFile::open(path));
+  if (has_encrypted_model_magic(mapped.data(), mapped.size())) {
+    return make_error(ErrorCode::kInvalidArgument, path + ": " + kEncryptedModelNeedsKey);
+  }
+  return from_mapping(std::move(mapped));
+}
+
+Expected<GgufFile> GgufFile::from_mapping(MappedFile mapped) {
+  const std::string path = mapped.path();
   GgufFile g;
   g.file_ = std::move(mapped);
   Reader r(g.file_.data(), g.file_.size(), g.file_.path());

@@ -92,7 +92,10 @@ class GgufFile {
   // Maps and parses `path`. Every structural problem (magic, version, truncation, counts, string lengths,
   // unknown value or tensor types, misaligned or out-of-range tensor data, duplicate names) is a kFormat
   // or kUnsupported error naming the file and the key/tensor/offset.
+  // An edgellm-encrypted file is refused saying it needs its key (security/encrypted_model.h opens those).
   static Expected<GgufFile> open(const std::string& path);
+  // Parses a file's bytes already in `file` (e.g. a decrypted model in memory); errors name file.path().
+  static Expected<GgufFile> from_mapping(MappedFile file);
 
   const std::string& path() const { return file_.path(); }
   uint32_t version() const { return version_; }
@@ -127,6 +130,8 @@ class GgufFile {
   // Drops the process's pages of tensor bytes that were copied elsewhere (MappedFile::release).
   void release(const void* p, size_t n) const { file_.release(p, n); }
   const uint8_t* raw_data() const { return file_.data(); }
+  // The bytes live only in memory (a decrypted file): released bytes are gone (MappedFile::in_memory).
+  bool in_memory() const { return file_.in_memory(); }
 
  private:
   MappedFile file_;

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "kernels/matmul.h"
+#include "security/open_model_file.h"
 #include "util/half.h"
 #include "util/log.h"
 #include "util/thread_pool.h"
@@ -46,7 +47,7 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const Mode
     model->scheme_ = spec->hf_scheme;
     model->hf_ = std::move(hf);
   } else {
-    EDGELLM_ASSIGN_OR_RETURN(GgufFile gguf, GgufFile::open(path));
+    EDGELLM_ASSIGN_OR_RETURN(GgufFile gguf, open_model_gguf(path, options.key_file));
     EDGELLM_ASSIGN_OR_RETURN(const std::string arch, gguf.get_string("general.architecture"));
     spec = find_arch_by_gguf_name(arch);
     if (!spec) {
@@ -65,7 +66,9 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const Mode
 // A few MiB of rows at a time (over `pool` when given): their packed panels are written, then their
 // file pages are released, so the resident set grows by no more than that over the packed copies (whose
 // size equals the file layout's, padded to whole 16-row panels). A tied embedding's row lookups then
-// read the packed copy.
+// read the packed copy. For a decrypted model (in memory, no file behind it) the same release frees the
+// plaintext for good, which is safe: matmul_packed_bytes() > 0 means every default matmul and get_row
+// read the packed copy, so the peak stays one copy of the weights plus a few MiB, as for a mapped file.
 void Model::repack_for_matmul(ThreadPool* pool) {
   if (!gguf_ || packed_) return;
   std::vector<TensorRef*> matrices;

@@ -43,6 +43,9 @@ struct ModelWeights {
 
 struct ModelLoadOptions {
   bool prefetch = false;  // ask the kernel to read the weights ahead (preload)
+  // The key of an encrypted model file (security/encrypted_model.h): a key file, or "" for the
+  // environment's (find_model_key). Plain files ignore it.
+  std::string key_file;
 };
 
 class Model {

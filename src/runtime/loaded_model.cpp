@@ -1,9 +1,5 @@
 #include "runtime/loaded_model.h"
 
-#include <cstdlib>
-
-#include "security/minisign.h"
-
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -12,6 +8,8 @@
 #include <mutex>
 
 #include "chat/model_chat_template.h"
+#include "security/encrypted_model.h"
+#include "security/minisign.h"
 #include "util/log.h"
 #include "util/sha256.h"
 
@@ -50,6 +48,19 @@ Expected<std::shared_ptr<LoadedModel>> LoadedModel::load(const std::string& path
   ModelLoadOptions model_options;
   // Mapping reads nothing yet; the read-ahead waits until the memory check has passed.
   model_options.prefetch = false;
+  model_options.key_file = options.key_file;
+  const bool encrypted = is_encrypted_model_file(path);
+  if (encrypted && options.check_memory) {  // decryption fills memory at once: check before it
+    EDGELLM_ASSIGN_OR_RETURN(const EncryptedModelInfo info, read_encrypted_model_info(path));
+    const size_t available = available_memory_bytes();
+    if (available > 0 && info.plaintext_bytes > available) {
+      return make_error(ErrorCode::kOutOfMemory, path + ": the decrypted model needs " +
+                                                     std::to_string(info.plaintext_bytes >> 20) + " MiB but only " +
+                                                     std::to_string(available >> 20) +
+                                                     " MiB of memory are available (MemAvailable; "
+                                                     "EDGELLM_MEM_AVAILABLE_MB overrides)");
+    }
+  }
   EDGELLM_ASSIGN_OR_RETURN(lm->model_, Model::load(path, model_options));
   if (options.check_memory) {
     const size_t available = available_memory_bytes();
@@ -73,13 +84,16 @@ Expected<std::shared_ptr<LoadedModel>> LoadedModel::load(const std::string& path
                                               " tokens but the model only " + std::to_string(lm->config().n_vocab));
   }
 
+  const GgufFile* gguf = lm->model_->gguf();  // read again from the open file, never by path (it may be encrypted)
   if (!options.chat_template_name.empty()) {
     EDGELLM_ASSIGN_OR_RETURN(lm->chat_template_, ChatTemplate::from_name(options.chat_template_name));
-    auto info = read_model_chat_template(path);
+    auto info = gguf ? read_model_chat_template(*gguf) : read_model_chat_template(path);
     if (info.ok()) {
       lm->chat_options_.bos_token = info->bos_token;
       lm->chat_options_.eos_token = info->eos_token;
     }
+  } else if (gguf) {
+    EDGELLM_ASSIGN_OR_RETURN(lm->chat_template_, chat_template_for_model(*gguf, &lm->chat_options_));
   } else {
     EDGELLM_ASSIGN_OR_RETURN(lm->chat_template_, chat_template_for_model(path, &lm->chat_options_));
   }
@@ -115,6 +129,19 @@ Expected<std::shared_ptr<LoadedModel>> LoadedModel::load(const std::string& path
   EDGELLM_LOG_INFO("loaded %s: %s, %lld layers, chat template %s (%s), %d threads", path.c_str(),
                    arch_name(lm->config().arch), static_cast<long long>(lm->config().n_layer),
                    lm->chat_template_.name().c_str(), lm->chat_template_.note().c_str(), lm->pool_->n_threads());
+  // A decrypted model's repacked bytes are gone from memory after repacking, so its weights cannot be hashed
+  // later: without a stored digest, the encrypted file's identity (key id and random stream header, bound
+  // to its contents by authentication) names it instead.
+  if (encrypted && gguf && !gguf->find("edgellm.content.sha256")) {
+    EDGELLM_ASSIGN_OR_RETURN(const EncryptedModelInfo info, read_encrypted_model_info(path));
+    std::call_once(lm->digest_once_, [&] {
+      Sha256 h;
+      h.update("edgellm-encrypted-model", 23);
+      h.update(info.key_id.data(), info.key_id.size());
+      h.update(info.stream_header.data(), info.stream_header.size());
+      lm->digest_ = h.hex_digest();
+    });
+  }
   // Last, when the tokenizer's temporary load buffers are gone: the packed copies are the weights' size.
   lm->model_->repack_for_matmul(lm->pool_.get());
   lm->pool_->release_caller();  // a pinned pool leaves the loading thread's CPUs as they were

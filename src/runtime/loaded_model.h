@@ -31,6 +31,9 @@ struct LoadOptions {
   // A minisign public key file: the model loads only if MODEL.minisig verifies with it (security/minisign.h).
   // "": the environment's EDGELLM_REQUIRE_SIGNATURE if set (a board-wide policy for every program), else none.
   std::string require_signature;
+  // The key of an encrypted model file (security/encrypted_model.h): a key file, or "" to look in the
+  // environment (EDGELLM_MODEL_KEY_FILE, EDGELLM_MODEL_KEY, $CREDENTIALS_DIRECTORY; security/model_key.h).
+  std::string key_file;
 };
 
 class LoadedModel {

@@ -40,10 +40,34 @@ Expected<MappedFile> MappedFile::open(const std::string& path) {
   return file;
 }
 
+Expected<MappedFile> MappedFile::anonymous(const std::string& path, size_t size) {
+  MappedFile file;
+  file.path_ = path;
+  file.in_memory_ = true;
+  if (size == 0) return file;
+  void* addr = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (addr == MAP_FAILED) {
+    return make_error(ErrorCode::kOutOfMemory, path + ": cannot map " + std::to_string(size >> 20) +
+                                                   " MiB of memory for its contents: " + std::strerror(errno));
+  }
+  ::madvise(addr, size, MADV_DONTDUMP);  // e.g. decrypted weights: keep them out of core dumps
+  file.data_ = static_cast<const uint8_t*>(addr);
+  file.size_ = size;
+  return file;
+}
+
+void MappedFile::seal() {
+  if (!in_memory_ || sealed_) return;
+  sealed_ = true;
+  if (data_ != nullptr) ::mprotect(const_cast<uint8_t*>(data_), size_, PROT_READ);
+}
+
 MappedFile::MappedFile(MappedFile&& other) noexcept
     : path_(std::move(other.path_)),
       data_(std::exchange(other.data_, nullptr)),
-      size_(std::exchange(other.size_, 0)) {}
+      size_(std::exchange(other.size_, 0)),
+      in_memory_(std::exchange(other.in_memory_, false)),
+      sealed_(std::exchange(other.sealed_, false)) {}
 
 MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
   if (this != &other) {
@@ -51,6 +75,8 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
     path_ = std::move(other.path_);
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
+    in_memory_ = std::exchange(other.in_memory_, false);
+    sealed_ = std::exchange(other.sealed_, false);
   }
   return *this;
 }

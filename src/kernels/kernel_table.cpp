@@ -3,6 +3,9 @@
 
 #include <cstdlib>
 #include <cstring>
+#if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
+#endif
 
 #if defined(__aarch64__)
 #include <asm/hwcap.h>
@@ -34,24 +37,6 @@ KernelTable make_scalar_table() {
   }
   table.quantize_act = ref::quantize_act;
   return table;
-}
-
-bool cpu_has_avx2() {
-#if defined(__x86_64__) || defined(_M_X64)
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-#else
-  return false;
-#endif
-}
-
-bool cpu_has_avx512() {
-#if defined(__x86_64__) || defined(_M_X64)
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-         __builtin_cpu_supports("avx512vnni");
-#else
-  return false;
-#endif
 }
 
 // ---- aarch64: NEON is baseline; the dot-product extension is read from the kernel's HWCAP bits ----
@@ -146,6 +131,27 @@ const KernelTable* kernels_for_isa(Isa isa) {
 const KernelTable& active_kernels() {
   static const KernelTable& table = select_kernels();
   return table;
+}
+
+bool cpu_has_avx2() {
+#if defined(__x86_64__) || defined(_M_X64)
+  // F16C from CPUID leaf 1 (ECX bit 29): clang before 15 has no "f16c" for __builtin_cpu_supports.
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1u << 29)) != 0;
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
+#else
+  return false;
+#endif
+}
+
+bool cpu_has_avx512() {
+#if defined(__x86_64__) || defined(_M_X64)
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
 }
 
 }  // namespace edgellm::kernels

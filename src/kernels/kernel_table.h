@@ -93,6 +93,9 @@ struct KernelTable {
 // The table matmul() uses: the best ISA this CPU supports, or the one EDGELLM_ISA=scalar|avx2|avx512|neon|neon_dot
 // asks for. Chosen on first use and logged (info level; a forced choice the CPU cannot run is a warning).
 const KernelTable& active_kernels();
+// What the CPU can run (CPUID): AVX2 with FMA and F16C; AVX-512 F/BW/VL/DQ with VNNI. false off x86-64.
+bool cpu_has_avx2();
+bool cpu_has_avx512();
 
 // The table of one ISA, or nullptr if it is not built in or this CPU lacks the instructions.
 // For tests and benchmarks that compare variants.

@@ -7,6 +7,7 @@
 #include <limits>
 #include <cstring>
 
+#include "kernels/kernel_table.h"
 #include "kernels/quant_blocks.h"
 #include "model/attention_tile.h"
 #include "util/half.h"
@@ -60,17 +61,6 @@ struct ScalarOps {
   }
 };
 
-#if defined(__x86_64__)
-bool cpu_has_avx2() {
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-}
-
-bool cpu_has_avx512() {
-  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-         __builtin_cpu_supports("avx512vnni");
-}
-#endif
 
 struct Choice {
   AttentionBlockFn fn;
@@ -121,8 +111,8 @@ AttentionBlockFn attention_variant(AttentionIsa isa) {
   switch (isa) {
     case AttentionIsa::kScalar: return attention_block_scalar;
 #if defined(__x86_64__)
-    case AttentionIsa::kAvx2: return cpu_has_avx2() ? attention_block_avx2 : nullptr;
-    case AttentionIsa::kAvx512: return cpu_has_avx512() ? attention_block_avx512 : nullptr;
+    case AttentionIsa::kAvx2: return kernels::cpu_has_avx2() ? attention_block_avx2 : nullptr;
+    case AttentionIsa::kAvx512: return kernels::cpu_has_avx512() ? attention_block_avx512 : nullptr;
 #endif
 #if defined(__aarch64__)
     case AttentionIsa::kNeon: return attention_block_neon;

@@ -27,6 +27,9 @@ enum class ErrorCode {
 const char* error_code_name(ErrorCode code);
 
 struct Error {
+  Error() = default;
+  // A constructor rather than C++20's parenthesized aggregate initialization, which clang only has from 16.
+  Error(ErrorCode code_, std::string message_) : code(code_), message(std::move(message_)) {}
   ErrorCode code = ErrorCode::kInternal;
   std::string message;
 };

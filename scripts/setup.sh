@@ -13,12 +13,16 @@ APT_PACKAGES=(
   nlohmann-json3-dev libcli11-dev libpcre2-dev libicu-dev libsqlite3-dev libedit-dev libcpp-httplib-dev
   libsodium-dev
   python3-venv
+  # the reference data in tests/data/reference is stored zstd-compressed (unpacked at configure time)
+  zstd
   # signed models: the real minisign verifies edgellm's signatures and signs files edgellm verifies
   minisign
   # tests of `edgellm serve`: promtool checks the /metrics exposition, curl the raw SSE/NDJSON framing
   prometheus curl
   # the Debian package's checks (tests/package/check_deb.sh)
   lintian dpkg-dev
+  # the sanitizer build and the libFuzzer targets (tests/fuzz/, scripts/fuzz.sh): clang with libFuzzer
+  clang-14 libclang-rt-14-dev
 )
 # ARM stage of scripts/test.sh on an x86-64 machine: cross-build the whole product for aarch64 with Debian
 # multiarch (the arm64 -dev packages of its libraries beside the host's) and run it under qemu-aarch64.

@@ -3,7 +3,8 @@
 #   1. installs what is missing (scripts/setup.sh, idempotent),
 #   2. Release build + all tests (C++ unit tests and the Python reference tests against transformers,
 #      tokenizers, gguf),
-#   3. ASan+UBSan build + the C++ unit tests,
+#   3. ASan+UBSan build (clang, with libFuzzer's coverage) + the C++ unit tests, then every fuzz target
+#      (tests/fuzz/, scripts/fuzz.sh) for a few seconds over its corpus,
 #   4. TSan build + the concurrency tests: thread pool, serving engine (submitters and cancellers on many
 #      threads), C API (parallel sessions, async runs, abort),
 #   5. the amd64 Debian package, checked (tests/package/check_deb.sh) after the Release tests,
@@ -30,16 +31,23 @@ rm -f build/edgellm_*_amd64.deb
 (cd build && cpack -G DEB >/dev/null)
 tests/package/check_deb.sh build/edgellm_*_amd64.deb build/edgellm
 
-stage "ASan+UBSan build"
-# -O1 -g1 (line tables): the usual setting for sanitizers, and half the compile time of -O2 -g.
+stage "ASan+UBSan build (clang, with the fuzz targets)"
+# -O1 -g1 (line tables): the usual setting for sanitizers, and half the compile time of -O2 -g. clang, so
+# that the same objects (with libFuzzer's coverage instrumentation) serve the unit tests and the fuzzers.
 SANITIZER_FLAGS=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1"
   "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g1")
-cmake -S . -B build-asan -G Ninja "${SANITIZER_FLAGS[@]}" -DEDGELLM_SANITIZE=address,undefined \
-  -DEDGELLM_BUILD_BENCH=OFF >/dev/null
+CC=clang-14 CXX=clang++-14 cmake -S . -B build-asan -G Ninja "${SANITIZER_FLAGS[@]}" \
+  -DEDGELLM_SANITIZE=address,undefined -DEDGELLM_FUZZ=ON -DEDGELLM_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan -j "$JOBS"
 stage "ASan+UBSan tests"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --output-on-failure -j "$JOBS" --timeout 1200 "${FILTER[@]}")
+# Every fuzz target over its seeds and committed regression inputs, then a few seconds of new inputs: a
+# fixed budget (the stage stays under 3 minutes); scripts/fuzz.sh TARGET SECONDS runs one for longer.
+if [ ${#FILTER[@]} -eq 0 ]; then
+  stage "Fuzzing: every target for ${EDGELLM_FUZZ_SECONDS:=12} s (scripts/fuzz.sh --all)"
+  EDGELLM_FUZZ_BUILD=build-asan scripts/fuzz.sh --all "$EDGELLM_FUZZ_SECONDS"
+fi
 # ---- TSan: the thread pool's and the C API's concurrency tests (issues 5, 6); EDGELLM_SKIP_TSAN=1 skips ----
 # Parallel sessions on one model, async runs, abort from other threads, parallel RKLLM handles.
 if [ "${EDGELLM_SKIP_TSAN:-0}" != 1 ]; then

@@ -2,6 +2,8 @@
 // (openai/tiktoken: tiktoken/load.py, load_tiktoken_bpe). Qwen 1's special tokens follow the ranks:
 // <|endoftext|>, <|im_start|>, <|im_end|>, <|extra_0|> .. <|extra_204|> (Qwen tokenization_qwen.py;
 // ../shared/data/qwen1-tiktoken/FACTS.md). Qwen 1 normalizes to NFC and splits with the Qwen2 pattern.
+#include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -47,8 +49,8 @@ std::optional<std::string> base64_decode(std::string_view in) {
 Expected<std::unique_ptr<Tokenizer>> Tokenizer::from_tiktoken(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return make_error(ErrorCode::kIo, path + ": cannot open");
-  std::vector<std::string> by_rank;
-  std::vector<uint8_t> seen;
+  std::vector<std::pair<size_t, std::string>> tokens;  // (rank, bytes) in file order
+  size_t max_rank = 0;
   std::string line;
   size_t line_no = 0;
   while (std::getline(in, line)) {
@@ -66,16 +68,37 @@ Expected<std::unique_ptr<Tokenizer>> Tokenizer::from_tiktoken(const std::string&
     if (rank_text.empty() || *end != '\0' || rank < 0 || rank >= (1LL << 30)) {
       return make_error(ErrorCode::kFormat, where + ": rank '" + rank_text + "' is not a non-negative integer");
     }
-    if (static_cast<size_t>(rank) >= by_rank.size()) {
-      by_rank.resize(rank + 1);
-      seen.resize(rank + 1, 0);
-    }
-    if (seen[rank]) return make_error(ErrorCode::kFormat, where + ": rank " + rank_text + " appears twice");
-    seen[rank] = 1;
-    by_rank[rank] = std::move(*bytes);
+    max_rank = std::max(max_rank, static_cast<size_t>(rank));
+    tokens.emplace_back(static_cast<size_t>(rank), std::move(*bytes));
   }
   if (in.bad()) return make_error(ErrorCode::kIo, path + ": read failed");
-  if (by_rank.empty()) return make_error(ErrorCode::kFormat, path + ": no tokens");
+  if (tokens.empty()) return make_error(ErrorCode::kFormat, path + ": no tokens");
+  // Ranks are token ids: a few gaps are tolerated, a rank far beyond the file's tokens is a damaged file (and
+  // would make the vocabulary as large as the rank).
+  if (max_rank >= 2 * tokens.size() + 1024) {
+    return make_error(ErrorCode::kFormat, path + ": rank " + std::to_string(max_rank) + " is far beyond the " +
+                                              std::to_string(tokens.size()) + " tokens in the file");
+  }
+  std::vector<std::string> by_rank(max_rank + 1);
+  std::vector<uint8_t> seen(max_rank + 1, 0);
+  for (auto& [rank, bytes] : tokens) {
+    if (seen[rank]) return make_error(ErrorCode::kFormat, path + ": rank " + std::to_string(rank) + " appears twice");
+    seen[rank] = 1;
+    by_rank[rank] = std::move(bytes);
+  }
+  // Byte-level BPE encodes any text only when every byte has a token of its own.
+  std::vector<bool> single_byte(256, false);
+  for (size_t rank = 0; rank < by_rank.size(); ++rank) {
+    if (seen[rank] && by_rank[rank].size() == 1) single_byte[static_cast<uint8_t>(by_rank[rank][0])] = true;
+  }
+  for (int b = 0; b < 256; ++b) {
+    if (!single_byte[b]) {
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "0x%02x", b);
+      return make_error(ErrorCode::kFormat, path + ": no token for the byte " + hex +
+                                                " (a byte-level vocabulary needs one token per byte)");
+    }
+  }
 
   TokenizerModel m;
   m.kind = TokenizerKind::kTiktoken;

@@ -56,7 +56,7 @@ void PieceCache::insert(std::string_view piece, const std::vector<int32_t>& ids)
   const size_t offset = arena_.size();
   arena_.resize(offset + entry_bytes);
   std::memcpy(arena_.data() + offset, piece.data(), piece.size());
-  std::memcpy(arena_.data() + offset + ids_at, ids.data(), ids.size() * sizeof(int32_t));
+  if (!ids.empty()) std::memcpy(arena_.data() + offset + ids_at, ids.data(), ids.size() * sizeof(int32_t));
   slots_[idx] = Slot{h, static_cast<uint32_t>(offset), static_cast<uint16_t>(piece.size()),
                      static_cast<uint16_t>(ids.size())};
   ++n_entries_;

@@ -296,7 +296,7 @@ TEST(ChatDetect, KnownTemplatesFromSharedData) {
   };
   for (const auto& [relative, name] : files) {
     const std::string path = test::shared_data_path(relative);
-    if (path.empty()) GTEST_SKIP() << "../shared/" << relative << " not found (set EDGELLM_SHARED)";
+    ASSERT_FALSE(path.empty()) << relative << " not found in the reference data (tests/data/reference, unpacked by CMake)";
     auto detected = ChatTemplate::detect(test::read_file(path), "");
     ASSERT_TRUE(detected.ok());
     EXPECT_EQ(detected->name(), name);
@@ -334,7 +334,7 @@ TEST(ChatDetect, MarkersAndFallback) {
 
 TEST(ChatDetect, ModelTokenizerConfig) {
   const std::string dir = test::shared_data_path("data/qwen3-tokenizer");
-  if (dir.empty()) GTEST_SKIP() << "../shared/data/qwen3-tokenizer not found (set EDGELLM_SHARED)";
+  ASSERT_FALSE(dir.empty()) << "data/qwen3-tokenizer not found in the reference data (tests/data/reference, unpacked by CMake)";
   auto info = read_model_chat_template(dir);
   ASSERT_TRUE(info.ok()) << info.error().message;
   EXPECT_EQ(info->eos_token, "<|im_end|>");

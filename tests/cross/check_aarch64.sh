@@ -4,7 +4,7 @@
 #      CLI, from the Hugging Face directory (f32) and from a q8_0 GGUF (the int8 kernels), under
 #      -cpu cortex-a72 (RK3576: NEON) and -cpu cortex-a76 (RK3588: NEON + SDOT): equal to the x86 build's,
 #      and the f32 ones to transformers' recorded ids;
-#   2. stories260K (../shared, when present): the 64-step greedy continuation of BOS, equal to llama2.c's;
+#   2. stories260K (tests/data/reference): the 64-step greedy continuation of BOS, equal to llama2.c's;
 #   3. the vendor-style RKLLM demo (examples/rkllm_chat) linked against the aarch64 librkllmrt.so: the same
 #      reply as on x86, and its SQLite row;
 #   4. `edgellm serve` on aarch64: a chat completion over HTTP with the same greedy content as x86's server.
@@ -13,7 +13,7 @@ set -euo pipefail
 x86=$(realpath "$1")
 arm=$(realpath "$2")
 src=$(cd "$(dirname "$0")/../.." && pwd)
-shared=${EDGELLM_SHARED:-$src/../shared}
+shared=${EDGELLM_SHARED:-$x86/reference}  # tests/data/reference, unpacked by the x86 build's CMake
 work=$(mktemp -d)
 pids=()
 cleanup() {

@@ -2,7 +2,7 @@
 
 Environment (set by tests/CMakeLists.txt when ctest runs these files):
   EDGELLM_BIN         path of the edgellm binary (default: <source>/build-ref/edgellm, then <source>/build/edgellm)
-  EDGELLM_SHARED      ../shared (reference data beside the project)
+  EDGELLM_SHARED      the reference data (tests/data/reference, unpacked into BUILD/reference by CMake)
   EDGELLM_SOURCE_DIR  the project root
   EDGELLM_TEST_DATA   tests/data
 
@@ -31,7 +31,9 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 SOURCE_DIR = Path(os.environ.get("EDGELLM_SOURCE_DIR", HERE.parents[1]))
-SHARED_DIR = Path(os.environ.get("EDGELLM_SHARED", SOURCE_DIR.parent / "shared"))
+# The reference data (tests/data/reference), unpacked by CMake into the build tree (ctest sets EDGELLM_SHARED).
+SHARED_DIR = Path(os.environ.get("EDGELLM_SHARED") or
+                  Path(os.environ.get("EDGELLM_BUILD_DIR", SOURCE_DIR / "build")) / "reference")
 
 # Keep torch from fighting the edgellm processes (and other engineers) for the two cores.
 os.environ.setdefault("OMP_NUM_THREADS", "2")

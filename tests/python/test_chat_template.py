@@ -26,7 +26,8 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 SOURCE_DIR = Path(os.environ.get("EDGELLM_SOURCE_DIR", HERE.parents[1]))
-SHARED = Path(os.environ.get("EDGELLM_SHARED", SOURCE_DIR.parent / "shared"))
+SHARED = Path(os.environ.get("EDGELLM_SHARED") or
+               Path(os.environ.get("EDGELLM_BUILD_DIR", SOURCE_DIR / "build")) / "reference")
 TEST_DATA = Path(os.environ.get("EDGELLM_TEST_DATA", SOURCE_DIR / "tests" / "data"))
 CHAT_DATA = TEST_DATA / "chat"
 TEMPLATES_DIR = CHAT_DATA  # the real templates, copied from ../shared and llama.cpp (see its README.md)
@@ -91,10 +92,10 @@ _tokenizers: dict = {}
 
 
 def reference_tokenizer(dirname: str):
-    """A real tokenizer from ../shared (tests that need token ids); skips when it is not there."""
+    """A real tokenizer from tests/data/reference (tests that need token ids)."""
     path = SHARED / "data" / dirname
     if not (path / "tokenizer_config.json").exists():
-        pytest.skip(f"{path}/tokenizer_config.json not found")
+        pytest.fail(f"{path}/tokenizer_config.json not found (tests/data/reference is unpacked into BUILD/reference when CMake configures the build)")
     if dirname not in _tokenizers:
         _tokenizers[dirname] = transformers.AutoTokenizer.from_pretrained(str(path))
     return _tokenizers[dirname]
@@ -104,7 +105,7 @@ def test_special_tokens_match_the_tokenizers():
     for key, dirname in SHARED_TOKENIZERS.items():
         path = SHARED / "data" / dirname
         if not (path / "tokenizer_config.json").exists():
-            pytest.skip(f"{path} not found (the constants above are what it holds)")
+            pytest.fail(f"{path} not found (tests/data/reference is unpacked into BUILD/reference when CMake configures the build)")
         assert transformers.AutoTokenizer.from_pretrained(str(path)).special_tokens_map == SPECIAL_TOKENS[key]
 
 
@@ -377,12 +378,15 @@ def qwen1_make_context(query, history, system="You are a helpful assistant."):
     return raw
 
 
-@pytest.mark.parametrize("conv_idx", range(len(CONVERSATIONS)))
+def alternating(messages) -> bool:
+    roles = [m["role"] for m in messages if m["role"] != "system"]
+    return all(role == ("user" if i % 2 == 0 else "assistant") for i, role in enumerate(roles))
+
+
+# make_context takes (query, response) pairs: only conversations of alternating turns have a reference.
+@pytest.mark.parametrize("conv_idx", [i for i, c in enumerate(CONVERSATIONS) if alternating(c)])
 def test_qwen1_matches_make_context(conv_idx):
     messages = CONVERSATIONS[conv_idx]
-    roles = [m["role"] for m in messages if m["role"] != "system"]
-    if any(role != ("user" if i % 2 == 0 else "assistant") for i, role in enumerate(roles)):
-        pytest.skip("make_context takes (query, response) pairs: alternating turns only")
     if messages[-1]["role"] != "user":
         messages = messages + [{"role": "user", "content": "one more question"}]
     system = None
@@ -486,7 +490,7 @@ def test_model_metadata():
     for path, want_name, want_origin in ((qwen3, "qwen3", "known-template"), (llama3, "llama3", "known-template"),
                                          (stories, "completion", "fallback")):
         if not path.exists():
-            pytest.skip(f"{path} not found")
+            pytest.fail(f"{path} not found (tests/data/reference is unpacked into BUILD/reference when CMake configures the build)")
         info = json.loads(run_edgellm(["--model", path, "--describe"]).stdout)
         assert (info["name"], info["origin"]) == (want_name, want_origin)
     # The model's bos_token reaches the Llama 3 template (transformers passes special_tokens_map).

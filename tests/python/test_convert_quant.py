@@ -2,7 +2,7 @@
 (tests/python/tiny_models.py): every recipe converts, loads and runs with logits near the f32 model's;
 the f16 conversion equals the HF-directory load; bad inputs fail with a clear message and leave no file
 behind, also when the write itself fails. The tokenizer is stories260K's (512 pieces, every tiny model
-has >= 512 embedding rows); skips when ../shared/data is absent.
+has >= 512 embedding rows); from tests/data/reference.
 """
 from __future__ import annotations
 
@@ -18,8 +18,12 @@ from conftest import SHARED_DIR, rel_err_rows, run_cli, run_generate
 import tiny_models as tm
 
 TOKENIZER_DIR = SHARED_DIR / "data" / "stories260K-hf"
-pytestmark = pytest.mark.skipif(not (TOKENIZER_DIR / "tokenizer.json").exists(),
-                                reason=f"reference tokenizer absent: {TOKENIZER_DIR}")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _reference_data():
+    if not (TOKENIZER_DIR / "tokenizer.json").exists():
+        pytest.fail(f"reference tokenizer absent: {TOKENIZER_DIR} (tests/data/reference is unpacked by CMake)")
 
 ARCHS = ["qwen2", "qwen3", "llama", "qwen1"]
 # Largest relative logits error (max|a-b| / max|b| per row) against the f32 model, per recipe. Random

@@ -3,7 +3,7 @@ order of the recipes and the goals against llama.cpp's quantizers are in test_pe
 
 Perplexity definition (llama.cpp's, quant/perplexity.h): tokens of the whole text, windows of CTX
 tokens with BOS replacing the first, the first half of each window context only, each later position
-j < CTX-1 scored by -log p(window[j+1]). Skips when ../shared/data is absent.
+j < CTX-1 scored by -log p(window[j+1]). Reference data: tests/data/reference.
 """
 from __future__ import annotations
 
@@ -19,8 +19,12 @@ from conftest import SHARED_DIR, run_cli
 STORIES = SHARED_DIR / "data" / "stories260K-hf"
 WIKI = SHARED_DIR / "data" / "text" / "wiki.test.raw"
 
-pytestmark = pytest.mark.skipif(not (STORIES / "config.json").exists() or not WIKI.exists(),
-                                reason=f"reference data absent: {STORIES} / {WIKI}")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _reference_data():
+    if not (STORIES / "config.json").exists() or not WIKI.exists():
+        pytest.fail(f"reference data absent: {STORIES} / {WIKI} (tests/data/reference is unpacked by CMake)")
 
 
 def perplexity(model, text, *extra) -> dict:

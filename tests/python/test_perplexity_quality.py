@@ -49,7 +49,7 @@ GOALS = {
 @pytest.fixture(scope="module")
 def calib_text(tmp_path_factory):
     if not WIKI.exists():
-        pytest.skip(f"reference text absent: {WIKI}")
+        pytest.fail(f"reference text absent: {WIKI} (tests/data/reference is unpacked into BUILD/reference when CMake configures the build)")
     raw = WIKI.read_bytes()
     cut = raw.index(b"\n", int(len(raw) * 0.95)) + 1
     p = tmp_path_factory.mktemp("calib") / "wiki-tail5.txt"
@@ -74,7 +74,7 @@ def perplexity(model, base, chunks):
 def test_quality_order_search_gain_and_goal(name, tmp_path, calib_text):
     hf_dir, chunks = MODELS[name]
     if not (hf_dir / "config.json").exists():
-        pytest.skip(f"model absent: {hf_dir}")
+        pytest.fail(f"model absent: {hf_dir} (tests/data/reference is unpacked into BUILD/reference when CMake configures the build)")
     variants = {
         "f16": ["-q", "f16"],
         "w8a8": ["-q", "w8a8"],

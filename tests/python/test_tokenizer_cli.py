@@ -7,7 +7,8 @@ import subprocess
 import pytest
 
 BIN = os.environ.get("EDGELLM_BIN", "")
-SHARED = os.environ.get("EDGELLM_SHARED", os.path.join(os.path.dirname(__file__), "../../../shared"))
+SHARED = os.environ.get("EDGELLM_SHARED") or os.path.join(
+    os.environ.get("EDGELLM_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build")), "reference")
 QWEN3 = os.path.join(SHARED, "data/qwen3-tokenizer/tokenizer.json")
 LLAMA3 = os.path.join(SHARED, "data/llama3-tokenizer/tokenizer.json")
 QWEN1 = os.path.join(SHARED, "data/qwen1-tiktoken/qwen.tiktoken")
@@ -21,7 +22,7 @@ def need_bin():
 
 def need(path):
     if not os.path.exists(path):
-        pytest.skip(f"reference file {path} is absent (../shared/data not available)")
+        pytest.fail(f"reference file {path} is absent (tests/data/reference is unpacked into BUILD/reference when CMake configures the build)")
     return path
 
 

@@ -15,7 +15,8 @@ import unicodedata
 import pytest
 
 BIN = os.environ.get("EDGELLM_BIN", "")
-SHARED = os.environ.get("EDGELLM_SHARED", os.path.join(os.path.dirname(__file__), "../../../shared"))
+SHARED = os.environ.get("EDGELLM_SHARED") or os.path.join(
+    os.environ.get("EDGELLM_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build")), "reference")
 TEST_DATA = os.environ.get("EDGELLM_TEST_DATA", os.path.join(os.path.dirname(__file__), "../data"))
 DATA = os.path.join(SHARED, "data")
 
@@ -34,7 +35,7 @@ def need_bin():
 def shared_file(rel):
     path = os.path.join(DATA, rel)
     if not os.path.exists(path):
-        pytest.skip(f"reference file {path} is absent (../shared/data not available)")
+        pytest.fail(f"reference file {path} is absent (tests/data/reference is unpacked into BUILD/reference when CMake configures the build)")
     return path
 
 

@@ -11,8 +11,8 @@ cmake --build build -j "$(nproc)"
 
 MODEL_DIR=${MODEL_DIR:-tests/models/qwen2-tiny}
 if [ ! -f "$MODEL_DIR/config.json" ]; then
-  echo "quickstart: $MODEL_DIR has no model; using ../shared/data/stories260K-hf instead" >&2
-  MODEL_DIR=../shared/data/stories260K-hf
+  echo "quickstart: $MODEL_DIR has no model; using stories260K (tests/data/reference) instead" >&2
+  MODEL_DIR=build/reference/data/stories260K-hf
 fi
 QUANT=${QUANT:-w4a16_g32}
 mkdir -p out

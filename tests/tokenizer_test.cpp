@@ -28,7 +28,7 @@ const Tokenizer& synthetic() {
   return *tok;
 }
 
-// Vocabularies from ../shared, loaded once; null when absent.
+// Vocabularies from the reference data (tests/data/reference), loaded once; null when absent.
 const Tokenizer* shared_tokenizer(const std::string& rel) {
   static std::map<std::string, std::unique_ptr<Tokenizer>> cache;
   auto it = cache.find(rel);

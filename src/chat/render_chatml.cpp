@@ -54,7 +54,7 @@ RenderedPrompt render_qwen2(const std::vector<ChatMessage>& messages, const Chat
 }
 
 // Qwen 1 builds the prompt in Python (qwen_generation_utils.make_context, chat_format="chatml"; see
-// ../shared/data/chat-templates/qwen1-chatml.md): the system turn, then "\n"-joined turns, then
+// tests/data/reference/chat-templates/qwen1-chatml.md): the system turn, then "\n"-joined turns, then
 // "\n<|im_start|>assistant\n". Without the generation prompt the text ends at the last "<|im_end|>",
 // which is exactly the prefix the next make_context call starts with.
 Expected<RenderedPrompt> render_qwen1(const std::vector<ChatMessage>& messages, const ChatOptions& opts,

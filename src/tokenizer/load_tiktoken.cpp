@@ -1,7 +1,7 @@
 // Qwen 1's qwen.tiktoken: one "<base64 of the token bytes> <rank>" line per token, ranks are ids
 // (openai/tiktoken: tiktoken/load.py, load_tiktoken_bpe). Qwen 1's special tokens follow the ranks:
 // <|endoftext|>, <|im_start|>, <|im_end|>, <|extra_0|> .. <|extra_204|> (Qwen tokenization_qwen.py;
-// ../shared/data/qwen1-tiktoken/FACTS.md). Qwen 1 normalizes to NFC and splits with the Qwen2 pattern.
+// tests/data/reference/qwen1-tiktoken/FACTS.md). Qwen 1 normalizes to NFC and splits with the Qwen2 pattern.
 #include <algorithm>
 #include <cstdio>
 #include <fstream>

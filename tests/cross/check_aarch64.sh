@@ -61,7 +61,7 @@ if [ -f "$stories/config.json" ] && [ -f "$shared/data/stories260K/expected.json
   done
   echo "check_aarch64: stories260K: 64 greedy ids from BOS equal to llama2.c's on A72 and A76"
 else
-  echo "check_aarch64: stories260K SKIPPED: $stories not present (../shared)"
+  echo "check_aarch64: FAILED: $stories not present (tests/data/reference, unpacked by CMake)"; exit 1
 fi
 
 # ---- 3. the RKLLM demo ----

@@ -2,7 +2,7 @@
 
 For every real template (../shared/data/chat-templates/*.jinja and tests/data/chat/*.jinja) the same
 conversations are rendered by transformers (tokenize=False, with the real tokenizers of
-../shared/data supplying bos/eos) and by edgellm (template chosen by detection from the Jinja file),
+tests/data/reference supplying bos/eos) and by edgellm (template chosen by detection from the Jinja file),
 with and without a system prompt, 1-4 turns, thinking on/off/default, add_generation_prompt on/off,
 Chinese and emoji content, content holding special-token text, and whitespace that `trim` and
 `.strip()` remove. The 35 renders of expected_renders.json are checked too, the 7 with tool definitions,
@@ -30,7 +30,7 @@ SHARED = Path(os.environ.get("EDGELLM_SHARED") or
                Path(os.environ.get("EDGELLM_BUILD_DIR", SOURCE_DIR / "build")) / "reference")
 TEST_DATA = Path(os.environ.get("EDGELLM_TEST_DATA", SOURCE_DIR / "tests" / "data"))
 CHAT_DATA = TEST_DATA / "chat"
-TEMPLATES_DIR = CHAT_DATA  # the real templates, copied from ../shared and llama.cpp (see its README.md)
+TEMPLATES_DIR = CHAT_DATA  # the real templates, copied from the reference data and llama.cpp (see its README.md)
 
 transformers = pytest.importorskip("transformers", reason="transformers is the reference renderer (.venv)")
 from transformers.utils.chat_template_utils import render_jinja_template  # noqa: E402  what apply_chat_template calls
@@ -52,7 +52,7 @@ def edgellm_bin() -> Path:
 # The special tokens transformers passes to a template (tokenizer.special_tokens_map) of each tokenizer the
 # templates belong to: Qwen's (qwen3-tokenizer), Llama 3's (llama3-tokenizer), Llama 2's (stories260K-hf), and
 # Hermes 3's (Llama 3.1 vocabulary, ChatML end of turn). test_special_tokens_match_the_tokenizers checks them
-# against the real tokenizers when ../shared is there.
+# against the real tokenizers (tests/data/reference).
 SPECIAL_TOKENS = {
     "qwen": {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"},
     "llama3": {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"},

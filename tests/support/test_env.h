@@ -19,7 +19,7 @@ class TempDir {
   std::string path_;
 };
 
-// ../shared (EDGELLM_SHARED) joined with `relative`, or "" if that file or directory does not exist.
+// The reference data (EDGELLM_SHARED: tests/data/reference unpacked by CMake) joined with `relative`, or "" if that file or directory does not exist.
 // Tests call GTEST_SKIP() with a message naming the path when this is empty.
 std::string shared_data_path(const std::string& relative);
 

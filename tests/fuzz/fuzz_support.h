@@ -16,6 +16,7 @@
 #include "model/config.h"
 #include "model/synthetic.h"
 #include "runtime/loaded_model.h"
+#include "support/tiny_models.h"
 #include "util/log.h"
 
 namespace edgellm::fuzz {
@@ -45,14 +46,8 @@ inline std::string write_input(const std::string& name, const uint8_t* data, siz
   return path;
 }
 
-// The synthetic "tiny" preset (2 layers, hidden 64, vocab 512) as a Qwen2 GGUF with f32 weights.
-inline ModelConfig tiny_config() {
-  ModelConfig c = find_synth_preset("tiny").value().config;
-  c.arch = Arch::kQwen2;
-  c.qkv_bias = true;
-  c.n_ff = 96;
-  return c;
-}
+// The tests' tiny Qwen2 (tests/support/tiny_models.h: 2 layers, hidden 64, vocab 512).
+inline ModelConfig tiny_config() { return test::tiny_config(Arch::kQwen2); }
 
 inline std::shared_ptr<LoadedModel> tiny_model() {
   static const std::shared_ptr<LoadedModel> model = [] {

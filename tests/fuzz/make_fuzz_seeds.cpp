@@ -43,13 +43,7 @@ void check(const Status& st, const char* what) {
 
 void gguf_and_safetensors_seeds() {
   for (Arch arch : {Arch::kQwen, Arch::kQwen2, Arch::kQwen3, Arch::kLlama}) {
-    ModelConfig c = fuzz::tiny_config();
-    c.arch = arch;
-    c.qkv_bias = arch == Arch::kQwen2 || arch == Arch::kQwen;
-    c.qk_norm = arch == Arch::kQwen3;
-    c.fused_qkv = arch == Arch::kQwen;
-    c.rope_style = arch == Arch::kLlama ? RopeStyle::kInterleaved : RopeStyle::kNeox;
-    if (arch == Arch::kQwen) c.n_head_kv = c.n_head;
+    const ModelConfig c = test::tiny_config(arch);
     for (DType type : {DType::kF32, DType::kQ4_0, DType::kQ8_0}) {
       SynthOptions o;
       o.weight_type = type;

@@ -282,6 +282,28 @@ TEST(EncryptedModels, LoadAndComputeExactlyAsThePlainFile) {
   }
 }
 
+TEST(EncryptedModels, TheMemoryCheckCountsTheDecryptedModelBeforeDecrypting) {
+  test::TempDir dir;
+  ModelConfig c = test::tiny_config(Arch::kQwen2);
+  c.n_vocab = 8192;  // 4 MiB of f32 embedding and output: more than the 1 MiB said to be available below
+  const std::string plain = test::write_tiny_gguf(dir.path(), c, DType::kF32);
+  const ModelKey key = ModelKey::generate();
+  test::write_file(dir.file("model.key"), format_model_key(key));
+  ASSERT_TRUE(encrypt_model_file(plain, dir.file("m.enc"), key).ok());
+  LoadOptions o;
+  o.key_file = dir.file("model.key");
+  {
+    ScopedEnv small("EDGELLM_MEM_AVAILABLE_MB", "1");
+    auto refused = LoadedModel::load(dir.file("m.enc"), o);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, ErrorCode::kOutOfMemory);
+    EXPECT_NE(refused.error().message.find("the decrypted model needs 4 MiB but only 1 MiB"), std::string::npos)
+        << refused.error().message;
+  }
+  ScopedEnv enough("EDGELLM_MEM_AVAILABLE_MB", "6");
+  EXPECT_TRUE(LoadedModel::load(dir.file("m.enc"), o).ok());
+}
+
 TEST(EncryptedModels, AGgufReaderOpeningAnEncryptedFileAsksForItsKey) {
   test::TempDir dir;
   const std::string plain = test::write_tiny_gguf(dir.path(), test::tiny_config(Arch::kQwen2), DType::kF32);

@@ -62,7 +62,8 @@ Expected<std::shared_ptr<LoadedModel>> LoadedModel::load(const std::string& path
     }
   }
   EDGELLM_ASSIGN_OR_RETURN(lm->model_, Model::load(path, model_options));
-  if (options.check_memory) {
+  // (A decrypted model is already in memory here, which MemAvailable no longer counts: checked above instead.)
+  if (options.check_memory && !encrypted) {
     const size_t available = available_memory_bytes();
     const size_t needed = lm->model_->weight_bytes();
     if (available > 0 && needed > available) {

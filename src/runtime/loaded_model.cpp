@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
+#include <optional>
 
 #include "chat/model_chat_template.h"
 #include "security/encrypted_model.h"
@@ -49,13 +50,15 @@ Expected<std::shared_ptr<LoadedModel>> LoadedModel::load(const std::string& path
   // Mapping reads nothing yet; the read-ahead waits until the memory check has passed.
   model_options.prefetch = false;
   model_options.key_file = options.key_file;
-  const bool encrypted = is_encrypted_model_file(path);
+  std::optional<EncryptedModelInfo> encrypted;  // the header, read once
+  if (is_encrypted_model_file(path)) {
+    EDGELLM_ASSIGN_OR_RETURN(encrypted, read_encrypted_model_info(path));
+  }
   if (encrypted && options.check_memory) {  // decryption fills memory at once: check before it
-    EDGELLM_ASSIGN_OR_RETURN(const EncryptedModelInfo info, read_encrypted_model_info(path));
     const size_t available = available_memory_bytes();
-    if (available > 0 && info.plaintext_bytes > available) {
+    if (available > 0 && encrypted->plaintext_bytes > available) {
       return make_error(ErrorCode::kOutOfMemory, path + ": the decrypted model needs " +
-                                                     std::to_string(info.plaintext_bytes >> 20) + " MiB but only " +
+                                                     std::to_string(encrypted->plaintext_bytes >> 20) + " MiB but only " +
                                                      std::to_string(available >> 20) +
                                                      " MiB of memory are available (MemAvailable; "
                                                      "EDGELLM_MEM_AVAILABLE_MB overrides)");
@@ -134,12 +137,11 @@ Expected<std::shared_ptr<LoadedModel>> LoadedModel::load(const std::string& path
   // later: without a stored digest, the encrypted file's identity (key id and random stream header, bound
   // to its contents by authentication) names it instead.
   if (encrypted && gguf && !gguf->find("edgellm.content.sha256")) {
-    EDGELLM_ASSIGN_OR_RETURN(const EncryptedModelInfo info, read_encrypted_model_info(path));
     std::call_once(lm->digest_once_, [&] {
       Sha256 h;
       h.update("edgellm-encrypted-model", 23);
-      h.update(info.key_id.data(), info.key_id.size());
-      h.update(info.stream_header.data(), info.stream_header.size());
+      h.update(encrypted->key_id.data(), encrypted->key_id.size());
+      h.update(encrypted->stream_header.data(), encrypted->stream_header.size());
       lm->digest_ = h.hex_digest();
     });
   }

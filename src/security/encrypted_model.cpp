@@ -11,6 +11,8 @@
 #include <cstring>
 #include <vector>
 
+#include "security/sodium_init.h"
+
 namespace edgellm {
 namespace {
 
@@ -22,9 +24,6 @@ static_assert(kEncryptedChunkOverhead == crypto_secretstream_xchacha20poly1305_A
 static_assert(crypto_secretstream_xchacha20poly1305_HEADERBYTES == 24);
 static_assert(crypto_secretstream_xchacha20poly1305_KEYBYTES == ModelKey::kBytes);
 
-void init_sodium() {
-  if (sodium_init() < 0) std::abort();
-}
 
 uint32_t load_u32(const uint8_t* p) {
   return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |

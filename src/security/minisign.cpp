@@ -11,6 +11,8 @@
 #include <sstream>
 #include <vector>
 
+#include "security/sodium_init.h"
+
 namespace edgellm {
 
 namespace {
@@ -26,10 +28,6 @@ constexpr size_t kSignatureBytes = 2 + 8 + 64;
 constexpr const char* kUntrusted = "untrusted comment: ";
 constexpr const char* kTrusted = "trusted comment: ";
 
-void init_sodium() {
-  // Thread-safe and idempotent; fails only without a random source, which nothing here could work around.
-  if (sodium_init() < 0) std::abort();
-}
 
 std::string base64(const uint8_t* data, size_t n) {
   std::string out(sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL), '\0');

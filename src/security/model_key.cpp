@@ -10,6 +10,8 @@
 #include <sstream>
 #include <vector>
 
+#include "security/sodium_init.h"
+
 namespace edgellm {
 namespace {
 
@@ -18,9 +20,6 @@ constexpr size_t kMaxKeyFileBytes = 4096;
 // Personalisation of the key-id digest: ids are never equal to any other use of the key.
 constexpr char kIdContext[] = "edgellm model key id v1";
 
-void init_sodium() {
-  if (sodium_init() < 0) std::abort();  // no random source: nothing here could work around it
-}
 
 // Decodes `text` (whitespace around it ignored) as base64 or hex of exactly kBytes; false otherwise.
 bool decode_key_text(std::string text, std::array<uint8_t, ModelKey::kBytes>& out) {

@@ -1,6 +1,7 @@
 // Supported architectures: how each is recognised and how its Hugging Face config.json is read.
-// One file per architecture (arch_llama.cpp, arch_qwen.cpp, arch_qwen2.cpp, arch_qwen3.cpp); the forward
-// pass is shared and switches on the config's feature flags (bias, q/k norm, fused qkv).
+// One file per architecture (arch_llama.cpp, arch_qwen.cpp, arch_qwen2.cpp, arch_qwen3.cpp, arch_qwen35.cpp);
+// the forward pass is shared and switches on the config's feature flags (bias, q/k norm, fused qkv, and
+// Qwen3.5's linear-attention layers and output gate).
 #pragma once
 
 #include <string>
@@ -30,10 +31,11 @@ const ArchSpec& llama_arch_spec();
 const ArchSpec& qwen_arch_spec();
 const ArchSpec& qwen2_arch_spec();
 const ArchSpec& qwen3_arch_spec();
+const ArchSpec& qwen35_arch_spec();
 
 const ArchSpec* find_arch_by_gguf_name(std::string_view name);
 const ArchSpec* find_arch_by_hf_model_type(std::string_view model_type);
-std::string supported_arch_list();  // "llama, qwen, qwen2, qwen3"
+std::string supported_arch_list();  // "llama, qwen, qwen2, qwen3, qwen35"
 
 // Reads the `{arch}.*` keys llama.cpp defines. n_vocab comes from the token embedding's shape when
 // `{arch}.vocab_size` is absent (the loader fills it).

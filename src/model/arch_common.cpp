@@ -7,14 +7,14 @@
 namespace edgellm {
 
 const ArchSpec* find_arch_by_gguf_name(std::string_view name) {
-  for (const ArchSpec* spec : {&llama_arch_spec(), &qwen_arch_spec(), &qwen2_arch_spec(), &qwen3_arch_spec()}) {
+  for (const ArchSpec* spec : {&llama_arch_spec(), &qwen_arch_spec(), &qwen2_arch_spec(), &qwen3_arch_spec(), &qwen35_arch_spec()}) {
     if (name == spec->gguf_name) return spec;
   }
   return nullptr;
 }
 
 const ArchSpec* find_arch_by_hf_model_type(std::string_view model_type) {
-  for (const ArchSpec* spec : {&llama_arch_spec(), &qwen_arch_spec(), &qwen2_arch_spec(), &qwen3_arch_spec()}) {
+  for (const ArchSpec* spec : {&llama_arch_spec(), &qwen_arch_spec(), &qwen2_arch_spec(), &qwen3_arch_spec(), &qwen35_arch_spec()}) {
     for (const auto& t : spec->hf_model_types) {
       if (model_type == t) return spec;
     }
@@ -22,7 +22,72 @@ const ArchSpec* find_arch_by_hf_model_type(std::string_view model_type) {
   return nullptr;
 }
 
-std::string supported_arch_list() { return "llama, qwen, qwen2, qwen3"; }
+std::string supported_arch_list() { return "llama, qwen, qwen2, qwen3, qwen35"; }
+
+namespace {
+
+// llama.cpp's qwen35 keys: the linear layers' sizes (ssm.*), which layers are recurrent, and the
+// multi-token-prediction layers counted in block_count (edgellm runs the model without them).
+Status read_qwen35_gguf_keys(const GgufFile& gguf, ModelConfig& c) {
+  const std::string a = "qwen35";
+  c.attn_output_gate = true;
+  c.ssm_v_heads_tiled = true;  // llama.cpp's converter reorders value heads so that h reads key head h % Hk
+  if (c.n_layer <= 0 || c.n_layer > 1024) {
+    return make_error(ErrorCode::kFormat, gguf.path() + ": invalid model config: key '" + a + ".block_count' = " +
+                                              std::to_string(c.n_layer));
+  }
+  EDGELLM_ASSIGN_OR_RETURN(const int64_t n_nextn, gguf.get_int_or(a + ".nextn_predict_layers", 0));
+  if (n_nextn < 0 || n_nextn >= c.n_layer) {
+    return make_error(ErrorCode::kFormat, gguf.path() + ": key '" + a + ".nextn_predict_layers' = " +
+                                              std::to_string(n_nextn) + " does not fit block_count " +
+                                              std::to_string(c.n_layer));
+  }
+  EDGELLM_ASSIGN_OR_RETURN(c.ssm_conv_kernel, gguf.get_int(a + ".ssm.conv_kernel"));
+  EDGELLM_ASSIGN_OR_RETURN(c.ssm_k_head_dim, gguf.get_int(a + ".ssm.state_size"));
+  EDGELLM_ASSIGN_OR_RETURN(c.ssm_n_k_heads, gguf.get_int(a + ".ssm.group_count"));
+  EDGELLM_ASSIGN_OR_RETURN(c.ssm_n_v_heads, gguf.get_int(a + ".ssm.time_step_rank"));
+  EDGELLM_ASSIGN_OR_RETURN(const int64_t inner, gguf.get_int(a + ".ssm.inner_size"));
+  if (c.ssm_n_v_heads <= 0 || inner <= 0 || inner % c.ssm_n_v_heads != 0) {
+    return make_error(ErrorCode::kFormat, gguf.path() + ": key '" + a + ".ssm.inner_size' = " + std::to_string(inner) +
+                                              " is not a positive multiple of ssm.time_step_rank = " +
+                                              std::to_string(c.ssm_n_v_heads));
+  }
+  c.ssm_v_head_dim = inner / c.ssm_n_v_heads;
+  std::vector<int64_t> recurrent;
+  if (gguf.find(a + ".attention.recurrent_layers")) {
+    const GgufValue* v = gguf.find(a + ".attention.recurrent_layers");
+    if (!v->is_array()) {
+      return make_error(ErrorCode::kFormat, gguf.path() + ": key '" + a + ".attention.recurrent_layers' is not an array");
+    }
+    for (const GgufValue& e : v->elems) {
+      const auto b = e.as_int();
+      if (!b) {
+        return make_error(ErrorCode::kFormat, gguf.path() + ": key '" + a +
+                                                  ".attention.recurrent_layers' holds a non-boolean element");
+      }
+      recurrent.push_back(*b != 0);
+    }
+    if (static_cast<int64_t>(recurrent.size()) < c.n_layer - n_nextn) {
+      return make_error(ErrorCode::kFormat, gguf.path() + ": key '" + a + ".attention.recurrent_layers' has " +
+                                                std::to_string(recurrent.size()) + " entries for " +
+                                                std::to_string(c.n_layer - n_nextn) + " layers");
+    }
+  } else {
+    EDGELLM_ASSIGN_OR_RETURN(const int64_t interval, gguf.get_int_or(a + ".full_attention_interval", 4));
+    if (interval <= 0) {
+      return make_error(ErrorCode::kFormat, gguf.path() + ": key '" + a + ".full_attention_interval' must be > 0");
+    }
+    for (int64_t i = 0; i < c.n_layer; ++i) recurrent.push_back((i + 1) % interval != 0);
+  }
+  c.n_layer -= n_nextn;
+  c.recurrent.assign(recurrent.begin(), recurrent.begin() + c.n_layer);
+  if (gguf.find(a + ".rope.dimension_sections")) {
+    EDGELLM_ASSIGN_OR_RETURN(c.rope_sections, gguf.get_int_array(a + ".rope.dimension_sections"));
+  }
+  return {};
+}
+
+}  // namespace
 
 Expected<ModelConfig> config_from_gguf(const GgufFile& gguf, const ArchSpec& spec) {
   const std::string a = spec.gguf_name;
@@ -63,7 +128,7 @@ Expected<ModelConfig> config_from_gguf(const GgufFile& gguf, const ArchSpec& spe
   // llama.cpp's converter permutes Llama's q/k rows so that interleaved (normal) RoPE applies; every
   // Qwen family keeps Hugging Face's layout and uses NeoX RoPE.
   c.rope_style = spec.arch == Arch::kLlama ? RopeStyle::kInterleaved : RopeStyle::kNeox;
-  c.qk_norm = spec.arch == Arch::kQwen3;
+  c.qk_norm = spec.arch == Arch::kQwen3 || spec.arch == Arch::kQwen35;
   c.fused_qkv = spec.arch == Arch::kQwen;
   if (spec.arch == Arch::kQwen) {
     // llama.cpp's Qwen 1 convention: feed_forward_length is config.json's intermediate_size, which counts
@@ -72,6 +137,7 @@ Expected<ModelConfig> config_from_gguf(const GgufFile& gguf, const ArchSpec& spe
     EDGELLM_ASSIGN_OR_RETURN(c.dynamic_ntk, gguf.get_bool_or("qwen.use_dynamic_ntk", false));
     EDGELLM_ASSIGN_OR_RETURN(c.logn_attn, gguf.get_bool_or("qwen.use_logn_attn", false));
   }
+  if (spec.arch == Arch::kQwen35) EDGELLM_TRY(read_qwen35_gguf_keys(gguf, c));
   return c;
 }
 

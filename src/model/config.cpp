@@ -10,8 +10,15 @@ const char* arch_name(Arch arch) {
     case Arch::kQwen: return "qwen";
     case Arch::kQwen2: return "qwen2";
     case Arch::kQwen3: return "qwen3";
+    case Arch::kQwen35: return "qwen35";
   }
   return "?";
+}
+
+int64_t ModelConfig::n_recurrent_layers() const {
+  int64_t n = 0;
+  for (uint8_t r : recurrent) n += r != 0;
+  return n;
 }
 
 ConfigKeyNames gguf_config_keys(Arch arch) {
@@ -29,6 +36,12 @@ ConfigKeyNames gguf_config_keys(Arch arch) {
   k.rope_theta = a + ".rope.freq_base";
   k.rope_scaling = a + ".rope.scaling.factor";
   k.n_ctx_train = a + ".context_length";
+  k.recurrent = a + ".attention.recurrent_layers";
+  k.ssm_conv_kernel = a + ".ssm.conv_kernel";
+  k.ssm_n_k_heads = a + ".ssm.group_count";
+  k.ssm_n_v_heads = a + ".ssm.time_step_rank";
+  k.ssm_k_head_dim = a + ".ssm.state_size";
+  k.ssm_v_head_dim = a + ".ssm.inner_size";
   return k;
 }
 
@@ -46,6 +59,13 @@ ConfigKeyNames hf_config_keys(Arch arch) {
   k.rope_theta = arch == Arch::kQwen ? "rotary_emb_base" : "rope_theta";
   k.rope_scaling = "rope_scaling";
   k.n_ctx_train = arch == Arch::kQwen ? "seq_length" : "max_position_embeddings";
+  k.n_rot = arch == Arch::kQwen35 ? "partial_rotary_factor" : k.n_rot;
+  k.recurrent = "layer_types";
+  k.ssm_conv_kernel = "linear_conv_kernel_dim";
+  k.ssm_n_k_heads = "linear_num_key_heads";
+  k.ssm_n_v_heads = "linear_num_value_heads";
+  k.ssm_k_head_dim = "linear_key_head_dim";
+  k.ssm_v_head_dim = "linear_value_head_dim";
   return k;
 }
 
@@ -88,6 +108,23 @@ Status ModelConfig::validate(const std::string& source, const ConfigKeyNames& ke
   if (rope_scaling.type == RopeScalingType::kLlama3 &&
       (rope_scaling.original_context <= 0 || rope_scaling.high_freq_factor <= rope_scaling.low_freq_factor)) {
     return bad(keys.rope_scaling, "(llama3) needs original_max_position_embeddings > 0 and high_freq_factor > low_freq_factor");
+  }
+  if (hybrid()) {
+    if (static_cast<int64_t>(recurrent.size()) != n_layer) {
+      return bad(keys.recurrent, "has " + std::to_string(recurrent.size()) + " entries for " +
+                                     std::to_string(n_layer) + " layers");
+    }
+    const Field ssm[] = {{keys.ssm_conv_kernel, ssm_conv_kernel}, {keys.ssm_n_k_heads, ssm_n_k_heads},
+                         {keys.ssm_n_v_heads, ssm_n_v_heads},     {keys.ssm_k_head_dim, ssm_k_head_dim},
+                         {keys.ssm_v_head_dim, ssm_v_head_dim}};
+    for (const auto& f : ssm) {
+      if (f.value <= 0) return bad(f.key, "= " + std::to_string(f.value) + ", expected > 0");
+      if (f.value > 4096) return bad(f.key, "= " + std::to_string(f.value) + " is too large");
+    }
+    if (ssm_n_v_heads % ssm_n_k_heads != 0) {
+      return bad(keys.ssm_n_v_heads, "= " + std::to_string(ssm_n_v_heads) + " is not a multiple of " +
+                                         keys.ssm_n_k_heads + " = " + std::to_string(ssm_n_k_heads));
+    }
   }
   if ((dynamic_ntk || logn_attn) && n_ctx_train <= 1) {
     return bad(keys.n_ctx_train, "= " + std::to_string(n_ctx_train) + ": dynamic NTK / log-n attention need the training length");

@@ -1,9 +1,11 @@
 #include "model/kv_cache.h"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 
 #include "kernels/quantize.h"
+#include "util/check.h"
 #include "util/half.h"
 
 namespace edgellm {
@@ -11,7 +13,9 @@ namespace edgellm {
 size_t KvCache::bytes_needed(const ModelConfig& config, int64_t n_ctx, DType type) {
   if (n_ctx <= 0 || (type != DType::kF32 && type != DType::kF16 && type != DType::kQ8_0)) return 0;
   if (type == DType::kQ8_0 && config.head_dim % 32 != 0) return 0;
-  return 2 * static_cast<size_t>(config.n_layer) * static_cast<size_t>(n_ctx) * dtype_row_bytes(type, config.kv_dim());
+  return 2 * static_cast<size_t>(config.n_attention_layers()) * static_cast<size_t>(n_ctx) *
+             dtype_row_bytes(type, config.kv_dim()) +
+         (1 + kMaxSnapshots) * RecurrentState::bytes_needed(config);
 }
 
 Expected<KvCache> KvCache::create(const ModelConfig& config, int64_t n_ctx, DType type) {
@@ -28,7 +32,7 @@ Expected<KvCache> KvCache::create(const ModelConfig& config, int64_t n_ctx, DTyp
   }
   KvCache kv;
   kv.n_ctx_ = n_ctx;
-  kv.n_layer_ = config.n_layer;
+  kv.n_layer_ = config.n_attention_layers();
   kv.kv_dim_ = config.kv_dim();
   kv.type_ = type;
   const size_t bytes = static_cast<size_t>(kv.n_layer_) * kv.layer_bytes();
@@ -39,7 +43,58 @@ Expected<KvCache> KvCache::create(const ModelConfig& config, int64_t n_ctx, DTyp
                                                    std::to_string(2 * bytes / (1024 * 1024)) + " MiB for " +
                                                    std::to_string(n_ctx) + " positions");
   }
+  if (config.hybrid()) {
+    EDGELLM_ASSIGN_OR_RETURN(kv.recurrent_, RecurrentState::create(config));
+    kv.config_ = config;
+  }
   return kv;
+}
+
+void KvCache::set_n_past(int64_t n) {
+  if (hybrid() && n < n_past_) {
+    EDGELLM_CHECK(rewind_point(n) == n);
+    if (n == 0) {
+      recurrent_.clear();
+    } else {
+      for (const Snapshot& s : snapshots_) {
+        if (s.pos == n) recurrent_.copy_from(s.state);
+      }
+    }
+    // Snapshots beyond n belong to a continuation that is gone.
+    std::erase_if(snapshots_, [n](const Snapshot& s) { return s.pos > n; });
+  }
+  n_past_ = n;
+}
+
+int64_t KvCache::rewind_point(int64_t n) const {
+  n = std::min(n, n_past_);
+  if (!hybrid() || n == n_past_) return n;
+  int64_t best = 0;
+  for (const Snapshot& s : snapshots_) {
+    if (s.pos <= n && s.pos > best) best = s.pos;
+  }
+  return best;
+}
+
+void KvCache::save_snapshot() {
+  if (!hybrid() || n_past_ == 0) return;
+  Snapshot* slot = nullptr;
+  for (Snapshot& s : snapshots_) {
+    if (s.pos == n_past_) slot = &s;
+  }
+  if (slot == nullptr && snapshots_.size() < static_cast<size_t>(kMaxSnapshots)) {
+    auto state = RecurrentState::create(config_);
+    if (!state) return;
+    snapshots_.push_back({0, 0, std::move(*state)});
+    slot = &snapshots_.back();
+  }
+  if (slot == nullptr) {
+    slot = &*std::min_element(snapshots_.begin(), snapshots_.end(),
+                              [](const Snapshot& a, const Snapshot& b) { return a.taken < b.taken; });
+  }
+  slot->pos = n_past_;
+  slot->taken = ++snapshots_taken_;
+  slot->state.copy_from(recurrent_);
 }
 
 void KvCache::store(int64_t layer, int64_t pos, const float* k, const float* v) {

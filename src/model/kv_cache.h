@@ -2,6 +2,9 @@
 // Layout: k(layer) is [n_ctx][n_head_kv * head_dim], row `pos` holds the rotated key at that position.
 // q8_0 rows are ggml Q8_0 blocks (32 values, one f16 scale each; 34 bytes per 32 values, 47% of f16);
 // head_dim must be a multiple of 32 so that no block straddles two heads.
+// Hybrid models (Qwen3.5) keep keys and values only for their full-attention layers (layer index = the
+// how-many-th full-attention layer it is) and hold the sequence's linear-attention state beside them, with
+// a few snapshots of it so that the cache can go back to where a snapshot was taken.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +13,7 @@
 
 #include "format/dtype.h"
 #include "model/config.h"
+#include "model/recurrent_state.h"
 #include "util/expected.h"
 
 namespace edgellm {
@@ -20,7 +24,8 @@ class KvCache {
   // (kInvalidArgument), allocation failure (kOutOfMemory, with the size that was needed).
   static Expected<KvCache> create(const ModelConfig& config, int64_t n_ctx, DType type);
 
-  // Bytes create() would allocate (0 if the arguments are invalid), to check memory before allocating.
+  // Bytes create() would allocate (0 if the arguments are invalid), to check memory before allocating;
+  // for a hybrid model, with the recurrent state and room for every snapshot.
   static size_t bytes_needed(const ModelConfig& config, int64_t n_ctx, DType type);
 
   KvCache() = default;
@@ -41,7 +46,24 @@ class KvCache {
 
   // Positions [0, n_past) hold valid entries; the session advances it after each forward.
   int64_t n_past() const { return n_past_; }
-  void set_n_past(int64_t n) { n_past_ = n; }
+  // Going forward (n >= n_past) only records that the positions are filled (by a forward pass, or a
+  // prompt cache that wrote rows and state). Going back keeps the first n entries; a hybrid model's state
+  // is restored from the snapshot at n (or cleared for 0), so n must be rewind_point(n) (checked).
+  void set_n_past(int64_t n);
+
+  // ---- hybrid models ----
+  bool hybrid() const { return !recurrent_.empty(); }
+  // The linear-attention state after the first n_past() positions.
+  RecurrentState& recurrent() { return recurrent_; }
+  const RecurrentState& recurrent() const { return recurrent_; }
+  // The furthest position <= n (and <= n_past) that set_n_past() can go back to: n itself for a plain
+  // model; for a hybrid one, the latest snapshot at or before n, or 0.
+  int64_t rewind_point(int64_t n) const;
+  // Keeps a copy of the state at n_past() (at most kMaxSnapshots; the oldest taken is replaced). A failed
+  // allocation only means no snapshot.
+  void save_snapshot();
+  static constexpr int kMaxSnapshots = 4;
+  size_t n_snapshots() const { return snapshots_.size(); }
 
   // Qwen 1 dynamic NTK: the rotary base multiplier the cached keys were rotated with.
   float ntk_alpha() const { return ntk_alpha_; }
@@ -68,6 +90,15 @@ class KvCache {
   float ntk_alpha_ = 1.0f;
   std::unique_ptr<uint8_t[]> k_;
   std::unique_ptr<uint8_t[]> v_;
+  RecurrentState recurrent_;
+  struct Snapshot {
+    int64_t pos = 0;
+    uint64_t taken = 0;  // order of saving, to replace the oldest
+    RecurrentState state;
+  };
+  std::vector<Snapshot> snapshots_;
+  uint64_t snapshots_taken_ = 0;
+  ModelConfig config_;  // the model's, to allocate snapshots
 };
 
 }  // namespace edgellm

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 
 #include "kernels/matmul.h"
@@ -20,7 +21,10 @@ namespace {
 template <class Weights, class F>
 void for_each_matmul_weight(Weights& w, F&& f) {
   for (auto& L : w.layers) {
-    for (auto* t : {&L.wq, &L.wk, &L.wv, &L.wqkv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) f(*t);
+    for (auto* t : {&L.wq, &L.wk, &L.wv, &L.wqkv, &L.wo, &L.w_gate, &L.w_up, &L.w_down, &L.ssm_in_qkv, &L.ssm_in_z,
+                    &L.ssm_beta, &L.ssm_alpha, &L.ssm_out}) {
+      if (t->data != nullptr) f(*t);
+    }
   }
   f(w.output);
 }
@@ -125,6 +129,9 @@ Expected<TensorRef> Model::lookup(TensorRole role, int64_t layer, bool required)
       if (const GgufTensorInfo* info = gguf_->find_tensor(*name)) return gguf_->tensor_ref(*info);
     } else if (const SafetensorsTensor* t = hf_->weights.find(*name)) {
       return t->ref;
+    } else if (name->rfind("model.", 0) == 0) {
+      // A multimodal checkpoint (Qwen3.5's Qwen3_5ForConditionalGeneration) nests the language model.
+      if (const SafetensorsTensor* u = hf_->weights.find("model.language_model." + name->substr(6))) return u->ref;
     }
   }
   if (required) {
@@ -154,7 +161,36 @@ Expected<TensorRef> Model::as_f32(TensorRef ref) {
   return ref;
 }
 
+Expected<TensorRef> Model::f32_copy(TensorRef ref, float (*f)(float)) {
+  if (ref.data == nullptr) return ref;
+  if (ref.type != DType::kF32 && ref.type != DType::kF16 && ref.type != DType::kBF16) {
+    return make_error(ErrorCode::kUnsupported, path_ + ": tensor '" + ref.name + "': type " + dtype_name(ref.type) +
+                                                   " is not supported here (expected f32, f16 or bf16)");
+  }
+  const int64_t n = ref.n_elements();
+  auto buffer = std::make_unique<std::vector<float>>(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    float v = 0;
+    if (ref.type == DType::kF32) {
+      std::memcpy(&v, static_cast<const uint8_t*>(ref.data) + i * 4, 4);
+    } else {
+      const uint16_t h = static_cast<const uint16_t*>(ref.data)[i];
+      v = ref.type == DType::kF16 ? fp16_to_f32(h) : bf16_to_f32(h);
+    }
+    (*buffer)[static_cast<size_t>(i)] = f(v);
+  }
+  ref.type = DType::kF32;
+  ref.data = buffer->data();
+  ref.size_bytes = static_cast<size_t>(n) * sizeof(float);
+  owned_f32_.push_back(std::move(buffer));
+  return ref;
+}
+
 namespace {
+
+float plus_one(float x) { return x + 1.0f; }
+float identity(float x) { return x; }
+float neg_exp(float x) { return -std::exp(x); }
 
 Status check_shape(const std::string& path, const TensorRef& t, std::vector<int64_t> expected) {
   if (t.data == nullptr) return {};
@@ -187,8 +223,13 @@ Status Model::bind_weights(const ArchSpec& spec) {
                                               shape_string(w.token_embd.ne) + ", expected 2 dimensions");
   }
   if (c.n_vocab == 0) c.n_vocab = w.token_embd.ne[1];
-  EDGELLM_ASSIGN_OR_RETURN(TensorRef norm, lookup(TensorRole::kOutputNorm, -1, true));
-  EDGELLM_ASSIGN_OR_RETURN(w.output_norm, as_f32(norm));
+  // Qwen3.5's Hugging Face files store RMSNorm weights as w - 1 (its linear layers' gated norm excepted).
+  const bool norm_offset = hf_ && c.arch == Arch::kQwen35;
+  auto norm = [&](TensorRole role, int64_t layer) -> Expected<TensorRef> {
+    EDGELLM_ASSIGN_OR_RETURN(TensorRef t, lookup(role, layer, true));
+    return norm_offset ? f32_copy(std::move(t), &plus_one) : as_f32(std::move(t));
+  };
+  EDGELLM_ASSIGN_OR_RETURN(w.output_norm, norm(TensorRole::kOutputNorm, -1));
   EDGELLM_ASSIGN_OR_RETURN(w.output, lookup(TensorRole::kOutput, -1, false));
   if (w.output.data == nullptr) {
     c.tied_embeddings = true;
@@ -230,9 +271,13 @@ Status Model::bind_weights(const ArchSpec& spec) {
       EDGELLM_ASSIGN_OR_RETURN(TensorRef t, lookup(role, il, required));
       return as_f32(std::move(t));
     };
-    EDGELLM_ASSIGN_OR_RETURN(L.attn_norm, get_f32(TensorRole::kAttnNorm, true));
-    EDGELLM_ASSIGN_OR_RETURN(L.ffn_norm, get_f32(TensorRole::kFfnNorm, true));
-    if (c.fused_qkv) {
+    EDGELLM_ASSIGN_OR_RETURN(L.attn_norm, norm(TensorRole::kAttnNorm, il));
+    EDGELLM_ASSIGN_OR_RETURN(L.ffn_norm,
+                             norm(c.arch == Arch::kQwen35 ? TensorRole::kPostAttnNorm : TensorRole::kFfnNorm, il));
+    const bool linear = c.is_recurrent(il);
+    if (linear) {
+      EDGELLM_TRY(bind_linear_attention(il, L));
+    } else if (c.fused_qkv) {
       EDGELLM_ASSIGN_OR_RETURN(L.wqkv, get(TensorRole::kAttnQkv, true));
       EDGELLM_ASSIGN_OR_RETURN(L.bqkv, get_f32(TensorRole::kAttnQkvBias, c.qkv_bias));
       EDGELLM_TRY(check_shape(path_, L.wqkv, {E, Q + 2 * KV}));
@@ -246,7 +291,7 @@ Status Model::bind_weights(const ArchSpec& spec) {
       EDGELLM_ASSIGN_OR_RETURN(L.bq, get_f32(TensorRole::kAttnQBias, bias_required));
       EDGELLM_ASSIGN_OR_RETURN(L.bk, get_f32(TensorRole::kAttnKBias, bias_required));
       EDGELLM_ASSIGN_OR_RETURN(L.bv, get_f32(TensorRole::kAttnVBias, bias_required));
-      EDGELLM_TRY(check_shape(path_, L.wq, {E, Q}));
+      EDGELLM_TRY(check_shape(path_, L.wq, {E, c.attn_output_gate ? 2 * Q : Q}));
       EDGELLM_TRY(check_shape(path_, L.wk, {E, KV}));
       EDGELLM_TRY(check_shape(path_, L.wv, {E, KV}));
       EDGELLM_TRY(check_shape(path_, L.bq, {Q}));
@@ -254,27 +299,41 @@ Status Model::bind_weights(const ArchSpec& spec) {
       EDGELLM_TRY(check_shape(path_, L.bv, {KV}));
       for (const TensorRef* t : {&L.wq, &L.wk, &L.wv}) EDGELLM_TRY(check_matrix_type(path_, *t));
     }
-    if (c.qk_norm) {
-      EDGELLM_ASSIGN_OR_RETURN(L.q_norm, get_f32(TensorRole::kAttnQNorm, true));
-      EDGELLM_ASSIGN_OR_RETURN(L.k_norm, get_f32(TensorRole::kAttnKNorm, true));
+    if (c.qk_norm && !linear) {
+      EDGELLM_ASSIGN_OR_RETURN(L.q_norm, norm(TensorRole::kAttnQNorm, il));
+      EDGELLM_ASSIGN_OR_RETURN(L.k_norm, norm(TensorRole::kAttnKNorm, il));
       EDGELLM_TRY(check_shape(path_, L.q_norm, {c.head_dim}));
       EDGELLM_TRY(check_shape(path_, L.k_norm, {c.head_dim}));
     }
-    EDGELLM_ASSIGN_OR_RETURN(L.wo, get(TensorRole::kAttnOut, true));
+    if (!linear) {
+      EDGELLM_ASSIGN_OR_RETURN(L.wo, get(TensorRole::kAttnOut, true));
+    }
     EDGELLM_ASSIGN_OR_RETURN(L.w_gate, get(TensorRole::kFfnGate, true));
     EDGELLM_ASSIGN_OR_RETURN(L.w_up, get(TensorRole::kFfnUp, true));
     EDGELLM_ASSIGN_OR_RETURN(L.w_down, get(TensorRole::kFfnDown, true));
     EDGELLM_TRY(check_shape(path_, L.attn_norm, {E}));
     EDGELLM_TRY(check_shape(path_, L.ffn_norm, {E}));
-    EDGELLM_TRY(check_shape(path_, L.wo, {Q, E}));
+    if (!linear) EDGELLM_TRY(check_shape(path_, L.wo, {Q, E}));
     EDGELLM_TRY(check_shape(path_, L.w_gate, {E, F}));
     EDGELLM_TRY(check_shape(path_, L.w_up, {E, F}));
     EDGELLM_TRY(check_shape(path_, L.w_down, {F, E}));
     for (const TensorRef* t : {&L.wo, &L.w_gate, &L.w_up, &L.w_down}) EDGELLM_TRY(check_matrix_type(path_, *t));
   }
 
+  if (hf_ && c.arch == Arch::kQwen35) {
+    size_t vision = 0;
+    for (const auto& t : hf_->weights.tensors()) vision += t.ref.name.rfind("model.visual.", 0) == 0;
+    if (vision > 0) {
+      log_message(LogLevel::kInfo, "%s: the vision tower (%zu tensors) is not loaded: edgellm runs the text model",
+                  path_.c_str(), vision);
+    }
+  }
+
   // Whatever the metadata says, biases that are present are used.
-  if (!c.fused_qkv) c.qkv_bias = w.layers[0].bq.data != nullptr;
+  if (!c.fused_qkv) {
+    c.qkv_bias = false;
+    for (const LayerWeights& L : w.layers) c.qkv_bias = c.qkv_bias || L.bq.data != nullptr;
+  }
 
   weight_bytes_ = 0;
   n_params_ = 0;
@@ -296,6 +355,70 @@ Status Model::bind_weights(const ArchSpec& spec) {
     if (bytes > most) {
       most = bytes;
       main_type_ = type;
+    }
+  }
+  return {};
+}
+
+}  // namespace edgellm
+
+namespace edgellm {
+
+Status Model::bind_linear_attention(int64_t il, LayerWeights& L) {
+  const ModelConfig& c = config_;
+  const int64_t E = c.n_embd, Hv = c.ssm_n_v_heads, VD = c.ssm_value_dim(), CD = c.ssm_conv_dim();
+  const int64_t K = c.ssm_conv_kernel;
+  auto get = [&](TensorRole role) { return lookup(role, il, true); };
+  EDGELLM_ASSIGN_OR_RETURN(L.ssm_in_qkv, get(TensorRole::kAttnQkv));
+  EDGELLM_ASSIGN_OR_RETURN(L.ssm_in_z, get(TensorRole::kSsmInZ));
+  EDGELLM_ASSIGN_OR_RETURN(L.ssm_beta, get(TensorRole::kSsmBeta));
+  EDGELLM_ASSIGN_OR_RETURN(L.ssm_alpha, get(TensorRole::kSsmAlpha));
+  EDGELLM_ASSIGN_OR_RETURN(L.ssm_out, get(TensorRole::kSsmOut));
+  EDGELLM_TRY(check_shape(path_, L.ssm_in_qkv, {E, CD}));
+  EDGELLM_TRY(check_shape(path_, L.ssm_in_z, {E, VD}));
+  EDGELLM_TRY(check_shape(path_, L.ssm_beta, {E, Hv}));
+  EDGELLM_TRY(check_shape(path_, L.ssm_alpha, {E, Hv}));
+  EDGELLM_TRY(check_shape(path_, L.ssm_out, {VD, E}));
+  for (const TensorRef* t : {&L.ssm_in_qkv, &L.ssm_in_z, &L.ssm_beta, &L.ssm_alpha, &L.ssm_out}) {
+    EDGELLM_TRY(check_matrix_type(path_, *t));
+  }
+
+  // The convolution: {K, conv_dim} in GGUF, {K, 1, conv_dim} as Hugging Face's Conv1d; kept transposed.
+  EDGELLM_ASSIGN_OR_RETURN(TensorRef conv, get(TensorRole::kSsmConv));
+  std::vector<int64_t> ne = conv.ne;
+  if (ne.size() == 3 && ne[1] == 1) ne.erase(ne.begin() + 1);
+  if (ne != std::vector<int64_t>{K, CD}) {
+    return make_error(ErrorCode::kFormat, path_ + ": tensor '" + conv.name + "': shape " + shape_string(conv.ne) +
+                                              ", expected " + shape_string({K, CD}));
+  }
+  EDGELLM_ASSIGN_OR_RETURN(TensorRef conv32, f32_copy(conv, &identity));
+  auto transposed = std::make_unique<std::vector<float>>(static_cast<size_t>(K * CD));
+  const auto* src = static_cast<const float*>(conv32.data);
+  for (int64_t ch = 0; ch < CD; ++ch) {
+    for (int64_t j = 0; j < K; ++j) (*transposed)[static_cast<size_t>(j * CD + ch)] = src[ch * K + j];
+  }
+  conv32.data = transposed->data();
+  conv32.ne = {CD, K};
+  owned_f32_.push_back(std::move(transposed));
+  L.ssm_conv = conv32;
+
+  EDGELLM_ASSIGN_OR_RETURN(TensorRef dt, get(TensorRole::kSsmDtBias));
+  EDGELLM_ASSIGN_OR_RETURN(L.ssm_dt_bias, as_f32(dt));
+  EDGELLM_ASSIGN_OR_RETURN(TensorRef a, get(TensorRole::kSsmA));
+  // Hugging Face stores A_log; llama.cpp's files hold -exp(A_log).
+  EDGELLM_ASSIGN_OR_RETURN(L.ssm_a, hf_ ? f32_copy(a, &neg_exp) : as_f32(a));
+  EDGELLM_ASSIGN_OR_RETURN(TensorRef n, get(TensorRole::kSsmNorm));
+  EDGELLM_ASSIGN_OR_RETURN(L.ssm_norm, as_f32(n));
+  EDGELLM_TRY(check_shape(path_, L.ssm_dt_bias, {Hv}));
+  EDGELLM_TRY(check_shape(path_, L.ssm_a, {Hv}));
+  EDGELLM_TRY(check_shape(path_, L.ssm_norm, {c.ssm_v_head_dim}));
+  for (const TensorRef* t : {&L.ssm_dt_bias, &L.ssm_a, &L.ssm_norm}) {
+    const auto* v = static_cast<const float*>(t->data);
+    for (int64_t i = 0; i < t->n_elements(); ++i) {
+      if (!std::isfinite(v[i])) {
+        return make_error(ErrorCode::kFormat, path_ + ": tensor '" + t->name + "' holds a non-finite value at " +
+                                                  std::to_string(i));
+      }
     }
   }
   return {};

@@ -31,6 +31,16 @@ struct LayerWeights {
   TensorRef q_norm, k_norm;               // qwen3: [head_dim] f32
   TensorRef ffn_norm;                     // [n_embd] f32
   TensorRef w_gate, w_up, w_down;         // SwiGLU: down(silu(gate(x)) * up(x))
+  // Qwen3.5 full-attention layers: wq gives [q_h | gate_h] per head (2 q_dim rows); the attention output
+  // is multiplied by sigmoid(gate). Qwen3.5 linear-attention (Gated DeltaNet) layers, instead of wq..wo:
+  TensorRef ssm_in_qkv;                   // n_embd -> conv_dim (q | k | v of all heads)
+  TensorRef ssm_in_z;                     // n_embd -> Hv * Dv, the output gate
+  TensorRef ssm_beta, ssm_alpha;          // n_embd -> Hv
+  TensorRef ssm_conv;                     // f32 [K][conv_dim] (transposed at load from the file's [conv_dim][K])
+  TensorRef ssm_dt_bias;                  // f32 [Hv]
+  TensorRef ssm_a;                        // f32 [Hv]: -exp(A_log)
+  TensorRef ssm_norm;                     // f32 [Dv]
+  TensorRef ssm_out;                      // Hv * Dv -> n_embd
 };
 
 struct ModelWeights {
@@ -79,6 +89,9 @@ class Model {
   Status bind_weights(const ArchSpec& spec);
   Expected<TensorRef> lookup(TensorRole role, int64_t layer, bool required) const;
   Expected<TensorRef> as_f32(TensorRef ref);
+  // An owned f32 copy of `ref` with f applied to every value (ref may be f32, f16 or bf16).
+  Expected<TensorRef> f32_copy(TensorRef ref, float (*f)(float));
+  Status bind_linear_attention(int64_t layer, LayerWeights& L);
 
   std::string path_;
   std::optional<GgufFile> gguf_;

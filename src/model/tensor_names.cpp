@@ -26,7 +26,9 @@ constexpr std::array<NameRow, static_cast<size_t>(TensorRole::kCount)> kNames = 
     {TensorRole::kAttnKBias, true, "blk.{L}.attn_k.bias", "model.layers.{L}.self_attn.k_proj.bias", nullptr},
     {TensorRole::kAttnV, true, "blk.{L}.attn_v.weight", "model.layers.{L}.self_attn.v_proj.weight", nullptr},
     {TensorRole::kAttnVBias, true, "blk.{L}.attn_v.bias", "model.layers.{L}.self_attn.v_proj.bias", nullptr},
-    {TensorRole::kAttnQkv, true, "blk.{L}.attn_qkv.weight", nullptr, "transformer.h.{L}.attn.c_attn.weight"},
+    // Qwen 1's fused c_attn; Qwen3.5's linear-attention layers' in_proj_qkv (q | k | v rows).
+    {TensorRole::kAttnQkv, true, "blk.{L}.attn_qkv.weight", "model.layers.{L}.linear_attn.in_proj_qkv.weight",
+     "transformer.h.{L}.attn.c_attn.weight"},
     {TensorRole::kAttnQkvBias, true, "blk.{L}.attn_qkv.bias", nullptr, "transformer.h.{L}.attn.c_attn.bias"},
     {TensorRole::kAttnOut, true, "blk.{L}.attn_output.weight", "model.layers.{L}.self_attn.o_proj.weight",
      "transformer.h.{L}.attn.c_proj.weight"},
@@ -41,6 +43,16 @@ constexpr std::array<NameRow, static_cast<size_t>(TensorRole::kCount)> kNames = 
      "transformer.h.{L}.mlp.w1.weight"},
     {TensorRole::kFfnDown, true, "blk.{L}.ffn_down.weight", "model.layers.{L}.mlp.down_proj.weight",
      "transformer.h.{L}.mlp.c_proj.weight"},
+    {TensorRole::kPostAttnNorm, true, "blk.{L}.post_attention_norm.weight",
+     "model.layers.{L}.post_attention_layernorm.weight", nullptr},
+    {TensorRole::kSsmInZ, true, "blk.{L}.attn_gate.weight", "model.layers.{L}.linear_attn.in_proj_z.weight", nullptr},
+    {TensorRole::kSsmBeta, true, "blk.{L}.ssm_beta.weight", "model.layers.{L}.linear_attn.in_proj_b.weight", nullptr},
+    {TensorRole::kSsmAlpha, true, "blk.{L}.ssm_alpha.weight", "model.layers.{L}.linear_attn.in_proj_a.weight", nullptr},
+    {TensorRole::kSsmConv, true, "blk.{L}.ssm_conv1d.weight", "model.layers.{L}.linear_attn.conv1d.weight", nullptr},
+    {TensorRole::kSsmDtBias, true, "blk.{L}.ssm_dt.bias", "model.layers.{L}.linear_attn.dt_bias", nullptr},
+    {TensorRole::kSsmA, true, "blk.{L}.ssm_a", "model.layers.{L}.linear_attn.A_log", nullptr},
+    {TensorRole::kSsmNorm, true, "blk.{L}.ssm_norm.weight", "model.layers.{L}.linear_attn.norm.weight", nullptr},
+    {TensorRole::kSsmOut, true, "blk.{L}.ssm_out.weight", "model.layers.{L}.linear_attn.out_proj.weight", nullptr},
 }};
 
 const NameRow& row(TensorRole role) { return kNames[static_cast<size_t>(role)]; }
@@ -48,6 +60,23 @@ const NameRow& row(TensorRole role) { return kNames[static_cast<size_t>(role)]; 
 }  // namespace
 
 bool tensor_role_is_per_layer(TensorRole role) { return row(role).per_layer; }
+
+bool tensor_role_in_arch(Arch arch, TensorRole role) {
+  const bool qwen35 = arch == Arch::kQwen35;
+  switch (role) {
+    case TensorRole::kFfnNorm: return !qwen35;
+    case TensorRole::kPostAttnNorm:
+    case TensorRole::kSsmInZ:
+    case TensorRole::kSsmBeta:
+    case TensorRole::kSsmAlpha:
+    case TensorRole::kSsmConv:
+    case TensorRole::kSsmDtBias:
+    case TensorRole::kSsmA:
+    case TensorRole::kSsmNorm:
+    case TensorRole::kSsmOut: return qwen35;
+    default: return true;
+  }
+}
 
 const char* tensor_role_label(TensorRole role) {
   const char* gguf = row(role).gguf;

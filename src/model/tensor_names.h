@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "model/config.h"
+
 namespace edgellm {
 
 enum class TensorRole {
@@ -29,12 +31,26 @@ enum class TensorRole {
   kFfnGate,
   kFfnUp,
   kFfnDown,
+  // Qwen3.5: the norm before the MLP has llama.cpp's qwen35 name, and the Gated DeltaNet (linear attention)
+  // layers' tensors. Their q/k/v input projection is kAttnQkv ("attn_qkv", HF in_proj_qkv).
+  kPostAttnNorm,
+  kSsmInZ,       // output gate z (attn_gate, HF in_proj_z): n_embd -> Hv * Dv
+  kSsmBeta,      // n_embd -> Hv, beta = sigmoid(.)
+  kSsmAlpha,     // n_embd -> Hv, decay input
+  kSsmConv,      // [conv_dim][K] depthwise causal convolution
+  kSsmDtBias,    // [Hv]
+  kSsmA,         // [Hv]: GGUF holds -exp(A_log), Hugging Face A_log
+  kSsmNorm,      // [Dv] gated RMSNorm weight
+  kSsmOut,       // Hv * Dv -> n_embd
   kCount,
 };
 
 enum class NameScheme { kGguf, kHfLlama, kHfQwen1 };
 
 bool tensor_role_is_per_layer(TensorRole role);
+// Whether an architecture's files can hold the role (Qwen3.5 names the MLP norm post_attention_norm and is
+// the only one with the ssm_* tensors).
+bool tensor_role_in_arch(Arch arch, TensorRole role);
 const char* tensor_role_label(TensorRole role);  // e.g. "attn_q.weight"
 
 // The tensor name for a role (and layer, for per-layer roles) in a naming scheme, or nullopt if the

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/delta_rule.h"
 #include "kernels/elementwise.h"
 #include "kernels/matmul.h"
 #include "kernels/rope.h"
@@ -28,7 +29,24 @@ ForwardScratch::ForwardScratch(const ModelConfig& c, int64_t batch, int64_t n_ct
       attn_max_parts((std::max<int64_t>(1, n_ctx) + kAttnDecodeSplit - 1) / kAttnDecodeSplit),
       attn_part_out(static_cast<size_t>(attn_max_parts * c.q_dim())),
       attn_part_ms(static_cast<size_t>(attn_max_parts * 2 * c.n_head)),
-      hidden(static_cast<size_t>(c.n_embd)) {}
+      hidden(static_cast<size_t>(c.n_embd)) {
+  if (c.attn_output_gate) {
+    attn_q_gate.resize(static_cast<size_t>(batch * 2 * c.q_dim()));
+    attn_gate.resize(static_cast<size_t>(batch * c.q_dim()));
+  }
+  if (c.hybrid()) {
+    const int64_t CD = c.ssm_conv_dim(), VD = c.ssm_value_dim(), Hv = c.ssm_n_v_heads;
+    lin_mixed.resize(static_cast<size_t>(batch * CD));
+    lin_window.resize(static_cast<size_t>((c.ssm_conv_kernel - 1 + batch) * CD));
+    lin_conv.resize(static_cast<size_t>(batch * CD));
+    lin_z.resize(static_cast<size_t>(batch * VD));
+    lin_beta.resize(static_cast<size_t>(batch * Hv));
+    lin_g.resize(static_cast<size_t>(batch * Hv));
+    lin_out.resize(static_cast<size_t>(batch * VD));
+    delta_work_floats = delta_rule_chunked_work_floats(c.ssm_k_head_dim, c.ssm_v_head_dim);
+    delta_work.resize(static_cast<size_t>(std::max(1, n_threads)) * delta_work_floats);
+  }
+}
 
 float qwen_ntk_alpha(int64_t length, int64_t n_ctx_train) {
   if (length <= n_ctx_train) return 1.0f;
@@ -74,7 +92,11 @@ std::vector<float> model_rope_inv_freq(const ModelConfig& c, const float* freq_f
   return inv;
 }
 
-Transformer::Transformer(const Model& model) : model_(model) {}
+Transformer::Transformer(const Model& model) : model_(model) {
+  const ModelConfig& c = model.config();
+  int64_t n_attention = 0, n_recurrent = 0;
+  for (int64_t il = 0; il < c.n_layer; ++il) layer_slot_.push_back(c.is_recurrent(il) ? n_recurrent++ : n_attention++);
+}
 
 void Transformer::update_rope_table(float ntk_alpha, ForwardScratch& s) const {
   if (s.rope_ntk_alpha == ntk_alpha && !s.rope_inv_freq.empty()) return;
@@ -192,6 +214,7 @@ Status Transformer::forward(const int32_t* tokens, int64_t n_tokens, KvCache& kv
     q.pos0 = pos0 + done;
     q.lora = lora;
     q.ntk_alpha = ntk_alpha;
+    q.state = kv.hybrid() ? &kv.recurrent() : nullptr;
     float* out = nullptr;
     if (mode == LogitsMode::kAll) {
       q.logits = LogitsMode::kAll;
@@ -212,7 +235,7 @@ Status Transformer::check_batch(const BatchSequence* seqs, int n_seqs, const KvC
                                 const ForwardScratch& s) const {
   const ModelConfig& c = config();
   if (n_seqs <= 0) return make_error(ErrorCode::kInvalidArgument, "forward: no sequences in the step");
-  if (kv.n_layer() != c.n_layer || kv.kv_dim() != c.kv_dim()) {
+  if (kv.n_layer() != c.n_attention_layers() || kv.kv_dim() != c.kv_dim()) {
     return make_error(ErrorCode::kInvalidArgument, "KV cache shape does not match the model");
   }
   if (block_shift < 0 || block_shift > 20) {
@@ -227,6 +250,10 @@ Status Transformer::check_batch(const BatchSequence* seqs, int n_seqs, const KvC
       return make_error(ErrorCode::kInvalidArgument, "forward: " + which + " has no tokens");
     }
     if (q.pos0 < 0) return make_error(ErrorCode::kInvalidArgument, "forward: " + which + " starts at a negative position");
+    if (c.hybrid() && (q.state == nullptr || q.state->n_layer() != c.n_recurrent_layers())) {
+      return make_error(ErrorCode::kInvalidArgument, "forward: " + which + " has no linear-attention state of the "
+                                                     "model's shape (a hybrid model needs one per sequence)");
+    }
     total += q.n_tokens;
     for (int64_t t = 0; t < q.n_tokens; ++t) {
       if (q.tokens[t] < 0 || q.tokens[t] >= c.n_vocab) {
@@ -348,7 +375,7 @@ void Transformer::forward_layers(const BatchSequence* seqs, int n_seqs, KvCache&
                                  ForwardScratch& s, ThreadPool& pool) const {
   const ModelConfig& c = config();
   const ModelWeights& w = model_.weights();
-  const int64_t E = c.n_embd, Q = c.q_dim(), KV = c.kv_dim(), F = c.n_ff;
+  const int64_t E = c.n_embd, Q = c.q_dim(), KV = c.kv_dim();
   const int64_t QKV = Q + 2 * KV;
   const int64_t n = s.step.back().first_token + seqs[n_seqs - 1].n_tokens;
   const auto pairing = c.rope_style == RopeStyle::kNeox ? RopePairing::kNeox : RopePairing::kInterleaved;
@@ -366,12 +393,33 @@ void Transformer::forward_layers(const BatchSequence* seqs, int n_seqs, KvCache&
 
   for (int64_t il = 0; il < c.n_layer; ++il) {
     const LayerWeights& L = w.layers[static_cast<size_t>(il)];
+    const int64_t slot = layer_slot_[static_cast<size_t>(il)];
 
     // ---- attention block ----
     for (int64_t t = 0; t < n; ++t) {
       rms_norm(&s.x[t * E], static_cast<const float*>(L.attn_norm.data), &s.xn[t * E], E, c.rms_eps);
     }
-    if (c.fused_qkv) {
+    if (c.is_recurrent(il)) {
+      linear_attention(il, seqs, n_seqs, s, pool);
+      add_inplace(s.x.data(), s.proj.data(), n * E);
+      mlp_block(il, n, s, pool);
+      continue;
+    }
+    if (c.attn_output_gate) {
+      // q_proj gives [q_h | gate_h] per head: q goes to the qkv rows, the gate aside.
+      const Projection qkv[3] = {{&L.wq, TensorRole::kAttnQ, s.attn_q_gate.data(), 2 * Q, nullptr},
+                                 {&L.wk, TensorRole::kAttnK, &s.qkv[static_cast<size_t>(Q)], QKV, nullptr},
+                                 {&L.wv, TensorRole::kAttnV, &s.qkv[static_cast<size_t>(Q + KV)], QKV, nullptr}};
+      project_same_input(qkv, 3, il, s.xn.data(), n, s, pool);
+      const int64_t D = c.head_dim;
+      for (int64_t t = 0; t < n; ++t) {
+        for (int64_t h = 0; h < c.n_head; ++h) {
+          const float* src = &s.attn_q_gate[static_cast<size_t>(t * 2 * Q + h * 2 * D)];
+          std::copy(src, src + D, &s.qkv[static_cast<size_t>(t * QKV + h * D)]);
+          std::copy(src + D, src + 2 * D, &s.attn_gate[static_cast<size_t>(t * Q + h * D)]);
+        }
+      }
+    } else if (c.fused_qkv) {
       project(L.wqkv, TensorRole::kAttnQkv, il, s.xn.data(), n, s.qkv.data(), s, pool, s.token_loras);
       if (L.bqkv.data) {
         for (int64_t t = 0; t < n; ++t) add_inplace(&s.qkv[t * QKV], static_cast<const float*>(L.bqkv.data), QKV);
@@ -406,24 +454,32 @@ void Transformer::forward_layers(const BatchSequence* seqs, int n_seqs, KvCache&
           const float scale = qwen_logn_scale(q.pos0 + t, c.n_ctx_train);
           for (int64_t j = 0; j < Q; ++j) qv[j] *= scale;
         }
-        kv.store(il, cache_row(q, block_shift, q.pos0 + t), k, k + KV);
+        kv.store(slot, cache_row(q, block_shift, q.pos0 + t), k, k + KV);
       }
     }
-    attention(il, seqs, n_seqs, kv, block_shift, s, pool);
+    attention(slot, seqs, n_seqs, kv, block_shift, s, pool);
+    if (c.attn_output_gate) {
+      for (int64_t i = 0; i < n * Q; ++i) s.attn_out[static_cast<size_t>(i)] /= 1.0f + std::exp(-s.attn_gate[static_cast<size_t>(i)]);
+    }
     project(L.wo, TensorRole::kAttnOut, il, s.attn_out.data(), n, s.proj.data(), s, pool, s.token_loras);
     add_inplace(s.x.data(), s.proj.data(), n * E);
-
-    // ---- MLP block ----
-    for (int64_t t = 0; t < n; ++t) {
-      rms_norm(&s.x[t * E], static_cast<const float*>(L.ffn_norm.data), &s.xn[t * E], E, c.rms_eps);
-    }
-    const Projection gate_up[2] = {{&L.w_gate, TensorRole::kFfnGate, s.gate.data(), F, nullptr},
-                                   {&L.w_up, TensorRole::kFfnUp, s.up.data(), F, nullptr}};
-    project_same_input(gate_up, 2, il, s.xn.data(), n, s, pool);
-    swiglu(s.gate.data(), s.up.data(), s.gate.data(), n * F);
-    project(L.w_down, TensorRole::kFfnDown, il, s.gate.data(), n, s.proj.data(), s, pool, s.token_loras);
-    add_inplace(s.x.data(), s.proj.data(), n * E);
+    mlp_block(il, n, s, pool);
   }
+}
+
+void Transformer::mlp_block(int64_t il, int64_t n, ForwardScratch& s, ThreadPool& pool) const {
+  const ModelConfig& c = config();
+  const LayerWeights& L = model_.weights().layers[static_cast<size_t>(il)];
+  const int64_t E = c.n_embd, F = c.n_ff;
+  for (int64_t t = 0; t < n; ++t) {
+    rms_norm(&s.x[t * E], static_cast<const float*>(L.ffn_norm.data), &s.xn[t * E], E, c.rms_eps);
+  }
+  const Projection gate_up[2] = {{&L.w_gate, TensorRole::kFfnGate, s.gate.data(), F, nullptr},
+                                 {&L.w_up, TensorRole::kFfnUp, s.up.data(), F, nullptr}};
+  project_same_input(gate_up, 2, il, s.xn.data(), n, s, pool);
+  swiglu(s.gate.data(), s.up.data(), s.gate.data(), n * F);
+  project(L.w_down, TensorRole::kFfnDown, il, s.gate.data(), n, s.proj.data(), s, pool, s.token_loras);
+  add_inplace(s.x.data(), s.proj.data(), n * E);
 }
 
 void Transformer::attention(int64_t layer, const BatchSequence* seqs, int n_seqs, KvCache& kv, int block_shift,

@@ -9,6 +9,7 @@
 
 #include "model/kv_cache.h"
 #include "model/model.h"
+#include "model/recurrent_state.h"
 #include "model/tensor_names.h"
 #include "util/expected.h"
 #include "util/thread_pool.h"
@@ -38,6 +39,8 @@ struct BatchSequence {
   LogitsMode logits = LogitsMode::kNone;  // kLast: one row after its last token; kAll: one per token
   ActiveLora lora;
   float ntk_alpha = 1.0f;  // Qwen 1 dynamic NTK: the rotary multiplier its new keys are rotated with
+  // Hybrid models: the sequence's linear-attention state after position pos0, advanced in place.
+  RecurrentState* state = nullptr;
 };
 
 // One attention job of a step: a block of query tokens (or, for a long decode, a part of the keys) of one
@@ -93,6 +96,20 @@ struct ForwardScratch {
   std::vector<AttentionTask> attn_tasks;
   std::vector<LoraSpan> token_loras;   // the step's token rows that run with an adapter
   std::vector<LoraSpan> output_loras;  // the same for its logits rows
+
+  // Qwen3.5 (empty for other models). Full-attention layers: q projection with the gate, and the gate.
+  std::vector<float> attn_q_gate;  // [max_batch][2 q_dim]
+  std::vector<float> attn_gate;    // [max_batch][q_dim]
+  // Linear-attention layers:
+  std::vector<float> lin_mixed;    // [max_batch][conv_dim] q | k | v before the convolution
+  std::vector<float> lin_window;   // [K - 1 + max_batch][conv_dim] one sequence's convolution input
+  std::vector<float> lin_conv;     // [max_batch][conv_dim] after the convolution (q, k normalised)
+  std::vector<float> lin_z;        // [max_batch][Hv * Dv] output gate
+  std::vector<float> lin_beta;     // [max_batch][Hv]
+  std::vector<float> lin_g;        // [max_batch][Hv] log-decay
+  std::vector<float> lin_out;      // [max_batch][Hv * Dv]
+  size_t delta_work_floats = 0;
+  std::vector<float> delta_work;   // [n_threads][delta_work_floats] chunked delta rule
 };
 
 class Transformer {
@@ -129,6 +146,11 @@ class Transformer {
                       ThreadPool& pool) const;
   void attention(int64_t layer, const BatchSequence* seqs, int n_seqs, KvCache& kv, int block_shift,
                  ForwardScratch& s, ThreadPool& pool) const;
+  // RMSNorm, SwiGLU MLP and residual of layer il over the step's n token rows.
+  void mlp_block(int64_t il, int64_t n, ForwardScratch& s, ThreadPool& pool) const;
+  // A Qwen3.5 Gated DeltaNet layer on s.xn: its output projection lands in s.proj.
+  void linear_attention(int64_t layer, const BatchSequence* seqs, int n_seqs, ForwardScratch& s,
+                        ThreadPool& pool) const;
 
   // y[n][rows] = W x (+ each span's adapter scale * B A x on its rows, if it has a pair for this weight).
   void project(const TensorRef& w, TensorRole role, int64_t layer, const float* x, int64_t n, float* y,
@@ -151,6 +173,8 @@ class Transformer {
   void update_rope_table(float ntk_alpha, ForwardScratch& s) const;
 
   const Model& model_;
+  // Per layer: its row in the KV cache (full attention) or in the recurrent state (linear attention).
+  std::vector<int64_t> layer_slot_;
 };
 
 // Rotary frequencies of a model: theta, the rope scaling of its config, llama.cpp's rope_freqs factors,

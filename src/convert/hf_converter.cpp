@@ -10,6 +10,7 @@
 #include "kernels/quantize.h"
 #include "model/config_gguf.h"
 #include "model/model.h"
+#include "model/qwen35_gguf_layout.h"
 #include "model/rope_permute.h"
 #include "tokenizer/tokenizer.h"
 #include "util/log.h"
@@ -33,9 +34,15 @@ Expected<std::vector<PlannedTensor>> plan(const Model& model, NameScheme scheme)
   const Safetensors& st = model.hf()->weights;
   std::vector<PlannedTensor> out;
   auto add = [&](TensorRole role, int64_t layer) {
+    if (!tensor_role_in_arch(c.arch, role)) return;
     const auto name = tensor_name(scheme, role, layer);
     if (!name) return;
-    if (const SafetensorsTensor* t = st.find(*name)) out.push_back({role, layer, t});
+    if (const SafetensorsTensor* t = st.find(*name)) {
+      out.push_back({role, layer, t});
+    } else if (name->rfind("model.", 0) == 0) {
+      // Qwen3.5's multimodal checkpoints nest the language model.
+      if (const SafetensorsTensor* u = st.find("model.language_model." + name->substr(6))) out.push_back({role, layer, u});
+    }
   };
   add(TensorRole::kTokenEmbd, -1);
   for (int64_t il = 0; il < c.n_layer; ++il) {
@@ -49,13 +56,29 @@ Expected<std::vector<PlannedTensor>> plan(const Model& model, NameScheme scheme)
   // Anything else in the checkpoint is not part of this architecture: refuse rather than drop weights.
   std::set<std::string> used;
   for (const auto& p : out) used.insert(p.source->ref.name);
+  size_t skipped_vision = 0, skipped_mtp = 0;
   for (const auto& t : st.tensors()) {
     const std::string& name = t.ref.name;
     if (used.count(name)) continue;
     if (c.tied_embeddings && name == *tensor_name(scheme, TensorRole::kOutput)) continue;
+    if (c.arch == Arch::kQwen35) {
+      // The text model only: the vision tower and the multi-token-prediction head are left out.
+      if (name.rfind("model.visual.", 0) == 0) {
+        ++skipped_vision;
+        continue;
+      }
+      if (name.rfind("mtp.", 0) == 0) {
+        ++skipped_mtp;
+        continue;
+      }
+    }
     if (name.find("rotary_emb.inv_freq") != std::string::npos) continue;
     return make_error(ErrorCode::kFormat, model.path() + ": unexpected tensor '" + name + "' (not part of a " +
                                               arch_name(c.arch) + " model)");
+  }
+  if (skipped_vision + skipped_mtp > 0) {
+    log_message(LogLevel::kInfo, "%s: converting the text model; left out %zu vision-tower and %zu "
+                "multi-token-prediction tensors", model.path().c_str(), skipped_vision, skipped_mtp);
   }
   return out;
 }
@@ -180,14 +203,18 @@ Status convert_hf_to_gguf(const std::string& hf_dir, const std::string& out_path
                                                     p.role == TensorRole::kAttnQBias || p.role == TensorRole::kAttnKBias);
     const int64_t heads = (p.role == TensorRole::kAttnQ || p.role == TensorRole::kAttnQBias) ? c.n_head : c.n_head_kv;
     std::vector<float> importance = tensor_importance(settings->stats.get(), name, src.ne[0]);
-    EDGELLM_TRY(w.add_tensor(name, type, src.ne,
-                             [src, type, permute, heads, c, pool, settings, name, importance = std::move(importance)](
+    std::vector<int64_t> ne = src.ne;
+    if (p.role == TensorRole::kSsmConv && ne.size() == 3 && ne[1] == 1) ne.erase(ne.begin() + 1);  // Conv1d's [C, 1, K]
+    const TensorRole role = p.role;
+    EDGELLM_TRY(w.add_tensor(name, type, ne,
+                             [src, role, type, permute, heads, c, pool, settings, name, importance = std::move(importance)](
                                  std::vector<uint8_t>& out) -> Status {
       const int64_t n = src.n_elements();
       std::vector<float> values(static_cast<size_t>(n));
       EDGELLM_TRY(dequantize_row(src.type, src.data, values.data(), n));
       const int64_t row_len = src.ne.size() == 1 ? 1 : src.ne[0];
       if (permute) permute_rows_for_interleaved_rope(values, heads, c.head_dim, row_len);
+      if (c.arch == Arch::kQwen35) qwen35_values_to_gguf(c, role, values, row_len);
       return quantize_tensor_rows(type, values.data(), src.ne[0], n / src.ne[0], importance, *settings, *pool, out,
                                   name);
     }));

@@ -58,7 +58,8 @@ std::vector<std::string> quant_recipe_names() {
 DType tensor_type_for(const QuantRecipe& recipe, TensorRole role, int64_t row_length, bool is_vector,
                       bool tied_output, bool* fallback) {
   if (fallback) *fallback = false;
-  if (is_vector) return DType::kF32;
+  // Qwen3.5's convolution taps stay f32, as llama.cpp requires (rows of K = 4 values, a few KiB per layer).
+  if (is_vector || role == TensorRole::kSsmConv) return DType::kF32;
   DType t = recipe.matrix_type;
   if (role == TensorRole::kOutput || (role == TensorRole::kTokenEmbd && tied_output)) {
     t = recipe.output_type;

@@ -47,6 +47,7 @@ struct Engine::Request {
   std::shared_ptr<const LoraAdapter> lora;
   std::optional<GrammarMatcher> grammar;
   float ntk_alpha = 1.0f;  // Qwen 1 dynamic NTK: the multiplier of its cached keys
+  int state_slot = -1;  // hybrid models: its linear-attention state (Engine::states_) while it runs
   int64_t n_generated = 0;
   std::string text;
   bool admitted = false;
@@ -58,6 +59,7 @@ Expected<std::unique_ptr<Engine>> Engine::create(std::shared_ptr<const LoadedMod
                                                  const EngineOptions& o) {
   if (!model) return make_error(ErrorCode::kInvalidArgument, "engine: no model");
   const ModelConfig& c = model->config();
+
   auto bad = [](const std::string& what) { return make_error(ErrorCode::kInvalidArgument, "engine: " + what); };
   if (o.max_parallel < 1 || o.max_parallel > 256) {
     return bad("parallel sequences " + std::to_string(o.max_parallel) + " out of range [1, 256]");
@@ -102,15 +104,29 @@ Expected<std::unique_ptr<Engine>> Engine::create(std::shared_ptr<const LoadedMod
                                                    " available (MemAvailable; EDGELLM_MEM_AVAILABLE_MB overrides): "
                                                    "lower --kv-mem");
   }
+  // A hybrid model's running sequences each hold a linear-attention state beside their KV blocks.
+  const size_t state_bytes = RecurrentState::bytes_needed(c) * static_cast<size_t>(o.max_parallel);
+  if (available > 0 && budget + state_bytes > available) {
+    return make_error(ErrorCode::kOutOfMemory, "engine: the KV memory of " + mib(budget) + " and the " +
+                                                   std::to_string(o.max_parallel) + " linear-attention states of " +
+                                                   mib(state_bytes) + " are more than the " + mib(available) +
+                                                   " available: lower --kv-mem or --parallel");
+  }
   const int64_t n_blocks = static_cast<int64_t>(budget / block_bytes);
+  std::vector<RecurrentState> states;
+  for (int i = 0; c.hybrid() && i < o.max_parallel; ++i) {
+    EDGELLM_ASSIGN_OR_RETURN(RecurrentState state, RecurrentState::create(c));
+    states.push_back(std::move(state));
+  }
   EDGELLM_ASSIGN_OR_RETURN(KvBlockPool pool, KvBlockPool::create(c, n_blocks, o.block_size, o.kv_type));
   EDGELLM_LOG_INFO("engine: %d parallel, context %lld, KV %s %s in %lld blocks of %d positions (%lld positions), "
-                   "step %lld tokens",
+                   "step %lld tokens%s",
                    o.max_parallel, static_cast<long long>(o.n_ctx), dtype_name(o.kv_type),
                    mib(pool.size_bytes()).c_str(), static_cast<long long>(n_blocks), o.block_size,
                    static_cast<long long>(n_blocks * o.block_size),
-                   static_cast<long long>(std::max<int64_t>(o.prefill_chunk, o.max_parallel)));
-  return std::unique_ptr<Engine>(new Engine(std::move(model), o, std::move(pool)));
+                   static_cast<long long>(std::max<int64_t>(o.prefill_chunk, o.max_parallel)),
+                   c.hybrid() ? (", linear-attention states " + mib(state_bytes) + ", no prefix cache").c_str() : "");
+  return std::unique_ptr<Engine>(new Engine(std::move(model), o, std::move(pool), std::move(states)));
 }
 
 namespace {
@@ -122,16 +138,22 @@ SchedulerOptions scheduler_options(const EngineOptions& o, const ModelConfig& c)
   // Qwen 1's dynamic NTK rotates keys by a multiplier that depends on the sequence length beyond the
   // training context, so equal prefixes can hold different keys there: no sharing then.
   s.prefix_cache = o.prefix_cache && !(c.dynamic_ntk && o.n_ctx > c.n_ctx_train);
+  // A hybrid model's linear-attention state at a block boundary is not kept (docs/serving.md): a cached
+  // block's keys alone cannot resume a sequence, so nothing is shared.
+  s.prefix_cache = s.prefix_cache && !c.hybrid();
   return s;
 }
 
 }  // namespace
 
-Engine::Engine(std::shared_ptr<const LoadedModel> model, const EngineOptions& options, KvBlockPool pool)
+Engine::Engine(std::shared_ptr<const LoadedModel> model, const EngineOptions& options, KvBlockPool pool,
+               std::vector<RecurrentState> states)
     : model_(std::move(model)),
       options_(options),
       pool_(std::move(pool)),
-      scheduler_(pool_, scheduler_options(options_, model_->config())) {
+      scheduler_(pool_, scheduler_options(options_, model_->config())),
+      states_(std::move(states)) {
+  for (int i = static_cast<int>(states_.size()) - 1; i >= 0; --i) free_states_.push_back(i);
   const ModelConfig& c = model_->config();
   const int64_t step_tokens = std::max<int64_t>(options_.prefill_chunk, options_.max_parallel);
   scratch_ = std::make_unique<ForwardScratch>(c, step_tokens, options_.n_ctx, model_->pool().n_threads());
@@ -325,7 +347,9 @@ void Engine::expire_requests() {
 
 bool Engine::run_step(const std::function<void(const StepStats&)>& observer) {
   const Clock::time_point start = Clock::now();
-  const std::vector<ScheduledChunk> plan = scheduler_.schedule();
+  std::vector<Sequence*> preempted;
+  const std::vector<ScheduledChunk> plan = scheduler_.schedule(&preempted);
+  for (Sequence* p : preempted) release_state(*active_.at(p->id));  // it restarts from position 0
   {
     // The queue as admission left it, before any of this step's callbacks can wake a submitter.
     std::lock_guard<std::mutex> lock(mu_);
@@ -360,6 +384,17 @@ bool Engine::run_step(const std::function<void(const StepStats&)>& observer) {
       r.ntk_alpha = qwen_ntk_alpha(s.n_computed + chunk.n_tokens, c.n_ctx_train);
     }
     q.ntk_alpha = r.ntk_alpha;
+    if (c.hybrid()) {
+      if (r.state_slot < 0) {
+        // Only running sequences hold a slot, and at most max_parallel run.
+        EDGELLM_CHECK(!free_states_.empty());
+        r.state_slot = free_states_.back();
+        free_states_.pop_back();
+      }
+      RecurrentState& state = states_[static_cast<size_t>(r.state_slot)];
+      if (s.n_computed == 0) state.clear();  // its first step, or recomputed after a preemption
+      q.state = &state;
+    }
     batch.push_back(q);
     requests.push_back(&r);
     n_rows += chunk.wants_logits;
@@ -468,6 +503,12 @@ bool Engine::emit(Request& r, const TokenEvent& event) {
   return go_on;
 }
 
+void Engine::release_state(Request& r) {
+  if (r.state_slot < 0) return;
+  free_states_.push_back(r.state_slot);
+  r.state_slot = -1;
+}
+
 void Engine::finish(Request& r, const std::string& reason, const std::string& error) {
   // What the stop matcher and the decoder still hold is the end of the text, unless a stop string ended it
   // (everything from it on is dropped) or the client asked to stop.
@@ -488,6 +529,7 @@ void Engine::finish(Request& r, const std::string& reason, const std::string& er
     }
   }
   scheduler_.remove(&r.seq);
+  release_state(r);
   const Clock::time_point now = Clock::now();
   RequestResult res;
   res.id = r.id;

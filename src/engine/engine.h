@@ -151,7 +151,8 @@ class Engine {
 
  private:
   struct Request;
-  Engine(std::shared_ptr<const LoadedModel> model, const EngineOptions& options, KvBlockPool pool);
+  Engine(std::shared_ptr<const LoadedModel> model, const EngineOptions& options, KvBlockPool pool,
+         std::vector<RecurrentState> states);
   void run();
   void take_inbox(std::vector<std::unique_ptr<Request>>& inbox, std::vector<uint64_t>& cancels);
   void expire_requests();
@@ -161,6 +162,7 @@ class Engine {
   bool emit(Request& r, const TokenEvent& event);
   // Ends a request: releases its blocks and queues its on_done for call_done_callbacks().
   void finish(Request& r, const std::string& reason, const std::string& error = {});
+  void release_state(Request& r);  // gives a hybrid model's state slot back (nothing if it holds none)
   void call_done_callbacks();
   void publish_stats(bool stepped);
   void update_stats_locked();  // from the scheduler and the pool; mu_ held
@@ -169,6 +171,9 @@ class Engine {
   EngineOptions options_;
   KvBlockPool pool_;
   Scheduler scheduler_;
+  // Hybrid models: one linear-attention state per sequence that can run at once, and the free ones.
+  std::vector<RecurrentState> states_;
+  std::vector<int> free_states_;
   std::unique_ptr<ForwardScratch> scratch_;
   std::vector<float> logits_;
   std::vector<float> raw_logits_;             // a row before sampling changes it (logprobs)

@@ -45,7 +45,7 @@ Expected<KvBlockPool> KvBlockPool::create(const ModelConfig& config, int64_t n_b
     return make_error(ErrorCode::kInvalidArgument, "KV block count " + std::to_string(n_blocks) + " is out of range");
   }
   KvBlockPool pool;
-  EDGELLM_ASSIGN_OR_RETURN(pool.cache_, KvCache::create(config, n_blocks * block_size, kv_type));
+  EDGELLM_ASSIGN_OR_RETURN(pool.cache_, KvCache::create(config, n_blocks * block_size, kv_type, /*with_state=*/false));
   pool.block_size_ = block_size;
   pool.block_shift_ = __builtin_ctz(static_cast<unsigned>(block_size));
   pool.blocks_.resize(static_cast<size_t>(n_blocks));

@@ -5,6 +5,35 @@
 
 namespace edgellm {
 
+namespace {
+
+// llama.cpp's qwen35 keys: the linear layers' sizes, which layers are recurrent, the rotary sections.
+void write_qwen35_metadata(const ModelConfig& c, GgufWriter& w) {
+  const std::string a = "qwen35";
+  w.set_u32(a + ".ssm.conv_kernel", static_cast<uint32_t>(c.ssm_conv_kernel));
+  w.set_u32(a + ".ssm.state_size", static_cast<uint32_t>(c.ssm_k_head_dim));
+  w.set_u32(a + ".ssm.group_count", static_cast<uint32_t>(c.ssm_n_k_heads));
+  w.set_u32(a + ".ssm.time_step_rank", static_cast<uint32_t>(c.ssm_n_v_heads));
+  w.set_u32(a + ".ssm.inner_size", static_cast<uint32_t>(c.ssm_value_dim()));
+  std::vector<GgufValue> recurrent;
+  for (uint8_t r : c.recurrent) recurrent.push_back(GgufValue::boolean(r != 0));
+  w.set(a + ".attention.recurrent_layers", GgufValue::array(GgufType::kBool, std::move(recurrent)));
+  // The interval, where the layers follow one (llama.cpp reads it only without recurrent_layers).
+  for (int64_t interval = 1; interval <= c.n_layer; ++interval) {
+    bool matches = true;
+    for (int64_t i = 0; i < c.n_layer && matches; ++i) matches = c.is_recurrent(i) == ((i + 1) % interval != 0);
+    if (matches) {
+      w.set_u32(a + ".full_attention_interval", static_cast<uint32_t>(interval));
+      break;
+    }
+  }
+  std::vector<int32_t> sections(4, 0);
+  for (size_t i = 0; i < c.rope_sections.size() && i < 4; ++i) sections[i] = static_cast<int32_t>(c.rope_sections[i]);
+  w.set(a + ".rope.dimension_sections", GgufValue::i32_array(sections));
+}
+
+}  // namespace
+
 void write_config_metadata(const ModelConfig& c, GgufWriter& w) {
   const std::string a = arch_name(c.arch);
   w.set_string("general.architecture", a);
@@ -18,7 +47,7 @@ void write_config_metadata(const ModelConfig& c, GgufWriter& w) {
   w.set_f32(a + ".attention.layer_norm_rms_epsilon", c.rms_eps);
   w.set_f32(a + ".rope.freq_base", c.rope_theta);
   w.set_u32(a + ".vocab_size", static_cast<uint32_t>(c.n_vocab));
-  if (c.head_dim != c.n_embd / c.n_head) {
+  if (c.head_dim != c.n_embd / c.n_head || c.arch == Arch::kQwen35) {
     w.set_u32(a + ".attention.key_length", static_cast<uint32_t>(c.head_dim));
     w.set_u32(a + ".attention.value_length", static_cast<uint32_t>(c.head_dim));
   }
@@ -29,6 +58,7 @@ void write_config_metadata(const ModelConfig& c, GgufWriter& w) {
     w.set_string(a + ".rope.scaling.type", "linear");
     w.set_f32(a + ".rope.scaling.factor", c.rope_scaling.factor);
   }
+  if (c.arch == Arch::kQwen35) write_qwen35_metadata(c, w);
   if (c.arch == Arch::kQwen) {
     // Not llama.cpp keys: llama.cpp ignores them and runs Qwen 1 without long-context scaling.
     w.set_bool("qwen.use_dynamic_ntk", c.dynamic_ntk);

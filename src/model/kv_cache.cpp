@@ -14,11 +14,14 @@ size_t KvCache::bytes_needed(const ModelConfig& config, int64_t n_ctx, DType typ
   if (n_ctx <= 0 || (type != DType::kF32 && type != DType::kF16 && type != DType::kQ8_0)) return 0;
   if (type == DType::kQ8_0 && config.head_dim % 32 != 0) return 0;
   return 2 * static_cast<size_t>(config.n_attention_layers()) * static_cast<size_t>(n_ctx) *
-             dtype_row_bytes(type, config.kv_dim()) +
-         (1 + kMaxSnapshots) * RecurrentState::bytes_needed(config);
+         dtype_row_bytes(type, config.kv_dim());
 }
 
-Expected<KvCache> KvCache::create(const ModelConfig& config, int64_t n_ctx, DType type) {
+size_t KvCache::state_bytes_needed(const ModelConfig& config) {
+  return (1 + kMaxSnapshots) * RecurrentState::bytes_needed(config);
+}
+
+Expected<KvCache> KvCache::create(const ModelConfig& config, int64_t n_ctx, DType type, bool with_state) {
   if (type != DType::kF32 && type != DType::kF16 && type != DType::kQ8_0) {
     return make_error(ErrorCode::kInvalidArgument,
                       std::string("KV cache type ") + dtype_name(type) + " is not supported (use f16, f32 or q8_0)");
@@ -43,7 +46,7 @@ Expected<KvCache> KvCache::create(const ModelConfig& config, int64_t n_ctx, DTyp
                                                    std::to_string(2 * bytes / (1024 * 1024)) + " MiB for " +
                                                    std::to_string(n_ctx) + " positions");
   }
-  if (config.hybrid()) {
+  if (config.hybrid() && with_state) {
     EDGELLM_ASSIGN_OR_RETURN(kv.recurrent_, RecurrentState::create(config));
     kv.config_ = config;
   }

@@ -22,11 +22,14 @@ class KvCache {
  public:
   // type: kF32, kF16 or kQ8_0. Errors: bad n_ctx or type, q8_0 with head_dim not a multiple of 32
   // (kInvalidArgument), allocation failure (kOutOfMemory, with the size that was needed).
-  static Expected<KvCache> create(const ModelConfig& config, int64_t n_ctx, DType type);
+  // with_state: for a hybrid model, hold one sequence's linear-attention state (a paged cache shared by
+  // many sequences leaves it out: each sequence brings its own, BatchSequence::state).
+  static Expected<KvCache> create(const ModelConfig& config, int64_t n_ctx, DType type, bool with_state = true);
 
-  // Bytes create() would allocate (0 if the arguments are invalid), to check memory before allocating;
-  // for a hybrid model, with the recurrent state and room for every snapshot.
+  // Bytes of keys and values create() would allocate (0 if the arguments are invalid), to check memory
+  // before allocating; state_bytes_needed(): a hybrid model's state with room for every snapshot.
   static size_t bytes_needed(const ModelConfig& config, int64_t n_ctx, DType type);
+  static size_t state_bytes_needed(const ModelConfig& config);
 
   KvCache() = default;
   KvCache(KvCache&&) noexcept = default;

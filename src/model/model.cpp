@@ -190,7 +190,7 @@ namespace {
 
 float plus_one(float x) { return x + 1.0f; }
 float identity(float x) { return x; }
-float neg_exp(float x) { return -std::exp(x); }
+float neg_exp(float x) { return static_cast<float>(-std::exp(static_cast<double>(x))); }
 
 Status check_shape(const std::string& path, const TensorRef& t, std::vector<int64_t> expected) {
   if (t.data == nullptr) return {};

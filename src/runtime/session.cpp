@@ -48,7 +48,8 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const LoadedM
                                                        " is out of range [1, 4096]");
   }
   // Checked before allocating: the allocation itself may succeed (overcommit) and fail only when touched.
-  const size_t kv_bytes = KvCache::bytes_needed(model->config(), options.n_ctx, options.kv_type);
+  const size_t kv_bytes = KvCache::bytes_needed(model->config(), options.n_ctx, options.kv_type) +
+                          KvCache::state_bytes_needed(model->config());
   const size_t available = available_memory_bytes();
   if (available > 0 && kv_bytes > available) {
     return make_error(ErrorCode::kOutOfMemory, "session: the " + std::string(dtype_name(options.kv_type)) +
@@ -92,8 +93,21 @@ Status Session::set_lora(const std::string& name, float scale) {
 void Session::trim(int64_t n) {
   n = std::clamp<int64_t>(n, 0, static_cast<int64_t>(cached_.size()));
   if (n < static_cast<int64_t>(cached_.size())) logits_valid_ = false;
-  cached_.resize(static_cast<size_t>(n));
-  kv_.set_n_past(n);
+  // A hybrid model's linear-attention state goes back only to a snapshot: the tokens after it run again.
+  const int64_t from = kv_.rewind_point(n);
+  std::vector<int32_t> replay(cached_.begin() + from, cached_.begin() + n);
+  cached_.resize(static_cast<size_t>(from));
+  kv_.set_n_past(from);
+  for (size_t pos = 0; pos < replay.size();) {
+    const size_t len = std::min(replay.size() - pos, static_cast<size_t>(options_.max_batch));
+    const Status st = model_->transformer().forward(&replay[pos], static_cast<int64_t>(len), kv_, *scratch_,
+                                                    model_->pool(), LogitsMode::kNone, logits_,
+                                                    ActiveLora{lora_.get(), lora_scale_});
+    if (!st.ok()) break;  // cannot happen for tokens that ran before; the cache then ends where it stopped
+    cached_.insert(cached_.end(), replay.begin() + static_cast<std::ptrdiff_t>(pos),
+                   replay.begin() + static_cast<std::ptrdiff_t>(pos + len));
+    pos += len;
+  }
 }
 
 Expected<int64_t> Session::prefill(const std::vector<int32_t>& tokens) {
@@ -108,13 +122,21 @@ Expected<int64_t> Session::prefill(const std::vector<int32_t>& tokens) {
     if (common == cached_.size() && logits_valid_) return int64_t{0};
     --common;  // re-run the last token to get its logits
   }
+  // A hybrid model restarts from its latest snapshot at or before the common prefix.
+  common = static_cast<size_t>(kv_.rewind_point(static_cast<int64_t>(common)));
   trim(static_cast<int64_t>(common));
   const Transformer& tf = model_->transformer();
   const int64_t total = static_cast<int64_t>(tokens.size());
   int64_t pos = static_cast<int64_t>(common);
   while (pos < total) {
     if (abort_.load()) return make_error(ErrorCode::kAborted, "prefill aborted");
-    const int64_t n = std::min(options_.max_batch, total - pos);
+    int64_t n = std::min(options_.max_batch, total - pos);
+    if (kv_.hybrid()) {
+      // Snapshots before and after the prompt's last token: where the next request most likely diverges
+      // (the same prompt again, or the conversation continued after it).
+      if (pos < total - 1 && pos + n == total) n = total - 1 - pos;
+      if (pos == total - 1) kv_.save_snapshot();
+    }
     const LogitsMode mode = pos + n == total ? LogitsMode::kLast : LogitsMode::kNone;
     const Status st = tf.forward(&tokens[static_cast<size_t>(pos)], n, kv_, *scratch_, model_->pool(), mode, logits_,
                                  ActiveLora{lora_.get(), lora_scale_});
@@ -125,6 +147,7 @@ Expected<int64_t> Session::prefill(const std::vector<int32_t>& tokens) {
     cached_.insert(cached_.end(), tokens.begin() + pos, tokens.begin() + pos + n);
     pos += n;
   }
+  kv_.save_snapshot();
   logits_valid_ = true;
   return total - static_cast<int64_t>(common);
 }
@@ -204,6 +227,7 @@ Expected<GenerationStats> Session::generate(const GenerateOptions& options, cons
     cached_.push_back(token);
     sampler.accept(token);
   }
+  kv_.save_snapshot();  // a hybrid model's state after the reply, where the next turn continues
   if (!stopped_by_string && stats.finish_reason != "callback") {
     emit(stop_matcher.push(decoder.flush()).emit);
     emit(stop_matcher.flush());
@@ -367,12 +391,15 @@ Expected<GenerationStats> Session::chat_turn(const GenerateOptions& options, con
 
 // ---- prompt cache ----
 // Layout (little-endian): "EDGEKV01", u32 version, 64-byte weights digest, u32 kv dtype, u32 n_layer,
-// u32 kv_dim, u64 n_tokens, i32 tokens[n_tokens], then per layer K rows then V rows (n_tokens rows of
-// kv_dim values in the kv dtype), then f32 logits[n_vocab] after the last token.
+// u32 kv_dim, u64 n_tokens, [version 2: u64 n_state], i32 tokens[n_tokens], then per layer K rows then V
+// rows (n_tokens rows of kv_dim values in the kv dtype), [version 2: f32 state[n_state]], then f32
+// logits[n_vocab] after the last token. Version 2 is written for hybrid models (Qwen3.5): n_layer counts
+// the full-attention layers, and the state is the linear-attention state after the last token.
 
 namespace {
 constexpr char kStateMagic[8] = {'E', 'D', 'G', 'E', 'K', 'V', '0', '1'};
 constexpr uint32_t kStateVersion = 1;
+constexpr uint32_t kStateVersionHybrid = 2;
 }  // namespace
 
 Status Session::save_state(const std::string& path) const {
@@ -386,7 +413,7 @@ Status Session::save_state(const std::string& path) const {
     if (!out) return make_error(ErrorCode::kIo, path + ": cannot create");
     auto put = [&](const void* p, size_t n) { out.write(static_cast<const char*>(p), static_cast<std::streamsize>(n)); };
     put(kStateMagic, 8);
-    put(&kStateVersion, 4);
+    put(kv_.hybrid() ? &kStateVersionHybrid : &kStateVersion, 4);
     std::string d = digest;
     d.resize(64, '\0');
     put(d.data(), 64);
@@ -398,11 +425,14 @@ Status Session::save_state(const std::string& path) const {
     put(&n_layer, 4);
     put(&kv_dim, 4);
     put(&n_tokens, 8);
+    const uint64_t n_state = kv_.recurrent().size_bytes() / sizeof(float);
+    if (kv_.hybrid()) put(&n_state, 8);
     put(cached_.data(), cached_.size() * sizeof(int32_t));
     for (int64_t l = 0; l < kv_.n_layer(); ++l) {
       put(kv_.k_row(l, 0), kv_.row_bytes() * n_tokens);
       put(kv_.v_row(l, 0), kv_.row_bytes() * n_tokens);
     }
+    if (kv_.hybrid()) put(kv_.recurrent().data(), n_state * sizeof(float));
     put(logits_.data(), logits_.size() * sizeof(float));
     out.flush();
     if (!out) {
@@ -430,8 +460,12 @@ Status Session::load_state(const std::string& path) {
   uint64_t n_tokens = 0;
   char digest[64];
   if (!get(magic, 8) || std::memcmp(magic, kStateMagic, 8) != 0) return bad("not an edgellm prompt cache");
-  if (!get(&version, 4) || version != kStateVersion) return bad("unsupported prompt cache version");
-  if (!get(digest, 64) || !get(&type, 4) || !get(&n_layer, 4) || !get(&kv_dim, 4) || !get(&n_tokens, 8)) {
+  if (!get(&version, 4) || (version != kStateVersion && version != kStateVersionHybrid)) {
+    return bad("unsupported prompt cache version");
+  }
+  uint64_t n_state = 0;
+  if (!get(digest, 64) || !get(&type, 4) || !get(&n_layer, 4) || !get(&kv_dim, 4) || !get(&n_tokens, 8) ||
+      (version == kStateVersionHybrid && !get(&n_state, 8))) {
     return bad("truncated header");
   }
   const std::string file_digest(digest, strnlen(digest, 64));
@@ -442,6 +476,11 @@ Status Session::load_state(const std::string& path) {
                           "...)");
   }
   if (n_layer != kv_.n_layer() || kv_dim != kv_.kv_dim()) return bad("KV shape does not match the model");
+  const uint64_t model_state = kv_.recurrent().size_bytes() / sizeof(float);
+  if ((version == kStateVersionHybrid) != kv_.hybrid() || n_state != model_state) {
+    return bad("linear-attention state of " + std::to_string(n_state) + " values, the model has " +
+               std::to_string(model_state));
+  }
   if (type != static_cast<uint32_t>(DType::kF16) && type != static_cast<uint32_t>(DType::kF32) &&
       type != static_cast<uint32_t>(DType::kQ8_0)) {
     return bad("unknown KV type " + std::to_string(type));
@@ -459,7 +498,8 @@ Status Session::load_state(const std::string& path) {
   if (file_type == DType::kQ8_0 && kv_dim % 32 != 0) return bad("q8_0 KV rows of " + std::to_string(kv_dim) + " values");
   const size_t file_row = dtype_row_bytes(file_type, kv_dim);
   // Check the whole size before touching the cache, so a bad file leaves the session as it was.
-  const uint64_t expected_size = 8 + 4 + 64 + 4 + 4 + 4 + 8 + n_tokens * 4 + 2ull * n_layer * n_tokens * file_row +
+  const uint64_t expected_size = 8 + 4 + 64 + 4 + 4 + 4 + 8 + (version == kStateVersionHybrid ? 8 : 0) + n_tokens * 4 +
+                                 2ull * n_layer * n_tokens * file_row + n_state * sizeof(float) +
                                  logits_.size() * sizeof(float);
   std::error_code ec;
   const uint64_t actual_size = std::filesystem::file_size(path, ec);
@@ -490,11 +530,20 @@ Status Session::load_state(const std::string& path) {
     if (!get(rows.data(), rows.size())) return bad("truncated KV data");
     store_rows(false, l);
   }
+  std::vector<float> state(n_state);
+  if (n_state > 0) {
+    if (!get(state.data(), n_state * sizeof(float))) return bad("truncated linear-attention state");
+    for (float v : state) {
+      if (!std::isfinite(v)) return bad("non-finite value in the linear-attention state");
+    }
+  }
   std::vector<float> logits(logits_.size());
   if (!get(logits.data(), logits.size() * sizeof(float))) return bad("truncated logits");
   if (in.peek() != std::char_traits<char>::eof()) return bad("trailing bytes after the logits");
   cached_ = std::move(tokens);
+  std::copy(state.begin(), state.end(), kv_.recurrent().data());
   kv_.set_n_past(static_cast<int64_t>(cached_.size()));
+  kv_.save_snapshot();
   logits_ = std::move(logits);
   logits_valid_ = true;
   return {};

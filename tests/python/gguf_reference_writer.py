@@ -17,6 +17,16 @@ Written from the published conventions of llama.cpp's converter (not from edgell
   - 1-D tensors (norms, biases, rope_freqs) stay F32; 2-D matrices take the requested type
     (F32, F16, Q8_0, Q4_0; quantized with gguf.quants.quantize).
   - no tokenizer section (edgellm's `generate --tokens` does not need one).
+  - Qwen3.5 (config model_type qwen3_5_text, arch qwen35), as llama.cpp's converter (conversion/qwen.py)
+    and gguf-py's qwen35 tensor list: the MLP norm is blk.N.post_attention_norm; linear-attention
+    layers' in_proj_qkv/in_proj_z/in_proj_b/in_proj_a/conv1d/dt_bias/A_log/norm/out_proj become
+    attn_qkv/attn_gate/ssm_beta/ssm_alpha/ssm_conv1d (squeezed to [channels, K], F32)/ssm_dt.bias/
+    ssm_a (= -exp(A_log))/ssm_norm/ssm_out; every RMSNorm weight but ssm_norm gets + 1; per-value-head
+    blocks go from grouped to tiled order (reshape [Hk, Hv/Hk, D] -> [Hv/Hk, Hk, D]): the value rows of
+    attn_qkv and ssm_conv1d, the rows of attn_gate, ssm_beta, ssm_alpha, ssm_a, ssm_dt, and the column
+    blocks of ssm_out. Keys: ssm.conv_kernel/state_size/group_count/time_step_rank/inner_size,
+    attention.recurrent_layers, full_attention_interval, rope.dimension_count (head_dim *
+    partial_rotary_factor), rope.dimension_sections (mrope_section padded to 4), key/value_length.
 """
 
 from __future__ import annotations
@@ -65,8 +75,24 @@ _HF_QWEN1 = [
 ]
 
 
+_HF_QWEN35 = [
+    (r"model\.layers\.(\d+)\.post_attention_layernorm\.weight", "blk.{0}.post_attention_norm.weight"),
+    (r"model\.layers\.(\d+)\.linear_attn\.in_proj_qkv\.weight", "blk.{0}.attn_qkv.weight"),
+    (r"model\.layers\.(\d+)\.linear_attn\.in_proj_z\.weight", "blk.{0}.attn_gate.weight"),
+    (r"model\.layers\.(\d+)\.linear_attn\.in_proj_b\.weight", "blk.{0}.ssm_beta.weight"),
+    (r"model\.layers\.(\d+)\.linear_attn\.in_proj_a\.weight", "blk.{0}.ssm_alpha.weight"),
+    (r"model\.layers\.(\d+)\.linear_attn\.conv1d\.weight", "blk.{0}.ssm_conv1d.weight"),
+    (r"model\.layers\.(\d+)\.linear_attn\.dt_bias", "blk.{0}.ssm_dt.bias"),
+    (r"model\.layers\.(\d+)\.linear_attn\.A_log", "blk.{0}.ssm_a"),
+    (r"model\.layers\.(\d+)\.linear_attn\.norm\.weight", "blk.{0}.ssm_norm.weight"),
+    (r"model\.layers\.(\d+)\.linear_attn\.out_proj\.weight", "blk.{0}.ssm_out.weight"),
+] + _HF_LLAMA
+
+QWEN35_TYPES = ("qwen3_5_text", "qwen3_5")
+
+
 def gguf_name(hf_name: str, model_type: str) -> str:
-    table = _HF_QWEN1 if model_type == "qwen" else _HF_LLAMA
+    table = _HF_QWEN1 if model_type == "qwen" else _HF_QWEN35 if model_type in QWEN35_TYPES else _HF_LLAMA
     for pattern, fmt in table:
         m = re.fullmatch(pattern, hf_name)
         if m:
@@ -125,6 +151,72 @@ def llama3_rope_factors(cfg: dict, head_dim: int) -> np.ndarray:
     return np.array(out, dtype=np.float32)
 
 
+def _qwen35_dims(config: dict) -> dict:
+    hk, hv = int(config["linear_num_key_heads"]), int(config["linear_num_value_heads"])
+    dk, dv = int(config["linear_key_head_dim"]), int(config["linear_value_head_dim"])
+    return dict(hk=hk, hv=hv, dk=dk, dv=dv, key_dim=hk * dk)
+
+
+def _tile_rows(a: np.ndarray, first: int, hk: int, hv: int, per_head: int, inverse: bool = False) -> np.ndarray:
+    """Rows [first, first + hv*per_head) from grouped [hk, r, per_head] to tiled [r, hk, per_head] (or back)."""
+    a = np.array(a, copy=True)
+    r = hv // hk
+    block = a[first:first + hv * per_head]
+    rest = block.shape[1:]
+    if inverse:
+        block = block.reshape(r, hk, per_head, *rest).swapaxes(0, 1)
+    else:
+        block = block.reshape(hk, r, per_head, *rest).swapaxes(0, 1)
+    a[first:first + hv * per_head] = block.reshape(hv * per_head, *rest)
+    return a
+
+
+def qwen35_to_gguf(gname: str, arr: np.ndarray, config: dict) -> np.ndarray:
+    """A Qwen3.5 tensor as llama.cpp's converter stores it (see the module docstring)."""
+    d = _qwen35_dims(config)
+    hk, hv, dv = d["hk"], d["hv"], d["dv"]
+    arr = np.asarray(arr, dtype=np.float32)
+    if re.search(r"(attn_norm|post_attention_norm|attn_q_norm|attn_k_norm)\.weight$", gname) or gname == "output_norm.weight":
+        return arr + np.float32(1.0)
+    if gname.endswith(".ssm_a"):
+        # exp in float64, rounded once (numpy's float32 exp is off by one ulp for ~40% of inputs)
+        return _tile_rows((-np.exp(arr.astype(np.float64))).astype(np.float32), 0, hk, hv, 1)
+    if gname.endswith(".ssm_dt.bias"):
+        return _tile_rows(arr, 0, hk, hv, 1)
+    if gname.endswith(".ssm_conv1d.weight"):
+        return _tile_rows(arr.reshape(arr.shape[0], arr.shape[-1]), 2 * d["key_dim"], hk, hv, dv)
+    if gname.endswith(".attn_qkv.weight"):
+        return _tile_rows(arr, 2 * d["key_dim"], hk, hv, dv)
+    if gname.endswith(".attn_gate.weight"):
+        return _tile_rows(arr, 0, hk, hv, dv)
+    if gname.endswith((".ssm_beta.weight", ".ssm_alpha.weight")):
+        return _tile_rows(arr, 0, hk, hv, 1)
+    if gname.endswith(".ssm_out.weight"):
+        return _tile_rows(arr.T, 0, hk, hv, dv).T.copy()
+    return arr
+
+
+def qwen35_from_gguf(gname: str, arr: np.ndarray, config: dict, shape) -> np.ndarray:
+    """Inverse of qwen35_to_gguf, into the Hugging Face tensor's shape."""
+    d = _qwen35_dims(config)
+    hk, hv, dv = d["hk"], d["hv"], d["dv"]
+    if re.search(r"(attn_norm|post_attention_norm|attn_q_norm|attn_k_norm)\.weight$", gname) or gname == "output_norm.weight":
+        return arr - np.float32(1.0)
+    if gname.endswith(".ssm_a"):
+        return np.log(-_tile_rows(arr, 0, hk, hv, 1, inverse=True).astype(np.float64)).astype(np.float32)
+    if gname.endswith(".ssm_dt.bias") or gname.endswith((".ssm_beta.weight", ".ssm_alpha.weight")):
+        return _tile_rows(arr, 0, hk, hv, 1, inverse=True)
+    if gname.endswith(".ssm_conv1d.weight"):
+        return _tile_rows(arr, 2 * d["key_dim"], hk, hv, dv, inverse=True).reshape(shape)
+    if gname.endswith(".attn_qkv.weight"):
+        return _tile_rows(arr, 2 * d["key_dim"], hk, hv, dv, inverse=True)
+    if gname.endswith(".attn_gate.weight"):
+        return _tile_rows(arr, 0, hk, hv, dv, inverse=True)
+    if gname.endswith(".ssm_out.weight"):
+        return _tile_rows(arr.T, 0, hk, hv, dv, inverse=True).T.copy()
+    return arr
+
+
 def _encode(arr: np.ndarray, weight_type: str):
     """(data, raw_dtype) for GGUFWriter.add_tensor."""
     arr = np.ascontiguousarray(arr, dtype=np.float32)
@@ -147,7 +239,8 @@ def write_gguf(path, config: dict, state_dict: dict[str, np.ndarray], weight_typ
     tensor_types: optional per-GGUF-tensor override of the weight type (e.g. for corrupt files).
     """
     model_type = config["model_type"]
-    arch = arch_override or model_type
+    qwen35 = model_type in QWEN35_TYPES
+    arch = arch_override or ("qwen35" if qwen35 else model_type)
     w = gguf.GGUFWriter(str(path), arch)
     w.add_name(name)
     w.add_file_type(FILE_TYPES[weight_type])
@@ -187,6 +280,19 @@ def write_gguf(path, config: dict, state_dict: dict[str, np.ndarray], weight_typ
         if model_type == "llama":
             w.add_rope_dimension_count(head_dim)
             w.add_vocab_size(int(config["vocab_size"]))
+        if qwen35:
+            prf = float(rope.get("partial_rotary_factor", config.get("partial_rotary_factor", 0.25)))
+            w.add_rope_dimension_count(int(head_dim * prf))
+            sections = list(rope.get("mrope_section", [11, 11, 10]))
+            w.add_rope_dimension_sections((sections + [0, 0, 0, 0])[:4])
+            w.add_ssm_conv_kernel(int(config["linear_conv_kernel_dim"]))
+            w.add_ssm_state_size(int(config["linear_key_head_dim"]))
+            w.add_ssm_group_count(int(config["linear_num_key_heads"]))
+            w.add_ssm_time_step_rank(int(config["linear_num_value_heads"]))
+            w.add_ssm_inner_size(int(config["linear_value_head_dim"]) * int(config["linear_num_value_heads"]))
+            types = config["layer_types"]
+            w.add_array(f"{arch}.attention.recurrent_layers", [t == "linear_attention" for t in types])
+            w.add_full_attention_interval(int(config.get("full_attention_interval", 4)))
         rtype = rope.get("rope_type", rope.get("type", "default"))
         if rtype == "linear":
             w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
@@ -202,12 +308,15 @@ def write_gguf(path, config: dict, state_dict: dict[str, np.ndarray], weight_typ
         if model_type == "llama" and re.search(r"attn_[qk]\.(weight|bias)$", gname):
             heads = n_head if ".attn_q." in gname else n_head_kv
             arr = llama_permute(arr, heads)
+        if qwen35:
+            arr = qwen35_to_gguf(gname, arr, config)
         items.append((gname, arr))
     if model_type == "llama" and _rope_params(config).get("rope_type") == "llama3":
         items.append(("rope_freqs.weight", llama3_rope_factors(config, head_dim)))
 
     for gname, arr in items:
-        data, raw = _encode(arr, tensor_types.get(gname, weight_type if arr.ndim == 2 else "f32"))
+        default = weight_type if arr.ndim == 2 and not gname.endswith(".ssm_conv1d.weight") else "f32"
+        data, raw = _encode(arr, tensor_types.get(gname, default))
         w.add_tensor(gname, data, raw_dtype=raw)
 
     w.write_header_to_file()
@@ -242,6 +351,9 @@ def hf_state_dict_from_gguf(path, config: dict, template: dict[str, np.ndarray])
         gname = gguf_name(hf_name, model_type)
         if gname == "output.weight" and gname not in tensors:
             gname = "token_embd.weight"  # tied
+        if model_type in QWEN35_TYPES:
+            out[hf_name] = qwen35_from_gguf(gname, tensors[gname], config, ref.shape).reshape(ref.shape)
+            continue
         arr = tensors[gname].reshape(ref.shape)
         if model_type == "llama" and re.search(r"attn_[qk]\.(weight|bias)$", gname):
             arr = llama_unpermute(arr, n_head if ".attn_q." in gname else n_head_kv)

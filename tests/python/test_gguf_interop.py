@@ -383,7 +383,12 @@ def _semantic_meta(reader) -> dict:
     g = lambda k, d=None: f.get(f"{a}.{k}", d)  # noqa: E731
     n_embd, n_head = g("embedding_length"), g("attention.head_count")
     key_len = g("attention.key_length", n_embd // n_head)
-    return {
+    extra = {}
+    if a == "qwen35":
+        extra = {k: g(k) for k in ("ssm.conv_kernel", "ssm.state_size", "ssm.group_count", "ssm.time_step_rank",
+                                   "ssm.inner_size", "rope.dimension_sections", "attention.recurrent_layers",
+                                   "nextn_predict_layers")}
+    return extra | {
         "architecture": a, "context_length": g("context_length"), "embedding_length": n_embd,
         "block_count": g("block_count"), "feed_forward_length": g("feed_forward_length"),
         "head_count": n_head, "head_count_kv": g("attention.head_count_kv", n_head),
@@ -437,10 +442,18 @@ def test_convert_f32_data_and_logits(name, module_tmp, convert_src):
     c = _case(name, module_tmp)
     path = _convert(convert_src[name], module_tmp / f"{name}-conv-f32.gguf", "f32")
     reader = _check_read_back(path)
-    # Tensors equal the Hugging Face weights exactly (un-permuting Llama's q/k).
-    back = gw.hf_state_dict_from_gguf(path, c["config"], c["sd"])
-    for k, v in c["sd"].items():
-        assert np.array_equal(back[k], v), k
+    if c["spec"].family == "qwen35":
+        # Equal to the reference writer's tensors (its own +1, -exp(A_log) and value-head order).
+        ref = gw.read_dequantized(gw.write_gguf(module_tmp / f"{name}-ref-data.gguf", c["config"], c["sd"], "f32"))
+        got = gw.read_dequantized(path)
+        assert sorted(got) == sorted(ref)
+        for k, v in ref.items():
+            assert np.array_equal(got[k], v), k
+    else:
+        # Tensors equal the Hugging Face weights exactly (un-permuting Llama's q/k).
+        back = gw.hf_state_dict_from_gguf(path, c["config"], c["sd"])
+        for k, v in c["sd"].items():
+            assert np.array_equal(back[k], v), k
     assert all(t.tensor_type == gguf.GGMLQuantizationType.F32 for t in reader.tensors)
     r = run_generate(path, c["prompt"], N_GEN, module_tmp, kv_type="f32")
     assert_within(f"{name} edgellm-convert f32 vs transformers", measure(r, c["logits32"]), BOUND_F32)
@@ -451,7 +464,7 @@ CONVERT_QUANTS = ["f16", "bf16", "q8_0", "q4_0", "q4_1"]
 
 
 @pytest.mark.parametrize("quant", CONVERT_QUANTS)
-@pytest.mark.parametrize("name", ["qwen2", "llama"])
+@pytest.mark.parametrize("name", ["qwen2", "llama", "qwen35"])
 def test_convert_rtn_bytes_match_gguf_package(name, quant, module_tmp, convert_src):
     """With --rtn (ggml's reference quantizers) every tensor's bytes equal the gguf package's
     encoding of the same values in the type the file declares; logits match transformers run on

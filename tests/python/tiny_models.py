@@ -28,8 +28,8 @@ import torch
 
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 import transformers  # noqa: E402
-from transformers import (LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
-                          Qwen3ForCausalLM)
+from transformers import (LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3_5ForCausalLM,
+                          Qwen3_5TextConfig, Qwen3Config, Qwen3ForCausalLM)
 
 torch.set_num_threads(1)  # tiny matrices: threads cost more than they give on 2 shared cores
 transformers.utils.logging.disable_progress_bar()
@@ -38,7 +38,7 @@ transformers.utils.logging.disable_progress_bar()
 @dataclass
 class ModelSpec:
     name: str
-    family: str          # "qwen2", "qwen3", "llama", or "qwen1" (built as Qwen2, saved as Qwen 1)
+    family: str          # "qwen2", "qwen3", "qwen35", "llama", or "qwen1" (built as Qwen2, saved as Qwen 1)
     config: dict         # keyword arguments of the transformers config
     seed: int
     prompt_len: int = 12
@@ -91,6 +91,26 @@ SPECS: dict[str, ModelSpec] = {s.name: s for s in [
         rope_parameters=_rope(10000.0)), seed=107,
         notes="Qwen 1 dir (fused c_attn, w1/w2/c_proj) vs Qwen2ForCausalLM on the same weights; "
               "seq_length 8192 so dynamic NTK / log-n never trigger"),
+    # Qwen3.5: Gated DeltaNet layers + gated full attention. Prompts longer than a delta-rule chunk (64).
+    ModelSpec("qwen35", "qwen35", dict(
+        vocab_size=512, hidden_size=64, intermediate_size=96, num_hidden_layers=4, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=32, max_position_embeddings=512, rms_norm_eps=1e-6,
+        tie_word_embeddings=False, layer_types=["linear_attention", "linear_attention", "linear_attention",
+                                                 "full_attention"],
+        rope_parameters=_rope(10000.0, partial_rotary_factor=0.25, mrope_section=[2, 1, 1], mrope_interleaved=True),
+        linear_conv_kernel_dim=4, linear_key_head_dim=16, linear_value_head_dim=16, linear_num_key_heads=2,
+        linear_num_value_heads=4), seed=108, prompt_len=70,
+        notes="hybrid L,L,L,F; linear heads 2 key / 4 value (value heads share key heads), conv 4, rotary 8 of 32"),
+    ModelSpec("qwen35-tied", "qwen35", dict(
+        vocab_size=576, hidden_size=96, intermediate_size=128, num_hidden_layers=3, num_attention_heads=3,
+        num_key_value_heads=1, head_dim=32, max_position_embeddings=512, rms_norm_eps=1e-6,
+        tie_word_embeddings=True, layer_types=["linear_attention", "full_attention", "linear_attention"],
+        rope_parameters=_rope(1000000.0, partial_rotary_factor=0.5, mrope_section=[4, 2, 2], mrope_interleaved=True),
+        linear_conv_kernel_dim=3, linear_key_head_dim=32, linear_value_head_dim=32, linear_num_key_heads=3,
+        linear_num_value_heads=3), seed=111, prompt_len=33,
+        notes="tied, L,F,L, MQA 3/1, equal key/value head counts, conv 3, rotary 16 of 32; random Qwen3.5 "
+              "models are 4-10x more sensitive to f16 weight rounding than Qwen3 ones (transformers alone: "
+              "6e-3..2e-2 over seeds 110-113, qwen3 1.5e-3), so the seed keeps that effect under the 1e-2 bound"),
 ]}
 
 ARCH_CLASSES = {
@@ -98,6 +118,7 @@ ARCH_CLASSES = {
     "qwen1": (Qwen2Config, Qwen2ForCausalLM),
     "qwen3": (Qwen3Config, Qwen3ForCausalLM),
     "llama": (LlamaConfig, LlamaForCausalLM),
+    "qwen35": (Qwen3_5TextConfig, Qwen3_5ForCausalLM),
 }
 
 
@@ -105,13 +126,21 @@ def randomize_(model: torch.nn.Module, seed: int) -> None:
     """Re-draws every parameter (see the module docstring for the distributions)."""
     g = torch.Generator().manual_seed(seed)
     tied = bool(getattr(model.config, "tie_word_embeddings", False))
+    zero_centred_norms = model.config.model_type.startswith("qwen3_5")
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.ndim == 1:
-                if name.endswith("bias"):
+                if name.endswith("bias"):  # also Qwen3.5's dt_bias
                     vals = 0.5 * torch.randn(p.shape, generator=g, dtype=torch.float64)
+                elif name.endswith("A_log"):  # Qwen3.5 decay rates exp(A_log) in [0.4, 2.7]
+                    vals = -1.0 + 2.0 * torch.rand(p.shape, generator=g, dtype=torch.float64)
+                elif zero_centred_norms and not name.endswith("linear_attn.norm.weight"):
+                    # Qwen3.5's RMSNorms multiply by (1 + weight)
+                    vals = -0.4 + 0.8 * torch.rand(p.shape, generator=g, dtype=torch.float64)
                 else:  # RMSNorm weights (input/post-attention/final/q_norm/k_norm)
                     vals = 0.6 + 0.8 * torch.rand(p.shape, generator=g, dtype=torch.float64)
+            elif p.ndim == 3:  # Qwen3.5's depthwise conv1d [channels, 1, K]
+                vals = torch.randn(p.shape, generator=g, dtype=torch.float64) / math.sqrt(p.shape[2])
             elif "embed_tokens" in name:
                 # Tied: logits = E . norm(h) and h contains the input embedding, so a large E makes every
                 # token predict itself; a small E lets the layers' outputs dominate the residual stream.

@@ -92,7 +92,7 @@ TEST_P(ForwardPerArch, F16CacheIsCloseToF32) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllArchitectures, ForwardPerArch,
-                         ::testing::Values(Arch::kLlama, Arch::kQwen, Arch::kQwen2, Arch::kQwen3),
+                         ::testing::Values(Arch::kLlama, Arch::kQwen, Arch::kQwen2, Arch::kQwen3, Arch::kQwen35),
                          [](const auto& info) { return std::string(arch_name(info.param)); });
 
 TEST(Forward, TiedEmbeddingsUseTheTokenEmbedding) {

@@ -11,6 +11,7 @@
 #include "kernels/quantize.h"
 #include "model/arch.h"
 #include "model/config_gguf.h"
+#include "model/qwen35_gguf_layout.h"
 #include "model/rope_permute.h"
 #include "model/tensor_names.h"
 #include "tokenizer/tokenizer.h"
@@ -38,6 +39,25 @@ ModelConfig make_config(Arch arch, int64_t vocab, int64_t embd, int64_t layers, 
   c.qk_norm = arch == Arch::kQwen3;
   c.fused_qkv = arch == Arch::kQwen;
   c.rope_style = arch == Arch::kLlama ? RopeStyle::kInterleaved : RopeStyle::kNeox;
+  return c;
+}
+
+// Qwen3.5: linear-attention layers with every `interval`-th layer full attention (head_dim 256, a quarter
+// of it rotary), Dk = Dv = 128 and a 4-tap convolution in the linear layers.
+ModelConfig make_qwen35_config(int64_t vocab, int64_t embd, int64_t layers, int64_t heads, int64_t kv_heads,
+                               int64_t head_dim, int64_t ff, int64_t linear_k_heads, int64_t linear_v_heads,
+                               int64_t linear_head_dim, int64_t interval, int64_t ctx, bool tied) {
+  ModelConfig c = make_config(Arch::kQwen35, vocab, embd, layers, heads, kv_heads, head_dim, ff, 10000000.0f, ctx, tied);
+  c.qk_norm = true;
+  c.attn_output_gate = true;
+  c.n_rot = head_dim / 4;
+  c.rope_sections = {11, 11, 10};
+  for (int64_t i = 0; i < layers; ++i) c.recurrent.push_back((i + 1) % interval != 0);
+  c.ssm_conv_kernel = 4;
+  c.ssm_n_k_heads = linear_k_heads;
+  c.ssm_n_v_heads = linear_v_heads;
+  c.ssm_k_head_dim = linear_head_dim;
+  c.ssm_v_head_dim = linear_head_dim;
   return c;
 }
 
@@ -80,17 +100,44 @@ struct TensorPlan {
   TensorRole role;
   int64_t layer;
   std::vector<int64_t> ne;  // ggml order
-  bool vector;              // 1-D: norms and biases (always f32)
+  bool vector;              // always f32: 1-D norms and biases (and Qwen3.5's convolution taps)
   float mean;
+  float stddev = -1.0f;     // < 0: the default for the kind of tensor
 };
 
 std::vector<TensorPlan> plan_tensors(const ModelConfig& c) {
   const int64_t E = c.n_embd, Q = c.q_dim(), KV = c.kv_dim(), F = c.n_ff, V = c.n_vocab;
   std::vector<TensorPlan> plan;
+  // Qwen3.5's RMSNorm weights are stored as w - 1 in Hugging Face's files: values around 0 here, which
+  // write_synthetic_gguf turns into llama.cpp's w.
+  const bool qwen35 = c.arch == Arch::kQwen35;
+  const float norm_mean = qwen35 ? 0.0f : 1.0f;
+  const float norm_std = 0.1f;
   plan.push_back({TensorRole::kTokenEmbd, -1, {E, V}, false, 0.0f});
   for (int64_t il = 0; il < c.n_layer; ++il) {
-    plan.push_back({TensorRole::kAttnNorm, il, {E}, true, 1.0f});
-    if (c.fused_qkv) {
+    plan.push_back({TensorRole::kAttnNorm, il, {E}, true, norm_mean, norm_std});
+    if (c.is_recurrent(il)) {
+      const int64_t CD = c.ssm_conv_dim(), VD = c.ssm_value_dim(), Hv = c.ssm_n_v_heads;
+      plan.push_back({TensorRole::kAttnQkv, il, {E, CD}, false, 0.0f});
+      plan.push_back({TensorRole::kSsmInZ, il, {E, VD}, false, 0.0f});
+      plan.push_back({TensorRole::kSsmBeta, il, {E, Hv}, false, 0.0f});
+      plan.push_back({TensorRole::kSsmAlpha, il, {E, Hv}, false, 0.0f});
+      plan.push_back({TensorRole::kSsmConv, il, {c.ssm_conv_kernel, CD}, true, 0.0f, 0.3f});
+      plan.push_back({TensorRole::kSsmDtBias, il, {Hv}, true, 0.0f, 0.5f});
+      plan.push_back({TensorRole::kSsmA, il, {Hv}, true, 0.0f, 0.5f});  // A_log
+      plan.push_back({TensorRole::kSsmNorm, il, {c.ssm_v_head_dim}, true, 1.0f});
+      plan.push_back({TensorRole::kSsmOut, il, {VD, E}, false, 0.0f});
+      plan.push_back({TensorRole::kPostAttnNorm, il, {E}, true, norm_mean, norm_std});
+      plan.push_back({TensorRole::kFfnGate, il, {E, F}, false, 0.0f});
+      plan.push_back({TensorRole::kFfnUp, il, {E, F}, false, 0.0f});
+      plan.push_back({TensorRole::kFfnDown, il, {F, E}, false, 0.0f});
+      continue;
+    }
+    if (qwen35) {
+      plan.push_back({TensorRole::kAttnQ, il, {E, 2 * Q}, false, 0.0f});  // q and gate per head
+      plan.push_back({TensorRole::kAttnK, il, {E, KV}, false, 0.0f});
+      plan.push_back({TensorRole::kAttnV, il, {E, KV}, false, 0.0f});
+    } else if (c.fused_qkv) {
       plan.push_back({TensorRole::kAttnQkv, il, {E, Q + 2 * KV}, false, 0.0f});
       plan.push_back({TensorRole::kAttnQkvBias, il, {Q + 2 * KV}, true, 0.0f});
     } else {
@@ -104,16 +151,16 @@ std::vector<TensorPlan> plan_tensors(const ModelConfig& c) {
       }
     }
     if (c.qk_norm) {
-      plan.push_back({TensorRole::kAttnQNorm, il, {c.head_dim}, true, 1.0f});
-      plan.push_back({TensorRole::kAttnKNorm, il, {c.head_dim}, true, 1.0f});
+      plan.push_back({TensorRole::kAttnQNorm, il, {c.head_dim}, true, norm_mean, norm_std});
+      plan.push_back({TensorRole::kAttnKNorm, il, {c.head_dim}, true, norm_mean, norm_std});
     }
     plan.push_back({TensorRole::kAttnOut, il, {Q, E}, false, 0.0f});
-    plan.push_back({TensorRole::kFfnNorm, il, {E}, true, 1.0f});
+    plan.push_back({qwen35 ? TensorRole::kPostAttnNorm : TensorRole::kFfnNorm, il, {E}, true, norm_mean, norm_std});
     plan.push_back({TensorRole::kFfnGate, il, {E, F}, false, 0.0f});
     plan.push_back({TensorRole::kFfnUp, il, {E, F}, false, 0.0f});
     plan.push_back({TensorRole::kFfnDown, il, {F, E}, false, 0.0f});
   }
-  plan.push_back({TensorRole::kOutputNorm, -1, {E}, true, 1.0f});
+  plan.push_back({TensorRole::kOutputNorm, -1, {E}, true, norm_mean, norm_std});
   if (!c.tied_embeddings) plan.push_back({TensorRole::kOutput, -1, {E, V}, false, 0.0f});
   return plan;
 }
@@ -124,7 +171,7 @@ std::vector<float> generate(const TensorPlan& p, const SynthOptions& o) {
   std::vector<float> values(static_cast<size_t>(n));
   const uint64_t key = splitmix64(o.seed ^ hash_string(*tensor_name(NameScheme::kGguf, p.role, p.layer)));
   // Norm weights near 1 and biases small but non-zero, so every tensor matters in comparisons.
-  const float stddev = p.vector ? (p.mean == 1.0f ? 0.1f : 0.05f) : o.init_std;
+  const float stddev = p.stddev >= 0 ? p.stddev : p.vector ? (p.mean == 1.0f ? 0.1f : 0.05f) : o.init_std;
   fill_random(values, key, p.mean, stddev);
   return values;
 }
@@ -145,6 +192,14 @@ const std::vector<SynthPreset>& synth_presets() {
        with_qwen1_long_context(make_config(Arch::kQwen, 151936, 2048, 24, 16, 16, 128, 5504, 10000.0f, 8192, false))},
       {"qwen3-0.6b", "Qwen3-0.6B dimensions (qwen3, q/k norm, GQA 16/8, head_dim 128, tied)",
        make_config(Arch::kQwen3, 151936, 1024, 28, 16, 8, 128, 3072, 1000000.0f, 40960, true)},
+      {"qwen3.5-0.8b", "Qwen3.5-0.8B dimensions (qwen35: 18 Gated DeltaNet + 6 gated attention layers, GQA 8/2, "
+                       "head_dim 256, tied)",
+       make_qwen35_config(248320, 1024, 24, 8, 2, 256, 3584, 16, 16, 128, 4, 262144, true)},
+      {"qwen3.5-2b", "Qwen3.5-2B dimensions (qwen35: 18 Gated DeltaNet + 6 gated attention layers, GQA 8/2, "
+                     "head_dim 256, tied)",
+       make_qwen35_config(248320, 2048, 24, 8, 2, 256, 6144, 16, 16, 128, 4, 262144, true)},
+      {"qwen35-tiny", "a tiny qwen35 model for tests (4 layers L,L,L,F, hidden 64, 2 key / 4 value linear heads)",
+       make_qwen35_config(512, 64, 4, 4, 2, 32, 96, 2, 4, 16, 4, 2048, false)},
       {"tiny", "a tiny qwen2 model for tests (2 layers, hidden 64, vocab 512)",
        make_config(Arch::kQwen2, 512, 64, 2, 4, 2, 16, 128, 10000.0f, 2048, false)},
   };
@@ -184,6 +239,7 @@ Status write_synthetic_gguf(const ModelConfig& c, const SynthOptions& o, const s
         const int64_t heads = p.role == TensorRole::kAttnQ ? c.n_head : c.n_head_kv;
         permute_rows_for_interleaved_rope(values, heads, c.head_dim, p.ne[0]);
       }
+      if (c.arch == Arch::kQwen35) qwen35_values_to_gguf(c, p.role, values, p.ne[0]);
       int64_t n = static_cast<int64_t>(values.size());
       out.resize(dtype_row_bytes(type, n));
       return quantize_row(type, values.data(), out.data(), n);
@@ -219,9 +275,10 @@ Status write_synthetic_hf_dir(const ModelConfig& c, const SynthOptions& o, const
            {"no_bias", true},
            {"tie_word_embeddings", c.tied_embeddings}};
   } else {
-    const char* arch_class = c.arch == Arch::kLlama ? "LlamaForCausalLM"
-                             : c.arch == Arch::kQwen2 ? "Qwen2ForCausalLM"
-                                                      : "Qwen3ForCausalLM";
+    const char* arch_class = c.arch == Arch::kLlama    ? "LlamaForCausalLM"
+                             : c.arch == Arch::kQwen2  ? "Qwen2ForCausalLM"
+                             : c.arch == Arch::kQwen35 ? "Qwen3_5ForCausalLM"
+                                                       : "Qwen3ForCausalLM";
     cfg = {{"architectures", {arch_class}},
            {"model_type", arch_name(c.arch)},
            {"vocab_size", c.n_vocab},
@@ -238,6 +295,23 @@ Status write_synthetic_hf_dir(const ModelConfig& c, const SynthOptions& o, const
            {"tie_word_embeddings", c.tied_embeddings},
            {"torch_dtype", "float32"}};
     if (c.arch == Arch::kLlama) cfg["attention_bias"] = c.qkv_bias;
+    if (c.arch == Arch::kQwen35) {
+      cfg["model_type"] = "qwen3_5_text";
+      nlohmann::ordered_json types = nlohmann::ordered_json::array();
+      for (int64_t i = 0; i < c.n_layer; ++i) types.push_back(c.is_recurrent(i) ? "linear_attention" : "full_attention");
+      cfg["layer_types"] = types;
+      cfg.erase("rope_theta");
+      cfg["rope_parameters"] = {{"rope_type", "default"},
+                                {"rope_theta", c.rope_theta},
+                                {"partial_rotary_factor", static_cast<double>(c.n_rot) / static_cast<double>(c.head_dim)},
+                                {"mrope_section", c.rope_sections},
+                                {"mrope_interleaved", true}};
+      cfg["linear_conv_kernel_dim"] = c.ssm_conv_kernel;
+      cfg["linear_key_head_dim"] = c.ssm_k_head_dim;
+      cfg["linear_value_head_dim"] = c.ssm_v_head_dim;
+      cfg["linear_num_key_heads"] = c.ssm_n_k_heads;
+      cfg["linear_num_value_heads"] = c.ssm_n_v_heads;
+    }
   }
   {
     std::ofstream out(dir + "/config.json");
@@ -252,6 +326,7 @@ Status write_synthetic_hf_dir(const ModelConfig& c, const SynthOptions& o, const
     if (!name) return make_error(ErrorCode::kInternal, "no Hugging Face name for a synthetic tensor");
     const std::vector<float> values = generate(p, o);
     std::vector<int64_t> shape(p.ne.rbegin(), p.ne.rend());
+    if (p.role == TensorRole::kSsmConv) shape = {p.ne[1], 1, p.ne[0]};  // Conv1d's [channels, 1, K]
     EDGELLM_TRY(st.add(*name, DType::kF32, shape, values.data(), values.size() * sizeof(float)));
   }
   return st.write(dir + "/model.safetensors");

@@ -5,6 +5,11 @@
 namespace edgellm::test {
 
 ModelConfig tiny_config(Arch arch, bool tied_embeddings) {
+  if (arch == Arch::kQwen35) {
+    ModelConfig c = find_synth_preset("qwen35-tiny").value().config;
+    c.tied_embeddings = tied_embeddings;
+    return c;
+  }
   ModelConfig c = find_synth_preset("tiny").value().config;
   c.arch = arch;
   c.n_ff = 96;

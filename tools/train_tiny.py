@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Train a tiny, genuinely trained Qwen2- or Qwen3-architecture model fixture on this CPU.
+"""Train a tiny, genuinely trained Qwen2-, Qwen3- or Qwen3.5-architecture model fixture on this CPU.
 
 The result is a Hugging Face directory written by `transformers`' own `save_pretrained`
 (config.json, generation_config.json, model.safetensors in float32, tokenizer.json,
@@ -24,6 +24,11 @@ Fully seeded and deterministic for a fixed --threads value.
 Example:
   .venv/bin/python tools/train_tiny.py --arch qwen2 --out tests/models/qwen2-tiny
   .venv/bin/python tools/train_tiny.py --arch qwen3 --out tests/models/qwen3-tiny
+  .venv/bin/python tools/train_tiny.py --arch qwen35 --out tests/models/qwen35-tiny
+
+qwen35 (Qwen3_5ForCausalLM, hybrid Gated DeltaNet + gated attention) uses Qwen3.5's own pre-tokenizer
+regex (transformers' tokenization_qwen3_5.PRETOKENIZE_REGEX: combining marks join letter runs) and the
+real Qwen3.5 chat template (tests/data/chat/qwen3.5.jinja).
 """
 
 import os
@@ -66,7 +71,13 @@ ARCH_DEFAULTS = {
                   tie=False, rope_theta=10000.0, max_pos=1024, template="qwen2.5-instruct.jinja"),
     "qwen3": dict(hidden=128, layers=4, heads=4, kv_heads=2, head_dim=64, intermediate=384,
                   tie=True, rope_theta=1000000.0, max_pos=1024, template="qwen3.jinja"),
+    # Qwen3.5-0.8B-style: tied, three Gated DeltaNet layers then one gated full-attention layer, a quarter of
+    # each attention head rotary; linear layers with 2 key heads / 4 value heads of 32 dims, 4-tap conv.
+    "qwen35": dict(hidden=128, layers=4, heads=4, kv_heads=2, head_dim=64, intermediate=384,
+                   tie=True, rope_theta=10000000.0, max_pos=1024, template="qwen3.5.jinja"),
 }
+QWEN35_LINEAR = dict(linear_conv_kernel_dim=4, linear_key_head_dim=32, linear_value_head_dim=32,
+                     linear_num_key_heads=2, linear_num_value_heads=4)
 
 
 def log(msg, lines=None):
@@ -162,7 +173,14 @@ def make_chats(texts, n, rng, arch):
 
 # ----------------------------------------------------------------------------- tokenizer
 
-def build_tokenizer(texts, bpe_vocab, added):
+def split_regex(arch):
+    if arch == "qwen35":
+        from transformers.models.qwen3_5.tokenization_qwen3_5 import PRETOKENIZE_REGEX
+        return PRETOKENIZE_REGEX
+    return QWEN2_SPLIT_REGEX
+
+
+def build_tokenizer(texts, bpe_vocab, added, arch="qwen2"):
     from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors, trainers
     from tokenizers.models import BPE
 
@@ -170,7 +188,7 @@ def build_tokenizer(texts, bpe_vocab, added):
                         end_of_word_suffix="", fuse_unk=False, byte_fallback=False))
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN2_SPLIT_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.Split(Regex(split_regex(arch)), behavior="isolated", invert=False),
         pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
     ])
     tok.post_processor = processors.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
@@ -191,17 +209,21 @@ def build_tokenizer(texts, bpe_vocab, added):
     return Tokenizer.from_str(json.dumps(j))
 
 
-def check_pretokenizer_matches_real(tok, data_dir):
-    """Our normalizer / pre-tokenizer / decoder must be the ones in the real Qwen tokenizer.json."""
+def check_pretokenizer_matches_real(tok, data_dir, arch="qwen2"):
+    """Our normalizer / pre-tokenizer / decoder must be the ones in the real Qwen tokenizer.json (for Qwen3.5,
+    whose tokenizer.json is not bundled: Qwen3's with transformers' Qwen3.5 split regex)."""
     real_path = data_dir / "qwen3-tokenizer" / "tokenizer.json"
     if not real_path.exists():
         return "real Qwen tokenizer.json not found; skipped comparison"
     real = json.loads(real_path.read_text(encoding="utf-8"))
+    if arch == "qwen35":
+        real["pre_tokenizer"]["pretokenizers"][0]["pattern"] = {"Regex": split_regex(arch)}
     ours = json.loads(tok.to_str())
     for key in ("normalizer", "pre_tokenizer", "decoder"):
         if ours[key] != real[key]:
             raise SystemExit(f"{key} differs from {real_path}:\n ours={ours[key]}\n real={real[key]}")
-    return f"normalizer, pre_tokenizer, decoder identical to {real_path}"
+    return f"normalizer, pre_tokenizer, decoder identical to {real_path}" + (
+        " (with Qwen3.5's split regex)" if arch == "qwen35" else "")
 
 
 def wrap_tokenizer(tok, arch, template):
@@ -209,7 +231,7 @@ def wrap_tokenizer(tok, arch, template):
     from transformers import Qwen2Tokenizer
 
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in (EOT, IM_START, IM_END)])
-    if arch == "qwen3":
+    if arch in ("qwen3", "qwen35"):
         # As in the real Qwen3 tokenizer: <think> / </think> are added but not special tokens.
         tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in (THINK, END_THINK)])
     hf = Qwen2Tokenizer(
@@ -271,6 +293,17 @@ def build_model(arch, a, vocab_size, ids):
         gen = GenerationConfig(bos_token_id=ids[EOT], eos_token_id=[ids[IM_END], ids[EOT]],
                                pad_token_id=ids[EOT], do_sample=True, temperature=0.7, top_p=0.8,
                                top_k=20, repetition_penalty=1.05)
+    elif arch == "qwen35":
+        from transformers import Qwen3_5ForCausalLM, Qwen3_5TextConfig
+        common.pop("use_sliding_window")
+        common["rope_parameters"] = {"rope_type": "default", "rope_theta": a.rope_theta, "partial_rotary_factor": 0.25,
+                                     "mrope_section": [4, 2, 2], "mrope_interleaved": True}
+        types = ["full_attention" if (i + 1) % 4 == 0 else "linear_attention" for i in range(a.layers)]
+        cfg = Qwen3_5TextConfig(head_dim=a.head_dim, attention_bias=False, layer_types=types, **QWEN35_LINEAR, **common)
+        model = Qwen3_5ForCausalLM(cfg)
+        gen = GenerationConfig(bos_token_id=ids[EOT], eos_token_id=[ids[IM_END], ids[EOT]],
+                               pad_token_id=ids[EOT], do_sample=True, temperature=0.6, top_p=0.95,
+                               top_k=20)
     else:
         from transformers import Qwen3Config, Qwen3ForCausalLM
         cfg = Qwen3Config(head_dim=a.head_dim, attention_bias=False, **common)
@@ -394,12 +427,15 @@ def main(argv=None):
         f"({sum(map(len, texts['zh_train']))} chars) + {len(texts['zh_val'])} held-out chars", L)
 
     t0 = time.time()
-    tok = build_tokenizer(texts, a.bpe_vocab, None)
-    log(check_pretokenizer_matches_real(tok, data_dir), L)
-    template = (data_dir / "chat-templates" / a.template).read_text(encoding="utf-8")
+    tok = build_tokenizer(texts, a.bpe_vocab, None, a.arch)
+    log(check_pretokenizer_matches_real(tok, data_dir, a.arch), L)
+    template_path = data_dir / "chat-templates" / a.template
+    if not template_path.exists():
+        template_path = REPO / "tests" / "data" / "chat" / a.template
+    template = template_path.read_text(encoding="utf-8")
     hf_tok = wrap_tokenizer(tok, a.arch, template)
     ids = {t: hf_tok.convert_tokens_to_ids(t) for t in (EOT, IM_START, IM_END)}
-    if a.arch == "qwen3":
+    if a.arch in ("qwen3", "qwen35"):
         ids.update({t: hf_tok.convert_tokens_to_ids(t) for t in (THINK, END_THINK)})
     n_tok = len(hf_tok)
     assert n_tok <= a.vocab_size, (n_tok, a.vocab_size)

@@ -152,7 +152,7 @@ int run_bench(const BenchArgs& a) {
     return 1;
   }
   // The cache is written as positions fill; touch it all now so that peak RSS counts the whole context.
-  for (int64_t l = 0; l < c.n_layer; ++l) {
+  for (int64_t l = 0; l < kv->n_layer(); ++l) {  // the full-attention layers of a hybrid model
     std::memset(kv->k_row(l, 0), 0, kv->layer_bytes());
     std::memset(kv->v_row(l, 0), 0, kv->layer_bytes());
   }
@@ -165,7 +165,7 @@ int run_bench(const BenchArgs& a) {
   const double per_token_bytes = static_cast<double>((*lm)->model().weight_bytes()) -
                                  (w.output.data == w.token_embd.data ? 0.0 : static_cast<double>(w.token_embd.size_bytes));
   // And of the KV cache, per position attended (k and v rows of every layer); shown, not in the limit.
-  const double kv_bytes_per_position = 2.0 * static_cast<double>(c.n_layer) * static_cast<double>(kv->row_bytes());
+  const double kv_bytes_per_position = 2.0 * static_cast<double>(kv->n_layer()) * static_cast<double>(kv->row_bytes());
   // A grammar (--grammar / --json-schema): each decode step masks the logits and advances the matcher, as
   // generation does; the time that takes is measured apart. The first (warm-up) repetition meets every
   // grammar state for the first time; the counted ones reuse the masks.

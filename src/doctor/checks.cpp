@@ -1,5 +1,7 @@
 #include "doctor/checks.h"
 
+#include "model/kv_cache.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -375,7 +377,9 @@ void check_model_memory(const ModelFacts& m, const SystemFacts& sys, const Docto
   const int64_t ctx = opts.ctx > 0 ? opts.ctx : std::min<int64_t>(train_ctx, 4096);
   const double weights = static_cast<double>(m.weight_bytes);
   const double per_pos = static_cast<double>(m.kv_bytes_per_position(opts.kv_type));
-  const double overhead = kRuntimeOverheadBytes + 8.0 * static_cast<double>(m.config.n_vocab);
+  // A hybrid model's linear-attention state and its snapshots (model/kv_cache.h) do not grow with the context.
+  const double overhead = kRuntimeOverheadBytes + 8.0 * static_cast<double>(m.config.n_vocab) +
+                          static_cast<double>(KvCache::state_bytes_needed(m.config));
   const double need = weights + per_pos * static_cast<double>(ctx) + overhead;
   const std::string breakdown = fmt("weights %s + %s KV cache for %lld positions %s + runtime ~%s",
                                     format_bytes(weights).c_str(), dtype_name(opts.kv_type), static_cast<long long>(ctx),

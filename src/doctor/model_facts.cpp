@@ -12,7 +12,7 @@
 namespace edgellm::doctor {
 
 uint64_t ModelFacts::kv_bytes_per_position(DType kv_type) const {
-  return 2 * static_cast<uint64_t>(config.n_layer) * dtype_row_bytes(kv_type, config.kv_dim());
+  return 2 * static_cast<uint64_t>(config.n_attention_layers()) * dtype_row_bytes(kv_type, config.kv_dim());
 }
 
 Expected<ModelFacts> read_model_facts(const std::string& path) {

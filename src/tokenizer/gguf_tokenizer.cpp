@@ -1,7 +1,7 @@
 // Tokenizer <-> GGUF metadata, with llama.cpp's keys (ggml-org/llama.cpp: gguf-py/gguf/constants.py,
 // Keys.Tokenizer; src/llama-vocab.cpp for their meaning):
 //   tokenizer.ggml.model        "gpt2" (byte-level BPE) or "llama" (SentencePiece)
-//   tokenizer.ggml.pre          pre-tokenizer name: "qwen2", "llama-bpe", "gpt-2", "default"
+//   tokenizer.ggml.pre          pre-tokenizer name: "qwen2", "qwen35", "llama-bpe", "gpt-2", "default"
 //   tokenizer.ggml.tokens       string[n_vocab]: vocabulary strings (added tokens as their content)
 //   tokenizer.ggml.token_type   i32[n_vocab]: TokenType
 //   tokenizer.ggml.merges       string[]: "left right" (gpt2; edgellm also writes it for llama models
@@ -51,6 +51,8 @@ struct PreInfo {
 // What llama.cpp's pre names mean for the vocabularies edgellm supports (src/llama-vocab.cpp).
 std::optional<PreInfo> pre_info(const std::string& pre) {
   if (pre == "qwen2") return PreInfo{std::string(kQwen2Pattern), true, false};
+  // llama.cpp skips NFC for qwen35; transformers' Qwen3_5Tokenizer (the reference) applies it.
+  if (pre == "qwen35") return PreInfo{std::string(kQwen35Pattern), true, false};
   if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") return PreInfo{std::string(kLlama3Pattern), false, true};
   if (pre == "default" || pre == "gpt-2" || pre == "gpt2") return PreInfo{"", false, false};
   return std::nullopt;
@@ -152,7 +154,7 @@ Expected<std::unique_ptr<Tokenizer>> Tokenizer::from_gguf(const GgufFile& gguf) 
     auto info = pre_info(pre);
     if (!info && !gguf.find(kKeyPreRegex)) {
       return make_error(ErrorCode::kUnsupported, src + ": " + kKeyPre + " = '" + pre +
-                                                     "' is not supported (supported: qwen2, llama-bpe, gpt-2, default)");
+                                                     "' is not supported (supported: qwen2, qwen35, llama-bpe, gpt-2, default)");
     }
     PreInfo pi = info ? *info : PreInfo{};
     if (gguf.find(kKeyPreRegex)) {
@@ -279,6 +281,7 @@ void Tokenizer::write_gguf_metadata(GgufWriter& w, int32_t min_n_vocab) const {
     const std::string pattern = pipeline_pattern(m);
     std::string pre = "default";
     if (pattern == kQwen2Pattern) pre = "qwen2";
+    else if (pattern == kQwen35Pattern) pre = "qwen35";
     else if (pattern == kLlama3Pattern) pre = "llama-bpe";
     else if (pattern.empty()) pre = "gpt-2";
     w.set_string(kKeyPre, pre);

@@ -1,6 +1,6 @@
 // Splits text with a pre-tokenizer regex, PCRE2 in UTF + UCP mode (JIT-compiled when available).
 // Hugging Face tokenizers compiles these patterns with Oniguruma, tiktoken with Rust's fancy-regex;
-// for the patterns used by GPT-2, Llama 3, Qwen 1/2/2.5/3 the three engines agree (the conformance
+// for the patterns used by GPT-2, Llama 3, Qwen 1/2/2.5/3/3.5 the three engines agree (the conformance
 // test in tests/python/test_tokenizer_conformance.py checks this on the whole corpus).
 #pragma once
 
@@ -20,6 +20,11 @@ inline constexpr std::string_view kLlama3Pattern =
 // Qwen 1 (qwen.tiktoken PAT_STR) and Qwen2/2.5/3: like Llama 3 but one digit per piece.
 inline constexpr std::string_view kQwen2Pattern =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
+// Qwen3.5 (transformers' tokenization_qwen3_5.py): combining marks (\p{M}) join letter runs and are no
+// longer punctuation; llama.cpp's pre-tokenizer name "qwen35".
+inline constexpr std::string_view kQwen35Pattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
 class RegexSplitter {
  public:

@@ -153,6 +153,52 @@ def test_decode_roundtrip(vocab, tmp_path):
     compare(f"{vocab} decode(encode(x)) == x", TEXTS, got, expect)
 
 
+# ---- Qwen3.5's pre-tokenizer (issue 16) ----
+# No Qwen3.5 vocabulary is bundled (its 248k-token tokenizer.json is a download); what Qwen3.5 changes is the
+# pipeline: transformers' Qwen3_5Tokenizer = NFC, Split(PRETOKENIZE_REGEX, isolated), ByteLevel. The stand-in
+# below runs that pipeline over Qwen3's vocabulary and merges, so edgellm's handling of the new regex (and of
+# llama.cpp's "qwen35" pre name in GGUF) is checked against the `tokenizers` library.
+MARKED_TEXTS = [
+    "नमस्ते दुनिया, यह एक परीक्षण है।", "สวัสดีครับ ทดสอบภาษาไทย", "שָׁלוֹם עוֹלָם", "مَرْحَبًا بِالْعَالَمِ",
+    "x\u0302\u0323 y\u0301\u0301 q\u0307", "Tiếng Việt có dấu", "I \u2764\ufe0f tests\u20dd!", "Z\u0351\u0352a\u0353l\u0354g\u0355o",
+    "a\u0300b\u0301c\u0302 123\u0303 !\u0304?", "கணினி அறிவியல்", "ქართული ენა", "\u0301leading mark", "ok\u0301's and it\u0301'll",
+]
+
+
+@pytest.fixture(scope="module")
+def qwen35_tokenizer_json(tmp_path_factory):
+    from transformers.models.qwen3_5.tokenization_qwen3_5 import PRETOKENIZE_REGEX
+    data = json.load(open(shared_file(HF_VOCABS["qwen3"]), encoding="utf-8"))
+    steps = data["pre_tokenizer"]["pretokenizers"]
+    assert steps[0]["type"] == "Split" and data["normalizer"]["type"] == "NFC"
+    steps[0]["pattern"] = {"Regex": PRETOKENIZE_REGEX}
+    path = tmp_path_factory.mktemp("qwen35-tok") / "tokenizer.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_qwen35_pretokenizer_matches_hf(qwen35_tokenizer_json, tmp_path):
+    need_bin()
+    from tokenizers import Tokenizer
+    texts = TEXTS + MARKED_TEXTS
+    hf = Tokenizer.from_file(str(qwen35_tokenizer_json))
+    want = hf_encode(hf, texts, True)
+    compare("qwen3.5 pipeline tokenizer.json", texts, run_lines(qwen35_tokenizer_json, texts, tmp_path), want)
+    # The regex matters: Qwen3's own pipeline splits marked text differently.
+    qwen3 = hf_encode(hf_tokenizer(HF_VOCABS["qwen3"]), MARKED_TEXTS, True)
+    assert sum(a != b for a, b in zip(qwen3, want[len(TEXTS):])) >= 3
+    # Written to GGUF it is llama.cpp's "qwen35" pre-tokenizer, without a regex of edgellm's own.
+    gguf_path = tmp_path / "qwen35.gguf"
+    out = subprocess.run([BIN, "tokenize", "--tokenizer", str(qwen35_tokenizer_json), "--write-gguf", str(gguf_path)],
+                         capture_output=True)
+    assert out.returncode == 0, out.stderr.decode(errors="replace")
+    import gguf
+    fields = gguf.GGUFReader(str(gguf_path)).fields
+    assert bytes(fields["tokenizer.ggml.pre"].parts[-1]).decode() == "qwen35"
+    assert "tokenizer.edgellm.pre_regex" not in fields and "tokenizer.edgellm.nfc" not in fields
+    compare("qwen3.5 pipeline GGUF", texts, run_lines(gguf_path, texts, tmp_path), want)
+
+
 def test_autotokenizer_qwen3(tmp_path):
     need_bin()
     directory = os.path.dirname(shared_file(HF_VOCABS["qwen3"]))

@@ -100,7 +100,7 @@ EDGELLM_API void edgellm_model_free(edgellm_model* model);
 EDGELLM_API const char* edgellm_model_last_error(const edgellm_model* model);
 
 typedef struct edgellm_model_info {
-  const char* architecture; /* "llama", "qwen", "qwen2", "qwen3" */
+  const char* architecture; /* "llama", "qwen", "qwen2", "qwen3", "qwen35" */
   const char* chat_template; /* the chat template family in use, e.g. "qwen3" */
   int32_t has_chat_template; /* 1 if the model file carries a chat template (or one was named at load) */
   int32_t n_vocab;
@@ -273,7 +273,9 @@ EDGELLM_API edgellm_status edgellm_session_add_tool_result(edgellm_session* sess
                                                            const char* name, const char* content);
 /* Clears the history and the KV cache. */
 EDGELLM_API edgellm_status edgellm_session_reset(edgellm_session* session);
-/* KV cache: keep only the first n_keep cached tokens (0 clears it); the history is unchanged. */
+/* KV cache: keep only the first n_keep cached tokens (0 clears it); the history is unchanged. A hybrid model
+ * (Qwen3.5) restores its linear-attention state from the latest snapshot at or before n_keep and runs the
+ * tokens after it again, so this may take a prefill's time (docs/qwen35.md). */
 EDGELLM_API edgellm_status edgellm_session_trim(edgellm_session* session, int32_t n_keep);
 EDGELLM_API int32_t edgellm_session_n_cached(const edgellm_session* session);
 

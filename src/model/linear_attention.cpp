@@ -45,9 +45,9 @@ void Transformer::linear_attention(int64_t il, const BatchSequence* seqs, int n_
     float* conv_state = q.state->conv(slot);
     float* window = s.lin_window.data();
     std::copy(conv_state, conv_state + state_floats, window);
-    std::copy(&s.lin_mixed[static_cast<size_t>(first * CD)], &s.lin_mixed[static_cast<size_t>((first + q.n_tokens) * CD)],
-              window + state_floats);
-    causal_conv_silu(window, q.n_tokens, CD, K, conv_w, &s.lin_conv[static_cast<size_t>(first * CD)]);
+    const float* mixed = s.lin_mixed.data() + first * CD;
+    std::copy(mixed, mixed + q.n_tokens * CD, window + state_floats);
+    causal_conv_silu(window, q.n_tokens, CD, K, conv_w, s.lin_conv.data() + first * CD);
     std::copy(window + q.n_tokens * CD, window + q.n_tokens * CD + state_floats, conv_state);
   }
 

@@ -192,6 +192,8 @@ const std::vector<SynthPreset>& synth_presets() {
        with_qwen1_long_context(make_config(Arch::kQwen, 151936, 2048, 24, 16, 16, 128, 5504, 10000.0f, 8192, false))},
       {"qwen3-0.6b", "Qwen3-0.6B dimensions (qwen3, q/k norm, GQA 16/8, head_dim 128, tied)",
        make_config(Arch::kQwen3, 151936, 1024, 28, 16, 8, 128, 3072, 1000000.0f, 40960, true)},
+      {"qwen3-1.7b", "Qwen3-1.7B dimensions (qwen3, q/k norm, GQA 16/8, head_dim 128, tied)",
+       make_config(Arch::kQwen3, 151936, 2048, 28, 16, 8, 128, 6144, 1000000.0f, 40960, true)},
       {"qwen3.5-0.8b", "Qwen3.5-0.8B dimensions (qwen35: 18 Gated DeltaNet + 6 gated attention layers, GQA 8/2, "
                        "head_dim 256, tied)",
        make_qwen35_config(248320, 1024, 24, 8, 2, 256, 3584, 16, 16, 128, 4, 262144, true)},

@@ -52,7 +52,7 @@ LLAMA_FTYPES = {"llama.cpp Q4_0": 2, "llama.cpp Q8_0": 7, "llama.cpp IQ4_NL": 25
 
 def models():
     out = []
-    for name in ("qwen2-tiny", "qwen3-tiny"):
+    for name in ("qwen2-tiny", "qwen3-tiny", "qwen35-tiny"):
         d = SOURCE_DIR / "tests" / "models" / name
         if (d / "config.json").exists():
             cases = json.loads((d / "expected.json").read_text())["cases"]

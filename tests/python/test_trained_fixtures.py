@@ -1,6 +1,6 @@
 """Trained models: greedy ids and logits against transformers and recorded golden outputs (issue 3).
 
-  - tests/models/qwen2-tiny, tests/models/qwen3-tiny (tools/train_tiny.py; expected.json written by
+  - tests/models/qwen2-tiny, qwen3-tiny, qwen35-tiny (tools/train_tiny.py; expected.json written by
     tools/make_expected.py with transformers): for every recorded prompt edgellm's 32 greedy ids
     (--kv-type f32) equal the recorded ones exactly, the recorded top-5 logits at the last prompt
     position agree, and all rows are within 1e-4 of transformers (max|a-b|/max|b| per row, the
@@ -53,7 +53,7 @@ def _state_dict(d: Path) -> dict:
 # tests/models/qwen2-tiny, qwen3-tiny
 # ---------------------------------------------------------------------------------------------
 
-FIXTURES = ["qwen2-tiny", "qwen3-tiny"]
+FIXTURES = ["qwen2-tiny", "qwen3-tiny", "qwen35-tiny"]
 
 
 @pytest.fixture(scope="module", params=FIXTURES)

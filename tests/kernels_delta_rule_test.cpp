@@ -68,10 +68,7 @@ TEST_P(DeltaRule, ChunkedAndRecurrentMatchTheReference) {
   }
   const std::vector<float> state0 = random_vector(static_cast<size_t>(dk * dv), rng, 0.5f);
 
-  ReferenceHead ref{dk, dv, std::vector<double>(static_cast<size_t>(dk * dv))};
-  for (int64_t i = 0; i < dk; ++i) {
-    for (int64_t j = 0; j < dv; ++j) ref.state[static_cast<size_t>(i * dv + j)] = state0[static_cast<size_t>(j * dk + i)];
-  }
+  ReferenceHead ref{dk, dv, std::vector<double>(state0.begin(), state0.end())};
   std::vector<double> expected(static_cast<size_t>(n * dv));
   for (int64_t t = 0; t < n; ++t) {
     ref.step(&q[static_cast<size_t>(t * dk)], &k[static_cast<size_t>(t * dk)], &v[static_cast<size_t>(t * dv)],
@@ -100,17 +97,17 @@ TEST_P(DeltaRule, ChunkedAndRecurrentMatchTheReference) {
     h.n_tokens = n;
     h.dk = dk;
     h.dv = dv;
-    std::vector<float> work(delta_rule_chunked_work_floats(dk, dv));
+    std::vector<float> work(delta_rule_work_floats(dk, dv));
     if (chunked) {
       kern->chunked(h, work.data());
     } else {
-      kern->recurrent(h);
+      kern->recurrent(h, work.data());
     }
     double out_err = 0, state_err = 0;
     for (size_t i = 0; i < out.size(); ++i) out_err = std::max(out_err, std::fabs(out[i] - expected[i]));
     for (int64_t i = 0; i < dk; ++i) {
       for (int64_t j = 0; j < dv; ++j) {
-        state_err = std::max(state_err, std::fabs(state[static_cast<size_t>(j * dk + i)] -
+        state_err = std::max(state_err, std::fabs(state[static_cast<size_t>(i * dv + j)] -
                                                   ref.state[static_cast<size_t>(i * dv + j)]));
       }
     }

@@ -37,11 +37,11 @@ void causal_conv_silu(const float* window, int64_t n_tokens, int64_t channels, i
   kernels::active().causal_conv(window, n_tokens, channels, K, w, out);
 }
 
-void delta_rule_recurrent(const DeltaRuleHead& h) { kernels::active().recurrent(h); }
+void delta_rule_recurrent(const DeltaRuleHead& h, float* work) { kernels::active().recurrent(h, work); }
 
-size_t delta_rule_chunked_work_floats(int64_t dk, int64_t dv) {
+size_t delta_rule_work_floats(int64_t dk, int64_t dv) {
   const int64_t C = kDeltaRuleChunk;
-  return static_cast<size_t>(C + C * C + C * dv + C * dk);
+  return static_cast<size_t>(4 * C + dk + dk * C + C * dv + C * dk);
 }
 
 void delta_rule_chunked(const DeltaRuleHead& h, float* work) { kernels::active().chunked(h, work); }

@@ -2,9 +2,9 @@
 // L2 normalisation of q and k, the gated delta rule (token by token, and in the chunk-wise parallel form
 // of the Gated DeltaNet paper for prefill) and the gated RMSNorm of its output.
 //
-// The delta rule for one value head, state S [Dv][Dk] (row v holds the keys' weights for value v), per
-// token with l2-normalised q (times 1/sqrt(Dk)) and k, value v, beta in (0, 1) and log-decay g <= 0:
-//   S = exp(g) S;  S += beta (v - S k) k^T;  out = S q.
+// The delta rule for one value head, state S [Dk][Dv] (as transformers keeps it), per token with
+// l2-normalised q (times 1/sqrt(Dk)) and k, value v, beta in (0, 1) and log-decay g <= 0:
+//   S = exp(g) S;  S += k beta (v - S^T k)^T;  out = S^T q.
 // The chunked form computes the same thing with matrix products inside chunks of kDeltaRuleChunk tokens
 // (transformers' torch_chunk_gated_delta_rule, without its zero padding).
 #pragma once
@@ -37,15 +37,15 @@ struct DeltaRuleHead {
   int64_t g_stride = 0;
   float* out = nullptr;
   int64_t out_stride = 0;
-  float* state = nullptr;  // [Dv][Dk], updated in place
+  float* state = nullptr;  // [Dk][Dv], updated in place
   int64_t n_tokens = 0;
   int64_t dk = 0;
   int64_t dv = 0;
 };
 
-void delta_rule_recurrent(const DeltaRuleHead& h);
-// work: delta_rule_chunked_work_floats(dk, dv) floats.
-size_t delta_rule_chunked_work_floats(int64_t dk, int64_t dv);
+// work: delta_rule_work_floats(dk, dv) floats (for either).
+size_t delta_rule_work_floats(int64_t dk, int64_t dv);
+void delta_rule_recurrent(const DeltaRuleHead& h, float* work);
 void delta_rule_chunked(const DeltaRuleHead& h, float* work);
 
 // y = rmsnorm(x) * weight * silu(z) over n values (y may alias x).

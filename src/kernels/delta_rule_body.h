@@ -42,8 +42,11 @@ inline void causal_conv(const float* window, int64_t n_tokens, int64_t channels,
   }
 }
 
-inline void recurrent(const DeltaRuleHead& h) {
+// The state S is [Dk][Dv] (row y: what key dimension y contributes to each value), so that every inner loop
+// is an axpy over Dv (or over the chunk's tokens) with no horizontal sums.
+inline void recurrent(const DeltaRuleHead& h, float* work) {
   const int64_t dk = h.dk, dv = h.dv;
+  float* delta = work;  // [dv]
   for (int64_t t = 0; t < h.n_tokens; ++t) {
     const float* q = h.q + t * h.qk_stride;
     const float* k = h.k + t * h.qk_stride;
@@ -51,23 +54,80 @@ inline void recurrent(const DeltaRuleHead& h) {
     const float beta = h.beta[t * h.g_stride];
     const float decay = std::exp(h.g[t * h.g_stride]);
     float* out = h.out + t * h.out_stride;
-    for (int64_t i = 0; i < dv; ++i) {
-      float* s = h.state + i * dk;
-      dr_scale(decay, s, dk);
-      const float delta = beta * (v[i] - dr_dot(s, k, dk));
-      dr_axpy(delta, k, s, dk);
-      out[i] = dr_dot(s, q, dk);
+    // S = exp(g) S, and S^T k into delta.
+    std::fill(delta, delta + dv, 0.0f);
+    for (int64_t y = 0; y < dk; ++y) {
+      float* s = h.state + y * dv;
+      dr_scale(decay, s, dv);
+      dr_axpy(k[y], s, delta, dv);
     }
+    for (int64_t x = 0; x < dv; ++x) delta[x] = beta * (v[x] - delta[x]);
+    // S += k delta^T, and out = S^T q.
+    std::fill(out, out + dv, 0.0f);
+    for (int64_t y = 0; y < dk; ++y) {
+      float* s = h.state + y * dv;
+      dr_axpy(k[y], delta, s, dv);
+      dr_axpy(q[y], s, out, dv);
+    }
+  }
+}
+
+// 16 floats as one value of GCC's vector extension: one zmm register under AVX-512, two ymm under AVX2, four
+// xmm/NEON q registers on the baselines.
+// (Loaded and stored with memcpy, in place: never passed by value, whose ABI differs between the variants.)
+typedef float dr_v16 __attribute__((vector_size(64)));
+
+// B blocks of 16 outputs of dr_combine, their accumulators in registers over all m rows: B independent
+// chains of fused multiply-adds, one store per output.
+template <int B>
+inline void dr_combine_block(float* dst, float dst_scale, const float* src, int64_t stride, const float* coef,
+                             int64_t m) {
+  dr_v16 acc[B];
+  for (int b = 0; b < B; ++b) {
+    if (dst_scale == 0.0f) {
+      acc[b] = dr_v16{};
+    } else {
+      __builtin_memcpy(&acc[b], dst + 16 * b, sizeof(dr_v16));
+      acc[b] *= dst_scale;
+    }
+  }
+  for (int64_t j = 0; j < m; ++j) {
+    const float c = coef[j];
+    const float* r = src + j * stride;
+    for (int b = 0; b < B; ++b) {
+      dr_v16 row;
+      __builtin_memcpy(&row, r + 16 * b, sizeof(dr_v16));
+      acc[b] += c * row;
+    }
+  }
+  for (int b = 0; b < B; ++b) __builtin_memcpy(dst + 16 * b, &acc[b], sizeof(dr_v16));
+}
+
+// dst[x] = dst_scale * dst[x] + sum_{j < m} coef[j] * src[j * stride + x] for x < n (dst_scale 0: dst is
+// not read).
+inline void dr_combine(float* dst, float dst_scale, const float* src, int64_t stride, const float* coef, int64_t m,
+                       int64_t n) {
+  int64_t x0 = 0;
+  for (; x0 + 128 <= n; x0 += 128) dr_combine_block<8>(dst + x0, dst_scale, src + x0, stride, coef, m);
+  for (; x0 + 64 <= n; x0 += 64) dr_combine_block<4>(dst + x0, dst_scale, src + x0, stride, coef, m);
+  for (; x0 + 16 <= n; x0 += 16) dr_combine_block<1>(dst + x0, dst_scale, src + x0, stride, coef, m);
+  for (; x0 < n; ++x0) {
+    float a = dst_scale == 0.0f ? 0.0f : dst_scale * dst[x0];
+    for (int64_t j = 0; j < m; ++j) a += coef[j] * src[j * stride + x0];
+    dst[x0] = a;
   }
 }
 
 inline void chunked(const DeltaRuleHead& h, float* work) {
   const int64_t C = kDeltaRuleChunk, dk = h.dk, dv = h.dv;
-  float* cum = work;      // [C] cumulative log-decay within the chunk
-  float* kk = cum + C;    // [C][C] scratch coefficients
-  float* u = kk + C * C;  // [C][dv] U, then the corrected values v_new
-  float* wk = u + C * dv; // [C][dk] W
-  float* S = h.state;
+  float* cum = work;           // [C] cumulative log-decay within the chunk
+  float* dec = cum + C;        // [C] exp(cum_last - cum_j)
+  float* gram = dec + C;       // [C] one row of k_i . k_j or q_i . k_j
+  float* coef = gram + C;      // [C + dk] coefficients of a combination
+  float* kt = coef + C + dk;   // [dk][C] the chunk's keys, transposed
+  float* u = kt + dk * C;      // [C][dv] U, then the corrected values v_new
+  float* wk = u + C * dv;      // [C][dk] W
+  float* S = h.state;          // [dk][dv]
   for (int64_t c0 = 0; c0 < h.n_tokens; c0 += C) {
     const int64_t L = std::min(C, h.n_tokens - c0);
     auto q = [&](int64_t i) { return h.q + (c0 + i) * h.qk_stride; };
@@ -76,6 +136,9 @@ inline void chunked(const DeltaRuleHead& h, float* work) {
     for (int64_t i = 0; i < L; ++i) {
       acc += h.g[(c0 + i) * h.g_stride];
       cum[i] = acc;
+    }
+    for (int64_t j = 0; j < L; ++j) {
+      for (int64_t y = 0; y < dk; ++y) kt[y * C + j] = k(j)[y];
     }
     // (I + A) U = beta v and (I + A) W = beta exp(cum) k, A[i][j] = beta_i (k_i . k_j) exp(cum_i - cum_j) for
     // j < i: forward substitution, row by row.
@@ -86,37 +149,36 @@ inline void chunked(const DeltaRuleHead& h, float* work) {
       const float b = h.beta[(c0 + i) * h.g_stride], bd = b * std::exp(cum[i]);
       for (int64_t x = 0; x < dv; ++x) ui[x] = b * vi[x];
       for (int64_t x = 0; x < dk; ++x) wi[x] = bd * k(i)[x];
-      for (int64_t j = 0; j < i; ++j) {
-        const float a = b * dr_dot(k(i), k(j), dk) * std::exp(cum[i] - cum[j]);
-        dr_axpy(-a, u + j * dv, ui, dv);
-        dr_axpy(-a, wk + j * dk, wi, dk);
-      }
+      if (i == 0) continue;
+      dr_combine(gram, 0.0f, kt, C, k(i), dk, i);
+      for (int64_t j = 0; j < i; ++j) coef[j] = -b * gram[j] * std::exp(cum[i] - cum[j]);
+      dr_combine(ui, 1.0f, u, dv, coef, i, dv);
+      dr_combine(wi, 1.0f, wk, dk, coef, i, dk);
     }
-    // v_new = U - W S^T and the inter-chunk part of the output, exp(cum_i) S q_i, row x of S at a time.
+    // v_new = U - W S and the part of the output from earlier chunks, exp(cum_i) S^T q_i; then this chunk's
+    // part, sum_{j <= i} (q_i . k_j) exp(cum_i - cum_j) v_new_j (rows j <= i of v_new are final by then).
     for (int64_t i = 0; i < L; ++i) {
       float* ui = u + i * dv;
       const float* wi = wk + i * dk;
+      const float* qi = q(i);
       float* out = h.out + (c0 + i) * h.out_stride;
+      for (int64_t y = 0; y < dk; ++y) coef[y] = -wi[y];
+      dr_combine(ui, 1.0f, S, dv, coef, dk, dv);
       const float e = std::exp(cum[i]);
-      for (int64_t x = 0; x < dv; ++x) {
-        const float* s = S + x * dk;
-        ui[x] -= dr_dot(s, wi, dk);
-        out[x] = e * dr_dot(s, q(i), dk);
-      }
+      for (int64_t y = 0; y < dk; ++y) coef[y] = e * qi[y];
+      dr_combine(out, 0.0f, S, dv, coef, dk, dv);
+      dr_combine(gram, 0.0f, kt, C, qi, dk, i + 1);
+      for (int64_t j = 0; j <= i; ++j) coef[j] = gram[j] * std::exp(cum[i] - cum[j]);
+      dr_combine(out, 1.0f, u, dv, coef, i + 1, dv);
     }
-    // Intra-chunk part: out_i += sum_{j <= i} (q_i . k_j) exp(cum_i - cum_j) v_new_j.
-    for (int64_t i = 0; i < L; ++i) {
-      float* out = h.out + (c0 + i) * h.out_stride;
-      for (int64_t j = 0; j <= i; ++j) dr_axpy(dr_dot(q(i), k(j), dk) * std::exp(cum[i] - cum[j]), u + j * dv, out, dv);
-    }
-    // S = exp(cum_last) S + sum_j exp(cum_last - cum_j) v_new_j k_j^T.
+    // S = exp(cum_last) S + sum_j exp(cum_last - cum_j) k_j v_new_j^T.
     const float last = cum[L - 1];
-    for (int64_t j = 0; j < L; ++j) kk[j] = std::exp(last - cum[j]);
+    for (int64_t j = 0; j < L; ++j) dec[j] = std::exp(last - cum[j]);
     const float e_last = std::exp(last);
-    for (int64_t x = 0; x < dv; ++x) {
-      float* s = S + x * dk;
-      dr_scale(e_last, s, dk);
-      for (int64_t j = 0; j < L; ++j) dr_axpy(u[j * dv + x] * kk[j], k(j), s, dk);
+    for (int64_t y = 0; y < dk; ++y) {
+      const float* kty = kt + y * C;
+      for (int64_t j = 0; j < L; ++j) coef[j] = kty[j] * dec[j];
+      dr_combine(S + y * dv, e_last, u, dv, coef, L, dv);
     }
   }
 }

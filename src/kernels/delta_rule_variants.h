@@ -10,7 +10,7 @@ namespace edgellm::kernels {
 struct DeltaRuleKernels {
   const char* name;  // "ref", "avx2", "avx512"
   void (*causal_conv)(const float* window, int64_t n_tokens, int64_t channels, int64_t K, const float* w, float* out);
-  void (*recurrent)(const DeltaRuleHead& h);
+  void (*recurrent)(const DeltaRuleHead& h, float* work);
   void (*chunked)(const DeltaRuleHead& h, float* work);
 };
 

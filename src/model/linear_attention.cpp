@@ -93,7 +93,7 @@ void Transformer::linear_attention(int64_t il, const BatchSequence* seqs, int n_
       d.dk = Dk;
       d.dv = Dv;
       if (q.n_tokens == 1) {
-        delta_rule_recurrent(d);
+        delta_rule_recurrent(d, work);
       } else {
         delta_rule_chunked(d, work);
       }

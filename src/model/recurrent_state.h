@@ -36,7 +36,7 @@ class RecurrentState {
 
   // Linear layer `index` (0 for the model's first linear layer, and so on):
   // conv: [K - 1][conv_dim] the previous inputs of the convolution, oldest first;
-  // ssm: [Hv][Dv][Dk] the delta rule's state per value head, its key index contiguous.
+  // ssm: [Hv][Dk][Dv] the delta rule's state per value head (as transformers keeps it).
   float* conv(int64_t index) { return data_.get() + static_cast<size_t>(index) * floats_per_layer(); }
   float* ssm(int64_t index) { return conv(index) + conv_floats_; }
   const float* conv(int64_t index) const { return const_cast<RecurrentState*>(this)->conv(index); }

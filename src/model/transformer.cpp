@@ -43,7 +43,7 @@ ForwardScratch::ForwardScratch(const ModelConfig& c, int64_t batch, int64_t n_ct
     lin_beta.resize(static_cast<size_t>(batch * Hv));
     lin_g.resize(static_cast<size_t>(batch * Hv));
     lin_out.resize(static_cast<size_t>(batch * VD));
-    delta_work_floats = delta_rule_chunked_work_floats(c.ssm_k_head_dim, c.ssm_v_head_dim);
+    delta_work_floats = delta_rule_work_floats(c.ssm_k_head_dim, c.ssm_v_head_dim);
     delta_work.resize(static_cast<size_t>(std::max(1, n_threads)) * delta_work_floats);
   }
 }

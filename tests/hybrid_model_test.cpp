@@ -10,9 +10,13 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <tuple>
+
+#include <nlohmann/json.hpp>
 
 #include "engine/engine.h"
 #include "model/kv_cache.h"
+#include "model/model.h"
 #include "model/transformer.h"
 #include "runtime/loaded_model.h"
 #include "runtime/session.h"
@@ -68,6 +72,53 @@ TEST(HybridCache, KeepsKeysOnlyForFullAttentionLayersAndRewindsToSnapshots) {
   auto paged = KvCache::create(c, 32, DType::kF16, /*with_state=*/false);
   ASSERT_TRUE(paged.ok());
   EXPECT_FALSE(paged->hybrid());
+}
+
+TEST(HybridConfig, BadLinearLayerSettingsAreErrorsNamingTheKey) {
+  const ModelConfig good = test::tiny_config(Arch::kQwen35);
+  ASSERT_TRUE(good.validate("m").ok());
+  auto expect_error = [](const ModelConfig& c, const std::string& needle) {
+    const Status st = c.validate("m", hf_config_keys(Arch::kQwen35));
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.error().message.find(needle), std::string::npos) << st.error().message;
+  };
+  ModelConfig c = good;
+  c.recurrent.pop_back();
+  expect_error(c, "'layer_types'");
+  c = good;
+  c.ssm_n_v_heads = 3;  // 2 key heads
+  expect_error(c, "not a multiple of linear_num_key_heads");
+  c = good;
+  c.ssm_conv_kernel = 0;
+  expect_error(c, "'linear_conv_kernel_dim'");
+  c = good;
+  c.ssm_k_head_dim = c.ssm_v_head_dim = 4096;  // a few bytes of file, gigabytes of state per sequence
+  c.ssm_n_v_heads = 8;
+  expect_error(c, "state of");
+}
+
+TEST(HybridConfig, HuggingFaceConfigErrorsNameTheKey) {
+  TempDir dir;
+  const std::string path = test::write_tiny_hf(dir.path(), test::tiny_config(Arch::kQwen35));
+  auto config = nlohmann::json::parse(std::ifstream(path + "/config.json"));
+  for (const auto& [key, value, needle] :
+       std::vector<std::tuple<std::string, nlohmann::json, std::string>>{
+           {"layer_types", nlohmann::json::array({"linear_attention"}), "'layer_types'"},
+           {"layer_types", nlohmann::json::array({"linear_attention", "sliding", "linear_attention", "full_attention"}),
+            "'sliding'"},
+           {"linear_num_value_heads", 3, "linear_num_value_heads"},
+           {"partial_rotary_factor", 2.0, "partial_rotary_factor"}}) {
+    auto edited = config;
+    if (key == "partial_rotary_factor") {
+      edited["rope_parameters"][key] = value;
+    } else {
+      edited[key] = value;
+    }
+    std::ofstream(path + "/config.json") << edited.dump();
+    auto m = Model::load(path);
+    ASSERT_FALSE(m.ok()) << key;
+    EXPECT_NE(m.error().message.find(needle), std::string::npos) << m.error().message;
+  }
 }
 
 // ---- whole runs on a tiny synthetic Qwen3.5 ----

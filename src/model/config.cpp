@@ -121,6 +121,17 @@ Status ModelConfig::validate(const std::string& source, const ConfigKeyNames& ke
       if (f.value <= 0) return bad(f.key, "= " + std::to_string(f.value) + ", expected > 0");
       if (f.value > 4096) return bad(f.key, "= " + std::to_string(f.value) + " is too large");
     }
+    // Far above any released model (Qwen3.5: conv_dim <= 12288, 1M state floats per layer), far below sizes
+    // that would make a file of a few bytes allocate gigabytes per sequence.
+    if (ssm_conv_dim() > (int64_t{1} << 20)) {
+      return bad(keys.ssm_n_v_heads, "and the head sizes make " + std::to_string(ssm_conv_dim()) +
+                                         " convolution channels, more than 1048576");
+    }
+    if (ssm_n_v_heads * ssm_k_head_dim * ssm_v_head_dim > (int64_t{1} << 26)) {
+      return bad(keys.ssm_n_v_heads, "and the head sizes make a state of " +
+                                         std::to_string(ssm_n_v_heads * ssm_k_head_dim * ssm_v_head_dim) +
+                                         " values per layer, more than 67108864");
+    }
     if (ssm_n_v_heads % ssm_n_k_heads != 0) {
       return bad(keys.ssm_n_v_heads, "= " + std::to_string(ssm_n_v_heads) + " is not a multiple of " +
                                          keys.ssm_n_k_heads + " = " + std::to_string(ssm_n_k_heads));

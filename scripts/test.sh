@@ -45,7 +45,7 @@ stage "ASan+UBSan tests"
 # Every fuzz target over its seeds and committed regression inputs, then a few seconds of new inputs: a
 # fixed budget (the stage stays under 3 minutes); scripts/fuzz.sh TARGET SECONDS runs one for longer.
 if [ ${#FILTER[@]} -eq 0 ]; then
-  stage "Fuzzing: every target for ${EDGELLM_FUZZ_SECONDS:=10} s (scripts/fuzz.sh --all)"
+  stage "Fuzzing: every target for ${EDGELLM_FUZZ_SECONDS:=7} s (scripts/fuzz.sh --all)"
   EDGELLM_FUZZ_BUILD=build-asan scripts/fuzz.sh --all "$EDGELLM_FUZZ_SECONDS"
 fi
 # ---- TSan: the thread pool's and the C API's concurrency tests (issues 5, 6); EDGELLM_SKIP_TSAN=1 skips ----

@@ -140,7 +140,7 @@ uint64_t submit_ok(Engine& e, EngineRequest r) {
 // 16 requests of mixed prompt lengths (1 to 150 tokens) and reply lengths: half submitted at once, half
 // while the first are decoding; prompts prefilled 32 tokens a step beside the others' decode tokens.
 TEST(Engine, GreedyTokensAreThoseOfEachRequestAloneWithFifteenOthers) {
-  for (const char* fixture : {"tests/models/qwen2-tiny", "tests/models/qwen3-tiny", "tests/models/qwen35-tiny"}) {
+  for (const char* fixture : {"tests/models/qwen2-tiny", "tests/models/qwen3-tiny"}) {  // qwen35: hybrid_model_test
     SCOPED_TRACE(fixture);
     auto m = load(test::source_path(fixture));
     ASSERT_TRUE(m);

@@ -1,22 +1,9 @@
 // The gated delta rule and the causal convolution, written once and compiled per ISA (included by
 // kernels/delta_rule.cpp for the baseline, x86/delta_rule_avx2.cpp and x86/delta_rule_avx512.cpp inside
-// their own namespaces): the inner loops are dot products and axpys over a head's dimensions, in 16
-// independent lanes that the compiler maps to the ISA's vectors (SSE/NEON: 4 x 4, AVX2: 2 x 8, AVX-512: 1 x 16).
+// their own namespaces): the inner loops are axpys and row combinations over a head's dimensions, written so
+// that the compiler maps them to the ISA's vectors (SSE/NEON: 4 x 4 lanes, AVX2: 2 x 8, AVX-512: 1 x 16).
 // Not a standalone header: the includer includes <algorithm>, <cmath> and kernels/delta_rule.h, then opens
 // the namespace.
-
-inline float dr_dot(const float* a, const float* b, int64_t n) {
-  float acc[16] = {};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    for (int j = 0; j < 16; ++j) acc[j] += a[i + j] * b[i + j];
-  }
-  float sum = 0.0f;
-  for (; i < n; ++i) sum += a[i] * b[i];
-  for (int j = 0; j < 8; ++j) acc[j] += acc[j + 8];
-  for (int j = 0; j < 4; ++j) acc[j] += acc[j + 4];
-  return sum + ((acc[0] + acc[2]) + (acc[1] + acc[3]));
-}
 
 // y += a * x
 inline void dr_axpy(float a, const float* x, float* y, int64_t n) {

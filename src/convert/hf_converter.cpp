@@ -37,12 +37,7 @@ Expected<std::vector<PlannedTensor>> plan(const Model& model, NameScheme scheme)
     if (!tensor_role_in_arch(c.arch, role)) return;
     const auto name = tensor_name(scheme, role, layer);
     if (!name) return;
-    if (const SafetensorsTensor* t = st.find(*name)) {
-      out.push_back({role, layer, t});
-    } else if (name->rfind("model.", 0) == 0) {
-      // Qwen3.5's multimodal checkpoints nest the language model.
-      if (const SafetensorsTensor* u = st.find("model.language_model." + name->substr(6))) out.push_back({role, layer, u});
-    }
+    if (const SafetensorsTensor* t = find_hf_tensor(st, *name)) out.push_back({role, layer, t});
   };
   add(TensorRole::kTokenEmbd, -1);
   for (int64_t il = 0; il < c.n_layer; ++il) {

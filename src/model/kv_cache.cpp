@@ -48,7 +48,6 @@ Expected<KvCache> KvCache::create(const ModelConfig& config, int64_t n_ctx, DTyp
   }
   if (config.hybrid() && with_state) {
     EDGELLM_ASSIGN_OR_RETURN(kv.recurrent_, RecurrentState::create(config));
-    kv.config_ = config;
   }
   return kv;
 }
@@ -86,7 +85,7 @@ void KvCache::save_snapshot() {
     if (s.pos == n_past_) slot = &s;
   }
   if (slot == nullptr && snapshots_.size() < static_cast<size_t>(kMaxSnapshots)) {
-    auto state = RecurrentState::create(config_);
+    auto state = recurrent_.zeroed_like();
     if (!state) return;
     snapshots_.push_back({0, 0, std::move(*state)});
     slot = &snapshots_.back();

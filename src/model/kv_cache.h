@@ -101,7 +101,6 @@ class KvCache {
   };
   std::vector<Snapshot> snapshots_;
   uint64_t snapshots_taken_ = 0;
-  ModelConfig config_;  // the model's, to allocate snapshots
 };
 
 }  // namespace edgellm

@@ -7,7 +7,6 @@
 // Value head h reads key head ModelConfig::ssm_key_head_of(h).
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
 #include "kernels/delta_rule.h"
 #include "model/transformer.h"

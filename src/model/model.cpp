@@ -122,16 +122,20 @@ void Model::release_repacked_file_pages() const {
   });
 }
 
+const SafetensorsTensor* find_hf_tensor(const Safetensors& weights, const std::string& name) {
+  if (const SafetensorsTensor* t = weights.find(name)) return t;
+  // A multimodal checkpoint (Qwen3.5's Qwen3_5ForConditionalGeneration) nests the language model.
+  if (name.rfind("model.", 0) == 0) return weights.find("model.language_model." + name.substr(6));
+  return nullptr;
+}
+
 Expected<TensorRef> Model::lookup(TensorRole role, int64_t layer, bool required) const {
   const auto name = tensor_name(scheme_, role, layer);
   if (name) {
     if (gguf_) {
       if (const GgufTensorInfo* info = gguf_->find_tensor(*name)) return gguf_->tensor_ref(*info);
-    } else if (const SafetensorsTensor* t = hf_->weights.find(*name)) {
+    } else if (const SafetensorsTensor* t = find_hf_tensor(hf_->weights, *name)) {
       return t->ref;
-    } else if (name->rfind("model.", 0) == 0) {
-      // A multimodal checkpoint (Qwen3.5's Qwen3_5ForConditionalGeneration) nests the language model.
-      if (const SafetensorsTensor* u = hf_->weights.find("model.language_model." + name->substr(6))) return u->ref;
     }
   }
   if (required) {
@@ -143,29 +147,15 @@ Expected<TensorRef> Model::lookup(TensorRole role, int64_t layer, bool required)
 
 Expected<TensorRef> Model::as_f32(TensorRef ref) {
   if (ref.data == nullptr || ref.type == DType::kF32) return ref;
-  const int64_t n = ref.n_elements();
-  auto buffer = std::make_unique<std::vector<float>>(static_cast<size_t>(n));
-  const auto* src = static_cast<const uint16_t*>(ref.data);
-  if (ref.type == DType::kF16) {
-    for (int64_t i = 0; i < n; ++i) (*buffer)[i] = fp16_to_f32(src[i]);
-  } else if (ref.type == DType::kBF16) {
-    for (int64_t i = 0; i < n; ++i) (*buffer)[i] = bf16_to_f32(src[i]);
-  } else {
-    return make_error(ErrorCode::kUnsupported, path_ + ": tensor '" + ref.name + "': type " + dtype_name(ref.type) +
-                                                   " is not supported for a norm or bias (expected f32, f16 or bf16)");
-  }
-  ref.type = DType::kF32;
-  ref.data = buffer->data();
-  ref.size_bytes = static_cast<size_t>(n) * sizeof(float);
-  owned_f32_.push_back(std::move(buffer));
-  return ref;
+  return f32_copy(std::move(ref), nullptr);
 }
 
 Expected<TensorRef> Model::f32_copy(TensorRef ref, float (*f)(float)) {
   if (ref.data == nullptr) return ref;
   if (ref.type != DType::kF32 && ref.type != DType::kF16 && ref.type != DType::kBF16) {
     return make_error(ErrorCode::kUnsupported, path_ + ": tensor '" + ref.name + "': type " + dtype_name(ref.type) +
-                                                   " is not supported here (expected f32, f16 or bf16)");
+                                                   " is not supported for a norm, bias or other small f32 tensor "
+                                                   "(expected f32, f16 or bf16)");
   }
   const int64_t n = ref.n_elements();
   auto buffer = std::make_unique<std::vector<float>>(static_cast<size_t>(n));
@@ -177,7 +167,7 @@ Expected<TensorRef> Model::f32_copy(TensorRef ref, float (*f)(float)) {
       const uint16_t h = static_cast<const uint16_t*>(ref.data)[i];
       v = ref.type == DType::kF16 ? fp16_to_f32(h) : bf16_to_f32(h);
     }
-    (*buffer)[static_cast<size_t>(i)] = f(v);
+    (*buffer)[static_cast<size_t>(i)] = f ? f(v) : v;
   }
   ref.type = DType::kF32;
   ref.data = buffer->data();
@@ -189,7 +179,6 @@ Expected<TensorRef> Model::f32_copy(TensorRef ref, float (*f)(float)) {
 namespace {
 
 float plus_one(float x) { return x + 1.0f; }
-float identity(float x) { return x; }
 float neg_exp(float x) { return static_cast<float>(-std::exp(static_cast<double>(x))); }
 
 Status check_shape(const std::string& path, const TensorRef& t, std::vector<int64_t> expected) {
@@ -391,7 +380,7 @@ Status Model::bind_linear_attention(int64_t il, LayerWeights& L) {
     return make_error(ErrorCode::kFormat, path_ + ": tensor '" + conv.name + "': shape " + shape_string(conv.ne) +
                                               ", expected " + shape_string({K, CD}));
   }
-  EDGELLM_ASSIGN_OR_RETURN(TensorRef conv32, f32_copy(conv, &identity));
+  EDGELLM_ASSIGN_OR_RETURN(TensorRef conv32, f32_copy(conv, nullptr));
   auto transposed = std::make_unique<std::vector<float>>(static_cast<size_t>(K * CD));
   const auto* src = static_cast<const float*>(conv32.data);
   for (int64_t ch = 0; ch < CD; ++ch) {

@@ -58,6 +58,10 @@ struct ModelLoadOptions {
   std::string key_file;
 };
 
+// The tensor `name` (Hugging Face's scheme) of a checkpoint, also under the "model.language_model." prefix
+// multimodal checkpoints give their language model; nullptr when absent.
+const SafetensorsTensor* find_hf_tensor(const Safetensors& weights, const std::string& name);
+
 class Model {
  public:
   // `path` is a .gguf file or a Hugging Face directory (config.json + safetensors). Errors name the file
@@ -89,7 +93,7 @@ class Model {
   Status bind_weights(const ArchSpec& spec);
   Expected<TensorRef> lookup(TensorRole role, int64_t layer, bool required) const;
   Expected<TensorRef> as_f32(TensorRef ref);
-  // An owned f32 copy of `ref` with f applied to every value (ref may be f32, f16 or bf16).
+  // An owned f32 copy of `ref` with f (if not null) applied to every value (ref may be f32, f16 or bf16).
   Expected<TensorRef> f32_copy(TensorRef ref, float (*f)(float));
   Status bind_linear_attention(int64_t layer, LayerWeights& L);
 

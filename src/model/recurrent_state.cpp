@@ -28,6 +28,15 @@ Expected<RecurrentState> RecurrentState::create(const ModelConfig& config) {
   if (s.n_layer_ == 0) return s;
   s.conv_floats_ = conv_floats(config);
   s.ssm_floats_ = ssm_floats(config);
+  return s.zeroed_like();
+}
+
+Expected<RecurrentState> RecurrentState::zeroed_like() const {
+  RecurrentState s;
+  s.n_layer_ = n_layer_;
+  s.conv_floats_ = conv_floats_;
+  s.ssm_floats_ = ssm_floats_;
+  if (s.n_layer_ == 0) return s;
   const size_t n = static_cast<size_t>(s.n_layer_) * s.floats_per_layer();
   s.data_.reset(new (std::nothrow) float[n]);
   if (!s.data_) {

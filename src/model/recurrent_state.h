@@ -18,6 +18,8 @@ class RecurrentState {
   // Zeroed state for the linear layers of `config` (empty for a model without any).
   static Expected<RecurrentState> create(const ModelConfig& config);
   static size_t bytes_needed(const ModelConfig& config);
+  // A zeroed state of the same shape as this one (e.g. a snapshot's).
+  Expected<RecurrentState> zeroed_like() const;
 
   RecurrentState() = default;
   RecurrentState(RecurrentState&&) noexcept = default;

@@ -24,13 +24,12 @@
 #include "runtime/loaded_model.h"
 #include "util/memory_bandwidth.h"
 #include "util/thread_pool.h"
+#include "util/elapsed.h"
 
 namespace edgellm::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 std::vector<int64_t> parse_list(const std::string& s) {
   std::vector<int64_t> out;

@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "security/encrypted_model.h"
 #include "security/model_key.h"
+#include "util/elapsed.h"
 
 namespace edgellm::cli {
 namespace {
@@ -21,10 +22,6 @@ struct CryptArgs {
   uint32_t chunk_bytes = kDefaultEncryptedChunkBytes;
   bool force = false;
 };
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 // Output checks shared by both directions; false (after a message) when the output may not be written.
 bool output_allowed(const char* command, const CryptArgs& a, const std::string& out) {

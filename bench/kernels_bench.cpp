@@ -8,6 +8,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -242,32 +243,42 @@ void bm_stream_read(benchmark::State& state, int n_threads) {
                                               benchmark::Counter::kIsRate);
 }
 
-// Decode attention of one KV head with 7 query heads (Qwen2.5-0.5B: head_dim 64, 14 q / 2 kv heads) over
-// `n_keys` cached f16 positions, cycling through enough caches (> 64 MiB) that each is read from DRAM,
-// as in a forward pass where the weights stream through the caches between two layers' attention.
-void bm_attention_decode(benchmark::State& state, int64_t n_keys) {
-  const int64_t D = 64, G = 7, kv_heads = 2;
-  const size_t row_bytes = static_cast<size_t>(kv_heads * D) * 2;
+// Decode attention of one KV head with G query heads over `n_keys` cached positions (rows of two KV heads, as
+// in the cache), cycling through enough caches (> 64 MiB) that each is read from DRAM, as in a forward pass
+// where the weights stream through the caches between two layers' attention. Shapes: Qwen2.5-0.5B (head_dim
+// 64, 14 q / 2 kv heads), Qwen3.5 (head_dim 256, 8 q / 2 kv heads).
+void bm_attention_decode(benchmark::State& state, int64_t D, int64_t G, DType type, int64_t n_keys) {
+  const int64_t kv_heads = 2;
+  const size_t row_bytes = dtype_row_bytes(type, kv_heads * D);
+  const size_t head_bytes = dtype_row_bytes(type, D);
   const size_t cache_bytes = static_cast<size_t>(n_keys) * row_bytes;
   const size_t n_caches = std::max<size_t>(2, (size_t{64} << 20) / (2 * cache_bytes) + 1);
   // One arena (4 KiB or 2 MiB pages made no difference here).
   HugePageBuffer memory = allocate_huge_pages(2 * n_caches * cache_bytes);
   std::vector<uint8_t*> k(n_caches), v(n_caches);
-  uint16_t values[256];
-  for (auto& h : values) h = f32_to_fp16(static_cast<float>(&h - values) / 128.0f - 1.0f);
+  // A few distinct rows, repeated.
+  constexpr int kDistinctRows = 61;
+  std::vector<uint8_t> rows(kDistinctRows * row_bytes);
+  std::vector<float> values(static_cast<size_t>(kv_heads * D));
+  for (int r = 0; r < kDistinctRows; ++r) {
+    for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>((i * 37 + r * 11) % 256) / 128.0f - 1.0f;
+    (void)quantize_row(type, values.data(), rows.data() + r * row_bytes, kv_heads * D);
+  }
   for (size_t c = 0; c < n_caches; ++c) {
     k[c] = memory.get() + 2 * c * cache_bytes;
     v[c] = k[c] + cache_bytes;
-    for (size_t i = 0; i + 2 <= 2 * cache_bytes; i += 2) std::memcpy(k[c] + i, &values[(i / 2 * 37) % 256], 2);
+    for (int64_t j = 0; j < 2 * n_keys; ++j) {
+      std::memcpy(k[c] + j * row_bytes, rows.data() + (j % kDistinctRows) * row_bytes, row_bytes);
+    }
   }
   std::vector<float> q(static_cast<size_t>(G * D), 0.1f), out(static_cast<size_t>(G * D));
   std::vector<float> work(attention_work_floats(D, G));
   size_t next = 0;
   for (auto _ : state) {
     AttentionBlock b;
-    b.kv_type = DType::kF16;
-    b.k = k[next];
-    b.v = v[next];
+    b.kv_type = type;
+    b.k = k[next] + head_bytes;  // the second KV head
+    b.v = v[next] + head_bytes;
     b.kv_row_bytes = row_bytes;
     b.head_dim = D;
     b.q = q.data();
@@ -275,13 +286,14 @@ void bm_attention_decode(benchmark::State& state, int64_t n_keys) {
     b.n_tokens = 1;
     b.n_group = G;
     b.n_keys0 = n_keys;
-    b.scale = 0.125f;
+    b.scale = 1.0f / std::sqrt(static_cast<float>(D));
     b.out = out.data();
     b.out_token_stride = G * D;
     attention_block(b, work.data());
     benchmark::DoNotOptimize(out.data());
     next = next + 1 == n_caches ? 0 : next + 1;
   }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * 2 * n_keys * static_cast<int64_t>(head_bytes));
   state.SetLabel(std::string("isa=") + attention_isa_name());
 }
 
@@ -319,10 +331,20 @@ void register_all() {
   }
   benchmark::RegisterBenchmark("stream_read/256MiB/threads:2", [](benchmark::State& state) { bm_stream_read(state, 2); })
       ->UseRealTime()->Unit(benchmark::kMillisecond);
-  for (int64_t n_keys : {128, 512, 2048}) {
-    const std::string name = "attention_decode/head_dim:64/group:7/keys:" + std::to_string(n_keys);
-    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) { bm_attention_decode(state, n_keys); })
-        ->UseRealTime()->Unit(benchmark::kMicrosecond);
+  struct DecodeShape {
+    int64_t head_dim, group;
+    DType type;
+    int64_t n_keys;
+  };
+  const DecodeShape decode_shapes[] = {{64, 7, DType::kF16, 128},  {64, 7, DType::kF16, 512},
+                                       {64, 7, DType::kF16, 2048}, {256, 4, DType::kF16, 512},
+                                       {256, 4, DType::kQ8_0, 512}};
+  for (const DecodeShape& d : decode_shapes) {
+    const std::string name = "attention_decode/head_dim:" + std::to_string(d.head_dim) + "/group:" +
+                             std::to_string(d.group) + "/" + dtype_name(d.type) + "/keys:" + std::to_string(d.n_keys);
+    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
+      bm_attention_decode(state, d.head_dim, d.group, d.type, d.n_keys);
+    })->UseRealTime()->Unit(benchmark::kMicrosecond);
   }
   // Cache-resident decode (attn 896x896 fits in L2): compute ceiling of the decode kernels, 1 thread.
   for (DType type : {DType::kQ4_0, DType::kIQ4_NL, DType::kQ8_0, DType::kF16, DType::kBF16, DType::kE4G128}) {

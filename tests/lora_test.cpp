@@ -49,10 +49,19 @@ std::vector<AdapterSpec> make_specs(const ModelConfig& c) {
       const char* gguf;
       int64_t n_in, n_out;
     };
-    const Target targets[] = {{"self_attn.q_proj", "attn_q", c.n_embd, c.q_dim()},
-                              {"self_attn.v_proj", "attn_v", c.n_embd, c.kv_dim()},
-                              {"self_attn.k_proj", "attn_k", c.n_embd, c.kv_dim()},
-                              {"mlp.down_proj", "ffn_down", c.n_ff, c.n_embd}};
+    const int64_t q_rows = c.attn_output_gate ? 2 * c.q_dim() : c.q_dim();  // Qwen3.5: q and its gate
+    std::vector<Target> targets = {{"self_attn.q_proj", "attn_q", c.n_embd, q_rows},
+                                   {"self_attn.v_proj", "attn_v", c.n_embd, c.kv_dim()},
+                                   {"self_attn.k_proj", "attn_k", c.n_embd, c.kv_dim()},
+                                   {"mlp.down_proj", "ffn_down", c.n_ff, c.n_embd}};
+    if (c.is_recurrent(il)) {  // a Qwen3.5 linear-attention layer: every projection in and out
+      targets = {{"linear_attn.in_proj_qkv", "attn_qkv", c.n_embd, c.ssm_conv_dim()},
+                 {"linear_attn.in_proj_z", "attn_gate", c.n_embd, c.ssm_value_dim()},
+                 {"linear_attn.in_proj_b", "ssm_beta", c.n_embd, c.ssm_n_v_heads},
+                 {"linear_attn.in_proj_a", "ssm_alpha", c.n_embd, c.ssm_n_v_heads},
+                 {"linear_attn.out_proj", "ssm_out", c.ssm_value_dim(), c.n_embd},
+                 {"mlp.down_proj", "ffn_down", c.n_ff, c.n_embd}};
+    }
     for (const auto& t : targets) {
       specs.push_back({"model.layers." + L + "." + t.hf, "blk." + L + "." + t.gguf + ".weight", t.n_in, t.n_out,
                        seeded(static_cast<size_t>(kRank * t.n_in), seed++, 0.5f),
@@ -65,7 +74,8 @@ std::vector<AdapterSpec> make_specs(const ModelConfig& c) {
 std::string write_peft(const std::string& dir, const std::vector<AdapterSpec>& specs, float alpha) {
   std::filesystem::create_directories(dir);
   std::ofstream(dir + "/adapter_config.json") << R"({"r": )" << kRank << R"(, "lora_alpha": )" << alpha
-                                              << R"(, "peft_type": "LORA", "target_modules": ["q_proj","k_proj","v_proj","down_proj"]})";
+                                              << R"(, "peft_type": "LORA", "target_modules": ["q_proj","k_proj","v_proj","down_proj",)"
+                                              << R"("in_proj_qkv","in_proj_z","in_proj_b","in_proj_a","out_proj"]})";
   SafetensorsWriter w;
   for (const auto& s : specs) {
     EXPECT_TRUE(w.add("base_model.model." + s.hf_module + ".lora_A.weight", DType::kF32, {kRank, s.n_in}, s.a.data(),
@@ -164,7 +174,7 @@ TEST_P(LoraPerArch, RuntimeAdapterEqualsMergedWeights) {
   EXPECT_LT(max_rel(logits_of(**base_hf, on_hf->get(), 0.0f), logits_of(**base_hf, nullptr)), 1e-7);
 }
 
-INSTANTIATE_TEST_SUITE_P(Arches, LoraPerArch, ::testing::Values(Arch::kLlama, Arch::kQwen2, Arch::kQwen3),
+INSTANTIATE_TEST_SUITE_P(Arches, LoraPerArch, ::testing::Values(Arch::kLlama, Arch::kQwen2, Arch::kQwen3, Arch::kQwen35),
                          [](const auto& info) { return std::string(arch_name(info.param)); });
 
 TEST(Lora, GgufAdapterEqualsPeftAdapter) {

@@ -7,6 +7,7 @@
 #include "format/hf_dir.h"
 #include "format/safetensors.h"
 #include "kernels/quantize.h"
+#include "model/qwen35_gguf_layout.h"
 #include "model/rope_permute.h"
 
 namespace edgellm {
@@ -14,10 +15,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The roles a LoRA may target, and the PEFT module path of each in the Hugging Face names.
+// The roles a LoRA may target, and the PEFT module path of each in the Hugging Face names. Qwen3.5's
+// linear-attention layers: in_proj_qkv (kAttnQkv), in_proj_z, in_proj_b, in_proj_a and out_proj.
 constexpr TensorRole kAdaptable[] = {TensorRole::kAttnQ,   TensorRole::kAttnK,    TensorRole::kAttnV,
                                      TensorRole::kAttnQkv, TensorRole::kAttnOut,  TensorRole::kFfnGate,
-                                     TensorRole::kFfnUp,   TensorRole::kFfnDown,  TensorRole::kOutput};
+                                     TensorRole::kFfnUp,   TensorRole::kFfnDown,  TensorRole::kOutput,
+                                     TensorRole::kSsmInZ,  TensorRole::kSsmBeta,  TensorRole::kSsmAlpha,
+                                     TensorRole::kSsmOut};
 
 Expected<std::vector<float>> to_f32(const TensorRef& t, const std::string& where) {
   if (!can_dequantize(t.type)) {
@@ -38,11 +42,15 @@ const TensorRef* base_weight(const Model& model, TensorRole role, int64_t layer)
     case TensorRole::kAttnQ: return &L.wq;
     case TensorRole::kAttnK: return &L.wk;
     case TensorRole::kAttnV: return &L.wv;
-    case TensorRole::kAttnQkv: return &L.wqkv;
+    case TensorRole::kAttnQkv: return model.config().is_recurrent(layer) ? &L.ssm_in_qkv : &L.wqkv;
     case TensorRole::kAttnOut: return &L.wo;
     case TensorRole::kFfnGate: return &L.w_gate;
     case TensorRole::kFfnUp: return &L.w_up;
     case TensorRole::kFfnDown: return &L.w_down;
+    case TensorRole::kSsmInZ: return &L.ssm_in_z;
+    case TensorRole::kSsmBeta: return &L.ssm_beta;
+    case TensorRole::kSsmAlpha: return &L.ssm_alpha;
+    case TensorRole::kSsmOut: return &L.ssm_out;
     default: return nullptr;
   }
 }
@@ -175,6 +183,16 @@ Expected<std::shared_ptr<LoraAdapter>> LoraAdapter::load(const std::string& path
     pair.scale = rslora ? alpha / std::sqrt(static_cast<float>(pair.rank)) : alpha / static_cast<float>(pair.rank);
     if (peft && model.gguf() && c.arch == Arch::kLlama && (f.role == TensorRole::kAttnQ || f.role == TensorRole::kAttnK)) {
       permute_rows_for_interleaved_rope(pair.b, f.role == TensorRole::kAttnQ ? c.n_head : c.n_head_kv, c.head_dim, pair.rank);
+    }
+    // A Qwen3.5 GGUF holds the linear layers' value heads in llama.cpp's tiled order; a PEFT adapter was
+    // trained on Hugging Face's grouped order: B's rows (outputs) or, for out_proj, A's columns (inputs)
+    // are reordered as the converter reorders the weight.
+    if (peft && c.arch == Arch::kQwen35 && c.ssm_v_heads_tiled && f.layer >= 0 && c.is_recurrent(f.layer)) {
+      if (f.role == TensorRole::kSsmOut) {
+        qwen35_values_to_gguf(c, f.role, pair.a, pair.n_in);
+      } else {
+        qwen35_values_to_gguf(c, f.role, pair.b, pair.rank);
+      }
     }
     adapter->max_rank_ = std::max(adapter->max_rank_, pair.rank);
     adapter->pairs_.emplace(std::make_pair(static_cast<int>(f.role), f.layer), std::move(pair));

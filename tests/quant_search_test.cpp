@@ -342,7 +342,19 @@ TEST_P(CalibrationPerArch, ForwardMatchesTransformerAndStatsCoverEveryMatrix) {
   }
   // Matrices reading the same input share one Hessian.
   EXPECT_EQ(stats->gram.at("blk.0.ffn_gate.weight"), stats->gram.at("blk.0.ffn_up.weight"));
-  if (!c.fused_qkv) {
+  if (c.hybrid()) {
+    // Qwen3.5's tiny: layers 0-2 linear attention, layer 3 full attention. Every product is recorded.
+    const std::pair<const char*, int64_t> inputs[] = {
+        {"blk.0.attn_qkv.weight", c.n_embd}, {"blk.0.attn_gate.weight", c.n_embd}, {"blk.0.ssm_beta.weight", c.n_embd},
+        {"blk.0.ssm_alpha.weight", c.n_embd}, {"blk.2.ssm_out.weight", c.ssm_value_dim()},
+        {"blk.3.attn_q.weight", c.n_embd}, {"blk.3.attn_output.weight", c.q_dim()}};
+    for (const auto& [name, dim] : inputs) {
+      ASSERT_NE(stats->find(name), nullptr) << name;
+      EXPECT_EQ(static_cast<int64_t>(stats->find(name)->size()), dim) << name;
+    }
+    EXPECT_EQ(stats->gram.at("blk.0.attn_qkv.weight"), stats->gram.at("blk.0.ssm_alpha.weight"));
+    EXPECT_EQ(stats->gram.at("blk.3.attn_q.weight"), stats->gram.at("blk.3.attn_v.weight"));
+  } else if (!c.fused_qkv) {
     EXPECT_EQ(stats->gram.at("blk.0.attn_q.weight"), stats->gram.at("blk.0.attn_v.weight"));
   }
 }
@@ -368,8 +380,34 @@ TEST_P(CalibrationPerArch, SelfSampledTokensAreReproducible) {
   }
 }
 
+// Qwen3.5 read from its Hugging Face directory (value heads grouped) and from GGUF (llama.cpp's tiled order):
+// the statistics are recorded as the GGUF file holds the weights, so both give the same, name by name.
+TEST(CalibrationHybrid, HfDirectoryAndGgufRecordTheSameStatistics) {
+  test::TempDir dir;
+  const ModelConfig config = test::tiny_config(Arch::kQwen35);
+  auto hf = Model::load(test::write_tiny_hf(dir.path(), config));
+  auto gguf = Model::load(test::write_tiny_gguf(dir.path(), config));
+  ASSERT_TRUE(hf.ok() && gguf.ok());
+  ASSERT_FALSE((*hf)->config().ssm_v_heads_tiled);
+  ASSERT_TRUE((*gguf)->config().ssm_v_heads_tiled);
+  const std::vector<int32_t> tokens = {1, 17, 300, 42, 511, 0, 99, 7, 256, 128, 64, 3, 5, 8, 13, 21, 34, 55, 89};
+  ThreadPool pool(2);
+  auto from_hf = collect_activation_stats(**hf, tokens, 64, pool, nullptr, /*with_gram=*/false);
+  auto from_gguf = collect_activation_stats(**gguf, tokens, 64, pool, nullptr, /*with_gram=*/false);
+  ASSERT_TRUE(from_hf.ok() && from_gguf.ok());
+  ASSERT_EQ(from_hf->mean_sq.size(), from_gguf->mean_sq.size());
+  for (const auto& [name, want] : from_gguf->mean_sq) {
+    const std::vector<float>* got = from_hf->find(name);
+    ASSERT_NE(got, nullptr) << name;
+    ASSERT_EQ(got->size(), want.size()) << name;
+    for (size_t j = 0; j < want.size(); ++j) {
+      EXPECT_NEAR((*got)[j], want[j], 1e-4 * want[j] + 1e-9) << name << " channel " << j;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllArchitectures, CalibrationPerArch,
-                         ::testing::Values(Arch::kLlama, Arch::kQwen, Arch::kQwen2, Arch::kQwen3),
+                         ::testing::Values(Arch::kLlama, Arch::kQwen, Arch::kQwen2, Arch::kQwen3, Arch::kQwen35),
                          [](const auto& info) { return std::string(arch_name(info.param)); });
 
 }  // namespace

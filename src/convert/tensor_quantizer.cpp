@@ -86,13 +86,6 @@ void write_quant_metadata(GgufWriter& w, const QuantRecipe& recipe, const Quanti
 Expected<QuantizeSettings> calibrate(const std::string& model_path, const std::string& text_path, int64_t max_tokens,
                                      int64_t window, QuantizeSettings settings, ThreadPool& pool) {
   EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::load(model_path));
-  if (model->config().hybrid()) {
-    return make_error(ErrorCode::kUnsupported,
-                      model_path + ": calibration (--calib) does not yet record the inputs of " +
-                          arch_name(model->config().arch) +
-                          "'s linear-attention layers; convert without --calib (the error-minimising search still "
-                          "runs, unweighted)");
-  }
   const bool self = text_path == kSelfCalibration;
   if (max_tokens <= 0) max_tokens = self ? kSelfCalibrationTokens : kTextCalibrationTokens;
   if (self) window = std::min<int64_t>(window, kSelfCalibrationWindow);

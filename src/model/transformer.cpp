@@ -107,6 +107,7 @@ void Transformer::update_rope_table(float ntk_alpha, ForwardScratch& s) const {
 
 void Transformer::project(const TensorRef& w, TensorRole role, int64_t layer, const float* x, int64_t n, float* y,
                           ForwardScratch& s, ThreadPool& pool, const std::vector<LoraSpan>& loras) const {
+  if (s.observer) s.observer(&role, 1, layer, x, n, w.ne[0]);
   matmul(w, x, n, y, pool);
   add_loras(role, layer, x, y, w.n_rows(), loras, s, pool);
 }
@@ -116,6 +117,11 @@ void Transformer::project_same_input(const Projection* ps, int n_projections, in
   MatmulOutput outputs[4];
   EDGELLM_CHECK(n_projections <= 4);
   for (int i = 0; i < n_projections; ++i) outputs[i] = {ps[i].w, ps[i].y, ps[i].y_stride};
+  if (s.observer) {
+    TensorRole roles[4];
+    for (int i = 0; i < n_projections; ++i) roles[i] = ps[i].role;
+    s.observer(roles, n_projections, layer, x, n, ps[0].w->ne[0]);
+  }
   matmul_same_input(outputs, n_projections, x, n, pool);
   for (int i = 0; i < n_projections; ++i) {
     const Projection& p = ps[i];
@@ -365,6 +371,10 @@ Status Transformer::forward_batch(const BatchSequence* seqs, int n_seqs, KvCache
   rms_norm(&s.x[last * E], static_cast<const float*>(w.output_norm.data), s.hidden.data(), E, c.rms_eps);
   if (n_rows > 0) {
     EDGELLM_CHECK(logits != nullptr);
+    if (s.observer) {
+      const TensorRole output = TensorRole::kOutput;
+      s.observer(&output, 1, -1, s.xn.data(), n_rows, E);
+    }
     matmul(w.output, s.xn.data(), n_rows, logits, pool);
     add_loras(TensorRole::kOutput, -1, s.xn.data(), logits, V, s.output_loras, s, pool);
   }

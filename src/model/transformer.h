@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "model/kv_cache.h"
@@ -62,8 +63,15 @@ struct LoraSpan {
   ActiveLora lora;
 };
 
+// Sees the input of every matrix product of a forward pass (calibration, quant/calibration.h): `roles` (the
+// weights of `layer` that read it; layer -1 and kOutput for the output projection), rows [n_tokens][dim].
+using ActivationObserver = std::function<void(const TensorRole* roles, int n_roles, int64_t layer, const float* x,
+                                              int64_t n_tokens, int64_t dim)>;
+
 struct ForwardScratch {
   ForwardScratch(const ModelConfig& config, int64_t max_batch, int64_t n_ctx, int n_threads);
+
+  ActivationObserver observer;  // optional; called before each product
 
   int64_t max_batch;
   std::vector<float> x;         // [max_batch][n_embd] residual stream

@@ -11,6 +11,7 @@
 #include "kernels/matmul.h"
 #include "kernels/rope.h"
 #include "model/kv_cache.h"
+#include "model/qwen35_gguf_layout.h"
 #include "model/tensor_names.h"
 #include "model/transformer.h"
 #include "tokenizer/tokenizer.h"
@@ -26,6 +27,9 @@ class StatsAccumulator {
 
   // `names`: the matrices reading input a [n_tokens][dim].
   void add(std::initializer_list<std::string> names, const float* a, int64_t n_tokens, int64_t dim) {
+    add(std::vector<std::string>(names), a, n_tokens, dim);
+  }
+  void add(const std::vector<std::string>& names, const float* a, int64_t n_tokens, int64_t dim) {
     for (const std::string& name : names) {
       std::vector<double>& s = sums_[name];
       if (s.empty()) s.assign(static_cast<size_t>(dim), 0.0);
@@ -198,6 +202,44 @@ void window_forward(const Model& model, const int32_t* tokens, int64_t n, Thread
   }
 }
 
+// Hybrid models (Qwen3.5): one window through Transformer::forward itself (f32 KV cache, a fresh
+// linear-attention state), recording the input of every product through ForwardScratch::observer. The output
+// projection's input is recorded for every token (as window_forward does), so the window runs in pieces of
+// kPiece tokens with all their logits. Inputs are recorded as the GGUF file will hold the weights: out_proj's
+// input columns (value heads) in llama.cpp's tiled order when the model was read in Hugging Face's.
+Status window_forward_hybrid(const Model& model, const int32_t* tokens, int64_t n, ThreadPool& pool,
+                             StatsAccumulator& acc, std::vector<float>* logits) {
+  constexpr int64_t kPiece = 64;
+  const ModelConfig& c = model.config();
+  EDGELLM_ASSIGN_OR_RETURN(KvCache kv, KvCache::create(c, n, DType::kF32));
+  ForwardScratch scratch(c, std::min(n, kPiece), n, pool.n_threads());
+  std::vector<float> tiled;
+  std::vector<std::string> names;
+  scratch.observer = [&](const TensorRole* roles, int n_roles, int64_t layer, const float* x, int64_t n_tokens,
+                         int64_t dim) {
+    names.clear();
+    for (int i = 0; i < n_roles; ++i) {
+      const TensorRole role = roles[i] == TensorRole::kOutput && c.tied_embeddings ? TensorRole::kTokenEmbd : roles[i];
+      names.push_back(gguf_name(role, layer));
+    }
+    if (roles[0] == TensorRole::kSsmOut && !c.ssm_v_heads_tiled) {
+      tiled.assign(x, x + n_tokens * dim);
+      qwen35_values_to_gguf(c, TensorRole::kSsmOut, tiled, dim);
+      x = tiled.data();
+    }
+    acc.add(names, x, n_tokens, dim);
+  };
+  const Transformer transformer(model);
+  std::vector<float> piece_logits;
+  if (logits) logits->clear();
+  for (int64_t start = 0; start < n; start += kPiece) {
+    const int64_t m = std::min(kPiece, n - start);
+    EDGELLM_TRY(transformer.forward(tokens + start, m, kv, scratch, pool, LogitsMode::kAll, piece_logits));
+    if (logits) logits->insert(logits->end(), piece_logits.begin(), piece_logits.end());
+  }
+  return {};
+}
+
 }  // namespace
 
 Expected<ActivationStats> collect_activation_stats(const Model& model, const std::vector<int32_t>& tokens,
@@ -217,7 +259,12 @@ Expected<ActivationStats> collect_activation_stats(const Model& model, const std
   const int64_t n_total = static_cast<int64_t>(tokens.size());
   for (int64_t start = 0; start < n_total; start += window) {
     const int64_t n = std::min(window, n_total - start);
-    window_forward(model, tokens.data() + start, n, pool, acc, start + n == n_total ? logits : nullptr);
+    std::vector<float>* window_logits = start + n == n_total ? logits : nullptr;
+    if (c.hybrid()) {
+      EDGELLM_TRY(window_forward_hybrid(model, tokens.data() + start, n, pool, acc, window_logits));
+    } else {
+      window_forward(model, tokens.data() + start, n, pool, acc, window_logits);
+    }
   }
   return acc.finish(n_total);
 }

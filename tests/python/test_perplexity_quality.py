@@ -1,5 +1,5 @@
 """Quality of the quantization recipes on real trained weights (issue 7, "How it is checked" and "Goal"):
-stories260K and the trained fixtures qwen2-tiny / qwen3-tiny, KL to the f16 model over windows of
+stories260K and the trained fixtures qwen2-tiny / qwen3-tiny / qwen35-tiny, KL to the f16 model over windows of
 wiki.test.raw (`edgellm perplexity --kl-base`).
 
 Checked per model:
@@ -32,6 +32,7 @@ MODELS = {
     "stories260K": (SHARED_DIR / "data" / "stories260K-hf", 40),
     "qwen2-tiny": (SOURCE_DIR / "tests" / "models" / "qwen2-tiny", 8),
     "qwen3-tiny": (SOURCE_DIR / "tests" / "models" / "qwen3-tiny", 8),
+    "qwen35-tiny": (SOURCE_DIR / "tests" / "models" / "qwen35-tiny", 8),  # hybrid: calibration through the forward
 }
 
 

@@ -61,8 +61,8 @@ if [ "${EDGELLM_SKIP_TSAN:-0}" != 1 ]; then
   build-tsan/tests/kernels_thread_pool_test
   build-tsan/tests/engine_test
   build-tsan/tests/capi_engine_test
-  build-tsan/tests/capi_cpp_test --gtest_filter='CApi.Parallel*:CApi.Abort*:CApi.Async*'
-  build-tsan/tests/rkllm_test --gtest_filter='Rkllm.Abort*:Rkllm.Async*:Rkllm.HandlesRunInParallel:Rkllm.Batch*'
+  build-tsan/tests/capi_cpp_test --gtest_filter='CApi.Parallel*:*CApiPerArch.Parallel*:CApi.Abort*:CApi.Async*'
+  build-tsan/tests/rkllm_test --gtest_filter='Rkllm.Abort*:Rkllm.Async*:Rkllm.HandlesRunInParallel:Rkllm.Batch*:*RkllmPerArch.Batch*'
   # Its models are written by the Release build's `edgellm synth` (the same files; only the library is under test).
   EDGELLM_BIN=build/edgellm build-tsan/tests/capi_test
   unset TSAN_OPTIONS

@@ -78,15 +78,14 @@ int64_t KvCache::rewind_point(int64_t n) const {
   return best;
 }
 
-void KvCache::save_snapshot() {
-  if (!hybrid() || n_past_ == 0) return;
+KvCache::Snapshot* KvCache::snapshot_slot(int64_t pos) {
   Snapshot* slot = nullptr;
   for (Snapshot& s : snapshots_) {
-    if (s.pos == n_past_) slot = &s;
+    if (s.pos == pos) slot = &s;
   }
   if (slot == nullptr && snapshots_.size() < static_cast<size_t>(kMaxSnapshots)) {
     auto state = recurrent_.zeroed_like();
-    if (!state) return;
+    if (!state) return nullptr;
     snapshots_.push_back({0, 0, std::move(*state)});
     slot = &snapshots_.back();
   }
@@ -94,9 +93,35 @@ void KvCache::save_snapshot() {
     slot = &*std::min_element(snapshots_.begin(), snapshots_.end(),
                               [](const Snapshot& a, const Snapshot& b) { return a.taken < b.taken; });
   }
-  slot->pos = n_past_;
+  slot->pos = pos;
   slot->taken = ++snapshots_taken_;
-  slot->state.copy_from(recurrent_);
+  return slot;
+}
+
+void KvCache::save_snapshot() {
+  if (!hybrid() || n_past_ == 0) return;
+  if (Snapshot* slot = snapshot_slot(n_past_)) slot->state.copy_from(recurrent_);
+}
+
+void KvCache::add_snapshot(int64_t pos, const float* state) {
+  EDGELLM_CHECK(hybrid() && pos >= 1 && pos <= n_past_);
+  if (Snapshot* slot = snapshot_slot(pos)) {
+    std::copy(state, state + recurrent_.size_bytes() / sizeof(float), slot->state.data());
+  }
+}
+
+std::vector<int64_t> KvCache::snapshot_positions() const {
+  std::vector<int64_t> out;
+  for (const Snapshot& s : snapshots_) out.push_back(s.pos);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+const RecurrentState* KvCache::snapshot_at(int64_t pos) const {
+  for (const Snapshot& s : snapshots_) {
+    if (s.pos == pos) return &s.state;
+  }
+  return nullptr;
 }
 
 void KvCache::store(int64_t layer, int64_t pos, const float* k, const float* v) {

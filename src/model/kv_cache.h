@@ -67,6 +67,12 @@ class KvCache {
   void save_snapshot();
   static constexpr int kMaxSnapshots = 4;
   size_t n_snapshots() const { return snapshots_.size(); }
+  // The positions of the snapshots, ascending, and the state at each (prompt cache files keep them).
+  std::vector<int64_t> snapshot_positions() const;
+  const RecurrentState* snapshot_at(int64_t pos) const;
+  // Keeps `state` (recurrent().size_bytes() of values, as RecurrentState::data()) as the snapshot at pos, as
+  // save_snapshot() does for the current state; pos in [1, n_past()].
+  void add_snapshot(int64_t pos, const float* state);
 
   // Qwen 1 dynamic NTK: the rotary base multiplier the cached keys were rotated with.
   float ntk_alpha() const { return ntk_alpha_; }
@@ -99,6 +105,9 @@ class KvCache {
     uint64_t taken = 0;  // order of saving, to replace the oldest
     RecurrentState state;
   };
+  // The slot for a snapshot at pos (the one already there, a new one, or the oldest), nullptr if none could
+  // be allocated; marked as the latest taken.
+  Snapshot* snapshot_slot(int64_t pos);
   std::vector<Snapshot> snapshots_;
   uint64_t snapshots_taken_ = 0;
 };

@@ -391,15 +391,20 @@ Expected<GenerationStats> Session::chat_turn(const GenerateOptions& options, con
 
 // ---- prompt cache ----
 // Layout (little-endian): "EDGEKV01", u32 version, 64-byte weights digest, u32 kv dtype, u32 n_layer,
-// u32 kv_dim, u64 n_tokens, [version 2: u64 n_state], i32 tokens[n_tokens], then per layer K rows then V
-// rows (n_tokens rows of kv_dim values in the kv dtype), [version 2: f32 state[n_state]], then f32
-// logits[n_vocab] after the last token. Version 2 is written for hybrid models (Qwen3.5): n_layer counts
-// the full-attention layers, and the state is the linear-attention state after the last token.
+// u32 kv_dim, u64 n_tokens, [versions 2, 3: u64 n_state], [version 3: u32 n_snapshots], i32
+// tokens[n_tokens], then per layer K rows then V rows (n_tokens rows of kv_dim values in the kv dtype),
+// [versions 2, 3: f32 state[n_state]], [version 3: n_snapshots x (u64 position, f32 state[n_state])], then
+// f32 logits[n_vocab] after the last token. Versions 2 and 3 are for hybrid models (Qwen3.5): n_layer
+// counts the full-attention layers, the state is the linear-attention state after the last token, and
+// version 3 (written since) adds the session's snapshots before it (ascending, 1 <= position < n_tokens):
+// a loaded cache can then go back to them, e.g. to the position before a prompt's last token, which a
+// run of the same prompt needs to compute that token's logits again.
 
 namespace {
 constexpr char kStateMagic[8] = {'E', 'D', 'G', 'E', 'K', 'V', '0', '1'};
 constexpr uint32_t kStateVersion = 1;
 constexpr uint32_t kStateVersionHybrid = 2;
+constexpr uint32_t kStateVersionHybridSnapshots = 3;
 }  // namespace
 
 Status Session::save_state(const std::string& path) const {
@@ -413,7 +418,7 @@ Status Session::save_state(const std::string& path) const {
     if (!out) return make_error(ErrorCode::kIo, path + ": cannot create");
     auto put = [&](const void* p, size_t n) { out.write(static_cast<const char*>(p), static_cast<std::streamsize>(n)); };
     put(kStateMagic, 8);
-    put(kv_.hybrid() ? &kStateVersionHybrid : &kStateVersion, 4);
+    put(kv_.hybrid() ? &kStateVersionHybridSnapshots : &kStateVersion, 4);
     std::string d = digest;
     d.resize(64, '\0');
     put(d.data(), 64);
@@ -426,13 +431,28 @@ Status Session::save_state(const std::string& path) const {
     put(&kv_dim, 4);
     put(&n_tokens, 8);
     const uint64_t n_state = kv_.recurrent().size_bytes() / sizeof(float);
-    if (kv_.hybrid()) put(&n_state, 8);
+    std::vector<int64_t> snapshots;
+    for (int64_t pos : kv_.snapshot_positions()) {
+      if (pos < static_cast<int64_t>(n_tokens)) snapshots.push_back(pos);
+    }
+    const auto n_snapshots = static_cast<uint32_t>(snapshots.size());
+    if (kv_.hybrid()) {
+      put(&n_state, 8);
+      put(&n_snapshots, 4);
+    }
     put(cached_.data(), cached_.size() * sizeof(int32_t));
     for (int64_t l = 0; l < kv_.n_layer(); ++l) {
       put(kv_.k_row(l, 0), kv_.row_bytes() * n_tokens);
       put(kv_.v_row(l, 0), kv_.row_bytes() * n_tokens);
     }
-    if (kv_.hybrid()) put(kv_.recurrent().data(), n_state * sizeof(float));
+    if (kv_.hybrid()) {
+      put(kv_.recurrent().data(), n_state * sizeof(float));
+      for (int64_t pos : snapshots) {
+        const uint64_t p = static_cast<uint64_t>(pos);
+        put(&p, 8);
+        put(kv_.snapshot_at(pos)->data(), n_state * sizeof(float));
+      }
+    }
     put(logits_.data(), logits_.size() * sizeof(float));
     out.flush();
     if (!out) {
@@ -460,13 +480,20 @@ Status Session::load_state(const std::string& path) {
   uint64_t n_tokens = 0;
   char digest[64];
   if (!get(magic, 8) || std::memcmp(magic, kStateMagic, 8) != 0) return bad("not an edgellm prompt cache");
-  if (!get(&version, 4) || (version != kStateVersion && version != kStateVersionHybrid)) {
+  if (!get(&version, 4) || (version != kStateVersion && version != kStateVersionHybrid &&
+                             version != kStateVersionHybridSnapshots)) {
     return bad("unsupported prompt cache version");
   }
+  const bool hybrid_file = version != kStateVersion;
   uint64_t n_state = 0;
+  uint32_t n_snapshots = 0;
   if (!get(digest, 64) || !get(&type, 4) || !get(&n_layer, 4) || !get(&kv_dim, 4) || !get(&n_tokens, 8) ||
-      (version == kStateVersionHybrid && !get(&n_state, 8))) {
+      (hybrid_file && !get(&n_state, 8)) || (version == kStateVersionHybridSnapshots && !get(&n_snapshots, 4))) {
     return bad("truncated header");
+  }
+  if (n_snapshots >= static_cast<uint32_t>(KvCache::kMaxSnapshots)) {
+    return bad(std::to_string(n_snapshots) + " state snapshots (at most " +
+               std::to_string(KvCache::kMaxSnapshots - 1) + ")");
   }
   const std::string file_digest(digest, strnlen(digest, 64));
   if (file_digest != model_->weights_digest()) {
@@ -477,7 +504,7 @@ Status Session::load_state(const std::string& path) {
   }
   if (n_layer != kv_.n_layer() || kv_dim != kv_.kv_dim()) return bad("KV shape does not match the model");
   const uint64_t model_state = kv_.recurrent().size_bytes() / sizeof(float);
-  if ((version == kStateVersionHybrid) != kv_.hybrid() || n_state != model_state) {
+  if (hybrid_file != kv_.hybrid() || n_state != model_state) {
     return bad("linear-attention state of " + std::to_string(n_state) + " values, the model has " +
                std::to_string(model_state));
   }
@@ -498,9 +525,10 @@ Status Session::load_state(const std::string& path) {
   if (file_type == DType::kQ8_0 && kv_dim % 32 != 0) return bad("q8_0 KV rows of " + std::to_string(kv_dim) + " values");
   const size_t file_row = dtype_row_bytes(file_type, kv_dim);
   // Check the whole size before touching the cache, so a bad file leaves the session as it was.
-  const uint64_t expected_size = 8 + 4 + 64 + 4 + 4 + 4 + 8 + (version == kStateVersionHybrid ? 8 : 0) + n_tokens * 4 +
+  const uint64_t expected_size = 8 + 4 + 64 + 4 + 4 + 4 + 8 + (hybrid_file ? 8 : 0) +
+                                 (version == kStateVersionHybridSnapshots ? 4 : 0) + n_tokens * 4 +
                                  2ull * n_layer * n_tokens * file_row + n_state * sizeof(float) +
-                                 logits_.size() * sizeof(float);
+                                 n_snapshots * (8 + n_state * sizeof(float)) + logits_.size() * sizeof(float);
   std::error_code ec;
   const uint64_t actual_size = std::filesystem::file_size(path, ec);
   if (ec || actual_size != expected_size) {
@@ -537,12 +565,28 @@ Status Session::load_state(const std::string& path) {
       if (!std::isfinite(v)) return bad("non-finite value in the linear-attention state");
     }
   }
+  std::vector<uint64_t> snapshot_pos(n_snapshots);
+  std::vector<float> snapshot_states(n_snapshots * n_state);
+  for (uint32_t i = 0; i < n_snapshots; ++i) {
+    float* values = snapshot_states.data() + i * n_state;
+    if (!get(&snapshot_pos[i], 8) || !get(values, n_state * sizeof(float))) return bad("truncated state snapshot");
+    if (snapshot_pos[i] < 1 || snapshot_pos[i] >= n_tokens || (i > 0 && snapshot_pos[i] <= snapshot_pos[i - 1])) {
+      return bad("state snapshot at position " + std::to_string(snapshot_pos[i]) + " (positions must rise within [1, " +
+                 std::to_string(n_tokens) + "))");
+    }
+    for (uint64_t j = 0; j < n_state; ++j) {
+      if (!std::isfinite(values[j])) return bad("non-finite value in a state snapshot");
+    }
+  }
   std::vector<float> logits(logits_.size());
   if (!get(logits.data(), logits.size() * sizeof(float))) return bad("truncated logits");
   if (in.peek() != std::char_traits<char>::eof()) return bad("trailing bytes after the logits");
   cached_ = std::move(tokens);
   std::copy(state.begin(), state.end(), kv_.recurrent().data());
   kv_.set_n_past(static_cast<int64_t>(cached_.size()));
+  for (uint32_t i = 0; i < n_snapshots; ++i) {
+    kv_.add_snapshot(static_cast<int64_t>(snapshot_pos[i]), snapshot_states.data() + i * n_state);
+  }
   kv_.save_snapshot();
   logits_ = std::move(logits);
   logits_valid_ = true;

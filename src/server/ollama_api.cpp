@@ -239,7 +239,7 @@ void answer(ServerContext& ctx, httplib::Response& res, OllamaRequest& r, bool s
   send_json(res, j);
 }
 
-std::vector<ChatMessage> read_messages(const json& body, const nlohmann::ordered_json& ordered) {
+std::vector<ChatMessage> read_ollama_messages(const json& body, const nlohmann::ordered_json& ordered) {
   const auto it = body.find("messages");
   if (it == body.end() || it->is_null()) bad_request("messages", "'messages' is required");
   if (!it->is_array()) bad_request("messages", "'messages' must be an array, got " + json_type_name(*it));
@@ -277,7 +277,7 @@ void chat(ServerContext& ctx, const httplib::Request& req, httplib::Response& re
   r.g.route = "/api/chat";
   refuse_unsupported(f, true);
   const nlohmann::ordered_json ordered = nlohmann::ordered_json::parse(req.body);  // the client's key order
-  const std::vector<ChatMessage> messages = read_messages(body, ordered);
+  const std::vector<ChatMessage> messages = read_ollama_messages(body, ordered);
   const bool stream = f.boolean("stream").value_or(true);
   if (messages.empty()) {
     // An empty conversation loads the model: it is loaded.

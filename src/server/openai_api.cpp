@@ -15,7 +15,7 @@ using nlohmann::json;
 
 // ---- reading a request ----
 
-std::vector<ChatMessage> read_messages(const json& body, const nlohmann::ordered_json& ordered) {
+std::vector<ChatMessage> read_openai_messages(const json& body, const nlohmann::ordered_json& ordered) {
   const auto it = body.find("messages");
   if (it == body.end() || it->is_null()) bad_request("messages", "'messages' is required");
   if (!it->is_array()) bad_request("messages", "'messages' must be an array, got " + json_type_name(*it));
@@ -284,7 +284,7 @@ void chat_completions(ServerContext& ctx, const httplib::Request& req, httplib::
   const Fields f(body, "");
   ChatRequest r;
   r.common = read_common(ctx, f, model);
-  const std::vector<ChatMessage> messages = read_messages(body, ordered);
+  const std::vector<ChatMessage> messages = read_openai_messages(body, ordered);
   ChatPromptOptions prompt_options;
   if (const json* kw = f.raw("chat_template_kwargs")) {
     if (!kw->is_object()) bad_request("chat_template_kwargs", "'chat_template_kwargs' must be an object");

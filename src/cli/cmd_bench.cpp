@@ -22,9 +22,9 @@
 #include "model/model.h"
 #include "model/transformer.h"
 #include "runtime/loaded_model.h"
+#include "util/elapsed.h"
 #include "util/memory_bandwidth.h"
 #include "util/thread_pool.h"
-#include "util/elapsed.h"
 
 namespace edgellm::cli {
 namespace {

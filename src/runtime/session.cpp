@@ -558,12 +558,13 @@ Status Session::load_state(const std::string& path) {
     if (!get(rows.data(), rows.size())) return bad("truncated KV data");
     store_rows(false, l);
   }
+  const auto all_finite = [](const float* v, uint64_t n) {
+    return std::all_of(v, v + n, [](float x) { return std::isfinite(x); });
+  };
   std::vector<float> state(n_state);
   if (n_state > 0) {
     if (!get(state.data(), n_state * sizeof(float))) return bad("truncated linear-attention state");
-    for (float v : state) {
-      if (!std::isfinite(v)) return bad("non-finite value in the linear-attention state");
-    }
+    if (!all_finite(state.data(), n_state)) return bad("non-finite value in the linear-attention state");
   }
   std::vector<uint64_t> snapshot_pos(n_snapshots);
   std::vector<float> snapshot_states(n_snapshots * n_state);
@@ -574,9 +575,7 @@ Status Session::load_state(const std::string& path) {
       return bad("state snapshot at position " + std::to_string(snapshot_pos[i]) + " (positions must rise within [1, " +
                  std::to_string(n_tokens) + "))");
     }
-    for (uint64_t j = 0; j < n_state; ++j) {
-      if (!std::isfinite(values[j])) return bad("non-finite value in a state snapshot");
-    }
+    if (!all_finite(values, n_state)) return bad("non-finite value in a state snapshot");
   }
   std::vector<float> logits(logits_.size());
   if (!get(logits.data(), logits.size() * sizeof(float))) return bad("truncated logits");

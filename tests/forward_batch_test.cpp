@@ -237,7 +237,7 @@ TEST(ForwardBatch, BadStepsAreRefusedWithoutTouchingTheCache) {
   auto kv = KvCache::create(c, 4 * 16, DType::kF32);
   ASSERT_TRUE(kv.ok());
   const size_t bytes = kv->size_bytes() / 2;
-  std::fill_n(static_cast<uint8_t*>(kv->k_row(0, 0)), bytes, uint8_t{0x5a});
+  std::fill_n(kv->k_layer(0), bytes, uint8_t{0x5a});
   ForwardScratch scratch(c, 8, 64, 1);
   Transformer tf(**model);
   std::vector<int32_t> tokens = {1, 2, 3, 4, 5};
@@ -249,7 +249,7 @@ TEST(ForwardBatch, BadStepsAreRefusedWithoutTouchingTheCache) {
     const Status st = tf.forward_batch(seqs.data(), n_seqs, *kv, kBlockShift, scratch, pool, logits.data());
     ASSERT_FALSE(st.ok()) << "expected an error about " << needle;
     EXPECT_NE(st.error().message.find(needle), std::string::npos) << st.error().message;
-    const auto* k = static_cast<const uint8_t*>(kv->k_row(0, 0));
+    const uint8_t* k = kv->k_layer(0);
     EXPECT_TRUE(std::all_of(k, k + bytes, [](uint8_t b) { return b == 0x5a; })) << "the cache was written";
   };
   BatchSequence ok;

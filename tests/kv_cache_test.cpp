@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "kernels/quantize.h"
@@ -31,7 +32,10 @@ TEST(KvCache, SizesPerType) {
     EXPECT_EQ(kv->row_bytes(), static_cast<size_t>(row)) << dtype_name(type);
     EXPECT_EQ(kv->size_bytes(), 2u * 2u * 10u * static_cast<size_t>(row));
     EXPECT_EQ(KvCache::bytes_needed(c, 10, type), kv->size_bytes());
-    EXPECT_EQ(kv->head_offset_bytes(1, 32), static_cast<size_t>(row / 2));
+    EXPECT_EQ(kv->head_row_bytes(), static_cast<size_t>(row / 2));
+    // Head-major: a head's rows are contiguous, the second head's after all of the first's.
+    EXPECT_EQ(kv->k_head(1, 1) - kv->k_head(1, 0), static_cast<ptrdiff_t>(10 * row / 2));
+    EXPECT_EQ(kv->k_head(1, 0) - kv->k_head(0, 0), static_cast<ptrdiff_t>(10 * row));
   }
   EXPECT_FALSE(KvCache::create(c, 10, DType::kQ4_0).ok());
   EXPECT_EQ(KvCache::bytes_needed(c, 10, DType::kQ4_0), 0u);
@@ -47,7 +51,12 @@ TEST(KvCache, Q8_0StoreRoundsEachBlockOfEachHead) {
   for (float& x : k) x = dist(rng);
   for (float& x : v) x = dist(rng);
   kv->store(1, 2, k.data(), v.data());
-  ASSERT_TRUE(dequantize_row(DType::kQ8_0, kv->k_row(1, 2), back.data(), 64).ok());
+  std::vector<uint8_t> row(kv->row_bytes());
+  kv->read_row(false, 1, 2, row.data());
+  ASSERT_TRUE(dequantize_row(DType::kQ8_0, row.data(), back.data(), 64).ok());
+  // The same bytes where attention reads them: each head's row 2.
+  EXPECT_EQ(std::memcmp(kv->k_head(1, 0) + 2 * 34, row.data(), 34), 0);
+  EXPECT_EQ(std::memcmp(kv->k_head(1, 1) + 2 * 34, row.data() + 34, 34), 0);
   for (int blk = 0; blk < 2; ++blk) {
     float amax = 0;
     for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(k[blk * 32 + i]));

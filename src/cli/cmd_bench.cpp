@@ -61,6 +61,7 @@ struct BenchArgs {
   int64_t batch = 512; // tokens per prefill step (capped at the largest input)
   bool json = false;
   bool roofline = false;
+  bool interleave = false;  // decode the input lengths' sequences in turn, one token each
   std::string grammar_file, json_schema_file;  // decode under a grammar: its cost per token
   std::string require_signature;
   std::string key_file;
@@ -144,17 +145,30 @@ int run_bench(const BenchArgs& a) {
                  static_cast<long long>(n_ctx), static_cast<long long>(needed_ctx));
     return 1;
   }
-  const auto kv_type = dtype_from_name(a.kv_type);
-  auto kv = KvCache::create(c, n_ctx, kv_type.value_or(DType::kF16));
-  if (!kv.ok()) {
-    std::fprintf(stderr, "edgellm bench: %s\n", kv.error().message.c_str());
+  if (a.interleave && (outputs.size() > 1 || !a.grammar_file.empty() || !a.json_schema_file.empty())) {
+    std::fprintf(stderr, "edgellm bench: --interleave takes one output length (-n) and no grammar\n");
     return 1;
   }
-  // The cache is written as positions fill; touch it all now so that peak RSS counts the whole context.
-  for (int64_t l = 0; l < kv->n_layer(); ++l) {  // the full-attention layers of a hybrid model
-    std::memset(kv->k_row(l, 0), 0, kv->layer_bytes());
-    std::memset(kv->v_row(l, 0), 0, kv->layer_bytes());
+  const auto kv_type = dtype_from_name(a.kv_type);
+  // One cache, or with --interleave one per input length (each as long as its input + output).
+  std::vector<KvCache> caches;
+  for (size_t i = 0; i < (a.interleave ? prompts.size() : 1); ++i) {
+    const int64_t positions = a.interleave && a.ctx == 0 ? prompts[i] + outputs[0] : n_ctx;
+    auto kv = KvCache::create(c, positions, kv_type.value_or(DType::kF16));
+    if (!kv.ok()) {
+      std::fprintf(stderr, "edgellm bench: %s\n", kv.error().message.c_str());
+      return 1;
+    }
+    // The cache is written as positions fill; touch it all now so that peak RSS counts the whole context.
+    for (int64_t l = 0; l < kv->n_layer(); ++l) {  // the full-attention layers of a hybrid model
+      std::memset(kv->k_layer(l), 0, kv->layer_bytes());
+      std::memset(kv->v_layer(l), 0, kv->layer_bytes());
+    }
+    caches.push_back(std::move(*kv));
   }
+  KvCache* kv = &caches[0];
+  size_t kv_cache_bytes = 0;
+  for (const KvCache& cache : caches) kv_cache_bytes += cache.size_bytes();
   const int64_t batch = std::max<int64_t>(1, std::min(a.batch, max_prompt));
   ForwardScratch scratch(c, batch, n_ctx, pool.n_threads());
   std::vector<float> logits;
@@ -206,15 +220,63 @@ int run_bench(const BenchArgs& a) {
   };
   std::vector<Row> rows;
   uint64_t seed = 12345;
-  for (int64_t p : prompts) {
+  auto random_tokens = [&](int64_t p) {
+    std::vector<int32_t> tokens(static_cast<size_t>(p));
+    for (auto& t : tokens) {
+      seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+      t = static_cast<int32_t>((seed >> 33) % static_cast<uint64_t>(c.n_vocab));
+    }
+    return tokens;
+  };
+  // --interleave: every input length's sequence is prefilled, then they decode in turn, one token each, so
+  // that a drift of the machine's memory bandwidth (or clock) during the run touches all of them alike.
+  if (a.interleave) {
+    const int64_t n = outputs[0];
+    const size_t n_seqs = prompts.size();
+    std::vector<std::vector<double>> ttft(n_seqs), prefill_tps(n_seqs), decode_tps(n_seqs);
+    std::vector<std::vector<float>> seq_logits(n_seqs);
+    for (int rep = 0; rep < a.reps + 1; ++rep) {  // the first repetition warms up and is not counted
+      std::vector<int32_t> next(n_seqs);
+      std::vector<double> decode_s(n_seqs, 0.0);
+      for (size_t i = 0; i < n_seqs; ++i) {
+        const std::vector<int32_t> tokens = random_tokens(prompts[i]);
+        caches[i].set_n_past(0);
+        const auto t0 = Clock::now();
+        const Status st = tf.forward(tokens.data(), prompts[i], caches[i], scratch, pool, LogitsMode::kLast, seq_logits[i]);
+        const double prefill_s = seconds_since(t0);
+        if (!st.ok()) {
+          std::fprintf(stderr, "edgellm bench: %s\n", st.error().message.c_str());
+          return 1;
+        }
+        next[i] = static_cast<int32_t>(std::max_element(seq_logits[i].begin(), seq_logits[i].end()) - seq_logits[i].begin());
+        if (rep == 0) continue;
+        ttft[i].push_back(prefill_s * 1000);
+        prefill_tps[i].push_back(static_cast<double>(prompts[i]) / prefill_s);
+      }
+      for (int64_t step = 0; step < n; ++step) {
+        for (size_t i = 0; i < n_seqs; ++i) {
+          const auto t0 = Clock::now();
+          const Status st = tf.forward(&next[i], 1, caches[i], scratch, pool, LogitsMode::kLast, seq_logits[i]);
+          decode_s[i] += seconds_since(t0);
+          if (!st.ok()) {
+            std::fprintf(stderr, "edgellm bench: %s\n", st.error().message.c_str());
+            return 1;
+          }
+          next[i] = static_cast<int32_t>(std::max_element(seq_logits[i].begin(), seq_logits[i].end()) - seq_logits[i].begin());
+        }
+      }
+      if (rep == 0) continue;
+      for (size_t i = 0; i < n_seqs; ++i) decode_tps[i].push_back(static_cast<double>(n) / decode_s[i]);
+    }
+    for (size_t i = 0; i < n_seqs; ++i) {
+      rows.push_back({prompts[i], n, summarize(ttft[i]), summarize(prefill_tps[i]), summarize(decode_tps[i])});
+    }
+  }
+  for (int64_t p : a.interleave ? std::vector<int64_t>{} : prompts) {
     for (int64_t n : outputs) {
       std::vector<double> ttft, prefill_tps, decode_tps;
       for (int rep = 0; rep < a.reps + 1; ++rep) {  // the first repetition warms up and is not counted
-        std::vector<int32_t> tokens(static_cast<size_t>(p));
-        for (auto& t : tokens) {
-          seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-          t = static_cast<int32_t>((seed >> 33) % static_cast<uint64_t>(c.n_vocab));
-        }
+        const std::vector<int32_t> tokens = random_tokens(p);
         kv->set_n_past(0);
         const auto t0 = Clock::now();
         Status st = tf.forward(tokens.data(), p, *kv, scratch, pool, LogitsMode::kLast, logits);
@@ -267,7 +329,7 @@ int run_bench(const BenchArgs& a) {
   const auto file_bytes = std::filesystem::is_regular_file(a.model, ec) ? std::filesystem::file_size(a.model, ec)
                                                                          : (*lm)->model().weight_bytes();
   const double file_mib = static_cast<double>(file_bytes) / (1 << 20);
-  const double kv_mib = static_cast<double>(kv->size_bytes()) / (1 << 20);
+  const double kv_mib = static_cast<double>(kv_cache_bytes) / (1 << 20);
   const double bandwidth = a.roofline ? measure_read_bandwidth_gbs(pool) : 0;
   const double limit = bandwidth > 0 ? bandwidth * 1e9 / per_token_bytes : 0;
 
@@ -275,8 +337,8 @@ int run_bench(const BenchArgs& a) {
   if (!a.json) {
     std::printf("model %s (%s, %.1f MiB of weights), %d threads, load %.2f s\n", a.model.c_str(), arch_name(c.arch),
                 static_cast<double>((*lm)->model().weight_bytes()) / (1 << 20), pool.n_threads(), load_s);
-    std::printf("KV cache %s, %lld positions, %.1f MiB; prefill batch %lld; attention %s\n", dtype_name(kv->type()),
-                static_cast<long long>(n_ctx), static_cast<double>(kv->size_bytes()) / (1 << 20),
+    std::printf("KV cache %s, %lld positions%s, %.1f MiB; prefill batch %lld; attention %s\n", dtype_name(kv->type()),
+                static_cast<long long>(n_ctx), a.interleave ? " (the largest of one cache per input length; decode interleaved)" : "", kv_mib,
                 static_cast<long long>(batch), attention_isa_name());
     if (a.roofline) {
       std::printf("memory bandwidth %.1f GB/s (streaming read of 256 MiB in 2 MiB pages, %d threads) -> decode limit %.1f tokens/s "
@@ -306,7 +368,7 @@ int run_bench(const BenchArgs& a) {
                           {"weight_bytes", (*lm)->model().weight_bytes()}, {"peak_rss_mib", rss_mib},
                           {"kv_type", dtype_name(kv->type())}, {"n_ctx", n_ctx}, {"model_file_mib", file_mib},
                           {"peak_rss_over_file_and_kv_mib", rss_mib - file_mib - kv_mib},
-                          {"kv_cache_bytes", kv->size_bytes()}, {"prefill_batch", batch},
+                          {"kv_cache_bytes", kv_cache_bytes}, {"interleaved", a.interleave}, {"prefill_batch", batch},
                           {"weight_bytes_per_token", per_token_bytes},
                           {"kv_bytes_per_position", kv_bytes_per_position},
                           {"results", results}};
@@ -367,6 +429,9 @@ void add_bench_command(CLI::App& app, int& exit_code) {
       ->check(CLI::ExistingFile)
       ->excludes("--grammar");
   cmd->add_flag("--roofline", a->roofline, "Measure memory bandwidth and show decode speed against its limit");
+  cmd->add_flag("--interleave", a->interleave,
+                "Prefill every input length, then decode them in turn one token each (a KV cache per input length), "
+                "so that all see the same machine state: fair ratios such as decode at 4096 vs 128 positions");
   cmd->add_option("--parallel", a->parallel,
                   "Concurrent requests through the serving engine, comma-separated (e.g. 1,8,16): aggregate decode "
                   "tokens/s, TTFT and time per output token p50/p99");

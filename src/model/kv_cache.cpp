@@ -37,6 +37,7 @@ Expected<KvCache> KvCache::create(const ModelConfig& config, int64_t n_ctx, DTyp
   kv.n_ctx_ = n_ctx;
   kv.n_layer_ = config.n_attention_layers();
   kv.kv_dim_ = config.kv_dim();
+  kv.n_head_kv_ = config.n_head_kv;
   kv.type_ = type;
   const size_t bytes = static_cast<size_t>(kv.n_layer_) * kv.layer_bytes();
   kv.k_.reset(new (std::nothrow) uint8_t[bytes]);
@@ -125,22 +126,48 @@ const RecurrentState* KvCache::snapshot_at(int64_t pos) const {
 }
 
 void KvCache::store(int64_t layer, int64_t pos, const float* k, const float* v) {
-  if (type_ == DType::kF32) {
-    std::memcpy(k_row(layer, pos), k, row_bytes());
-    std::memcpy(v_row(layer, pos), v, row_bytes());
-    return;
+  const int64_t d = head_dim();
+  const size_t row_offset = static_cast<size_t>(pos) * head_row_bytes();
+  for (int64_t h = 0; h < n_head_kv_; ++h) {
+    uint8_t* kd = k_head(layer, h) + row_offset;
+    uint8_t* vd = v_head(layer, h) + row_offset;
+    const float* ks = k + h * d;
+    const float* vs = v + h * d;
+    switch (type_) {
+      case DType::kF32:
+        std::memcpy(kd, ks, static_cast<size_t>(d) * sizeof(float));
+        std::memcpy(vd, vs, static_cast<size_t>(d) * sizeof(float));
+        break;
+      case DType::kQ8_0:
+        // head_dim is a multiple of 32 (checked in create), so these cannot fail.
+        (void)quantize_row(DType::kQ8_0, ks, kd, d);
+        (void)quantize_row(DType::kQ8_0, vs, vd, d);
+        break;
+      default: {
+        auto* k16 = reinterpret_cast<uint16_t*>(kd);
+        auto* v16 = reinterpret_cast<uint16_t*>(vd);
+        for (int64_t i = 0; i < d; ++i) {
+          k16[i] = f32_to_fp16(ks[i]);
+          v16[i] = f32_to_fp16(vs[i]);
+        }
+      }
+    }
   }
-  if (type_ == DType::kQ8_0) {
-    // kv_dim is a multiple of head_dim, hence of 32 (checked in create), so these cannot fail.
-    (void)quantize_row(DType::kQ8_0, k, k_row(layer, pos), kv_dim_);
-    (void)quantize_row(DType::kQ8_0, v, v_row(layer, pos), kv_dim_);
-    return;
+}
+
+void KvCache::read_row(bool is_value, int64_t layer, int64_t pos, uint8_t* dst) const {
+  const size_t head = head_row_bytes();
+  for (int64_t h = 0; h < n_head_kv_; ++h) {
+    const uint8_t* rows = is_value ? v_head(layer, h) : k_head(layer, h);
+    std::memcpy(dst + static_cast<size_t>(h) * head, rows + static_cast<size_t>(pos) * head, head);
   }
-  auto* kd = static_cast<uint16_t*>(k_row(layer, pos));
-  auto* vd = static_cast<uint16_t*>(v_row(layer, pos));
-  for (int64_t i = 0; i < kv_dim_; ++i) {
-    kd[i] = f32_to_fp16(k[i]);
-    vd[i] = f32_to_fp16(v[i]);
+}
+
+void KvCache::write_row(bool is_value, int64_t layer, int64_t pos, const uint8_t* src) {
+  const size_t head = head_row_bytes();
+  for (int64_t h = 0; h < n_head_kv_; ++h) {
+    uint8_t* rows = is_value ? v_head(layer, h) : k_head(layer, h);
+    std::memcpy(rows + static_cast<size_t>(pos) * head, src + static_cast<size_t>(h) * head, head);
   }
 }
 

@@ -1,5 +1,9 @@
-// Per-session key/value cache: for each layer, n_ctx rows of kv_dim values in f32, f16 or q8_0.
-// Layout: k(layer) is [n_ctx][n_head_kv * head_dim], row `pos` holds the rotated key at that position.
+// Per-session key/value cache: for each layer and KV head, n_ctx rows of head_dim values in f32, f16 or q8_0.
+// Layout, head-major: k(layer) is [n_head_kv][n_ctx][head_dim]; head h's row `pos` holds its rotated key at
+// that position. Attention for one KV head then streams one contiguous run of memory (decode at 4096
+// positions read the cache about twice as fast as with the heads of a position side by side, which left
+// every head's reader skipping over the others' rows). A position's whole row (kv_dim values, the heads in
+// order) is what prompt cache files hold: read_row()/write_row() gather and scatter it.
 // q8_0 rows are ggml Q8_0 blocks (32 values, one f16 scale each; 34 bytes per 32 values, 47% of f16);
 // head_dim must be a multiple of 32 so that no block straddles two heads.
 // Hybrid models (Qwen3.5) keep keys and values only for their full-attention layers (layer index = the
@@ -42,9 +46,11 @@ class KvCache {
   int64_t kv_dim() const { return kv_dim_; }
   DType type() const { return type_; }
   size_t size_bytes() const { return 2 * static_cast<size_t>(n_layer_) * layer_bytes(); }
+  int64_t n_head_kv() const { return n_head_kv_; }
+  int64_t head_dim() const { return kv_dim_ / n_head_kv_; }
+  // Bytes of one position's key (or value) over all heads, and of one head's row.
   size_t row_bytes() const { return dtype_row_bytes(type_, kv_dim_); }
-  // Bytes from the start of a row to KV head `head` (head_dim values per head).
-  size_t head_offset_bytes(int64_t head, int64_t head_dim) const { return dtype_row_bytes(type_, head * head_dim); }
+  size_t head_row_bytes() const { return dtype_row_bytes(type_, head_dim()); }
   size_t layer_bytes() const { return static_cast<size_t>(n_ctx_) * row_bytes(); }
 
   // Positions [0, n_past) hold valid entries; the session advances it after each forward.
@@ -78,22 +84,31 @@ class KvCache {
   float ntk_alpha() const { return ntk_alpha_; }
   void set_ntk_alpha(float alpha) { ntk_alpha_ = alpha; }
 
-  void* k_row(int64_t layer, int64_t pos) { return row(k_, layer, pos); }
-  void* v_row(int64_t layer, int64_t pos) { return row(v_, layer, pos); }
-  const void* k_row(int64_t layer, int64_t pos) const { return const_cast<KvCache*>(this)->k_row(layer, pos); }
-  const void* v_row(int64_t layer, int64_t pos) const { return const_cast<KvCache*>(this)->v_row(layer, pos); }
+  // Head `head`'s rows of a layer: position p's at k_head(layer, head) + p * head_row_bytes().
+  uint8_t* k_head(int64_t layer, int64_t head) { return head_rows(k_, layer, head); }
+  uint8_t* v_head(int64_t layer, int64_t head) { return head_rows(v_, layer, head); }
+  const uint8_t* k_head(int64_t layer, int64_t head) const { return const_cast<KvCache*>(this)->k_head(layer, head); }
+  const uint8_t* v_head(int64_t layer, int64_t head) const { return const_cast<KvCache*>(this)->v_head(layer, head); }
+  // All of a layer's keys (values): layer_bytes() bytes.
+  uint8_t* k_layer(int64_t layer) { return k_.get() + static_cast<size_t>(layer) * layer_bytes(); }
+  uint8_t* v_layer(int64_t layer) { return v_.get() + static_cast<size_t>(layer) * layer_bytes(); }
 
   // Converts (rounds, or quantizes per 32-value block) and stores kv_dim floats of k and v at (layer, pos).
   void store(int64_t layer, int64_t pos, const float* k, const float* v);
+  // A position's whole key (is_value: value) row in the cache's type, row_bytes() bytes, heads in order.
+  void read_row(bool is_value, int64_t layer, int64_t pos, uint8_t* dst) const;
+  void write_row(bool is_value, int64_t layer, int64_t pos, const uint8_t* src);
 
  private:
-  void* row(std::unique_ptr<uint8_t[]>& buf, int64_t layer, int64_t pos) {
-    return buf.get() + static_cast<size_t>(layer) * layer_bytes() + static_cast<size_t>(pos) * row_bytes();
+  uint8_t* head_rows(std::unique_ptr<uint8_t[]>& buf, int64_t layer, int64_t head) {
+    return buf.get() + static_cast<size_t>(layer) * layer_bytes() +
+           static_cast<size_t>(head) * static_cast<size_t>(n_ctx_) * head_row_bytes();
   }
 
   int64_t n_ctx_ = 0;
   int64_t n_layer_ = 0;
   int64_t kv_dim_ = 0;
+  int64_t n_head_kv_ = 1;
   DType type_ = DType::kF16;
   int64_t n_past_ = 0;
   float ntk_alpha_ = 1.0f;

@@ -499,8 +499,6 @@ void Transformer::attention(int64_t layer, const BatchSequence* seqs, int n_seqs
   const int64_t Q = c.q_dim(), KV = c.kv_dim(), D = c.head_dim, H = c.n_head;
   const int64_t group = c.n_head / c.n_head_kv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  const auto* k_layer = static_cast<const uint8_t*>(kv.k_row(layer, 0));
-  const auto* v_layer = static_cast<const uint8_t*>(kv.v_row(layer, 0));
 
   pool.parallel_for(static_cast<int64_t>(s.attn_tasks.size()), [&](int64_t begin, int64_t end, int thread_idx) {
     float* work = &s.attn_work[static_cast<size_t>(thread_idx) * s.attn_work_floats];
@@ -511,9 +509,9 @@ void Transformer::attention(int64_t layer, const BatchSequence* seqs, int n_seqs
       const int64_t t0 = task.split ? 0 : int64_t{task.index} * kAttnQueryTile;
       AttentionBlock b;
       b.kv_type = kv.type();
-      b.k = k_layer + kv.head_offset_bytes(task.kvh, D);
-      b.v = v_layer + kv.head_offset_bytes(task.kvh, D);
-      b.kv_row_bytes = kv.row_bytes();
+      b.k = kv.k_head(layer, task.kvh);
+      b.v = kv.v_head(layer, task.kvh);
+      b.kv_row_bytes = kv.head_row_bytes();
       b.block_table = q.block_table;
       b.block_shift = block_shift;
       b.head_dim = D;

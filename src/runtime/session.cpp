@@ -441,9 +441,15 @@ Status Session::save_state(const std::string& path) const {
       put(&n_snapshots, 4);
     }
     put(cached_.data(), cached_.size() * sizeof(int32_t));
+    // Position-major rows in the file (a position's heads side by side), whatever the cache's layout.
+    std::vector<uint8_t> rows(kv_.row_bytes() * n_tokens);
     for (int64_t l = 0; l < kv_.n_layer(); ++l) {
-      put(kv_.k_row(l, 0), kv_.row_bytes() * n_tokens);
-      put(kv_.v_row(l, 0), kv_.row_bytes() * n_tokens);
+      for (bool is_value : {false, true}) {
+        for (uint64_t p = 0; p < n_tokens; ++p) {
+          kv_.read_row(is_value, l, static_cast<int64_t>(p), rows.data() + p * kv_.row_bytes());
+        }
+        put(rows.data(), rows.size());
+      }
     }
     if (kv_.hybrid()) {
       put(kv_.recurrent().data(), n_state * sizeof(float));
@@ -537,18 +543,18 @@ Status Session::load_state(const std::string& path) {
   }
   std::vector<uint8_t> rows(file_row * n_tokens);
   std::vector<float> row_f32(kv_dim);
+  std::vector<uint8_t> converted(kv_.row_bytes());
   // Read into the cache, converting (through f32) if the session's KV type differs.
   auto store_rows = [&](bool is_k, int64_t layer) {
     for (uint64_t p = 0; p < n_tokens; ++p) {
       const uint8_t* src = rows.data() + p * file_row;
-      uint8_t* dst = static_cast<uint8_t*>(is_k ? kv_.k_row(layer, static_cast<int64_t>(p)) : kv_.v_row(layer, static_cast<int64_t>(p)));
-      if (file_type == kv_.type()) {
-        std::memcpy(dst, src, file_row);
-        continue;
+      if (file_type != kv_.type()) {
+        // Both types hold kv_dim values (a multiple of 32 for q8_0, checked above and in KvCache::create).
+        (void)dequantize_row(file_type, src, row_f32.data(), kv_dim);
+        (void)quantize_row(kv_.type(), row_f32.data(), converted.data(), kv_dim);
+        src = converted.data();
       }
-      // Both types hold kv_dim values (a multiple of 32 for q8_0, checked above and in KvCache::create).
-      (void)dequantize_row(file_type, src, row_f32.data(), kv_dim);
-      (void)quantize_row(kv_.type(), row_f32.data(), dst, kv_dim);
+      kv_.write_row(!is_k, layer, static_cast<int64_t>(p), src);
     }
   };
   trim(0);

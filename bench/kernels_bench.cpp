@@ -248,38 +248,41 @@ void bm_stream_read(benchmark::State& state, int n_threads) {
 // where the weights stream through the caches between two layers' attention. Shapes: Qwen2.5-0.5B (head_dim
 // 64, 14 q / 2 kv heads), Qwen3.5 (head_dim 256, 8 q / 2 kv heads).
 void bm_attention_decode(benchmark::State& state, int64_t D, int64_t G, DType type, int64_t n_keys) {
-  const int64_t kv_heads = 2;
-  const size_t row_bytes = dtype_row_bytes(type, kv_heads * D);
+  // One KV head's rows back to back, as KvCache lays them out (head-major).
   const size_t head_bytes = dtype_row_bytes(type, D);
-  const size_t cache_bytes = static_cast<size_t>(n_keys) * row_bytes;
+  const size_t cache_bytes = static_cast<size_t>(n_keys) * head_bytes;
   const size_t n_caches = std::max<size_t>(2, (size_t{64} << 20) / (2 * cache_bytes) + 1);
   // One arena (4 KiB or 2 MiB pages made no difference here).
   HugePageBuffer memory = allocate_huge_pages(2 * n_caches * cache_bytes);
   std::vector<uint8_t*> k(n_caches), v(n_caches);
   // A few distinct rows, repeated.
   constexpr int kDistinctRows = 61;
-  std::vector<uint8_t> rows(kDistinctRows * row_bytes);
-  std::vector<float> values(static_cast<size_t>(kv_heads * D));
+  std::vector<uint8_t> rows(kDistinctRows * head_bytes);
+  std::vector<float> values(static_cast<size_t>(D));
   for (int r = 0; r < kDistinctRows; ++r) {
     for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>((i * 37 + r * 11) % 256) / 128.0f - 1.0f;
-    (void)quantize_row(type, values.data(), rows.data() + r * row_bytes, kv_heads * D);
+    (void)quantize_row(type, values.data(), rows.data() + r * head_bytes, D);
   }
   for (size_t c = 0; c < n_caches; ++c) {
     k[c] = memory.get() + 2 * c * cache_bytes;
     v[c] = k[c] + cache_bytes;
     for (int64_t j = 0; j < 2 * n_keys; ++j) {
-      std::memcpy(k[c] + j * row_bytes, rows.data() + (j % kDistinctRows) * row_bytes, row_bytes);
+      std::memcpy(k[c] + j * head_bytes, rows.data() + (j % kDistinctRows) * head_bytes, head_bytes);
     }
   }
   std::vector<float> q(static_cast<size_t>(G * D), 0.1f), out(static_cast<size_t>(G * D));
   std::vector<float> work(attention_work_floats(D, G));
+  // Past kAttnDecodeSplit keys, the parts one after the other as one thread of the model runs them, and
+  // their merge.
+  const int64_t n_parts = (n_keys + kAttnDecodeSplit - 1) / kAttnDecodeSplit;
+  std::vector<float> part_out(static_cast<size_t>(n_parts * G * D)), part_ms(static_cast<size_t>(n_parts * 2 * G));
   size_t next = 0;
   for (auto _ : state) {
     AttentionBlock b;
     b.kv_type = type;
-    b.k = k[next] + head_bytes;  // the second KV head
-    b.v = v[next] + head_bytes;
-    b.kv_row_bytes = row_bytes;
+    b.k = k[next];
+    b.v = v[next];
+    b.kv_row_bytes = head_bytes;
     b.head_dim = D;
     b.q = q.data();
     b.q_token_stride = G * D;
@@ -289,7 +292,22 @@ void bm_attention_decode(benchmark::State& state, int64_t D, int64_t G, DType ty
     b.scale = 1.0f / std::sqrt(static_cast<float>(D));
     b.out = out.data();
     b.out_token_stride = G * D;
-    attention_block(b, work.data());
+    if (n_parts == 1) {
+      attention_block(b, work.data());
+    } else {
+      for (int64_t p = 0; p < n_parts; ++p) {
+        b.key_begin = p * kAttnDecodeSplit;
+        b.key_end = b.key_begin + kAttnDecodeSplit;
+        b.out = &part_out[static_cast<size_t>(p * G * D)];
+        b.partial_max = &part_ms[static_cast<size_t>(p * 2 * G)];
+        b.partial_sum = b.partial_max + G;
+        attention_block(b, work.data());
+      }
+      for (int64_t g = 0; g < G; ++g) {
+        merge_attention_parts(&part_out[static_cast<size_t>(g * D)], G * D, &part_ms[static_cast<size_t>(g)],
+                              &part_ms[static_cast<size_t>(G + g)], 2 * G, n_parts, D, &out[static_cast<size_t>(g * D)]);
+      }
+    }
     benchmark::DoNotOptimize(out.data());
     next = next + 1 == n_caches ? 0 : next + 1;
   }
@@ -338,7 +356,8 @@ void register_all() {
   };
   const DecodeShape decode_shapes[] = {{64, 7, DType::kF16, 128},  {64, 7, DType::kF16, 512},
                                        {64, 7, DType::kF16, 2048}, {256, 4, DType::kF16, 512},
-                                       {256, 4, DType::kQ8_0, 512}};
+                                       {256, 4, DType::kQ8_0, 512}, {256, 4, DType::kF16, 4096},
+                                       {256, 4, DType::kQ8_0, 4096}};
   for (const DecodeShape& d : decode_shapes) {
     const std::string name = "attention_decode/head_dim:" + std::to_string(d.head_dim) + "/group:" +
                              std::to_string(d.group) + "/" + dtype_name(d.type) + "/keys:" + std::to_string(d.n_keys);

@@ -108,7 +108,11 @@ struct Shape {
 TEST(Attention, EveryVariantMatchesTheReferenceOnAwkwardSizes) {
   const Shape shapes[] = {{64, 1, 1, 1},   {64, 1, 7, 33},  {128, 1, 2, 4097}, {32, 7, 3, 1},
                           {64, 16, 2, 65}, {96, 5, 1, 130}, {64, 16, 1, 1},    {128, 3, 6, 200},
-                          {7, 1, 1, 3},    {20, 5, 2, 9},   {16, 13, 2, 70},   {40, 1, 5, 100}};
+                          {7, 1, 1, 3},    {20, 5, 2, 9},   {16, 13, 2, 70},   {40, 1, 5, 100},
+                          // Decode from the cached rows: Qwen3.5's heads, 16- and 8-wide head dims, a last
+                          // tile of 1..3 keys, more heads than one pass takes.
+                          {256, 1, 4, 1000}, {48, 1, 3, 77},  {8, 1, 2, 66},     {32, 1, 9, 131},
+                          {96, 1, 6, 65}};
   const DType types[] = {DType::kF32, DType::kF16, DType::kQ8_0};
   const AttentionIsa isas[] = {AttentionIsa::kScalar, AttentionIsa::kAvx2, AttentionIsa::kAvx512, AttentionIsa::kNeon};
   std::mt19937 rng(1234);

@@ -1,9 +1,12 @@
 // AVX-512 attention variant: f16 and q8_0 rows converted 16 lanes at a time, f32 dot/axpy.
 #if defined(__x86_64__)
-// GCC 12 reports its own _mm512_undefined_ps() placeholders in the conversion intrinsics as uninitialised.
+// GCC 12 reports its own _mm512_undefined_ps() placeholders in the conversion and extract intrinsics as
+// uninitialised.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 
@@ -56,7 +59,134 @@ void in_groups_of_4(int64_t G, F&& f) {
   }
 }
 
+// 16 values of a cached row from value i on (i a multiple of 16), as f32.
+template <DType kType>
+inline __m512 load16(const uint8_t* row, int64_t i) {
+  if constexpr (kType == DType::kF32) {
+    return _mm512_loadu_ps(reinterpret_cast<const float*>(row) + i);
+  } else if constexpr (kType == DType::kF16) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row) + i / 16));
+  } else {  // kQ8_0
+    const BlockQ8_0& block = reinterpret_cast<const BlockQ8_0*>(row)[i / 32];
+    const __m512 d = _mm512_cvtph_ps(_mm256_set1_epi16(static_cast<int16_t>(block.d)));
+    const __m128i q8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block.qs + i % 32));
+    return _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q8)));
+  }
+}
+
+// The four lane sums of a, b, c, d in one vector.
+inline __m128 sum4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  const auto half = [](__m512 v) {
+    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  };
+  return _mm_hadd_ps(_mm_hadd_ps(half(a), half(b)), _mm_hadd_ps(half(c), half(d)));
+}
+
+// Scores of GN heads (q, d apart) against keys rows[0 .. n), four keys at a time: 4 GN accumulators, each
+// key's 16 values converted once for all heads. s[g * kAttnKeyTile + j].
+template <DType kType, int GN>
+void scores_rows_heads(const float* q, int64_t d, const uint8_t* const* rows, int64_t n, float* s,
+                       const attention_detail::RowPrefetch& pf) {
+  // The rows to prefetch, spread over the keys of this tile.
+  const int64_t pf_step = n > 0 ? (pf.n + n - 1) / n * 4 : 0;
+  for (int64_t j = 0; j < n; j += 4) {
+    // This step's share of the rows ahead, K and V.
+    for (int64_t r = j / 4 * pf_step; r < std::min(j / 4 * pf_step + pf_step, pf.n); ++r) {
+      for (size_t off = 0; off < pf.bytes; off += 64) {
+        __builtin_prefetch(pf.k[r] + off);
+        __builtin_prefetch(pf.v[r] + off);
+      }
+    }
+    // A tail of fewer than 4 keys repeats the last one; its extra sums are not stored.
+    const uint8_t* r0 = rows[j];
+    const uint8_t* r1 = rows[std::min(j + 1, n - 1)];
+    const uint8_t* r2 = rows[std::min(j + 2, n - 1)];
+    const uint8_t* r3 = rows[std::min(j + 3, n - 1)];
+    __m512 acc[GN][4];
+    for (int g = 0; g < GN; ++g) {
+      for (int c = 0; c < 4; ++c) acc[g][c] = _mm512_setzero_ps();
+    }
+    for (int64_t i = 0; i < d; i += 16) {
+      const __m512 k0 = load16<kType>(r0, i), k1 = load16<kType>(r1, i);
+      const __m512 k2 = load16<kType>(r2, i), k3 = load16<kType>(r3, i);
+      for (int g = 0; g < GN; ++g) {
+        const __m512 qg = _mm512_loadu_ps(q + g * d + i);
+        acc[g][0] = _mm512_fmadd_ps(qg, k0, acc[g][0]);
+        acc[g][1] = _mm512_fmadd_ps(qg, k1, acc[g][1]);
+        acc[g][2] = _mm512_fmadd_ps(qg, k2, acc[g][2]);
+        acc[g][3] = _mm512_fmadd_ps(qg, k3, acc[g][3]);
+      }
+    }
+    for (int g = 0; g < GN; ++g) {
+      alignas(16) float sums[4];
+      _mm_store_ps(sums, sum4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]));
+      for (int64_t c = 0; c < std::min<int64_t>(4, n - j); ++c) s[g * kAttnKeyTile + j + c] = sums[c];
+    }
+  }
+}
+
+// out[g * d + i] += sum_j p[g * kAttnKeyTile + j] rows[j][i] for GN heads, NC x 16 dims at a time; each
+// value row converted once for all heads.
+template <DType kType, int GN, int NC>
+void weighted_sum_rows_heads(const float* p, const uint8_t* const* rows, int64_t n, int64_t i0, int64_t d, float* out) {
+  __m512 acc[GN][NC];
+  for (int g = 0; g < GN; ++g) {
+    for (int c = 0; c < NC; ++c) acc[g][c] = _mm512_loadu_ps(out + g * d + i0 + 16 * c);
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    __m512 v[NC];
+    for (int c = 0; c < NC; ++c) v[c] = load16<kType>(rows[j], i0 + 16 * c);
+    for (int g = 0; g < GN; ++g) {
+      const __m512 pj = _mm512_set1_ps(p[g * kAttnKeyTile + j]);
+      for (int c = 0; c < NC; ++c) acc[g][c] = _mm512_fmadd_ps(pj, v[c], acc[g][c]);
+    }
+  }
+  for (int g = 0; g < GN; ++g) {
+    for (int c = 0; c < NC; ++c) _mm512_storeu_ps(out + g * d + i0 + 16 * c, acc[g][c]);
+  }
+}
+
+template <DType kType>
+void scores_rows_typed(const float* q, int64_t G, int64_t d, const uint8_t* const* rows, int64_t n, float* s,
+                       const attention_detail::RowPrefetch& pf) {
+  in_groups_of_4(G, [&](auto gn, int64_t g) {
+    // The first pass over the keys asks for the rows ahead.
+    scores_rows_heads<kType, gn>(q + g * d, d, rows, n, s + g * kAttnKeyTile,
+                                 g == 0 ? pf : attention_detail::RowPrefetch{});
+  });
+}
+
+template <DType kType>
+void weighted_sum_rows_typed(const float* p, int64_t G, const uint8_t* const* rows, int64_t n, int64_t d, float* out) {
+  in_groups_of_4(G, [&](auto gn, int64_t g) {
+    const float* pg = p + g * kAttnKeyTile;
+    float* og = out + g * d;
+    int64_t i = 0;
+    for (; i + 64 <= d; i += 64) weighted_sum_rows_heads<kType, gn, 4>(pg, rows, n, i, d, og);
+    for (; i + 32 <= d; i += 32) weighted_sum_rows_heads<kType, gn, 2>(pg, rows, n, i, d, og);
+    for (; i < d; i += 16) weighted_sum_rows_heads<kType, gn, 1>(pg, rows, n, i, d, og);
+  });
+}
+
 struct Avx512Ops {
+  // Decode straight from the rows: head_dim in whole vectors (q8_0 rows are in 32-value blocks anyway).
+  static bool decodes_from_rows(DType type, int64_t d) {
+    return d % 16 == 0 && (type == DType::kF32 || type == DType::kF16 || type == DType::kQ8_0);
+  }
+  static void scores_rows(DType type, const float* q, int64_t G, int64_t d, const uint8_t* const* rows, int64_t n,
+                          float* s, const attention_detail::RowPrefetch& pf) {
+    if (type == DType::kF16) return scores_rows_typed<DType::kF16>(q, G, d, rows, n, s, pf);
+    if (type == DType::kQ8_0) return scores_rows_typed<DType::kQ8_0>(q, G, d, rows, n, s, pf);
+    scores_rows_typed<DType::kF32>(q, G, d, rows, n, s, pf);
+  }
+  static void weighted_sum_rows(DType type, const float* p, int64_t G, const uint8_t* const* rows, int64_t n,
+                                int64_t d, float* out) {
+    if (type == DType::kF16) return weighted_sum_rows_typed<DType::kF16>(p, G, rows, n, d, out);
+    if (type == DType::kQ8_0) return weighted_sum_rows_typed<DType::kQ8_0>(p, G, rows, n, d, out);
+    weighted_sum_rows_typed<DType::kF32>(p, G, rows, n, d, out);
+  }
+
   static void load_row(DType type, const uint8_t* src, int64_t n, float* dst) {
     if (type == DType::kF32) {
       std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));

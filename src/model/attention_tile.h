@@ -11,11 +11,19 @@
 // and optionally, for several query heads at once (bit-identical to the per-head calls):
 //   Ops::scores_t_group(q, G, d, kt, s)            scores_t for q + g * d -> s + g * kAttnKeyTile, g < G
 //   Ops::weighted_sum_group(p, G, v, n, d, out)    weighted_sum for p + g * kAttnKeyTile -> out + g * d
+// and optionally, for a lone query token (decode), straight from the cached rows, with no f32 tiles:
+//   Ops::decodes_from_rows(type, d)                 whether the two below take this row type and head_dim
+//   Ops::scores_rows(type, q, G, d, rows, n, s, pf) s[g * kAttnKeyTile + j] = sum_i q[g * d + i] row_j[i],
+//                                                   asking for pf's rows a few at a time as it goes
+//   Ops::weighted_sum_rows(type, p, G, rows, n, d, out)  out[g * d + i] += sum_j p[g * kAttnKeyTile + j] row_j[i]
+// with rows[j] the cached row of key j (j < n). Decode reads each cached row once and spends its time in
+// multiply-adds; converting rows into f32 tiles (and transposing the keys) cost more than the products.
 // Included only by attention*.cpp; each includes it with its own Ops and target flags.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <concepts>
 #include <limits>
 
 #include "format/dtype.h"
@@ -82,6 +90,21 @@ void weighted_sum_group(const float* p, int64_t G, const float* v, int64_t n, in
   }
 }
 
+// Cached rows to request while the current tile is computed: K and V of keys [0, n), `bytes` each.
+struct RowPrefetch {
+  const uint8_t* const* k = nullptr;
+  const uint8_t* const* v = nullptr;
+  int64_t n = 0;
+  size_t bytes = 0;
+};
+
+template <class Ops>
+concept DecodesFromRows = requires(DType type, const float* q, const uint8_t* const* rows, float* s, RowPrefetch pf) {
+  { Ops::decodes_from_rows(type, int64_t{}) } -> std::same_as<bool>;
+  Ops::scores_rows(type, q, int64_t{}, int64_t{}, rows, int64_t{}, s, pf);
+  Ops::weighted_sum_rows(type, q, int64_t{}, rows, int64_t{}, int64_t{}, s);
+};
+
 template <class Ops>
 void attention_block_impl(const AttentionBlock& b, float* work) {
   const int64_t D = b.head_dim, G = b.n_group, T = b.n_tokens;
@@ -94,7 +117,13 @@ void attention_block_impl(const AttentionBlock& b, float* work) {
   // With several query rows the K tile is stored transposed ([D][kAttnKeyTile]) so that a row's scores
   // are D axpys over contiguous keys (no horizontal sums); the transpose is paid once per tile and
   // shared by all rows. A lone query row (decode without GQA) keeps [key][D] and takes dot products.
-  const bool k_transposed = T * G >= 4;
+  bool from_rows = false;
+  if constexpr (DecodesFromRows<Ops>) from_rows = T == 1 && Ops::decodes_from_rows(b.kv_type, D);
+  const bool k_transposed = !from_rows && T * G >= 4;
+  const uint8_t* k_ptrs[kAttnKeyTile];  // the tile's cached rows, when decoding from rows
+  const uint8_t* v_ptrs[kAttnKeyTile];
+  const uint8_t* k_ahead[kAttnKeyTile];  // and the rows of the tile kDecodeAheadTiles further on
+  const uint8_t* v_ahead[kAttnKeyTile];
   for (int64_t r = 0; r < T * G; ++r) {
     row_max[r] = -std::numeric_limits<float>::infinity();
     row_sum[r] = 0.0f;
@@ -104,17 +133,35 @@ void attention_block_impl(const AttentionBlock& b, float* work) {
   const int64_t n_keys_all = std::min(b.n_keys0 + T - 1, b.key_end);  // the last token sees the most keys
   const size_t head_bytes = dtype_row_bytes(b.kv_type, D);
   // Rows are requested kPrefetchTiles tiles ahead (the first ones all at once), so that many cache
-  // misses are in flight together instead of one row's at a time.
+  // misses are in flight together instead of one row's at a time. Decoding from rows spreads the requests
+  // over the computation instead (scores_rows asks for a few rows per few keys): a burst of a whole tile's
+  // requests fills the core's miss buffers and stalls it until they drain, which nearly doubled the time of
+  // a decode block reading its cache from memory (kernels_bench attention_decode).
   constexpr int64_t kPrefetchTiles = 4;
+  constexpr int64_t kDecodeAheadTiles = 1;
   const auto prefetch_tile = [&](int64_t first) {
     if (first >= n_keys_all) return;
     const int64_t n_rows = std::min(kAttnKeyTile, n_keys_all - first);
     prefetch_rows(b, first, n_rows, head_bytes);
   };
-  for (int64_t i = 0; i < kPrefetchTiles - 1; ++i) prefetch_tile(b.key_begin + i * kAttnKeyTile);
+  const int64_t burst_tiles = from_rows ? kDecodeAheadTiles : kPrefetchTiles - 1;
+  for (int64_t i = 0; i < burst_tiles; ++i) prefetch_tile(b.key_begin + i * kAttnKeyTile);
   for (int64_t j0 = b.key_begin; j0 < n_keys_all; j0 += kAttnKeyTile) {
     const int64_t n_tile = std::min(kAttnKeyTile, n_keys_all - j0);
-    prefetch_tile(j0 + (kPrefetchTiles - 1) * kAttnKeyTile);
+    RowPrefetch ahead;
+    if (from_rows) {
+      const int64_t first = j0 + kDecodeAheadTiles * kAttnKeyTile;
+      // Past key_end too: the rows of the next part of a split decode, which this thread most likely
+      // computes next (parallel_for hands out consecutive parts).
+      ahead = {k_ahead, v_ahead, std::clamp<int64_t>(b.n_keys0 + T - 1 - first, 0, kAttnKeyTile), head_bytes};
+      for (int64_t j = 0; j < ahead.n; ++j) {
+        const size_t offset = row_offset(b, first + j);
+        k_ahead[j] = b.k + offset;
+        v_ahead[j] = b.v + offset;
+      }
+    } else {
+      prefetch_tile(j0 + (kPrefetchTiles - 1) * kAttnKeyTile);
+    }
     if (k_transposed) {
       for (int64_t j = 0; j < n_tile; j += kAttnTransposeRows) {
         const int64_t m = std::min(kAttnTransposeRows, n_tile - j);
@@ -126,6 +173,11 @@ void attention_block_impl(const AttentionBlock& b, float* work) {
     }
     for (int64_t j = 0; j < n_tile; ++j) {
       const size_t offset = row_offset(b, j0 + j);
+      if (from_rows) {
+        k_ptrs[j] = b.k + offset;
+        v_ptrs[j] = b.v + offset;
+        continue;
+      }
       if (!k_transposed) Ops::load_row(b.kv_type, b.k + offset, D, k_tile + j * D);
       Ops::load_row(b.kv_type, b.v + offset, D, v_tile + j * D);
     }
@@ -140,10 +192,13 @@ void attention_block_impl(const AttentionBlock& b, float* work) {
         // n_visible are used. The G heads together: each K tile row is loaded once for all of them.
         scores_group<Ops>(q_t, G, D, k_tile, s_t);
       }
+      if constexpr (DecodesFromRows<Ops>) {
+        if (from_rows) Ops::scores_rows(b.kv_type, q_t, G, D, k_ptrs, n_visible, s_t, ahead);
+      }
       for (int64_t g = 0; g < G; ++g) {
         const int64_t r = t * G + g;
         float* s = s_t + g * kAttnKeyTile;
-        if (k_transposed) {
+        if (k_transposed || from_rows) {
           Ops::scale(s, b.scale, n_visible);
         } else {
           for (int64_t j = 0; j < n_visible; ++j) s[j] = Ops::dot(q_t + g * D, k_tile + j * D, D) * b.scale;
@@ -160,6 +215,12 @@ void attention_block_impl(const AttentionBlock& b, float* work) {
         row_max[r] = tile_max;
       }
       // out_g += p_g V for all heads: each V tile row loaded once for all of them.
+      if constexpr (DecodesFromRows<Ops>) {
+        if (from_rows) {
+          Ops::weighted_sum_rows(b.kv_type, s_t, G, v_ptrs, n_visible, D, out_t);
+          continue;
+        }
+      }
       weighted_sum_group<Ops>(s_t, G, v_tile, n_visible, D, out_t);
     }
   }

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
-  nlohmann-json3-dev libcli11-dev libpcre2-dev libicu-dev libsqlite3-dev libedit-dev libcpp-httplib-dev
+  nlohmann-json3-dev libcli11-dev libpcre2-dev libicu-dev libsqlite3-dev libedit-dev libcpp-httplib-dev libtomlplusplus-dev
   libsodium-dev
   python3-venv
   # the reference data in tests/data/reference is stored zstd-compressed (unpacked at configure time)
@@ -27,7 +27,7 @@ APT_PACKAGES=(
 # ARM stage of scripts/test.sh on an x86-64 machine: cross-build the whole product for aarch64 with Debian
 # multiarch (the arm64 -dev packages of its libraries beside the host's) and run it under qemu-aarch64.
 # On an arm64 board the native build runs everything (docs/boards.md).
-ARM64_DEV_PACKAGES=(libssl-dev libicu-dev libpcre2-dev libedit-dev libcpp-httplib-dev libsqlite3-dev libgtest-dev
+ARM64_DEV_PACKAGES=(libssl-dev libicu-dev libpcre2-dev libedit-dev libcpp-httplib-dev libtomlplusplus-dev libsqlite3-dev libgtest-dev
   libgmock-dev libsodium-dev)
 if [ "$(dpkg --print-architecture)" = amd64 ]; then
   APT_PACKAGES+=(g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)

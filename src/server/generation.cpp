@@ -81,8 +81,11 @@ std::string api_finish_reason(const std::string& engine_reason) {
 
 void declare_serving_metrics(ServerContext& ctx) {
   Metrics& m = ctx.metrics();
-  m.declare_counter("edgellm_requests_total", "HTTP requests answered, by route, model and status code.",
-                    {"route", "model", "status"});
+  m.declare_counter("edgellm_requests_total",
+                    "HTTP requests answered, by route, model, status code and API key name (empty when the server has no keys).",
+                    {"route", "model", "status", "key"});
+  m.declare_counter("edgellm_auth_failures_total",
+                    "Requests refused for a missing or invalid API key (401), by reason.", {"reason"});
   m.declare_counter("edgellm_request_finish_total",
                     "Generation requests that ended, by model and reason (stop, length, context, cancelled, "
                     "timeout, error).",

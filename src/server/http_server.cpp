@@ -89,7 +89,7 @@ HttpServer::HttpServer(ServeOptions options) : ctx_(std::move(options)) {
       e.message = std::string("the request could not be read (HTTP ") + std::to_string(res.status) + ")";
     }
     send_error(res, dialect_of(req.path), e);
-    ctx_.metrics().add("edgellm_requests_total", {"other", "", std::to_string(res.status)});
+    ctx_.metrics().add("edgellm_requests_total", {"other", "", std::to_string(res.status), ""});
     return httplib::Server::HandlerResponse::Handled;
   }));
 
@@ -97,7 +97,14 @@ HttpServer::HttpServer(ServeOptions options) : ctx_(std::move(options)) {
     const char* status = ctx_.shutting_down() ? "shutting down" : ctx_.ready() ? "ok" : "loading";
     send_json(res, {{"status", status}}, ctx_.ready() && !ctx_.shutting_down() ? 200 : 503);
   });
-  http_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+  // With API keys on, a scrape needs one too (Prometheus: `authorization: {credentials_file: ...}`).
+  http_.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
+    try {
+      authenticate(ctx_, req);
+    } catch (const RequestError& e) {
+      send_error(res, Dialect::kOpenAI, e.error());
+      return;
+    }
     res.set_content(ctx_.metrics().render(), "text/plain; version=0.0.4; charset=utf-8");
   });
   http_.Get("/", [](const httplib::Request&, httplib::Response& res) {

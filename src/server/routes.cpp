@@ -16,14 +16,34 @@ void send_error(httplib::Response& res, Dialect dialect, const ApiError& error) 
   res.set_content(dialect == Dialect::kOpenAI ? openai_error_body(error) : ollama_error_body(error),
                   "application/json");
   if (error.status == 503) res.set_header("Retry-After", "1");
+  if (error.status == 401) res.set_header("WWW-Authenticate", "Bearer");
+}
+
+std::string authenticate(ServerContext& ctx, const httplib::Request& req) {
+  const std::shared_ptr<const ApiKeys> keys = ctx.keys();
+  if (keys->empty()) return {};
+  const std::string header = req.get_header_value("Authorization");
+  const std::string_view token = bearer_token(header);
+  if (const std::string* name = keys->find(token)) return *name;
+  const char* reason = token.empty() ? "missing" : "invalid";
+  ctx.metrics().add("edgellm_auth_failures_total", {reason});
+  EDGELLM_LOG_WARN("serve: %s %s from %s: %s API key", req.method.c_str(), req.path.c_str(), req.remote_addr.c_str(),
+                   reason);
+  ApiError e;
+  e.status = 401;  // type: the default, invalid_request_error (as OpenAI answers)
+  e.code = "invalid_api_key";
+  e.message = token.empty() ? "this server needs an API key: send it as `Authorization: Bearer KEY`"
+                            : "the API key is not valid";
+  throw RequestError(std::move(e));
 }
 
 httplib::Server::Handler route(ServerContext& ctx, const std::string& name, Dialect dialect, bool needs_models,
                                RouteBody body) {
   return [&ctx, name, dialect, needs_models, body = std::move(body)](const httplib::Request& req,
                                                                      httplib::Response& res) {
-    std::string model;
+    std::string model, key;
     try {
+      key = authenticate(ctx, req);
       if (needs_models && !ctx.ready()) {
         ApiError e;
         e.status = 503;
@@ -45,7 +65,7 @@ httplib::Server::Handler route(ServerContext& ctx, const std::string& name, Dial
     }
     // A stream's status is set when its headers go out, after the route returns: it is 200.
     const int status = res.status == -1 ? 200 : res.status;
-    ctx.metrics().add("edgellm_requests_total", {name, model, std::to_string(status)});
+    ctx.metrics().add("edgellm_requests_total", {name, model, std::to_string(status), key});
   };
 }
 

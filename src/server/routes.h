@@ -21,12 +21,16 @@ enum class Dialect { kOpenAI, kOllama };
 void send_error(httplib::Response& res, Dialect dialect, const ApiError& error);
 void send_json(httplib::Response& res, const nlohmann::json& body, int status = 200);
 
+// The name of the API key the request presents ("" when the server has no keys). Throws RequestError
+// (401, counted in edgellm_auth_failures_total) when keys are on and the request has none or a wrong one.
+std::string authenticate(ServerContext& ctx, const httplib::Request& req);
+
 // A route's body: it may throw RequestError, and names the model the request was for (metrics label).
 using RouteBody = std::function<void(const httplib::Request& req, httplib::Response& res, std::string* model)>;
 
-// Wraps a body: RequestError and any other exception become the dialect's error response (500 for the
-// unexpected), and every answer is counted in edgellm_requests_total{route, model, status}. With
-// needs_models, 503 while the models are still loading.
+// Wraps a body: the API key is checked first (authenticate()), RequestError and any other exception become
+// the dialect's error response (500 for the unexpected), and every answer is counted in
+// edgellm_requests_total{route, model, status, key}. With needs_models, 503 while the models are still loading.
 httplib::Server::Handler route(ServerContext& ctx, const std::string& name, Dialect dialect, bool needs_models,
                                RouteBody body);
 

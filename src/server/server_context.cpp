@@ -9,6 +9,18 @@ namespace edgellm::server {
 ServerContext::ServerContext(ServeOptions options) : options_(std::move(options)) {
   std::random_device rd;
   id_salt_ = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  keys_ = std::make_shared<const ApiKeys>(options_.keys);
+}
+
+std::shared_ptr<const ApiKeys> ServerContext::keys() const {
+  std::lock_guard<std::mutex> lock(keys_mu_);
+  return keys_;
+}
+
+void ServerContext::set_keys(ApiKeys keys) {
+  auto next = std::make_shared<const ApiKeys>(std::move(keys));
+  std::lock_guard<std::mutex> lock(keys_mu_);
+  keys_ = std::move(next);
 }
 
 void ServerContext::set_models(std::vector<std::unique_ptr<ServedModel>> models) {

@@ -11,6 +11,7 @@
 
 #include "engine/engine.h"
 #include "runtime/loaded_model.h"
+#include "server/api_keys.h"
 #include "server/metrics.h"
 
 namespace edgellm::server {
@@ -28,6 +29,7 @@ struct ServeOptions {
   size_t max_body_bytes = 8u << 20;   // --max-body: larger request bodies get 413
   double timeout_seconds = 600;       // --timeout: a request's limit from arrival to its last token; 0 = none
   int http_threads = 0;               // 0: enough for every running and queued request, plus a few
+  ApiKeys keys;                       // --api-key, --api-keys-file, the config's keys; empty: no authentication
 };
 
 struct ServedModel {
@@ -67,6 +69,11 @@ class ServerContext {
   // "chatcmpl-..." style ids: `prefix` + 24 hex digits, unique per server.
   std::string new_id(const std::string& prefix);
 
+  // The API keys in force (empty: every request is let in). set_keys() swaps them for the requests that
+  // arrive after it (a reload); requests already let in keep going.
+  std::shared_ptr<const ApiKeys> keys() const;
+  void set_keys(ApiKeys keys);
+
  private:
   ServeOptions options_;
   Metrics metrics_;
@@ -75,6 +82,8 @@ class ServerContext {
   std::atomic<bool> shutting_down_{false};
   std::atomic<int> open_streams_{0};
   std::atomic<uint64_t> next_id_{1};
+  mutable std::mutex keys_mu_;
+  std::shared_ptr<const ApiKeys> keys_;  // guarded by keys_mu_
   uint64_t id_salt_ = 0;
 };
 

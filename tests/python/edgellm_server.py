@@ -25,8 +25,9 @@ from conftest import edgellm_bin
 
 
 class EdgellmServer:
-    def __init__(self, args, start_timeout: float = 120.0, env: dict | None = None):
+    def __init__(self, args, start_timeout: float = 120.0, env: dict | None = None, api_key: str | None = None):
         self.args = [str(a) for a in args]
+        self.api_key = api_key  # sent by the helpers below (/health needs none)
         self.start_timeout = start_timeout
         self.env = env
         self.proc: subprocess.Popen | None = None
@@ -100,7 +101,11 @@ class EdgellmServer:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-            conn.request(method, path, body=data, headers=headers or {"Content-Type": "application/json"})
+            if headers is None:
+                headers = {"Content-Type": "application/json"}
+                if self.api_key:
+                    headers["Authorization"] = f"Bearer {self.api_key}"
+            conn.request(method, path, body=data, headers=headers)
             resp = conn.getresponse()
             return resp.status, resp.read()
         finally:

@@ -111,6 +111,7 @@ int run_serve(const ServeArgs& a) {
   o.max_body_bytes = static_cast<size_t>(settings.max_body);
   o.timeout_seconds = settings.timeout;
   o.keys = std::move(*keys);
+  o.limits = settings.limits;
   const size_t n_keys = o.keys.size();
 
   // Signals go to one thread that waits for them (blocked everywhere else, including the threads the
@@ -153,7 +154,9 @@ int run_serve(const ServeArgs& a) {
         }
         const size_t n = reloaded->size();
         server->context().set_keys(std::move(*reloaded));
-        std::fprintf(stderr, "edgellm serve: SIGHUP: reloaded, %zu API key%s\n", n, n == 1 ? "" : "s");
+        server->context().set_limits(next.limits);
+        std::fprintf(stderr, "edgellm serve: SIGHUP: reloaded, %zu API key%s, rate limits %s\n", n, n == 1 ? "" : "s",
+                     next.limits.any() ? "on" : "off");
         std::fflush(stderr);
         continue;
       }
@@ -194,8 +197,9 @@ void add_serve_command(CLI::App& app, int& exit_code) {
                   "GGUF file or Hugging Face directory; repeat to serve several (replaces the config's [[model]])");
   cmd->add_option("--alias", a->aliases, "Name clients use for the model of the same position (default: file name)");
   cmd->add_option("--config", a->config,
-                  "TOML file with every setting below ([[model]], [server], [engine], [auth]); the command line "
-                  "overrides it; SIGHUP re-reads it and the keys file")
+                  "TOML file with every setting below ([[model]], [server], [engine], [auth]) and the rate limits "
+                  "([limits.key], [limits.address]); the command line overrides it; SIGHUP re-reads it and the keys "
+                  "file (keys and limits)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--check-config", a->check_config,
                   "Check this config file (with the command line's overrides), print each error with its line, and "

@@ -15,6 +15,7 @@ struct ApiError {
   std::string param;                            // the request field at fault, "" if none
   std::string type = "invalid_request_error";   // OpenAI's error type
   std::string code;                             // OpenAI's error code, "" if none
+  int retry_after_seconds = 0;                  // 429: the Retry-After header
 };
 
 // Thrown while reading a request (server/request_fields.h) and caught by the route, which answers with

@@ -64,8 +64,9 @@ void start_generation(ServerContext& ctx, Generation& g) {
   }
   if (g.request.timeout_seconds == 0) g.request.timeout_seconds = ctx.options().timeout_seconds;
   g.stream = std::make_shared<RequestStream>();
-  g.stream->attach(g.request, [&ctx, model = g.model->alias, route = g.route](const RequestResult& r) {
+  g.stream->attach(g.request, [&ctx, model = g.model->alias, route = g.route, lease = g.lease](const RequestResult& r) {
     record_result(ctx.metrics(), route, model, r);
+    if (lease) lease->finish(r.generated_tokens);
   });
   auto id = g.model->engine->submit(std::move(g.request));
   if (!id.ok()) {
@@ -84,6 +85,10 @@ void declare_serving_metrics(ServerContext& ctx) {
   m.declare_counter("edgellm_requests_total",
                     "HTTP requests answered, by route, model, status code and API key name (empty when the server has no keys).",
                     {"route", "model", "status", "key"});
+  m.declare_counter("edgellm_rate_limited_total",
+                    "Requests refused (429) for a rate limit, by scope (key, address) and limit (requests, tokens, "
+                    "concurrent).",
+                    {"scope", "limit"});
   m.declare_counter("edgellm_auth_failures_total",
                     "Requests refused for a missing or invalid API key (401), by reason.", {"reason"});
   m.declare_counter("edgellm_request_finish_total",

@@ -20,6 +20,7 @@ struct Generation {
   EngineRequest request;        // prompt tokens, sampling, limits (callbacks are set by start())
   bool split_reasoning = false;       // return the reasoning (Qwen3's <think> block) apart from the answer
   bool starts_in_reasoning = false;   // the prompt already opened the think block
+  std::shared_ptr<RateLease> lease;   // the request's rate limits: charged its generated tokens at the end
   // Set by start():
   uint64_t id = 0;
   std::shared_ptr<RequestStream> stream;

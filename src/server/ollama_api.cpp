@@ -269,11 +269,12 @@ std::vector<ChatMessage> read_ollama_messages(const json& body, const nlohmann::
   return out;
 }
 
-void chat(ServerContext& ctx, const httplib::Request& req, httplib::Response& res, std::string* model) {
+void chat(ServerContext& ctx, const httplib::Request& req, httplib::Response& res, RequestScope& scope) {
   const json body = parse_json_object(req.body);
   const Fields f(body, "");
   OllamaRequest r;
-  r.g.model = find_model(ctx, f, model);
+  r.g.model = find_model(ctx, f, &scope.model);
+  r.g.lease = scope.lease;
   r.g.route = "/api/chat";
   refuse_unsupported(f, true);
   const nlohmann::ordered_json ordered = nlohmann::ordered_json::parse(req.body);  // the client's key order
@@ -308,12 +309,13 @@ void chat(ServerContext& ctx, const httplib::Request& req, httplib::Response& re
   answer(ctx, res, r, stream);
 }
 
-void generate(ServerContext& ctx, const httplib::Request& req, httplib::Response& res, std::string* model) {
+void generate(ServerContext& ctx, const httplib::Request& req, httplib::Response& res, RequestScope& scope) {
   const json body = parse_json_object(req.body);
   const Fields f(body, "");
   OllamaRequest r;
   r.chat = false;
-  r.g.model = find_model(ctx, f, model);
+  r.g.model = find_model(ctx, f, &scope.model);
+  r.g.lease = scope.lease;
   r.g.route = "/api/generate";
   refuse_unsupported(f, false);
   const std::string prompt = f.string("prompt").value_or("");
@@ -396,22 +398,22 @@ json tag_json(const ServedModel& m) {
 
 void register_ollama_routes(httplib::Server& http, ServerContext& ctx) {
   const auto post = [&](const std::string& path, void (*fn)(ServerContext&, const httplib::Request&,
-                                                            httplib::Response&, std::string*)) {
+                                                            httplib::Response&, RequestScope&)) {
     http.Post(path, route(ctx, path, Dialect::kOllama, true,
-                          [&ctx, fn](const httplib::Request& req, httplib::Response& res, std::string* model) {
-                            fn(ctx, req, res, model);
+                          [&ctx, fn](const httplib::Request& req, httplib::Response& res, RequestScope& scope) {
+                            fn(ctx, req, res, scope);
                           }));
   };
   post("/api/chat", chat);
   post("/api/generate", generate);
   http.Get("/api/tags", route(ctx, "/api/tags", Dialect::kOllama, true,
-                              [&ctx](const httplib::Request&, httplib::Response& res, std::string*) {
+                              [&ctx](const httplib::Request&, httplib::Response& res, RequestScope&) {
                                 json models = json::array();
                                 for (const auto& m : ctx.models()) models.push_back(tag_json(*m));
                                 send_json(res, {{"models", models}});
                               }));
   http.Get("/api/ps", route(ctx, "/api/ps", Dialect::kOllama, true,
-                            [&ctx](const httplib::Request&, httplib::Response& res, std::string*) {
+                            [&ctx](const httplib::Request&, httplib::Response& res, RequestScope&) {
                               json models = json::array();
                               for (const auto& m : ctx.models()) {
                                 json j = tag_json(*m);
@@ -424,9 +426,9 @@ void register_ollama_routes(httplib::Server& http, ServerContext& ctx) {
                             }));
   http.Post("/api/show",
             route(ctx, "/api/show", Dialect::kOllama, true,
-                  [&ctx](const httplib::Request& req, httplib::Response& res, std::string* model) {
+                  [&ctx](const httplib::Request& req, httplib::Response& res, RequestScope& scope) {
                     const json body = parse_json_object(req.body);
-                    ServedModel* m = find_model(ctx, Fields(body, ""), model);
+                    ServedModel* m = find_model(ctx, Fields(body, ""), &scope.model);
                     const ModelConfig& c = m->model->config();
                     const std::string arch = arch_name(c.arch);
                     const SamplingParams& s = m->model->default_sampling();
@@ -450,7 +452,7 @@ void register_ollama_routes(httplib::Server& http, ServerContext& ctx) {
                                     {"modified_at", m->modified_at}});
                   }));
   http.Get("/api/version", route(ctx, "/api/version", Dialect::kOllama, false,
-                                 [](const httplib::Request&, httplib::Response& res, std::string*) {
+                                 [](const httplib::Request&, httplib::Response& res, RequestScope&) {
                                    send_json(res, {{"version", EDGELLM_VERSION}});
                                  }));
 }

@@ -278,12 +278,12 @@ class ChatStream : public StreamFormatter {
   const Tokenizer& tok_;
 };
 
-void chat_completions(ServerContext& ctx, const httplib::Request& req, httplib::Response& res, std::string* model) {
+void chat_completions(ServerContext& ctx, const httplib::Request& req, httplib::Response& res, RequestScope& scope) {
   const json body = parse_json_object(req.body);
   const nlohmann::ordered_json ordered = nlohmann::ordered_json::parse(req.body);  // the client's key order
   const Fields f(body, "");
   ChatRequest r;
-  r.common = read_common(ctx, f, model);
+  r.common = read_common(ctx, f, &scope.model);
   const std::vector<ChatMessage> messages = read_openai_messages(body, ordered);
   ChatPromptOptions prompt_options;
   if (const json* kw = f.raw("chat_template_kwargs")) {
@@ -309,6 +309,7 @@ void chat_completions(ServerContext& ctx, const httplib::Request& req, httplib::
   Generation& g = r.g;
   g.model = r.common.model;
   g.route = "/v1/chat/completions";
+  g.lease = scope.lease;
   bool thinking_open = false;
   g.request.prompt = chat_prompt_tokens(*g.model, messages, prompt_options, &thinking_open);
   g.split_reasoning = has_reasoning_template(*g.model);
@@ -452,14 +453,15 @@ class CompletionStream : public StreamFormatter {
   size_t offset_ = 0;
 };
 
-void completions(ServerContext& ctx, const httplib::Request& req, httplib::Response& res, std::string* model) {
+void completions(ServerContext& ctx, const httplib::Request& req, httplib::Response& res, RequestScope& scope) {
   const json body = parse_json_object(req.body);
   const Fields f(body, "");
   CompletionRequest r;
-  r.common = read_common(ctx, f, model);
+  r.common = read_common(ctx, f, &scope.model);
   Generation& g = r.g;
   g.model = r.common.model;
   g.route = "/v1/completions";
+  g.lease = scope.lease;
   // prompt: a string, an array of one string, or an array of token ids.
   const json* prompt = f.raw("prompt");
   if (prompt == nullptr) bad_request("prompt", "'prompt' is required");
@@ -530,21 +532,21 @@ json model_json(const ServedModel& m) {
 void register_openai_routes(httplib::Server& http, ServerContext& ctx) {
   http.Post("/v1/chat/completions",
             route(ctx, "/v1/chat/completions", Dialect::kOpenAI, true,
-                  [&ctx](const httplib::Request& req, httplib::Response& res, std::string* model) {
-                    chat_completions(ctx, req, res, model);
+                  [&ctx](const httplib::Request& req, httplib::Response& res, RequestScope& scope) {
+                    chat_completions(ctx, req, res, scope);
                   }));
   http.Post("/v1/completions", route(ctx, "/v1/completions", Dialect::kOpenAI, true,
-                                     [&ctx](const httplib::Request& req, httplib::Response& res, std::string* model) {
-                                       completions(ctx, req, res, model);
+                                     [&ctx](const httplib::Request& req, httplib::Response& res, RequestScope& scope) {
+                                       completions(ctx, req, res, scope);
                                      }));
   http.Get("/v1/models", route(ctx, "/v1/models", Dialect::kOpenAI, true,
-                               [&ctx](const httplib::Request&, httplib::Response& res, std::string*) {
+                               [&ctx](const httplib::Request&, httplib::Response& res, RequestScope&) {
                                  json data = json::array();
                                  for (const auto& m : ctx.models()) data.push_back(model_json(*m));
                                  send_json(res, {{"object", "list"}, {"data", data}});
                                }));
   http.Get(R"(/v1/models/(.+))", route(ctx, "/v1/models/{model}", Dialect::kOpenAI, true,
-                                      [&ctx](const httplib::Request& req, httplib::Response& res, std::string* model) {
+                                      [&ctx](const httplib::Request& req, httplib::Response& res, RequestScope& scope) {
                                         ServedModel* m = ctx.find_model(req.matches[1]);
                                         if (m == nullptr) {
                                           ApiError e;
@@ -554,7 +556,7 @@ void register_openai_routes(httplib::Server& http, ServerContext& ctx) {
                                           e.message = "The model '" + std::string(req.matches[1]) + "' does not exist";
                                           throw RequestError(std::move(e));
                                         }
-                                        *model = m->alias;
+                                        scope.model = m->alias;
                                         send_json(res, model_json(*m));
                                       }));
 }

@@ -1,6 +1,9 @@
 #include "server/routes.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 
 #include "util/log.h"
 
@@ -17,6 +20,7 @@ void send_error(httplib::Response& res, Dialect dialect, const ApiError& error) 
                   "application/json");
   if (error.status == 503) res.set_header("Retry-After", "1");
   if (error.status == 401) res.set_header("WWW-Authenticate", "Bearer");
+  if (error.status == 429) res.set_header("Retry-After", std::to_string(std::max(1, error.retry_after_seconds)));
 }
 
 std::string authenticate(ServerContext& ctx, const httplib::Request& req) {
@@ -37,13 +41,33 @@ std::string authenticate(ServerContext& ctx, const httplib::Request& req) {
   throw RequestError(std::move(e));
 }
 
+std::shared_ptr<RateLease> admit(ServerContext& ctx, const httplib::Request& req, const std::string& key) {
+  const std::shared_ptr<RateLimiter> limiter = ctx.limiter();
+  if (!limiter->limits().any()) return nullptr;
+  RateLimiter::Refusal refusal;
+  auto lease = limiter->admit(key, req.remote_addr, RateClock::now(), &refusal);
+  if (lease) return lease;
+  ctx.metrics().add("edgellm_rate_limited_total", {refusal.scope, refusal.limit});
+  const double seconds = std::max(1.0, std::ceil(refusal.retry_after_seconds));
+  ApiError e;
+  e.status = 429;
+  e.type = "rate_limit_error";
+  e.code = "rate_limit_exceeded";
+  char retry[64];
+  std::snprintf(retry, sizeof retry, "; retry after %.0f s", seconds);
+  e.message = refusal.message + retry;
+  e.retry_after_seconds = static_cast<int>(std::min(seconds, 86400.0));
+  throw RequestError(std::move(e));
+}
+
 httplib::Server::Handler route(ServerContext& ctx, const std::string& name, Dialect dialect, bool needs_models,
                                RouteBody body) {
   return [&ctx, name, dialect, needs_models, body = std::move(body)](const httplib::Request& req,
                                                                      httplib::Response& res) {
-    std::string model, key;
+    RequestScope scope;
     try {
-      key = authenticate(ctx, req);
+      scope.key = authenticate(ctx, req);
+      scope.lease = admit(ctx, req, scope.key);
       if (needs_models && !ctx.ready()) {
         ApiError e;
         e.status = 503;
@@ -52,7 +76,7 @@ httplib::Server::Handler route(ServerContext& ctx, const std::string& name, Dial
         e.message = "the model is still loading";
         throw RequestError(std::move(e));
       }
-      body(req, res, &model);
+      body(req, res, scope);
     } catch (const RequestError& e) {
       send_error(res, dialect, e.error());
     } catch (const std::exception& e) {
@@ -65,7 +89,7 @@ httplib::Server::Handler route(ServerContext& ctx, const std::string& name, Dial
     }
     // A stream's status is set when its headers go out, after the route returns: it is 200.
     const int status = res.status == -1 ? 200 : res.status;
-    ctx.metrics().add("edgellm_requests_total", {name, model, std::to_string(status), key});
+    ctx.metrics().add("edgellm_requests_total", {name, scope.model, std::to_string(status), scope.key});
   };
 }
 

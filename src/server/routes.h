@@ -25,10 +25,20 @@ void send_json(httplib::Response& res, const nlohmann::json& body, int status = 
 // (401, counted in edgellm_auth_failures_total) when keys are on and the request has none or a wrong one.
 std::string authenticate(ServerContext& ctx, const httplib::Request& req);
 
-// A route's body: it may throw RequestError, and names the model the request was for (metrics label).
-using RouteBody = std::function<void(const httplib::Request& req, httplib::Response& res, std::string* model)>;
+// What the route wrapper knows of a request and hands its body: the model it was for (the body sets it:
+// metrics label), the API key's name, and its rate-limit lease (the generation the body starts holds it
+// until the request ends).
+struct RequestScope {
+  std::string model;
+  std::string key;
+  std::shared_ptr<RateLease> lease;
+};
 
-// Wraps a body: the API key is checked first (authenticate()), RequestError and any other exception become
+// A route's body: it may throw RequestError.
+using RouteBody = std::function<void(const httplib::Request& req, httplib::Response& res, RequestScope& scope)>;
+
+// Wraps a body: the API key is checked first (authenticate()), then the rate limits (429 with Retry-After,
+// counted in edgellm_rate_limited_total{scope, limit}), RequestError and any other exception become
 // the dialect's error response (500 for the unexpected), and every answer is counted in
 // edgellm_requests_total{route, model, status, key}. With needs_models, 503 while the models are still loading.
 httplib::Server::Handler route(ServerContext& ctx, const std::string& name, Dialect dialect, bool needs_models,

@@ -8,6 +8,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <optional>
 #include <sstream>
 
 namespace edgellm::server {
@@ -29,8 +30,17 @@ class ConfigReader {
         read_table(node, "engine", engine_fields());
       } else if (name == "auth") {
         read_table(node, "auth", auth_fields());
+      } else if (name == "limits") {
+        read_table(node, "limits",
+                   {{"key", [this](const toml::node& n, const std::string&) {
+                       read_table(n, "limits.key", limit_fields(&s_->limits.per_key));
+                     }},
+                    {"address", [this](const toml::node& n, const std::string&) {
+                       read_table(n, "limits.address", limit_fields(&s_->limits.per_address));
+                     }}});
       } else {
-        error(key.source(), "unknown setting '" + name + "' (the file has [[model]], [server], [engine] and [auth])");
+        error(key.source(),
+              "unknown setting '" + name + "' (the file has [[model]], [server], [engine], [auth] and [limits])");
       }
     }
   }
@@ -151,6 +161,24 @@ class ConfigReader {
                s_->block_size = static_cast<int>(*v);
              }},
             {"prefix_cache", bool_field(&s_->prefix_cache)}};
+  }
+  Field rate_field(double* out, const char* unit) {
+    return [this, out, unit](const toml::node& n, const std::string& where) {
+      std::optional<double> v;
+      if (const auto i = n.value_exact<int64_t>()) v = static_cast<double>(*i);
+      if (const auto f = n.value_exact<double>()) v = *f;
+      if (!v || !(*v >= 0 && *v <= 1e9)) {
+        error(n.source(), where + " must be a number of " + unit + " (0: no limit)");
+        return;
+      }
+      *out = *v;
+    };
+  }
+  Fields limit_fields(RateLimit* limit) {
+    return {{"requests_per_second", rate_field(&limit->requests_per_second, "requests per second")},
+            {"burst", rate_field(&limit->burst, "requests let through at once")},
+            {"tokens_per_minute", rate_field(&limit->tokens_per_minute, "generated tokens per minute")},
+            {"concurrent", int_field(&limit->concurrent, 0, 100000)}};
   }
   Fields auth_fields() {
     return {{"api_keys_file", string_field(&s_->api_keys_file)},

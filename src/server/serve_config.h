@@ -8,6 +8,7 @@
 //   [server]    host, port, insecure, max_body, timeout, threads, require_signature, key_file
 //   [engine]    parallel, ctx, kv_mem_mib, kv_type, queue, prefill_chunk, block_size, prefix_cache
 //   [auth]      api_keys_file, and [[auth.key]] tables of name + hash ("sha256:...", from `edgellm keys add`)
+//   [limits.key], [limits.address]   requests_per_second, burst, tokens_per_minute, concurrent (rate_limits.h)
 #pragma once
 
 #include <cstdint>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "server/api_keys.h"
+#include "server/rate_limits.h"
 #include "util/expected.h"
 
 namespace edgellm::server {
@@ -46,6 +48,7 @@ struct ServeSettings {
   std::vector<ApiKey> key_hashes;
   std::string api_keys_file;
   std::vector<std::string> plain_keys;
+  RateLimits limits;
 };
 
 // Reads the config file over `settings` (only what it sets changes). Every problem found is reported, one

@@ -10,6 +10,18 @@ ServerContext::ServerContext(ServeOptions options) : options_(std::move(options)
   std::random_device rd;
   id_salt_ = (static_cast<uint64_t>(rd()) << 32) ^ rd();
   keys_ = std::make_shared<const ApiKeys>(options_.keys);
+  limiter_ = std::make_shared<RateLimiter>(options_.limits);
+}
+
+std::shared_ptr<RateLimiter> ServerContext::limiter() const {
+  std::lock_guard<std::mutex> lock(keys_mu_);
+  return limiter_;
+}
+
+void ServerContext::set_limits(const RateLimits& limits) {
+  auto next = std::make_shared<RateLimiter>(limits);
+  std::lock_guard<std::mutex> lock(keys_mu_);
+  limiter_ = std::move(next);
 }
 
 std::shared_ptr<const ApiKeys> ServerContext::keys() const {

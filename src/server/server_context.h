@@ -13,6 +13,7 @@
 #include "runtime/loaded_model.h"
 #include "server/api_keys.h"
 #include "server/metrics.h"
+#include "server/rate_limits.h"
 
 namespace edgellm::server {
 
@@ -30,6 +31,7 @@ struct ServeOptions {
   double timeout_seconds = 600;       // --timeout: a request's limit from arrival to its last token; 0 = none
   int http_threads = 0;               // 0: enough for every running and queued request, plus a few
   ApiKeys keys;                       // --api-key, --api-keys-file, the config's keys; empty: no authentication
+  RateLimits limits;                  // the config's [limits.key] and [limits.address]
 };
 
 struct ServedModel {
@@ -73,6 +75,9 @@ class ServerContext {
   // arrive after it (a reload); requests already let in keep going.
   std::shared_ptr<const ApiKeys> keys() const;
   void set_keys(ApiKeys keys);
+  // The rate limiter in force; set_limits() starts a new one (with full buckets) for later requests.
+  std::shared_ptr<RateLimiter> limiter() const;
+  void set_limits(const RateLimits& limits);
 
  private:
   ServeOptions options_;
@@ -84,6 +89,7 @@ class ServerContext {
   std::atomic<uint64_t> next_id_{1};
   mutable std::mutex keys_mu_;
   std::shared_ptr<const ApiKeys> keys_;  // guarded by keys_mu_
+  std::shared_ptr<RateLimiter> limiter_;  // guarded by keys_mu_
   uint64_t id_salt_ = 0;
 };
 

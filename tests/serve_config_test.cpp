@@ -147,7 +147,7 @@ TEST(ServeConfig, EachErrorNamesItsLineAndWhatWasExpected) {
       {"[server]\nport = \"80\"\n", ":2:8: [server] port must be a whole number from 0 to 65535"},
       {"[server]\nport = 70000\n", ":2:8: [server] port must be a whole number"},
       {"[engine]\nparalel = 4\n", ":2:1: unknown setting 'paralel' in [engine] (known: block_size, ctx,"},
-      {"[limits]\nrps = 1\n", ":1:2: unknown setting 'limits'"},
+      {"[limitz]\nrps = 1\n", ":1:2: unknown setting 'limitz'"},
       {"[engine]\nkv_type = \"q4_0\"\n", ":2:11: [engine] kv_type must be \"f16\" or \"q8_0\""},
       {"[engine]\nblock_size = 8\n", ":2:14: [engine] block_size must be 16 or 32"},
       {"[server]\ntimeout = -1\n", ":2:11: [server] timeout must be a number of seconds"},
@@ -156,7 +156,7 @@ TEST(ServeConfig, EachErrorNamesItsLineAndWhatWasExpected) {
       {"[[model]]\npath = \"m\"\nsize = 3\n", ":3:1: unknown setting 'size' in [[model]]"},
       {"[[auth.key]]\nname = \"k\"\nhash = \"sk-edgellm-abc\"\n", ":3:8: [[auth.key]] hash must be"},
       {"[server\nport = 1\n", ":1:"},  // a syntax error, with toml++'s own description
-      {"port = 1\n", ":1:1: unknown setting 'port' (the file has [[model]], [server], [engine] and [auth])"},
+      {"port = 1\n", ":1:1: unknown setting 'port' (the file has [[model]], [server], [engine], [auth], [limits] and [[policy]])"},
   };
   for (const auto& b : bad) {
     const std::string path = write_file(dir, "bad.toml", b.text);
@@ -203,6 +203,80 @@ TEST(ServeConfig, BeyondLoopbackNeedsKeysOrInsecure) {
   EXPECT_NE(st.error().message.find("cannot read the keys file"), std::string::npos) << st.error().message;
   s.models.clear();
   EXPECT_NE(check_serve_settings(s).error().message.find("no model to serve"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace edgellm::server
+
+namespace edgellm::server {
+namespace {
+
+TEST(TimePolicy, RulesByLocalTimeAndKeyWithTheirErrors) {
+  test::TempDir dir;
+  const std::string path = write_file(dir, "policy.toml", R"([[policy]]
+from = "08:00"
+to = "10:00"
+max_tokens = 128
+
+[[policy]]
+from = "22:00"
+to = "06:00"
+max_tokens = 64
+keys = ["kitchen"]
+
+[[policy]]
+max_tokens = 512
+)");
+  ServeSettings s;
+  const Status st = read_serve_config(path, &s);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  ASSERT_EQ(s.policy.size(), 3u);
+  EXPECT_EQ(s.policy[0].name, "1 (08:00-10:00)");
+  EXPECT_EQ(s.policy[1].name, "2 (22:00-06:00)");
+  EXPECT_EQ(s.policy[2].name, "3 (all day)");
+  const auto cap = [&](const char* time, const std::string& key) {
+    const PolicyRule* r = find_policy(s.policy, parse_clock_time(time), key);
+    return r ? r->max_tokens : 0;
+  };
+  EXPECT_EQ(cap("09:00", ""), 128);
+  EXPECT_EQ(cap("08:00", "kitchen"), 128);
+  EXPECT_EQ(cap("09:59", "garden"), 128);
+  EXPECT_EQ(cap("10:00", ""), 512);  // `to` is excluded
+  EXPECT_EQ(cap("11:00", "kitchen"), 512);
+  EXPECT_EQ(cap("23:30", "kitchen"), 64);  // across midnight, this key only
+  EXPECT_EQ(cap("05:59", "kitchen"), 64);
+  EXPECT_EQ(cap("06:00", "kitchen"), 512);
+  EXPECT_EQ(cap("23:30", "garden"), 512);
+  // A policy naming a key the server does not have.
+  s.models.push_back({path, ""});
+  const Status unknown = check_serve_settings(s);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.error().message.find("policy rule 2 (22:00-06:00) names the key 'kitchen'"), std::string::npos)
+      << unknown.error().message;
+  s.plain_keys = {"k"};
+  s.key_hashes.push_back({"kitchen", {}});
+  EXPECT_TRUE(check_serve_settings(s).ok()) << check_serve_settings(s).error().message;
+
+  EXPECT_EQ(parse_clock_time("24:00"), 1440);
+  for (const char* bad : {"8:00", "08:60", "25:00", "24:01", "08-00", "0800", ""}) EXPECT_EQ(parse_clock_time(bad), -1) << bad;
+  const struct {
+    std::string text, needle;
+  } errors[] = {
+      {"[[policy]]\nfrom = \"8am\"\nto = \"10:00\"\nmax_tokens = 1\n", ":2:8: [[policy]] from must be a local time"},
+      {"[[policy]]\nmax_tokens = 0\n", ":2:14: [[policy]] max_tokens must be a whole number from 1"},
+      {"[[policy]]\nfrom = \"08:00\"\nmax_tokens = 5\n", ":1:1: [[policy]] needs both from and to"},
+      {"[[policy]]\nfrom = \"08:00\"\nto = \"08:00\"\nmax_tokens = 5\n", ":1:1: [[policy]] from and to are the same"},
+      {"[[policy]]\nto = \"09:00\"\nfrom = \"08:00\"\n", ":1:1: [[policy]] needs max_tokens"},
+      {"[[policy]]\nmax_tokens = 5\nkeys = \"kitchen\"\n", ":3:8: [[policy]] keys must be a list"},
+      {"[[policy]]\nmax_tokens = 5\nuntil = \"09:00\"\n", ":3:1: unknown setting 'until' in [[policy]]"},
+  };
+  for (const auto& e : errors) {
+    const std::string bad_path = write_file(dir, "bad.toml", e.text);
+    ServeSettings b;
+    const Status r = read_serve_config(bad_path, &b);
+    ASSERT_FALSE(r.ok()) << e.text;
+    EXPECT_NE(r.error().message.find(bad_path + e.needle), std::string::npos) << r.error().message;
+  }
 }
 
 }  // namespace

@@ -112,6 +112,7 @@ int run_serve(const ServeArgs& a) {
   o.timeout_seconds = settings.timeout;
   o.keys = std::move(*keys);
   o.limits = settings.limits;
+  o.policy = settings.policy;
   const size_t n_keys = o.keys.size();
 
   // Signals go to one thread that waits for them (blocked everywhere else, including the threads the
@@ -155,8 +156,10 @@ int run_serve(const ServeArgs& a) {
         const size_t n = reloaded->size();
         server->context().set_keys(std::move(*reloaded));
         server->context().set_limits(next.limits);
-        std::fprintf(stderr, "edgellm serve: SIGHUP: reloaded, %zu API key%s, rate limits %s\n", n, n == 1 ? "" : "s",
-                     next.limits.any() ? "on" : "off");
+        const size_t n_rules = next.policy.size();
+        server->context().set_policy(std::move(next.policy));
+        std::fprintf(stderr, "edgellm serve: SIGHUP: reloaded, %zu API key%s, rate limits %s, %zu policy rule%s\n", n,
+                     n == 1 ? "" : "s", next.limits.any() ? "on" : "off", n_rules, n_rules == 1 ? "" : "s");
         std::fflush(stderr);
         continue;
       }
@@ -197,9 +200,9 @@ void add_serve_command(CLI::App& app, int& exit_code) {
                   "GGUF file or Hugging Face directory; repeat to serve several (replaces the config's [[model]])");
   cmd->add_option("--alias", a->aliases, "Name clients use for the model of the same position (default: file name)");
   cmd->add_option("--config", a->config,
-                  "TOML file with every setting below ([[model]], [server], [engine], [auth]) and the rate limits "
-                  "([limits.key], [limits.address]); the command line overrides it; SIGHUP re-reads it and the keys "
-                  "file (keys and limits)")
+                  "TOML file with every setting below ([[model]], [server], [engine], [auth]), the rate limits "
+                  "([limits.key], [limits.address]) and time-of-day caps ([[policy]]); the command line overrides it; "
+                  "SIGHUP re-reads it and the keys file (keys, limits, policy)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--check-config", a->check_config,
                   "Check this config file (with the command line's overrides), print each error with its line, and "

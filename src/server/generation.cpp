@@ -89,6 +89,10 @@ void declare_serving_metrics(ServerContext& ctx) {
                     "Requests refused (429) for a rate limit, by scope (key, address) and limit (requests, tokens, "
                     "concurrent).",
                     {"scope", "limit"});
+  m.declare_counter("edgellm_policy_applied_total",
+                    "Generation requests a time-of-day policy rule applied to, by rule and whether it cut the "
+                    "request's max tokens (capped) or not (within).",
+                    {"rule", "result"});
   m.declare_counter("edgellm_auth_failures_total",
                     "Requests refused for a missing or invalid API key (401), by reason.", {"reason"});
   m.declare_counter("edgellm_request_finish_total",

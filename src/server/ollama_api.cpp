@@ -306,6 +306,7 @@ void chat(ServerContext& ctx, const httplib::Request& req, httplib::Response& re
   } else {
     set_reply_grammar(*r.g.model, reply_grammar, "format", r.g.request);
   }
+  apply_time_policy(ctx, scope, r.g.request, res);
   answer(ctx, res, r, stream);
 }
 
@@ -358,6 +359,7 @@ void generate(ServerContext& ctx, const httplib::Request& req, httplib::Response
   r.context = tokens;
   read_options(f, *r.g.model, r.g.request);
   set_reply_grammar(*r.g.model, ollama_reply_grammar(nlohmann::ordered_json::parse(req.body)), "format", r.g.request);
+  apply_time_policy(ctx, scope, r.g.request, res);
   answer(ctx, res, r, stream);
 }
 

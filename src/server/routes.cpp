@@ -60,6 +60,18 @@ std::shared_ptr<RateLease> admit(ServerContext& ctx, const httplib::Request& req
   throw RequestError(std::move(e));
 }
 
+void apply_time_policy(ServerContext& ctx, const RequestScope& scope, EngineRequest& request, httplib::Response& res,
+                       int minute_of_day) {
+  const std::shared_ptr<const std::vector<PolicyRule>> rules = ctx.policy();
+  const PolicyRule* rule = find_policy(*rules, minute_of_day, scope.key);
+  if (rule == nullptr) return;
+  const int32_t asked = request.max_new_tokens;
+  request.max_new_tokens = std::min(asked, rule->max_tokens);
+  res.set_header("X-Edgellm-Policy", "max_tokens=" + std::to_string(rule->max_tokens) + "; rule=" + rule->name +
+                                         (asked > rule->max_tokens ? "; capped from " + std::to_string(asked) : ""));
+  ctx.metrics().add("edgellm_policy_applied_total", {rule->name, asked > rule->max_tokens ? "capped" : "within"});
+}
+
 httplib::Server::Handler route(ServerContext& ctx, const std::string& name, Dialect dialect, bool needs_models,
                                RouteBody body) {
   return [&ctx, name, dialect, needs_models, body = std::move(body)](const httplib::Request& req,

@@ -34,6 +34,12 @@ struct RequestScope {
   std::shared_ptr<RateLease> lease;
 };
 
+// Applies the time-of-day policy (server/time_policy.h) to a generation about to start: caps
+// request.max_new_tokens, says so in the X-Edgellm-Policy header, counts it in edgellm_policy_applied_total.
+// `minute_of_day` is the local time (tests pass their own).
+void apply_time_policy(ServerContext& ctx, const RequestScope& scope, EngineRequest& request, httplib::Response& res,
+                       int minute_of_day = local_minute_of_day());
+
 // A route's body: it may throw RequestError.
 using RouteBody = std::function<void(const httplib::Request& req, httplib::Response& res, RequestScope& scope)>;
 

@@ -7,6 +7,7 @@
 #include <tuple>
 #include <functional>
 #include <limits>
+#include <cstdio>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -30,6 +31,8 @@ class ConfigReader {
         read_table(node, "engine", engine_fields());
       } else if (name == "auth") {
         read_table(node, "auth", auth_fields());
+      } else if (name == "policy") {
+        read_policy(node);
       } else if (name == "limits") {
         read_table(node, "limits",
                    {{"key", [this](const toml::node& n, const std::string&) {
@@ -40,7 +43,7 @@ class ConfigReader {
                      }}});
       } else {
         error(key.source(),
-              "unknown setting '" + name + "' (the file has [[model]], [server], [engine], [auth] and [limits])");
+              "unknown setting '" + name + "' (the file has [[model]], [server], [engine], [auth], [limits] and [[policy]])");
       }
     }
   }
@@ -223,6 +226,86 @@ class ConfigReader {
     }
   }
 
+  void read_policy(const toml::node& node) {
+    const toml::array* rules = node.as_array();
+    if (rules == nullptr) {
+      error(node.source(), "'policy' must be an array of tables: [[policy]] with max_tokens (and from, to, keys)");
+      return;
+    }
+    for (const toml::node& r : *rules) {
+      const toml::table* t = r.as_table();
+      if (t == nullptr) {
+        error(r.source(), "each policy must be a table: [[policy]] with max_tokens (and from, to, keys)");
+        continue;
+      }
+      PolicyRule rule;
+      bool has_max = false, has_from = false, has_to = false, ok = true;
+      for (auto&& [field, value] : *t) {
+        const std::string name(field.str());
+        if (name == "from" || name == "to") {
+          const auto v = value.value_exact<std::string>();
+          const int minute = v ? parse_clock_time(*v) : -1;
+          if (minute < 0) {
+            error(value.source(), "[[policy]] " + name + " must be a local time \"HH:MM\" from 00:00 to 24:00");
+            ok = false;
+            continue;
+          }
+          (name == "from" ? rule.from_minute : rule.to_minute) = minute;
+          (name == "from" ? has_from : has_to) = true;
+        } else if (name == "max_tokens") {
+          const auto v = value.value_exact<int64_t>();
+          if (!v || *v < 1 || *v > 1000000) {
+            error(value.source(), "[[policy]] max_tokens must be a whole number from 1 to 1000000");
+            ok = false;
+            continue;
+          }
+          rule.max_tokens = static_cast<int32_t>(*v);
+          has_max = true;
+        } else if (name == "keys") {
+          const toml::array* keys = value.as_array();
+          if (keys == nullptr) {
+            error(value.source(), "[[policy]] keys must be a list of key names: keys = [\"kitchen\"]");
+            ok = false;
+            continue;
+          }
+          for (const toml::node& k : *keys) {
+            const auto v = k.value_exact<std::string>();
+            if (!v || !ApiKeys::valid_name(*v)) {
+              error(k.source(), "[[policy]] keys must hold key names (1-64 of A-Z a-z 0-9 . _ -)");
+              ok = false;
+              continue;
+            }
+            rule.keys.push_back(*v);
+          }
+        } else {
+          error(field.source(), "unknown setting '" + name + "' in [[policy]] (known: from, to, max_tokens, keys)");
+          ok = false;
+        }
+      }
+      if (has_from != has_to) {
+        error(r.source(), "[[policy]] needs both from and to (or neither: all day)");
+        continue;
+      }
+      if (has_from && rule.from_minute == rule.to_minute) {
+        error(r.source(), "[[policy]] from and to are the same time: an empty window (leave both out for all day)");
+        continue;
+      }
+      if (!has_max) {
+        error(r.source(), "[[policy]] needs max_tokens");
+        continue;
+      }
+      if (!ok) continue;
+      const auto clock = [](int minute) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%02d:%02d", minute / 60, minute % 60);
+        return std::string(buf);
+      };
+      rule.name = std::to_string(s_->policy.size() + 1) + " (" +
+                  (has_from ? clock(rule.from_minute) + "-" + clock(rule.to_minute) : std::string("all day")) + ")";
+      s_->policy.push_back(std::move(rule));
+    }
+  }
+
   void read_keys(const toml::node& node) {
     const toml::array* keys = node.as_array();
     if (keys == nullptr) {
@@ -321,6 +404,15 @@ Status check_serve_settings(const ServeSettings& s) {
   if (s.host.empty()) errors.push_back("an empty host address");
   auto keys = load_api_keys(s);
   if (!keys.ok()) errors.push_back(keys.error().message);
+  for (const PolicyRule& rule : s.policy) {
+    for (const std::string& name : rule.keys) {
+      const bool known = keys.ok() && std::any_of(keys->keys().begin(), keys->keys().end(),
+                                                  [&](const ApiKey& k) { return k.name == name; });
+      if (keys.ok() && !known) {
+        errors.push_back("policy rule " + rule.name + " names the key '" + name + "', which is not among the API keys");
+      }
+    }
+  }
   if (keys.ok() && keys->empty() && !s.insecure && !is_loopback_host(s.host)) {
     errors.push_back("listening on " + s.host +
                      " without API keys would let anyone on the network use the model: add keys (`edgellm keys add "

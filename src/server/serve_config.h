@@ -9,6 +9,7 @@
 //   [engine]    parallel, ctx, kv_mem_mib, kv_type, queue, prefill_chunk, block_size, prefix_cache
 //   [auth]      api_keys_file, and [[auth.key]] tables of name + hash ("sha256:...", from `edgellm keys add`)
 //   [limits.key], [limits.address]   requests_per_second, burst, tokens_per_minute, concurrent (rate_limits.h)
+//   [[policy]]  from, to ("HH:MM", local time), max_tokens, keys (time_policy.h)
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,7 @@
 
 #include "server/api_keys.h"
 #include "server/rate_limits.h"
+#include "server/time_policy.h"
 #include "util/expected.h"
 
 namespace edgellm::server {
@@ -49,6 +51,7 @@ struct ServeSettings {
   std::string api_keys_file;
   std::vector<std::string> plain_keys;
   RateLimits limits;
+  std::vector<PolicyRule> policy;
 };
 
 // Reads the config file over `settings` (only what it sets changes). Every problem found is reported, one

@@ -11,6 +11,18 @@ ServerContext::ServerContext(ServeOptions options) : options_(std::move(options)
   id_salt_ = (static_cast<uint64_t>(rd()) << 32) ^ rd();
   keys_ = std::make_shared<const ApiKeys>(options_.keys);
   limiter_ = std::make_shared<RateLimiter>(options_.limits);
+  policy_ = std::make_shared<const std::vector<PolicyRule>>(options_.policy);
+}
+
+std::shared_ptr<const std::vector<PolicyRule>> ServerContext::policy() const {
+  std::lock_guard<std::mutex> lock(keys_mu_);
+  return policy_;
+}
+
+void ServerContext::set_policy(std::vector<PolicyRule> rules) {
+  auto next = std::make_shared<const std::vector<PolicyRule>>(std::move(rules));
+  std::lock_guard<std::mutex> lock(keys_mu_);
+  policy_ = std::move(next);
 }
 
 std::shared_ptr<RateLimiter> ServerContext::limiter() const {

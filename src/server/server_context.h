@@ -14,6 +14,7 @@
 #include "server/api_keys.h"
 #include "server/metrics.h"
 #include "server/rate_limits.h"
+#include "server/time_policy.h"
 
 namespace edgellm::server {
 
@@ -32,6 +33,7 @@ struct ServeOptions {
   int http_threads = 0;               // 0: enough for every running and queued request, plus a few
   ApiKeys keys;                       // --api-key, --api-keys-file, the config's keys; empty: no authentication
   RateLimits limits;                  // the config's [limits.key] and [limits.address]
+  std::vector<PolicyRule> policy;     // the config's [[policy]]
 };
 
 struct ServedModel {
@@ -78,6 +80,9 @@ class ServerContext {
   // The rate limiter in force; set_limits() starts a new one (with full buckets) for later requests.
   std::shared_ptr<RateLimiter> limiter() const;
   void set_limits(const RateLimits& limits);
+  // The time-of-day rules in force (reloadable like the keys).
+  std::shared_ptr<const std::vector<PolicyRule>> policy() const;
+  void set_policy(std::vector<PolicyRule> rules);
 
  private:
   ServeOptions options_;
@@ -90,6 +95,7 @@ class ServerContext {
   mutable std::mutex keys_mu_;
   std::shared_ptr<const ApiKeys> keys_;  // guarded by keys_mu_
   std::shared_ptr<RateLimiter> limiter_;  // guarded by keys_mu_
+  std::shared_ptr<const std::vector<PolicyRule>> policy_;  // guarded by keys_mu_
   uint64_t id_salt_ = 0;
 };
 

@@ -156,7 +156,7 @@ TEST(ServeConfig, EachErrorNamesItsLineAndWhatWasExpected) {
       {"[[model]]\npath = \"m\"\nsize = 3\n", ":3:1: unknown setting 'size' in [[model]]"},
       {"[[auth.key]]\nname = \"k\"\nhash = \"sk-edgellm-abc\"\n", ":3:8: [[auth.key]] hash must be"},
       {"[server\nport = 1\n", ":1:"},  // a syntax error, with toml++'s own description
-      {"port = 1\n", ":1:1: unknown setting 'port' (the file has [[model]], [server], [engine], [auth], [limits] and [[policy]])"},
+      {"port = 1\n", ":1:1: unknown setting 'port' (the file has [[model]], [server], [engine], [auth], [limits], [[policy]] and [filters])"},
   };
   for (const auto& b : bad) {
     const std::string path = write_file(dir, "bad.toml", b.text);

@@ -113,6 +113,12 @@ int run_serve(const ServeArgs& a) {
   o.keys = std::move(*keys);
   o.limits = settings.limits;
   o.policy = settings.policy;
+  auto filters = server::InputFilters::compile(settings.filters);  // checked while reading the config
+  if (!filters.ok()) {
+    std::fprintf(stderr, "edgellm serve: %s\n", filters.error().message.c_str());
+    return 1;
+  }
+  o.filters = *filters;
   const size_t n_keys = o.keys.size();
 
   // Signals go to one thread that waits for them (blocked everywhere else, including the threads the
@@ -158,6 +164,7 @@ int run_serve(const ServeArgs& a) {
         server->context().set_limits(next.limits);
         const size_t n_rules = next.policy.size();
         server->context().set_policy(std::move(next.policy));
+        if (auto f = server::InputFilters::compile(next.filters); f.ok()) server->context().set_filters(*f);
         std::fprintf(stderr, "edgellm serve: SIGHUP: reloaded, %zu API key%s, rate limits %s, %zu policy rule%s\n", n,
                      n == 1 ? "" : "s", next.limits.any() ? "on" : "off", n_rules, n_rules == 1 ? "" : "s");
         std::fflush(stderr);
@@ -201,8 +208,8 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--alias", a->aliases, "Name clients use for the model of the same position (default: file name)");
   cmd->add_option("--config", a->config,
                   "TOML file with every setting below ([[model]], [server], [engine], [auth]), the rate limits "
-                  "([limits.key], [limits.address]) and time-of-day caps ([[policy]]); the command line overrides it; "
-                  "SIGHUP re-reads it and the keys file (keys, limits, policy)")
+                  "([limits.key], [limits.address]), time-of-day caps ([[policy]]) and input filters ([filters]); the "
+                  "command line overrides it; SIGHUP re-reads it and the keys file (keys, limits, policy, filters)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--check-config", a->check_config,
                   "Check this config file (with the command line's overrides), print each error with its line, and "

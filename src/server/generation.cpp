@@ -93,6 +93,10 @@ void declare_serving_metrics(ServerContext& ctx) {
                     "Generation requests a time-of-day policy rule applied to, by rule and whether it cut the "
                     "request's max tokens (capped) or not (within).",
                     {"rule", "result"});
+  m.declare_counter("edgellm_filter_blocks_total",
+                    "Requests refused (400) by an input filter, by rule (a [[filters.block]] name, or max_messages, "
+                    "max_prompt_chars, max_prompt_tokens).",
+                    {"rule"});
   m.declare_counter("edgellm_auth_failures_total",
                     "Requests refused for a missing or invalid API key (401), by reason.", {"reason"});
   m.declare_counter("edgellm_request_finish_total",

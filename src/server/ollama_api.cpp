@@ -293,6 +293,8 @@ void chat(ServerContext& ctx, const httplib::Request& req, httplib::Response& re
   if (prompt_options.tools.is_array()) r.tool_format = r.g.model->model->chat_template().tool_call_format();
   bool thinking_open = false;
   r.g.request.prompt = chat_prompt_tokens(*r.g.model, messages, prompt_options, &thinking_open);
+  check_input_filters(ctx, user_texts(messages), static_cast<int64_t>(messages.size()),
+                      static_cast<int64_t>(r.g.request.prompt.size()), "messages");
   r.g.starts_in_reasoning = thinking_open;
   read_options(f, *r.g.model, r.g.request);
   // edgellm's extension: OpenAI's "tool_choice" ("required" or a named function forces a call).
@@ -354,6 +356,9 @@ void generate(ServerContext& ctx, const httplib::Request& req, httplib::Response
     prompt_tokens = chat_prompt_tokens(*r.g.model, messages, prompt_options, &thinking_open);
     r.g.starts_in_reasoning = thinking_open;
   }
+  std::vector<std::string> texts = {prompt};
+  if (auto system = f.string("system"); system && !system->empty()) texts.push_back(*system);
+  check_input_filters(ctx, texts, 1, static_cast<int64_t>(tokens.size() + prompt_tokens.size()), "prompt");
   tokens.insert(tokens.end(), prompt_tokens.begin(), prompt_tokens.end());
   r.g.request.prompt = tokens;
   r.context = tokens;

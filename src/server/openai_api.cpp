@@ -312,6 +312,8 @@ void chat_completions(ServerContext& ctx, const httplib::Request& req, httplib::
   g.lease = scope.lease;
   bool thinking_open = false;
   g.request.prompt = chat_prompt_tokens(*g.model, messages, prompt_options, &thinking_open);
+  check_input_filters(ctx, user_texts(messages), static_cast<int64_t>(messages.size()),
+                      static_cast<int64_t>(g.request.prompt.size()), "messages");
   g.split_reasoning = has_reasoning_template(*g.model);
   g.starts_in_reasoning = thinking_open;
   read_sampling(f, *g.model, g.request, 0);
@@ -483,6 +485,9 @@ void completions(ServerContext& ctx, const httplib::Request& req, httplib::Respo
     bad_request("prompt", "'prompt' must be a string, an array of one string or an array of token ids (one prompt "
                           "per request)");
   }
+  // Token-id prompts are filtered as the text they stand for.
+  check_input_filters(ctx, {g.model->model->tokenizer().decode(g.request.prompt)}, 1,
+                      static_cast<int64_t>(g.request.prompt.size()), "prompt");
   if (f.boolean("echo").value_or(false)) bad_request("echo", "'echo' is not supported");
   const ReplyGrammar reply_grammar = openai_reply_grammar(nlohmann::ordered_json::parse(req.body));
   if (auto suffix = f.string("suffix"); suffix && !suffix->empty()) bad_request("suffix", "'suffix' is not supported");

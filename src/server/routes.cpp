@@ -72,6 +72,49 @@ void apply_time_policy(ServerContext& ctx, const RequestScope& scope, EngineRequ
   ctx.metrics().add("edgellm_policy_applied_total", {rule->name, asked > rule->max_tokens ? "capped" : "within"});
 }
 
+std::vector<std::string> user_texts(const std::vector<ChatMessage>& messages) {
+  std::vector<std::string> texts;
+  for (const ChatMessage& m : messages) {
+    if (m.role == "user" || m.role == "system") texts.push_back(m.content);
+  }
+  return texts;
+}
+
+void check_input_filters(ServerContext& ctx, const std::vector<std::string>& texts, int64_t n_messages,
+                         int64_t n_prompt_tokens, const std::string& param) {
+  const std::shared_ptr<const InputFilters> filters = ctx.filters();
+  const InputFilterConfig& c = filters->config();
+  if (!c.any()) return;
+  const auto refuse = [&](const std::string& rule, std::string message) {
+    ctx.metrics().add("edgellm_filter_blocks_total", {rule});
+    ApiError e;
+    e.code = "input_filtered";
+    e.param = param;
+    e.message = std::move(message);
+    throw RequestError(std::move(e));
+  };
+  if (c.max_messages > 0 && n_messages > c.max_messages) {
+    refuse("max_messages", "the request has " + std::to_string(n_messages) + " messages; this server takes at most " +
+                               std::to_string(c.max_messages));
+  }
+  int64_t chars = 0;
+  for (const std::string& t : texts) chars += utf8_length(t);
+  if (c.max_prompt_chars > 0 && chars > c.max_prompt_chars) {
+    refuse("max_prompt_chars", "the input has " + std::to_string(chars) + " characters; this server takes at most " +
+                                   std::to_string(c.max_prompt_chars));
+  }
+  if (c.max_prompt_tokens > 0 && n_prompt_tokens > c.max_prompt_tokens) {
+    refuse("max_prompt_tokens", "the prompt has " + std::to_string(n_prompt_tokens) +
+                                    " tokens; this server takes at most " + std::to_string(c.max_prompt_tokens));
+  }
+  for (const std::string& t : texts) {
+    if (const BlockRule* rule = filters->find_blocked(t)) {
+      EDGELLM_LOG_INFO("serve: input blocked by filter rule '%s'", rule->name.c_str());
+      refuse(rule->name, "the input was refused: " + rule->reason);
+    }
+  }
+}
+
 httplib::Server::Handler route(ServerContext& ctx, const std::string& name, Dialect dialect, bool needs_models,
                                RouteBody body) {
   return [&ctx, name, dialect, needs_models, body = std::move(body)](const httplib::Request& req,

@@ -40,6 +40,14 @@ struct RequestScope {
 void apply_time_policy(ServerContext& ctx, const RequestScope& scope, EngineRequest& request, httplib::Response& res,
                        int minute_of_day = local_minute_of_day());
 
+// The user-written texts of a request (user and system messages, or a completion prompt) against the
+// input filters (server/input_filters.h): throws RequestError 400 (code "input_filtered") naming the limit
+// or the rule's public reason, counted in edgellm_filter_blocks_total{rule}.
+void check_input_filters(ServerContext& ctx, const std::vector<std::string>& texts, int64_t n_messages,
+                         int64_t n_prompt_tokens, const std::string& param);
+// The texts of a chat the filters look at: user and system messages.
+std::vector<std::string> user_texts(const std::vector<ChatMessage>& messages);
+
 // A route's body: it may throw RequestError.
 using RouteBody = std::function<void(const httplib::Request& req, httplib::Response& res, RequestScope& scope)>;
 

@@ -31,6 +31,12 @@ class ConfigReader {
         read_table(node, "engine", engine_fields());
       } else if (name == "auth") {
         read_table(node, "auth", auth_fields());
+      } else if (name == "filters") {
+        read_table(node, "filters",
+                   {{"max_prompt_chars", int_field(&s_->filters.max_prompt_chars, 0, int64_t{1} << 32)},
+                    {"max_prompt_tokens", int_field(&s_->filters.max_prompt_tokens, 0, int64_t{1} << 32)},
+                    {"max_messages", int_field(&s_->filters.max_messages, 0, int64_t{1} << 32)},
+                    {"block", [this](const toml::node& n, const std::string&) { read_block_rules(n); }}});
       } else if (name == "policy") {
         read_policy(node);
       } else if (name == "limits") {
@@ -43,7 +49,8 @@ class ConfigReader {
                      }}});
       } else {
         error(key.source(),
-              "unknown setting '" + name + "' (the file has [[model]], [server], [engine], [auth], [limits] and [[policy]])");
+              "unknown setting '" + name +
+                  "' (the file has [[model]], [server], [engine], [auth], [limits], [[policy]] and [filters])");
       }
     }
   }
@@ -223,6 +230,73 @@ class ConfigReader {
         continue;
       }
       s_->models.push_back(std::move(model));
+    }
+  }
+
+  void read_block_rules(const toml::node& node) {
+    const toml::array* rules = node.as_array();
+    if (rules == nullptr) {
+      error(node.source(), "'filters.block' must be an array of tables: [[filters.block]] with name, words or regex, "
+                           "and reason");
+      return;
+    }
+    for (const toml::node& r : *rules) {
+      const toml::table* t = r.as_table();
+      if (t == nullptr) {
+        error(r.source(), "each filter rule must be a table: [[filters.block]]");
+        continue;
+      }
+      BlockRule rule;
+      bool ok = true;
+      for (auto&& [field, value] : *t) {
+        const std::string name(field.str());
+        if (name == "name" || name == "reason" || name == "regex") {
+          const auto v = value.value_exact<std::string>();
+          if (!v || v->empty()) {
+            error(value.source(), "[[filters.block]] " + name + " must be a non-empty string in quotes");
+            ok = false;
+            continue;
+          }
+          (name == "name" ? rule.name : name == "reason" ? rule.reason : rule.regex) = *v;
+        } else if (name == "words") {
+          const toml::array* words = value.as_array();
+          if (words == nullptr || words->empty()) {
+            error(value.source(), "[[filters.block]] words must be a list of words: words = [\"bomb\", \"炸弹\"]");
+            ok = false;
+            continue;
+          }
+          for (const toml::node& w : *words) {
+            const auto v = w.value_exact<std::string>();
+            if (!v || v->empty()) {
+              error(w.source(), "[[filters.block]] words must be non-empty strings");
+              ok = false;
+              continue;
+            }
+            rule.words.push_back(*v);
+          }
+        } else {
+          error(field.source(), "unknown setting '" + name + "' in [[filters.block]] (known: name, words, regex, reason)");
+          ok = false;
+        }
+      }
+      if (!ok) continue;
+      if (rule.name.empty() || rule.reason.empty()) {
+        error(r.source(), "[[filters.block]] needs a name and the reason the client is told");
+        continue;
+      }
+      if (rule.words.empty() == rule.regex.empty()) {
+        error(r.source(), "[[filters.block]] '" + rule.name + "' needs either words or regex (one of them)");
+        continue;
+      }
+      // The pattern compiled now, so that its error points at this rule.
+      InputFilterConfig one;
+      one.block.push_back(rule);
+      const auto compiled = InputFilters::compile(one);
+      if (!compiled.ok()) {
+        error(r.source(), compiled.error().message);
+        continue;
+      }
+      s_->filters.block.push_back(std::move(rule));
     }
   }
 

@@ -10,6 +10,8 @@
 //   [auth]      api_keys_file, and [[auth.key]] tables of name + hash ("sha256:...", from `edgellm keys add`)
 //   [limits.key], [limits.address]   requests_per_second, burst, tokens_per_minute, concurrent (rate_limits.h)
 //   [[policy]]  from, to ("HH:MM", local time), max_tokens, keys (time_policy.h)
+//   [filters]   max_prompt_chars, max_prompt_tokens, max_messages; [[filters.block]] name, words | regex, reason
+//               (input_filters.h)
 #pragma once
 
 #include <cstdint>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "server/api_keys.h"
+#include "server/input_filters.h"
 #include "server/rate_limits.h"
 #include "server/time_policy.h"
 #include "util/expected.h"
@@ -52,6 +55,7 @@ struct ServeSettings {
   std::vector<std::string> plain_keys;
   RateLimits limits;
   std::vector<PolicyRule> policy;
+  InputFilterConfig filters;
 };
 
 // Reads the config file over `settings` (only what it sets changes). Every problem found is reported, one

@@ -12,6 +12,18 @@ ServerContext::ServerContext(ServeOptions options) : options_(std::move(options)
   keys_ = std::make_shared<const ApiKeys>(options_.keys);
   limiter_ = std::make_shared<RateLimiter>(options_.limits);
   policy_ = std::make_shared<const std::vector<PolicyRule>>(options_.policy);
+  filters_ = options_.filters ? options_.filters : *InputFilters::compile({});
+}
+
+std::shared_ptr<const InputFilters> ServerContext::filters() const {
+  std::lock_guard<std::mutex> lock(keys_mu_);
+  return filters_;
+}
+
+void ServerContext::set_filters(std::shared_ptr<const InputFilters> filters) {
+  if (!filters) filters = *InputFilters::compile({});
+  std::lock_guard<std::mutex> lock(keys_mu_);
+  filters_ = std::move(filters);
 }
 
 std::shared_ptr<const std::vector<PolicyRule>> ServerContext::policy() const {

@@ -12,6 +12,7 @@
 #include "engine/engine.h"
 #include "runtime/loaded_model.h"
 #include "server/api_keys.h"
+#include "server/input_filters.h"
 #include "server/metrics.h"
 #include "server/rate_limits.h"
 #include "server/time_policy.h"
@@ -34,6 +35,7 @@ struct ServeOptions {
   ApiKeys keys;                       // --api-key, --api-keys-file, the config's keys; empty: no authentication
   RateLimits limits;                  // the config's [limits.key] and [limits.address]
   std::vector<PolicyRule> policy;     // the config's [[policy]]
+  std::shared_ptr<const InputFilters> filters;  // the config's [filters] (nullptr: none)
 };
 
 struct ServedModel {
@@ -83,6 +85,9 @@ class ServerContext {
   // The time-of-day rules in force (reloadable like the keys).
   std::shared_ptr<const std::vector<PolicyRule>> policy() const;
   void set_policy(std::vector<PolicyRule> rules);
+  // The input filters in force (never nullptr; reloadable like the keys).
+  std::shared_ptr<const InputFilters> filters() const;
+  void set_filters(std::shared_ptr<const InputFilters> filters);
 
  private:
   ServeOptions options_;
@@ -96,6 +101,7 @@ class ServerContext {
   std::shared_ptr<const ApiKeys> keys_;  // guarded by keys_mu_
   std::shared_ptr<RateLimiter> limiter_;  // guarded by keys_mu_
   std::shared_ptr<const std::vector<PolicyRule>> policy_;  // guarded by keys_mu_
+  std::shared_ptr<const InputFilters> filters_;             // guarded by keys_mu_
   uint64_t id_salt_ = 0;
 };
 

@@ -237,7 +237,9 @@ void add_serve_command(CLI::App& app, int& exit_code) {
                   "KV memory for all requests of a model, MiB (0: --parallel full contexts, at most 3/4 of the "
                   "available memory)")
       ->capture_default_str();
-  cmd->add_option("--kv-type", c.kv_type, "KV cache type")->check(CLI::IsMember({"f16", "q8_0"}))->capture_default_str();
+  cmd->add_option("--kv-type", c.kv_type, "KV cache type")
+      ->check(CLI::IsMember({"f16", "q8_0"}))
+      ->capture_default_str();
   cmd->add_option("--queue", c.queue, "Requests waiting for a slot at most (more get 503)")
       ->check(CLI::Range(int64_t{1}, int64_t{100000}))
       ->capture_default_str();

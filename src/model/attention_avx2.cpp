@@ -37,107 +37,66 @@ inline __m256 load8(const uint8_t* row, int64_t i) {
   }
 }
 
-// f(std::integral_constant<int, GN>, g) over heads [0, G) in groups of GN = 4, then the last 1 to 3.
-template <class F>
-void in_groups_of_4(int64_t G, F&& f) {
-  int64_t g = 0;
-  for (; g + 4 <= G; g += 4) f(std::integral_constant<int, 4>{}, g);
-  switch (G - g) {
-    case 3: f(std::integral_constant<int, 3>{}, g); break;
-    case 2: f(std::integral_constant<int, 2>{}, g); break;
-    case 1: f(std::integral_constant<int, 1>{}, g); break;
-    default: break;
-  }
-}
-
-// Scores of GN heads (q, d apart) against keys rows[0 .. n), two keys at a time (2 GN accumulators of the
-// 16 registers), each key's 8 values converted once for all heads; asks for pf's rows as it goes.
-template <DType kType, int GN>
-void scores_rows_heads(const float* q, int64_t d, const uint8_t* const* rows, int64_t n, float* s,
-                       const attention_detail::RowPrefetch& pf) {
-  const int64_t pf_step = n > 0 ? (pf.n + n - 1) / n * 2 : 0;
-  for (int64_t j = 0; j < n; j += 2) {
-    for (int64_t r = j / 2 * pf_step; r < std::min(j / 2 * pf_step + pf_step, pf.n); ++r) {
-      for (size_t off = 0; off < pf.bytes; off += 64) {
-        __builtin_prefetch(pf.k[r] + off);
-        __builtin_prefetch(pf.v[r] + off);
-      }
-    }
-    const uint8_t* r0 = rows[j];
-    const uint8_t* r1 = rows[std::min(j + 1, n - 1)];  // a lone last key repeated; its sum is not stored
-    __m256 acc[GN][2];
-    for (int g = 0; g < GN; ++g) acc[g][0] = acc[g][1] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < d; i += 8) {
-      const __m256 k0 = load8<kType>(r0, i), k1 = load8<kType>(r1, i);
-      for (int g = 0; g < GN; ++g) {
-        const __m256 qg = _mm256_loadu_ps(q + g * d + i);
-        acc[g][0] = _mm256_fmadd_ps(qg, k0, acc[g][0]);
-        acc[g][1] = _mm256_fmadd_ps(qg, k1, acc[g][1]);
-      }
-    }
-    for (int g = 0; g < GN; ++g) {
-      s[g * kAttnKeyTile + j] = hsum(acc[g][0]);
-      if (j + 1 < n) s[g * kAttnKeyTile + j + 1] = hsum(acc[g][1]);
-    }
-  }
-}
-
-// out[g * d + i] += sum_j p[g * kAttnKeyTile + j] rows[j][i] for GN heads, NC x 8 dims at a time.
-template <DType kType, int GN, int NC>
-void weighted_sum_rows_heads(const float* p, const uint8_t* const* rows, int64_t n, int64_t i0, int64_t d, float* out) {
-  __m256 acc[GN][NC];
-  for (int g = 0; g < GN; ++g) {
-    for (int c = 0; c < NC; ++c) acc[g][c] = _mm256_loadu_ps(out + g * d + i0 + 8 * c);
-  }
-  for (int64_t j = 0; j < n; ++j) {
-    __m256 v[NC];
-    for (int c = 0; c < NC; ++c) v[c] = load8<kType>(rows[j], i0 + 8 * c);
-    for (int g = 0; g < GN; ++g) {
-      const __m256 pj = _mm256_broadcast_ss(p + g * kAttnKeyTile + j);
-      for (int c = 0; c < NC; ++c) acc[g][c] = _mm256_fmadd_ps(pj, v[c], acc[g][c]);
-    }
-  }
-  for (int g = 0; g < GN; ++g) {
-    for (int c = 0; c < NC; ++c) _mm256_storeu_ps(out + g * d + i0 + 8 * c, acc[g][c]);
-  }
-}
-
-template <DType kType>
-void scores_rows_typed(const float* q, int64_t G, int64_t d, const uint8_t* const* rows, int64_t n, float* s,
-                       const attention_detail::RowPrefetch& pf) {
-  in_groups_of_4(G, [&](auto gn, int64_t g) {
-    scores_rows_heads<kType, gn>(q + g * d, d, rows, n, s + g * kAttnKeyTile,
-                                 g == 0 ? pf : attention_detail::RowPrefetch{});
-  });
-}
-
-template <DType kType>
-void weighted_sum_rows_typed(const float* p, int64_t G, const uint8_t* const* rows, int64_t n, int64_t d, float* out) {
-  in_groups_of_4(G, [&](auto gn, int64_t g) {
-    const float* pg = p + g * kAttnKeyTile;
-    float* og = out + g * d;
-    int64_t i = 0;
-    for (; i + 16 <= d; i += 16) weighted_sum_rows_heads<kType, gn, 2>(pg, rows, n, i, d, og);
-    for (; i < d; i += 8) weighted_sum_rows_heads<kType, gn, 1>(pg, rows, n, i, d, og);
-  });
-}
-
 struct Avx2Ops {
-  // Decode straight from the rows: head_dim in whole vectors.
-  static bool decodes_from_rows(DType type, int64_t d) {
-    return d % 8 == 0 && (type == DType::kF32 || type == DType::kF16 || type == DType::kQ8_0);
+  // Decode straight from the rows (attention_tile.h): vectors of kRowVector values, up to kRowVectors of
+  // them per pass over the value rows.
+  static constexpr int64_t kRowVector = 8;
+  static constexpr int kRowVectors = 2;
+  // Scores of GN heads (q, d apart) against keys rows[0 .. n), two keys at a time (2 GN accumulators of the
+  // 16 registers), each key's 8 values converted once for all heads; asks for pf's rows as it goes.
+  template <DType kType, int GN>
+  static void scores_rows_heads(const float* q, int64_t d, const uint8_t* const* rows, int64_t n, float* s,
+                                const attention_detail::RowPrefetch& pf) {
+    for (int64_t j = 0; j < n; j += 2) {
+      // This step's share of the rows ahead (written out here: as a shared inline function the same loop
+      // ran 2.5x slower in kernels_bench attention_decode, measured twice).
+      {
+        const int64_t per_step = n > 0 ? (pf.n + n - 1) / n * 2 : 0;
+        for (int64_t r = j / 2 * per_step; r < std::min(j / 2 * per_step + per_step, pf.n); ++r) {
+          for (size_t off = 0; off < pf.bytes; off += 64) {
+            __builtin_prefetch(pf.k[r] + off);
+            __builtin_prefetch(pf.v[r] + off);
+          }
+        }
+      }
+      const uint8_t* r0 = rows[j];
+      const uint8_t* r1 = rows[std::min(j + 1, n - 1)];  // a lone last key repeated; its sum is not stored
+      __m256 acc[GN][2];
+      for (int g = 0; g < GN; ++g) acc[g][0] = acc[g][1] = _mm256_setzero_ps();
+      for (int64_t i = 0; i < d; i += 8) {
+        const __m256 k0 = load8<kType>(r0, i), k1 = load8<kType>(r1, i);
+        for (int g = 0; g < GN; ++g) {
+          const __m256 qg = _mm256_loadu_ps(q + g * d + i);
+          acc[g][0] = _mm256_fmadd_ps(qg, k0, acc[g][0]);
+          acc[g][1] = _mm256_fmadd_ps(qg, k1, acc[g][1]);
+        }
+      }
+      for (int g = 0; g < GN; ++g) {
+        s[g * kAttnKeyTile + j] = hsum(acc[g][0]);
+        if (j + 1 < n) s[g * kAttnKeyTile + j + 1] = hsum(acc[g][1]);
+      }
+    }
   }
-  static void scores_rows(DType type, const float* q, int64_t G, int64_t d, const uint8_t* const* rows, int64_t n,
-                          float* s, const attention_detail::RowPrefetch& pf) {
-    if (type == DType::kF16) return scores_rows_typed<DType::kF16>(q, G, d, rows, n, s, pf);
-    if (type == DType::kQ8_0) return scores_rows_typed<DType::kQ8_0>(q, G, d, rows, n, s, pf);
-    scores_rows_typed<DType::kF32>(q, G, d, rows, n, s, pf);
-  }
-  static void weighted_sum_rows(DType type, const float* p, int64_t G, const uint8_t* const* rows, int64_t n,
-                                int64_t d, float* out) {
-    if (type == DType::kF16) return weighted_sum_rows_typed<DType::kF16>(p, G, rows, n, d, out);
-    if (type == DType::kQ8_0) return weighted_sum_rows_typed<DType::kQ8_0>(p, G, rows, n, d, out);
-    weighted_sum_rows_typed<DType::kF32>(p, G, rows, n, d, out);
+
+  // out[g * d + i] += sum_j p[g * kAttnKeyTile + j] rows[j][i] for GN heads, NC x 8 dims at a time.
+  template <DType kType, int GN, int NC>
+  static void weighted_sum_rows_heads(const float* p, const uint8_t* const* rows, int64_t n, int64_t i0, int64_t d,
+                                      float* out) {
+    __m256 acc[GN][NC];
+    for (int g = 0; g < GN; ++g) {
+      for (int c = 0; c < NC; ++c) acc[g][c] = _mm256_loadu_ps(out + g * d + i0 + 8 * c);
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      __m256 v[NC];
+      for (int c = 0; c < NC; ++c) v[c] = load8<kType>(rows[j], i0 + 8 * c);
+      for (int g = 0; g < GN; ++g) {
+        const __m256 pj = _mm256_broadcast_ss(p + g * kAttnKeyTile + j);
+        for (int c = 0; c < NC; ++c) acc[g][c] = _mm256_fmadd_ps(pj, v[c], acc[g][c]);
+      }
+    }
+    for (int g = 0; g < GN; ++g) {
+      for (int c = 0; c < NC; ++c) _mm256_storeu_ps(out + g * d + i0 + 8 * c, acc[g][c]);
+    }
   }
 
   static void load_row(DType type, const uint8_t* src, int64_t n, float* dst) {

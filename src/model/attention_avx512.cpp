@@ -18,6 +18,8 @@
 namespace edgellm {
 namespace {
 
+using attention_detail::in_groups_of_4;
+
 // In-register transpose of 16 rows of 16 floats: r[i][j] -> r[j][i].
 inline void transpose16(__m512 r[16]) {
   __m512 t[16];
@@ -46,19 +48,6 @@ inline void transpose16(__m512 r[16]) {
   }
 }
 
-// f(std::integral_constant<int, GN>, g) over heads [0, G) in groups of GN = 4, then the last 1 to 3.
-template <class F>
-void in_groups_of_4(int64_t G, F&& f) {
-  int64_t g = 0;
-  for (; g + 4 <= G; g += 4) f(std::integral_constant<int, 4>{}, g);
-  switch (G - g) {
-    case 3: f(std::integral_constant<int, 3>{}, g); break;
-    case 2: f(std::integral_constant<int, 2>{}, g); break;
-    case 1: f(std::integral_constant<int, 1>{}, g); break;
-    default: break;
-  }
-}
-
 // 16 values of a cached row from value i on (i a multiple of 16), as f32.
 template <DType kType>
 inline __m512 load16(const uint8_t* row, int64_t i) {
@@ -83,108 +72,76 @@ inline __m128 sum4(__m512 a, __m512 b, __m512 c, __m512 d) {
   return _mm_hadd_ps(_mm_hadd_ps(half(a), half(b)), _mm_hadd_ps(half(c), half(d)));
 }
 
-// Scores of GN heads (q, d apart) against keys rows[0 .. n), four keys at a time: 4 GN accumulators, each
-// key's 16 values converted once for all heads. s[g * kAttnKeyTile + j].
-template <DType kType, int GN>
-void scores_rows_heads(const float* q, int64_t d, const uint8_t* const* rows, int64_t n, float* s,
-                       const attention_detail::RowPrefetch& pf) {
-  // The rows to prefetch, spread over the keys of this tile.
-  const int64_t pf_step = n > 0 ? (pf.n + n - 1) / n * 4 : 0;
-  for (int64_t j = 0; j < n; j += 4) {
-    // This step's share of the rows ahead, K and V.
-    for (int64_t r = j / 4 * pf_step; r < std::min(j / 4 * pf_step + pf_step, pf.n); ++r) {
-      for (size_t off = 0; off < pf.bytes; off += 64) {
-        __builtin_prefetch(pf.k[r] + off);
-        __builtin_prefetch(pf.v[r] + off);
-      }
-    }
-    // A tail of fewer than 4 keys repeats the last one; its extra sums are not stored.
-    const uint8_t* r0 = rows[j];
-    const uint8_t* r1 = rows[std::min(j + 1, n - 1)];
-    const uint8_t* r2 = rows[std::min(j + 2, n - 1)];
-    const uint8_t* r3 = rows[std::min(j + 3, n - 1)];
-    __m512 acc[GN][4];
-    for (int g = 0; g < GN; ++g) {
-      for (int c = 0; c < 4; ++c) acc[g][c] = _mm512_setzero_ps();
-    }
-    for (int64_t i = 0; i < d; i += 16) {
-      const __m512 k0 = load16<kType>(r0, i), k1 = load16<kType>(r1, i);
-      const __m512 k2 = load16<kType>(r2, i), k3 = load16<kType>(r3, i);
-      for (int g = 0; g < GN; ++g) {
-        const __m512 qg = _mm512_loadu_ps(q + g * d + i);
-        acc[g][0] = _mm512_fmadd_ps(qg, k0, acc[g][0]);
-        acc[g][1] = _mm512_fmadd_ps(qg, k1, acc[g][1]);
-        acc[g][2] = _mm512_fmadd_ps(qg, k2, acc[g][2]);
-        acc[g][3] = _mm512_fmadd_ps(qg, k3, acc[g][3]);
-      }
-    }
-    for (int g = 0; g < GN; ++g) {
-      alignas(16) float sums[4];
-      _mm_store_ps(sums, sum4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]));
-      for (int64_t c = 0; c < std::min<int64_t>(4, n - j); ++c) s[g * kAttnKeyTile + j + c] = sums[c];
-    }
-  }
-}
-
-// out[g * d + i] += sum_j p[g * kAttnKeyTile + j] rows[j][i] for GN heads, NC x 16 dims at a time; each
-// value row converted once for all heads.
-template <DType kType, int GN, int NC>
-void weighted_sum_rows_heads(const float* p, const uint8_t* const* rows, int64_t n, int64_t i0, int64_t d, float* out) {
-  __m512 acc[GN][NC];
-  for (int g = 0; g < GN; ++g) {
-    for (int c = 0; c < NC; ++c) acc[g][c] = _mm512_loadu_ps(out + g * d + i0 + 16 * c);
-  }
-  for (int64_t j = 0; j < n; ++j) {
-    __m512 v[NC];
-    for (int c = 0; c < NC; ++c) v[c] = load16<kType>(rows[j], i0 + 16 * c);
-    for (int g = 0; g < GN; ++g) {
-      const __m512 pj = _mm512_set1_ps(p[g * kAttnKeyTile + j]);
-      for (int c = 0; c < NC; ++c) acc[g][c] = _mm512_fmadd_ps(pj, v[c], acc[g][c]);
-    }
-  }
-  for (int g = 0; g < GN; ++g) {
-    for (int c = 0; c < NC; ++c) _mm512_storeu_ps(out + g * d + i0 + 16 * c, acc[g][c]);
-  }
-}
-
-template <DType kType>
-void scores_rows_typed(const float* q, int64_t G, int64_t d, const uint8_t* const* rows, int64_t n, float* s,
-                       const attention_detail::RowPrefetch& pf) {
-  in_groups_of_4(G, [&](auto gn, int64_t g) {
-    // The first pass over the keys asks for the rows ahead.
-    scores_rows_heads<kType, gn>(q + g * d, d, rows, n, s + g * kAttnKeyTile,
-                                 g == 0 ? pf : attention_detail::RowPrefetch{});
-  });
-}
-
-template <DType kType>
-void weighted_sum_rows_typed(const float* p, int64_t G, const uint8_t* const* rows, int64_t n, int64_t d, float* out) {
-  in_groups_of_4(G, [&](auto gn, int64_t g) {
-    const float* pg = p + g * kAttnKeyTile;
-    float* og = out + g * d;
-    int64_t i = 0;
-    for (; i + 64 <= d; i += 64) weighted_sum_rows_heads<kType, gn, 4>(pg, rows, n, i, d, og);
-    for (; i + 32 <= d; i += 32) weighted_sum_rows_heads<kType, gn, 2>(pg, rows, n, i, d, og);
-    for (; i < d; i += 16) weighted_sum_rows_heads<kType, gn, 1>(pg, rows, n, i, d, og);
-  });
-}
-
 struct Avx512Ops {
-  // Decode straight from the rows: head_dim in whole vectors (q8_0 rows are in 32-value blocks anyway).
-  static bool decodes_from_rows(DType type, int64_t d) {
-    return d % 16 == 0 && (type == DType::kF32 || type == DType::kF16 || type == DType::kQ8_0);
+  // Decode straight from the rows (attention_tile.h): vectors of kRowVector values, up to kRowVectors of
+  // them per pass over the value rows.
+  static constexpr int64_t kRowVector = 16;
+  static constexpr int kRowVectors = 4;
+  // Scores of GN heads (q, d apart) against keys rows[0 .. n), four keys at a time: 4 GN accumulators, each
+  // key's 16 values converted once for all heads. s[g * kAttnKeyTile + j].
+  template <DType kType, int GN>
+  static void scores_rows_heads(const float* q, int64_t d, const uint8_t* const* rows, int64_t n, float* s,
+                                const attention_detail::RowPrefetch& pf) {
+    for (int64_t j = 0; j < n; j += 4) {
+      // This step's share of the rows ahead (written out here: as a shared inline function the same loop
+      // ran 2.5x slower in kernels_bench attention_decode, measured twice).
+      {
+        const int64_t per_step = n > 0 ? (pf.n + n - 1) / n * 4 : 0;
+        for (int64_t r = j / 4 * per_step; r < std::min(j / 4 * per_step + per_step, pf.n); ++r) {
+          for (size_t off = 0; off < pf.bytes; off += 64) {
+            __builtin_prefetch(pf.k[r] + off);
+            __builtin_prefetch(pf.v[r] + off);
+          }
+        }
+      }
+      // A tail of fewer than 4 keys repeats the last one; its extra sums are not stored.
+      const uint8_t* r0 = rows[j];
+      const uint8_t* r1 = rows[std::min(j + 1, n - 1)];
+      const uint8_t* r2 = rows[std::min(j + 2, n - 1)];
+      const uint8_t* r3 = rows[std::min(j + 3, n - 1)];
+      __m512 acc[GN][4];
+      for (int g = 0; g < GN; ++g) {
+        for (int c = 0; c < 4; ++c) acc[g][c] = _mm512_setzero_ps();
+      }
+      for (int64_t i = 0; i < d; i += 16) {
+        const __m512 k0 = load16<kType>(r0, i), k1 = load16<kType>(r1, i);
+        const __m512 k2 = load16<kType>(r2, i), k3 = load16<kType>(r3, i);
+        for (int g = 0; g < GN; ++g) {
+          const __m512 qg = _mm512_loadu_ps(q + g * d + i);
+          acc[g][0] = _mm512_fmadd_ps(qg, k0, acc[g][0]);
+          acc[g][1] = _mm512_fmadd_ps(qg, k1, acc[g][1]);
+          acc[g][2] = _mm512_fmadd_ps(qg, k2, acc[g][2]);
+          acc[g][3] = _mm512_fmadd_ps(qg, k3, acc[g][3]);
+        }
+      }
+      for (int g = 0; g < GN; ++g) {
+        alignas(16) float sums[4];
+        _mm_store_ps(sums, sum4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]));
+        for (int64_t c = 0; c < std::min<int64_t>(4, n - j); ++c) s[g * kAttnKeyTile + j + c] = sums[c];
+      }
+    }
   }
-  static void scores_rows(DType type, const float* q, int64_t G, int64_t d, const uint8_t* const* rows, int64_t n,
-                          float* s, const attention_detail::RowPrefetch& pf) {
-    if (type == DType::kF16) return scores_rows_typed<DType::kF16>(q, G, d, rows, n, s, pf);
-    if (type == DType::kQ8_0) return scores_rows_typed<DType::kQ8_0>(q, G, d, rows, n, s, pf);
-    scores_rows_typed<DType::kF32>(q, G, d, rows, n, s, pf);
-  }
-  static void weighted_sum_rows(DType type, const float* p, int64_t G, const uint8_t* const* rows, int64_t n,
-                                int64_t d, float* out) {
-    if (type == DType::kF16) return weighted_sum_rows_typed<DType::kF16>(p, G, rows, n, d, out);
-    if (type == DType::kQ8_0) return weighted_sum_rows_typed<DType::kQ8_0>(p, G, rows, n, d, out);
-    weighted_sum_rows_typed<DType::kF32>(p, G, rows, n, d, out);
+
+  // out[g * d + i] += sum_j p[g * kAttnKeyTile + j] rows[j][i] for GN heads, NC x 16 dims at a time; each
+  // value row converted once for all heads.
+  template <DType kType, int GN, int NC>
+  static void weighted_sum_rows_heads(const float* p, const uint8_t* const* rows, int64_t n, int64_t i0, int64_t d,
+                                      float* out) {
+    __m512 acc[GN][NC];
+    for (int g = 0; g < GN; ++g) {
+      for (int c = 0; c < NC; ++c) acc[g][c] = _mm512_loadu_ps(out + g * d + i0 + 16 * c);
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      __m512 v[NC];
+      for (int c = 0; c < NC; ++c) v[c] = load16<kType>(rows[j], i0 + 16 * c);
+      for (int g = 0; g < GN; ++g) {
+        const __m512 pj = _mm512_set1_ps(p[g * kAttnKeyTile + j]);
+        for (int c = 0; c < NC; ++c) acc[g][c] = _mm512_fmadd_ps(pj, v[c], acc[g][c]);
+      }
+    }
+    for (int g = 0; g < GN; ++g) {
+      for (int c = 0; c < NC; ++c) _mm512_storeu_ps(out + g * d + i0 + 16 * c, acc[g][c]);
+    }
   }
 
   static void load_row(DType type, const uint8_t* src, int64_t n, float* dst) {

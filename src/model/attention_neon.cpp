@@ -39,112 +39,71 @@ inline F32x8 load8(const uint8_t* row, int64_t i) {
   }
 }
 
-// f(std::integral_constant<int, GN>, g) over heads [0, G) in groups of GN = 4, then the last 1 to 3.
-template <class F>
-void in_groups_of_4(int64_t G, F&& f) {
-  int64_t g = 0;
-  for (; g + 4 <= G; g += 4) f(std::integral_constant<int, 4>{}, g);
-  switch (G - g) {
-    case 3: f(std::integral_constant<int, 3>{}, g); break;
-    case 2: f(std::integral_constant<int, 2>{}, g); break;
-    case 1: f(std::integral_constant<int, 1>{}, g); break;
-    default: break;
-  }
-}
-
-// Scores of GN heads (q, d apart) against keys rows[0 .. n), four keys at a time (4 GN accumulators), each
-// key's values converted once for all heads; asks for pf's rows as it goes.
-template <DType kType, int GN>
-void scores_rows_heads(const float* q, int64_t d, const uint8_t* const* rows, int64_t n, float* s,
-                       const attention_detail::RowPrefetch& pf) {
-  const int64_t pf_step = n > 0 ? (pf.n + n - 1) / n * 4 : 0;
-  for (int64_t j = 0; j < n; j += 4) {
-    for (int64_t r = j / 4 * pf_step; r < std::min(j / 4 * pf_step + pf_step, pf.n); ++r) {
-      for (size_t off = 0; off < pf.bytes; off += 64) {
-        __builtin_prefetch(pf.k[r] + off);
-        __builtin_prefetch(pf.v[r] + off);
-      }
-    }
-    // A tail of fewer than 4 keys repeats the last one; its extra sums are not stored.
-    const uint8_t* r[4] = {rows[j], rows[std::min(j + 1, n - 1)], rows[std::min(j + 2, n - 1)],
-                           rows[std::min(j + 3, n - 1)]};
-    float32x4_t acc[GN][4];
-    for (int g = 0; g < GN; ++g) {
-      for (int c = 0; c < 4; ++c) acc[g][c] = vdupq_n_f32(0.0f);
-    }
-    for (int64_t i = 0; i < d; i += 8) {
-      F32x8 k[4];
-      for (int c = 0; c < 4; ++c) k[c] = load8<kType>(r[c], i);
-      for (int g = 0; g < GN; ++g) {
-        const float32x4_t q_lo = vld1q_f32(q + g * d + i), q_hi = vld1q_f32(q + g * d + i + 4);
-        for (int c = 0; c < 4; ++c) acc[g][c] = vfmaq_f32(vfmaq_f32(acc[g][c], q_lo, k[c].lo), q_hi, k[c].hi);
-      }
-    }
-    for (int g = 0; g < GN; ++g) {
-      for (int64_t c = 0; c < std::min<int64_t>(4, n - j); ++c) s[g * kAttnKeyTile + j + c] = vaddvq_f32(acc[g][c]);
-    }
-  }
-}
-
-// out[g * d + i] += sum_j p[g * kAttnKeyTile + j] rows[j][i] for GN heads, NC x 8 dims at a time.
-template <DType kType, int GN, int NC>
-void weighted_sum_rows_heads(const float* p, const uint8_t* const* rows, int64_t n, int64_t i0, int64_t d, float* out) {
-  float32x4_t acc[GN][2 * NC];
-  for (int g = 0; g < GN; ++g) {
-    for (int c = 0; c < 2 * NC; ++c) acc[g][c] = vld1q_f32(out + g * d + i0 + 4 * c);
-  }
-  for (int64_t j = 0; j < n; ++j) {
-    F32x8 v[NC];
-    for (int c = 0; c < NC; ++c) v[c] = load8<kType>(rows[j], i0 + 8 * c);
-    for (int g = 0; g < GN; ++g) {
-      const float pj = p[g * kAttnKeyTile + j];
-      for (int c = 0; c < NC; ++c) {
-        acc[g][2 * c] = vfmaq_n_f32(acc[g][2 * c], v[c].lo, pj);
-        acc[g][2 * c + 1] = vfmaq_n_f32(acc[g][2 * c + 1], v[c].hi, pj);
-      }
-    }
-  }
-  for (int g = 0; g < GN; ++g) {
-    for (int c = 0; c < 2 * NC; ++c) vst1q_f32(out + g * d + i0 + 4 * c, acc[g][c]);
-  }
-}
-
-template <DType kType>
-void scores_rows_typed(const float* q, int64_t G, int64_t d, const uint8_t* const* rows, int64_t n, float* s,
-                       const attention_detail::RowPrefetch& pf) {
-  in_groups_of_4(G, [&](auto gn, int64_t g) {
-    scores_rows_heads<kType, gn>(q + g * d, d, rows, n, s + g * kAttnKeyTile,
-                                 g == 0 ? pf : attention_detail::RowPrefetch{});
-  });
-}
-
-template <DType kType>
-void weighted_sum_rows_typed(const float* p, int64_t G, const uint8_t* const* rows, int64_t n, int64_t d, float* out) {
-  in_groups_of_4(G, [&](auto gn, int64_t g) {
-    const float* pg = p + g * kAttnKeyTile;
-    float* og = out + g * d;
-    int64_t i = 0;
-    for (; i + 16 <= d; i += 16) weighted_sum_rows_heads<kType, gn, 2>(pg, rows, n, i, d, og);
-    for (; i < d; i += 8) weighted_sum_rows_heads<kType, gn, 1>(pg, rows, n, i, d, og);
-  });
-}
-
 struct NeonOps {
-  // Decode straight from the rows: head_dim in whole 8-value steps.
-  static bool decodes_from_rows(DType type, int64_t d) {
-    return d % 8 == 0 && (type == DType::kF32 || type == DType::kF16 || type == DType::kQ8_0);
+  // Decode straight from the rows (attention_tile.h): vectors of kRowVector values, up to kRowVectors of
+  // them per pass over the value rows.
+  static constexpr int64_t kRowVector = 8;
+  static constexpr int kRowVectors = 2;
+  // Scores of GN heads (q, d apart) against keys rows[0 .. n), four keys at a time (4 GN accumulators), each
+  // key's values converted once for all heads; asks for pf's rows as it goes.
+  template <DType kType, int GN>
+  static void scores_rows_heads(const float* q, int64_t d, const uint8_t* const* rows, int64_t n, float* s,
+                                const attention_detail::RowPrefetch& pf) {
+    for (int64_t j = 0; j < n; j += 4) {
+      // This step's share of the rows ahead (written out here: as a shared inline function the same loop
+      // ran 2.5x slower in kernels_bench attention_decode, measured twice).
+      {
+        const int64_t per_step = n > 0 ? (pf.n + n - 1) / n * 4 : 0;
+        for (int64_t r = j / 4 * per_step; r < std::min(j / 4 * per_step + per_step, pf.n); ++r) {
+          for (size_t off = 0; off < pf.bytes; off += 64) {
+            __builtin_prefetch(pf.k[r] + off);
+            __builtin_prefetch(pf.v[r] + off);
+          }
+        }
+      }
+      // A tail of fewer than 4 keys repeats the last one; its extra sums are not stored.
+      const uint8_t* r[4] = {rows[j], rows[std::min(j + 1, n - 1)], rows[std::min(j + 2, n - 1)],
+                             rows[std::min(j + 3, n - 1)]};
+      float32x4_t acc[GN][4];
+      for (int g = 0; g < GN; ++g) {
+        for (int c = 0; c < 4; ++c) acc[g][c] = vdupq_n_f32(0.0f);
+      }
+      for (int64_t i = 0; i < d; i += 8) {
+        F32x8 k[4];
+        for (int c = 0; c < 4; ++c) k[c] = load8<kType>(r[c], i);
+        for (int g = 0; g < GN; ++g) {
+          const float32x4_t q_lo = vld1q_f32(q + g * d + i), q_hi = vld1q_f32(q + g * d + i + 4);
+          for (int c = 0; c < 4; ++c) acc[g][c] = vfmaq_f32(vfmaq_f32(acc[g][c], q_lo, k[c].lo), q_hi, k[c].hi);
+        }
+      }
+      for (int g = 0; g < GN; ++g) {
+        for (int64_t c = 0; c < std::min<int64_t>(4, n - j); ++c) s[g * kAttnKeyTile + j + c] = vaddvq_f32(acc[g][c]);
+      }
+    }
   }
-  static void scores_rows(DType type, const float* q, int64_t G, int64_t d, const uint8_t* const* rows, int64_t n,
-                          float* s, const attention_detail::RowPrefetch& pf) {
-    if (type == DType::kF16) return scores_rows_typed<DType::kF16>(q, G, d, rows, n, s, pf);
-    if (type == DType::kQ8_0) return scores_rows_typed<DType::kQ8_0>(q, G, d, rows, n, s, pf);
-    scores_rows_typed<DType::kF32>(q, G, d, rows, n, s, pf);
-  }
-  static void weighted_sum_rows(DType type, const float* p, int64_t G, const uint8_t* const* rows, int64_t n,
-                                int64_t d, float* out) {
-    if (type == DType::kF16) return weighted_sum_rows_typed<DType::kF16>(p, G, rows, n, d, out);
-    if (type == DType::kQ8_0) return weighted_sum_rows_typed<DType::kQ8_0>(p, G, rows, n, d, out);
-    weighted_sum_rows_typed<DType::kF32>(p, G, rows, n, d, out);
+
+  // out[g * d + i] += sum_j p[g * kAttnKeyTile + j] rows[j][i] for GN heads, NC x 8 dims at a time.
+  template <DType kType, int GN, int NC>
+  static void weighted_sum_rows_heads(const float* p, const uint8_t* const* rows, int64_t n, int64_t i0, int64_t d,
+                                      float* out) {
+    float32x4_t acc[GN][2 * NC];
+    for (int g = 0; g < GN; ++g) {
+      for (int c = 0; c < 2 * NC; ++c) acc[g][c] = vld1q_f32(out + g * d + i0 + 4 * c);
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      F32x8 v[NC];
+      for (int c = 0; c < NC; ++c) v[c] = load8<kType>(rows[j], i0 + 8 * c);
+      for (int g = 0; g < GN; ++g) {
+        const float pj = p[g * kAttnKeyTile + j];
+        for (int c = 0; c < NC; ++c) {
+          acc[g][2 * c] = vfmaq_n_f32(acc[g][2 * c], v[c].lo, pj);
+          acc[g][2 * c + 1] = vfmaq_n_f32(acc[g][2 * c + 1], v[c].hi, pj);
+        }
+      }
+    }
+    for (int g = 0; g < GN; ++g) {
+      for (int c = 0; c < 2 * NC; ++c) vst1q_f32(out + g * d + i0 + 4 * c, acc[g][c]);
+    }
   }
 
   static void load_row(DType type, const uint8_t* src, int64_t n, float* dst) {

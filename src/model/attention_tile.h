@@ -11,19 +11,21 @@
 // and optionally, for several query heads at once (bit-identical to the per-head calls):
 //   Ops::scores_t_group(q, G, d, kt, s)            scores_t for q + g * d -> s + g * kAttnKeyTile, g < G
 //   Ops::weighted_sum_group(p, G, v, n, d, out)    weighted_sum for p + g * kAttnKeyTile -> out + g * d
-// and optionally, for a lone query token (decode), straight from the cached rows, with no f32 tiles:
-//   Ops::decodes_from_rows(type, d)                 whether the two below take this row type and head_dim
-//   Ops::scores_rows(type, q, G, d, rows, n, s, pf) s[g * kAttnKeyTile + j] = sum_i q[g * d + i] row_j[i],
-//                                                   asking for pf's rows a few at a time as it goes
-//   Ops::weighted_sum_rows(type, p, G, rows, n, d, out)  out[g * d + i] += sum_j p[g * kAttnKeyTile + j] row_j[i]
-// with rows[j] the cached row of key j (j < n). Decode reads each cached row once and spends its time in
-// multiply-adds; converting rows into f32 tiles (and transposing the keys) cost more than the products.
+// and optionally, for a lone query token (decode), straight from the cached rows, with no f32 tiles
+// (head_dim a multiple of Ops::kRowVector; rows[j] the cached row of key j, j < n):
+//   Ops::scores_rows_heads<T, GN>(q, d, rows, n, s, pf)   s[g * kAttnKeyTile + j] = sum_i q[g * d + i] row_j[i]
+//                                                          for g < GN, asking for pf's rows a few at a time
+//   Ops::weighted_sum_rows_heads<T, GN, NC>(p, rows, n, i0, d, out)
+//        out[g * d + i] += sum_j p[g * kAttnKeyTile + j] row_j[i] for g < GN, i in the NC vectors from i0
+// Decode reads each cached row once and spends its time in multiply-adds; converting rows into f32 tiles
+// (and transposing the keys) cost more than the products.
 // Included only by attention*.cpp; each includes it with its own Ops and target flags.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <concepts>
+#include <type_traits>
 #include <limits>
 
 #include "format/dtype.h"
@@ -98,12 +100,77 @@ struct RowPrefetch {
   size_t bytes = 0;
 };
 
+// f(std::integral_constant<int, GN>{}, g) over heads [0, G) in groups of GN = 4, then the last 1 to 3: the
+// ISAs' several-head kernels keep GN heads' accumulators in registers.
+template <class F>
+void in_groups_of_4(int64_t G, F&& f) {
+  int64_t g = 0;
+  for (; g + 4 <= G; g += 4) f(std::integral_constant<int, 4>{}, g);
+  switch (G - g) {
+    case 3: f(std::integral_constant<int, 3>{}, g); break;
+    case 2: f(std::integral_constant<int, 2>{}, g); break;
+    case 1: f(std::integral_constant<int, 1>{}, g); break;
+    default: break;
+  }
+}
+
+// f(std::integral_constant<DType, T>{}) for the cache's row type: kF16, kQ8_0 or kF32.
+template <class F>
+void for_row_type(DType type, F&& f) {
+  if (type == DType::kF16) return f(std::integral_constant<DType, DType::kF16>{});
+  if (type == DType::kQ8_0) return f(std::integral_constant<DType, DType::kQ8_0>{});
+  f(std::integral_constant<DType, DType::kF32>{});
+}
+
 template <class Ops>
-concept DecodesFromRows = requires(DType type, const float* q, const uint8_t* const* rows, float* s, RowPrefetch pf) {
-  { Ops::decodes_from_rows(type, int64_t{}) } -> std::same_as<bool>;
-  Ops::scores_rows(type, q, int64_t{}, int64_t{}, rows, int64_t{}, s, pf);
-  Ops::weighted_sum_rows(type, q, int64_t{}, rows, int64_t{}, int64_t{}, s);
+concept DecodesFromRows = requires(const float* q, const uint8_t* const* rows, float* s, RowPrefetch pf) {
+  { Ops::kRowVector } -> std::convertible_to<int64_t>;
+  { Ops::kRowVectors } -> std::convertible_to<int>;
+  Ops::template scores_rows_heads<DType::kF16, 4>(q, int64_t{}, rows, int64_t{}, s, pf);
+  Ops::template weighted_sum_rows_heads<DType::kF16, 4, 1>(q, rows, int64_t{}, int64_t{}, int64_t{}, s);
 };
+
+// Decode from rows, written once over an ISA's two kernels:
+//   Ops::scores_rows_heads<T, GN>(q, d, rows, n, s, pf)              GN heads' scores of keys rows[0, n)
+//   Ops::weighted_sum_rows_heads<T, GN, NC>(p, rows, n, i0, d, out)  GN heads' sums of NC vectors from i0
+template <class Ops>
+bool decodes_from_rows(DType type, int64_t d) {
+  return d % Ops::kRowVector == 0 && (type == DType::kF32 || type == DType::kF16 || type == DType::kQ8_0);
+}
+
+template <class Ops>
+void scores_from_rows(DType type, const float* q, int64_t G, int64_t d, const uint8_t* const* rows, int64_t n,
+                      float* s, const RowPrefetch& pf) {
+  for_row_type(type, [&](auto t) {
+    in_groups_of_4(G, [&](auto gn, int64_t g) {
+      // The first pass over the keys asks for the rows ahead.
+      Ops::template scores_rows_heads<t.value, gn.value>(q + g * d, d, rows, n, s + g * kAttnKeyTile,
+                                                         g == 0 ? pf : RowPrefetch{});
+    });
+  });
+}
+
+template <class Ops>
+void weighted_sum_from_rows(DType type, const float* p, int64_t G, const uint8_t* const* rows, int64_t n, int64_t d,
+                            float* out) {
+  constexpr int64_t C = Ops::kRowVector;
+  for_row_type(type, [&](auto t) {
+    in_groups_of_4(G, [&](auto gn, int64_t g) {
+      const float* pg = p + g * kAttnKeyTile;
+      float* og = out + g * d;
+      int64_t i = 0;
+      const auto pass = [&](auto nc) {  // nc vectors of C values from i on
+        Ops::template weighted_sum_rows_heads<t.value, gn.value, nc.value>(pg, rows, n, i, d, og);
+        i += nc.value * C;
+      };
+      if constexpr (Ops::kRowVectors >= 4) {
+        while (i + 4 * C <= d) pass(std::integral_constant<int, 4>{});
+      }
+      while (i + 2 * C <= d) pass(std::integral_constant<int, 2>{});
+      while (i < d) pass(std::integral_constant<int, 1>{});
+    });
+  });
+}
 
 template <class Ops>
 void attention_block_impl(const AttentionBlock& b, float* work) {
@@ -118,7 +185,7 @@ void attention_block_impl(const AttentionBlock& b, float* work) {
   // are D axpys over contiguous keys (no horizontal sums); the transpose is paid once per tile and
   // shared by all rows. A lone query row (decode without GQA) keeps [key][D] and takes dot products.
   bool from_rows = false;
-  if constexpr (DecodesFromRows<Ops>) from_rows = T == 1 && Ops::decodes_from_rows(b.kv_type, D);
+  if constexpr (DecodesFromRows<Ops>) from_rows = T == 1 && decodes_from_rows<Ops>(b.kv_type, D);
   const bool k_transposed = !from_rows && T * G >= 4;
   const uint8_t* k_ptrs[kAttnKeyTile];  // the tile's cached rows, when decoding from rows
   const uint8_t* v_ptrs[kAttnKeyTile];
@@ -193,7 +260,7 @@ void attention_block_impl(const AttentionBlock& b, float* work) {
         scores_group<Ops>(q_t, G, D, k_tile, s_t);
       }
       if constexpr (DecodesFromRows<Ops>) {
-        if (from_rows) Ops::scores_rows(b.kv_type, q_t, G, D, k_ptrs, n_visible, s_t, ahead);
+        if (from_rows) scores_from_rows<Ops>(b.kv_type, q_t, G, D, k_ptrs, n_visible, s_t, ahead);
       }
       for (int64_t g = 0; g < G; ++g) {
         const int64_t r = t * G + g;
@@ -217,7 +284,7 @@ void attention_block_impl(const AttentionBlock& b, float* work) {
       // out_g += p_g V for all heads: each V tile row loaded once for all of them.
       if constexpr (DecodesFromRows<Ops>) {
         if (from_rows) {
-          Ops::weighted_sum_rows(b.kv_type, s_t, G, v_ptrs, n_visible, D, out_t);
+          weighted_sum_from_rows<Ops>(b.kv_type, s_t, G, v_ptrs, n_visible, D, out_t);
           continue;
         }
       }

@@ -83,7 +83,8 @@ std::string api_finish_reason(const std::string& engine_reason) {
 void declare_serving_metrics(ServerContext& ctx) {
   Metrics& m = ctx.metrics();
   m.declare_counter("edgellm_requests_total",
-                    "HTTP requests answered, by route, model, status code and API key name (empty when the server has no keys).",
+                    "HTTP requests answered, by route, model, status code and API key name (empty when the server "
+                    "has no keys).",
                     {"route", "model", "status", "key"});
   m.declare_counter("edgellm_rate_limited_total",
                     "Requests refused (429) for a rate limit, by scope (key, address) and limit (requests, tokens, "

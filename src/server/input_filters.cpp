@@ -37,7 +37,9 @@ Expected<std::shared_ptr<const InputFilters>> InputFilters::compile(const InputF
     std::string pattern = rule.regex;
     if (pattern.empty()) {
       for (const std::string& w : rule.words) {
-        if (w.empty()) return make_error(ErrorCode::kInvalidArgument, "filter rule '" + rule.name + "' has an empty word");
+        if (w.empty()) {
+          return make_error(ErrorCode::kInvalidArgument, "filter rule '" + rule.name + "' has an empty word");
+        }
         if (!pattern.empty()) pattern.push_back('|');
         pattern.append(quote(w));
       }

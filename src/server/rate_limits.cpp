@@ -135,7 +135,8 @@ std::shared_ptr<RateLease> RateLimiter::admit(const std::string& key, const std:
     ++s.state->running;
   }
   const bool key_scope = !key.empty() && limits_.per_key.any();
-  return std::make_shared<RateLease>(shared_from_this(), key_scope ? key : "", limits_.per_address.any() ? address : "");
+  return std::make_shared<RateLease>(shared_from_this(), key_scope ? key : "",
+                                     limits_.per_address.any() ? address : "");
 }
 
 void RateLimiter::release(const std::string& key, const std::string& address, int64_t tokens,

@@ -275,7 +275,8 @@ class ConfigReader {
             rule.words.push_back(*v);
           }
         } else {
-          error(field.source(), "unknown setting '" + name + "' in [[filters.block]] (known: name, words, regex, reason)");
+          error(field.source(),
+                "unknown setting '" + name + "' in [[filters.block]] (known: name, words, regex, reason)");
           ok = false;
         }
       }

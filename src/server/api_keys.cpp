@@ -12,13 +12,13 @@
 namespace edgellm::server {
 namespace {
 
-std::string_view trim(std::string_view s) {
+std::string_view trim_blanks(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
   return s;
 }
 
-int hex_value(char c) {
+int hex_digit_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
@@ -63,7 +63,7 @@ bool ApiKeys::parse_hash(std::string_view text, std::array<uint8_t, 32>* out) {
   if (text.substr(0, kPrefix.size()) != kPrefix || text.size() != kPrefix.size() + 64) return false;
   text.remove_prefix(kPrefix.size());
   for (size_t i = 0; i < 32; ++i) {
-    const int hi = hex_value(text[2 * i]), lo = hex_value(text[2 * i + 1]);
+    const int hi = hex_digit_value(text[2 * i]), lo = hex_digit_value(text[2 * i + 1]);
     if (hi < 0 || lo < 0) return false;
     (*out)[i] = static_cast<uint8_t>(hi * 16 + lo);
   }
@@ -75,7 +75,7 @@ Expected<std::vector<ApiKey>> ApiKeys::parse(std::string_view text, const std::s
   size_t line_no = 0;
   while (!text.empty()) {
     const size_t end = text.find('\n');
-    std::string_view line = trim(text.substr(0, end));
+    std::string_view line = trim_blanks(text.substr(0, end));
     text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
     ++line_no;
     if (line.empty() || line.front() == '#') continue;
@@ -87,7 +87,7 @@ Expected<std::vector<ApiKey>> ApiKeys::parse(std::string_view text, const std::s
     }
     ApiKey key;
     key.name = std::string(line.substr(0, space));
-    const std::string_view hash = trim(line.substr(space + 1));
+    const std::string_view hash = trim_blanks(line.substr(space + 1));
     if (!parse_hash(hash, &key.sha256)) {
       return make_error(ErrorCode::kInvalidArgument,
                         where() + "the hash of key '" + key.name +
@@ -139,12 +139,12 @@ const std::string* ApiKeys::find(std::string_view presented) const {
 }
 
 std::string_view bearer_token(std::string_view authorization) {
-  authorization = trim(authorization);
+  authorization = trim_blanks(authorization);
   if (authorization.size() < 7) return {};
   std::string scheme(authorization.substr(0, 7));
   for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (scheme != "bearer ") return {};
-  return trim(authorization.substr(7));
+  return trim_blanks(authorization.substr(7));
 }
 
 }  // namespace edgellm::server

@@ -8,7 +8,7 @@ namespace {
 
 // A word as a literal inside a pattern: every character that is not a letter or digit escaped (\Q...\E
 // would end early at a "\E" inside the word).
-std::string quote(const std::string& word) {
+std::string literal_pattern(const std::string& word) {
   std::string out;
   for (unsigned char c : word) {
     const bool plain = c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -41,7 +41,7 @@ Expected<std::shared_ptr<const InputFilters>> InputFilters::compile(const InputF
           return make_error(ErrorCode::kInvalidArgument, "filter rule '" + rule.name + "' has an empty word");
         }
         if (!pattern.empty()) pattern.push_back('|');
-        pattern.append(quote(w));
+        pattern.append(literal_pattern(w));
       }
     }
     int error_code = 0;

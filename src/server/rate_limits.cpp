@@ -12,7 +12,7 @@ namespace {
 // the table without bound).
 constexpr size_t kMaxIdleAddresses = 4096;
 
-std::string number(double v) {
+std::string rate_text(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%g", v);
   return buf;
@@ -116,7 +116,7 @@ std::shared_ptr<RateLease> RateLimiter::admit(const std::string& key, const std:
     double wait = 0;
     if (s.state->tokens && !s.state->tokens->positive(now, &wait)) {
       return refuse(s, "tokens", wait,
-                    "has used its " + number(s.limit->tokens_per_minute) + " generated tokens per minute");
+                    "has used its " + rate_text(s.limit->tokens_per_minute) + " generated tokens per minute");
     }
     if (s.state->requests) {
       // take() only to learn the wait; it takes nothing when it refuses.
@@ -124,8 +124,8 @@ std::shared_ptr<RateLease> RateLimiter::admit(const std::string& key, const std:
       if (!probe.take(1, now, &wait)) {
         const double burst = s.limit->burst > 0 ? s.limit->burst : std::max(1.0, s.limit->requests_per_second);
         return refuse(s, "requests", wait,
-                      "may send " + number(s.limit->requests_per_second) + " requests per second (burst " +
-                          number(burst) + ")");
+                      "may send " + rate_text(s.limit->requests_per_second) + " requests per second (burst " +
+                          rate_text(burst) + ")");
       }
     }
   }

@@ -433,7 +433,7 @@ class ConfigReader {
   std::vector<Located> errors_;
 };
 
-std::string join_lines(const std::vector<std::string>& lines) {
+std::string config_lines(const std::vector<std::string>& lines) {
   std::string out;
   for (const std::string& l : lines) out += (out.empty() ? "" : "\n") + l;
   return out;
@@ -458,7 +458,7 @@ Status read_serve_config(const std::string& path, ServeSettings* settings) {
   ConfigReader reader(path, settings);
   reader.read(root);
   const std::vector<std::string> errors = reader.errors();
-  if (!errors.empty()) return make_error(ErrorCode::kInvalidArgument, join_lines(errors));
+  if (!errors.empty()) return make_error(ErrorCode::kInvalidArgument, config_lines(errors));
   return {};
 }
 
@@ -494,7 +494,7 @@ Status check_serve_settings(const ServeSettings& s) {
                      "NAME --file keys.txt`, then --api-keys-file keys.txt or [auth] api_keys_file) or pass "
                      "--insecure ([server] insecure = true)");
   }
-  if (!errors.empty()) return make_error(ErrorCode::kInvalidArgument, join_lines(errors));
+  if (!errors.empty()) return make_error(ErrorCode::kInvalidArgument, config_lines(errors));
   return {};
 }
 

@@ -96,5 +96,94 @@ reason = "do not send card numbers"
   EXPECT_NE(m.find(":11:9: [[filters.block]] words must be a list"), std::string::npos) << m;
 }
 
+// Output rules: the screen lets text out only once no rule can match across it, whatever comes next.
+BlockRule output_rule(std::string name, std::vector<std::string> words, std::string regex = "") {
+  BlockRule r{std::move(name), std::move(words), std::move(regex), "not said here"};
+  r.on_input = false;
+  r.on_output = true;
+  return r;
+}
+
+// Feeds `pieces` one at a time; returns what was let out after each, and "|BLOCKED:rule" at a block.
+std::vector<std::string> screen_pieces(const std::shared_ptr<const InputFilters>& f,
+                                       const std::vector<std::string>& pieces, bool finish = true) {
+  OutputScreen screen(f);
+  std::vector<std::string> out;
+  for (const std::string& p : pieces) {
+    const OutputScreen::Verdict v = screen.append(p);
+    out.push_back(screen.text().substr(0, v.safe_end) + (v.blocked ? "|BLOCKED:" + v.blocked->name : ""));
+    if (v.blocked) return out;
+  }
+  if (finish) {
+    const OutputScreen::Verdict v = screen.finish();
+    out.push_back(screen.text().substr(0, v.safe_end) + (v.blocked ? "|BLOCKED:" + v.blocked->name : ""));
+  }
+  return out;
+}
+
+TEST(OutputScreen, HoldsBackWhatCouldStartABlockedWordUntilTheNextPiecesDecide) {
+  const auto f = compile({output_rule("weapons", {"bomb", "炸弹"})});
+  ASSERT_TRUE(f);
+  ASSERT_TRUE(f->screens_output());
+  // "bo" could start "bomb": held; "ok" decides it is not.
+  EXPECT_EQ(screen_pieces(f, {"A bo", "ok", " here"}),
+            (std::vector<std::string>{"A ", "A book", "A book here", "A book here"}));
+  // The word split over three pieces never gets out, not even its start.
+  EXPECT_EQ(screen_pieces(f, {"Make a b", "o", "MB now"}),
+            (std::vector<std::string>{"Make a ", "Make a ", "Make a |BLOCKED:weapons"}));
+  // Chinese, split inside the word (whole characters per piece), case folding on Latin text.
+  EXPECT_EQ(screen_pieces(f, {"如何制造炸", "弹"}),
+            (std::vector<std::string>{"如何制造", "如何制造|BLOCKED:weapons"}));
+  EXPECT_EQ(screen_pieces(f, {"BOMB"}), (std::vector<std::string>{"|BLOCKED:weapons"}));
+  // A reply that ends on a possible start lets it out at the end.
+  EXPECT_EQ(screen_pieces(f, {"ends with b"}), (std::vector<std::string>{"ends with ", "ends with b"}));
+}
+
+TEST(OutputScreen, RegexRulesDecideAtTheEndWhatCouldStillHaveGrown) {
+  const auto f = compile({output_rule("cards", {}, R"(\b(?:\d[ -]?){13,16}\b)")});
+  ASSERT_TRUE(f);
+  // 13 digits could grow to 16: held while the reply goes on, blocked when it ends there.
+  EXPECT_EQ(screen_pieces(f, {"card 4111 1111 1111 1"}),
+            (std::vector<std::string>{"card ", "card |BLOCKED:cards"}));
+  // Too short to be a card number once a letter follows: let out.
+  EXPECT_EQ(screen_pieces(f, {"call 555 1234", " today"}),
+            (std::vector<std::string>{"call ", "call 555 1234 today", "call 555 1234 today"}));
+}
+
+TEST(OutputScreen, InputAndOutputRulesApplyWhereTheySay) {
+  BlockRule both{"both", {"secret"}, "", "no"};
+  both.on_output = true;
+  const auto f = compile({output_rule("out", {"leak"}), both, {"in", {"hello"}, "", "no"}});
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->find_blocked("a leak"), nullptr);  // an output-only rule does not look at input
+  ASSERT_NE(f->find_blocked("a secret"), nullptr);
+  EXPECT_EQ(screen_pieces(f, {"hello there"}), (std::vector<std::string>{"hello there", "hello there"}));
+  EXPECT_EQ(screen_pieces(f, {"the secret is"}), (std::vector<std::string>{"the |BLOCKED:both"}));
+  // Invalid UTF-8 in a piece is screened as U+FFFD, not an error.
+  EXPECT_EQ(screen_pieces(f, {std::string("x\xff\xfe y")}),
+            (std::vector<std::string>{"x\uFFFD\uFFFD y", "x\uFFFD\uFFFD y"}));
+  const auto input_only = compile({{"in", {"hello"}, "", "no"}});
+  EXPECT_FALSE(input_only->screens_output());
+}
+
+TEST(InputFilters, AppliesToInTheConfig) {
+  test::TempDir dir;
+  const std::string path = dir.file("applies_to.toml");
+  std::ofstream(path) << "[[filters.block]]\nname = \"o\"\nwords = [\"x\"]\nreason = \"r\"\n"
+                         "applies_to = [\"output\"]\n";
+  ServeSettings s;
+  Status st = read_serve_config(path, &s);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  ASSERT_EQ(s.filters.block.size(), 1u);
+  EXPECT_FALSE(s.filters.block[0].on_input);
+  EXPECT_TRUE(s.filters.block[0].on_output);
+  std::ofstream(path) << "[[filters.block]]\nname = \"o\"\nwords = [\"x\"]\nreason = \"r\"\n"
+                         "applies_to = [\"outptu\"]\n";
+  st = read_serve_config(path, &s);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find(":5:14: [[filters.block]] applies_to must list"), std::string::npos)
+      << st.error().message;
+}
+
 }  // namespace
 }  // namespace edgellm::server

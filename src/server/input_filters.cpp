@@ -3,6 +3,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <algorithm>
+
 namespace edgellm::server {
 namespace {
 
@@ -57,7 +59,8 @@ Expected<std::shared_ptr<const InputFilters>> InputFilters::compile(const InputF
                                                          "offset " + std::to_string(error_offset) + ": " +
                                                          reinterpret_cast<const char*>(message));
     }
-    pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // falls back to the interpreter if JIT is unavailable
+    // Falls back to the interpreter if JIT is unavailable. Output rules also match partially (OutputScreen).
+    pcre2_jit_compile(code, PCRE2_JIT_COMPLETE | (rule.on_output ? PCRE2_JIT_PARTIAL_HARD : 0));
     filters->patterns_.push_back(code);
   }
   return std::shared_ptr<const InputFilters>(std::move(filters));
@@ -69,6 +72,7 @@ InputFilters::~InputFilters() {
 
 const BlockRule* InputFilters::find_blocked(const std::string& text) const {
   for (size_t i = 0; i < patterns_.size(); ++i) {
+    if (!config_.block[i].on_input) continue;
     auto* code = static_cast<pcre2_code*>(patterns_[i]);
     pcre2_match_data* md = pcre2_match_data_create_from_pattern(code, nullptr);
     const int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), 0, 0, md, nullptr);
@@ -76,6 +80,95 @@ const BlockRule* InputFilters::find_blocked(const std::string& text) const {
     if (rc >= 0) return &config_.block[i];
   }
   return nullptr;
+}
+
+bool InputFilters::screens_output() const {
+  for (const BlockRule& rule : config_.block) {
+    if (rule.on_output) return true;
+  }
+  return false;
+}
+
+namespace {
+
+// Length of the valid UTF-8 sequence at s[i] (1-4), or 0 if the bytes there are not one.
+size_t utf8_sequence_length(std::string_view s, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = byte(i);
+  if (c < 0x80) return 1;
+  size_t n = 0;
+  uint32_t cp = 0;
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2, cp = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3, cp = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4, cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (byte(i + k) & 0x3F);
+  }
+  const bool overlong = (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000);
+  const bool surrogate = cp >= 0xD800 && cp <= 0xDFFF;
+  return overlong || surrogate || cp > 0x10FFFF ? 0 : n;
+}
+
+}  // namespace
+
+OutputScreen::OutputScreen(std::shared_ptr<const InputFilters> filters) : filters_(std::move(filters)) {
+  match_data_ = pcre2_match_data_create(1, nullptr);  // the whole match's offsets are all we read
+}
+
+OutputScreen::~OutputScreen() { pcre2_match_data_free(static_cast<pcre2_match_data*>(match_data_)); }
+
+OutputScreen::Verdict OutputScreen::append(std::string_view piece) {
+  for (size_t i = 0; i < piece.size();) {
+    const size_t n = utf8_sequence_length(piece, i);
+    if (n == 0) {
+      text_ += "\xEF\xBF\xBD";  // U+FFFD
+      ++i;
+    } else {
+      text_.append(piece.substr(i, n));
+      i += n;
+    }
+  }
+  return screen(/*at_end=*/false);
+}
+
+OutputScreen::Verdict OutputScreen::finish() { return screen(/*at_end=*/true); }
+
+OutputScreen::Verdict OutputScreen::screen(bool at_end) {
+  auto* md = static_cast<pcre2_match_data*>(match_data_);
+  Verdict v;
+  size_t hold_from = text_.size();
+  size_t blocked_at = text_.size() + 1;
+  for (size_t i = 0; i < filters_->patterns_.size(); ++i) {
+    const BlockRule& rule = filters_->config_.block[i];
+    if (!rule.on_output) continue;
+    auto* code = static_cast<pcre2_code*>(filters_->patterns_[i]);
+    // While the reply goes on, a match that reaches the end of the text so far is partial: more text
+    // could complete it (or, for a pattern like \d{13,16}, lengthen it), so it is held back.
+    const int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(text_.data()), text_.size(), safe_end_,
+                               (at_end ? 0 : PCRE2_PARTIAL_HARD) | PCRE2_NO_UTF_CHECK, md, nullptr);
+    const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(md);
+    if (rc >= 0 && ovector[0] < blocked_at) {
+      blocked_at = ovector[0];
+      v.blocked = &rule;
+    } else if (rc == PCRE2_ERROR_PARTIAL) {
+      hold_from = std::min<size_t>(hold_from, ovector[0]);
+    }
+  }
+  if (v.blocked != nullptr) {
+    v.safe_end = blocked_at;
+  } else {
+    v.safe_end = at_end ? text_.size() : hold_from;
+  }
+  safe_end_ = v.safe_end;
+  return v;
 }
 
 }  // namespace edgellm::server

@@ -1,6 +1,7 @@
 """Input filters of `edgellm serve` ([filters] in the config file) against a running server: limits on
 messages, characters and prompt tokens, keyword and regex blocklists in English and Chinese, in both
-dialects and for token-id prompts; 400 with the rule's public reason, counted per rule in /metrics.
+dialects and for token-id prompts; 400 with the rule's public reason, counted per rule in /metrics. Output
+rules end a reply just before the blocked word with finish reason content_filter.
 (That text typed as a control token in a message never becomes one is checked for every template against
 transformers in test_chat_prompt_ids.py.)"""
 
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
+import signal
+import time
 
 import pytest
 
@@ -100,3 +104,55 @@ def test_size_limits(server):
     assert status == 400 and "301 tokens; this server takes at most 300" in data["error"]["message"]
     for rule in ("max_messages", "max_prompt_chars", "max_prompt_tokens"):
         assert server.metric("edgellm_filter_blocks_total", rule=rule) >= 1
+
+
+def test_output_filter_ends_the_reply_before_the_blocked_word(tmp_path):
+    """A rule with applies_to = ["output"]: the greedy reply is cut just before the word's first occurrence,
+    in both dialects, streamed or not; no part of the word reaches the client; the finish reason is
+    content_filter; the block is counted. The rule is added by SIGHUP to a running server (reloaded filters),
+    and the word is taken from the reply the model gives without it."""
+    config = tmp_path / "serve.toml"
+    config.write_text(f'[[model]]\npath = "{MODEL}"\n')
+    prompt = [{"role": "user", "content": "Turn on the kitchen lights and tell me about the garden"}]
+    openai_body = {"model": ALIAS, "messages": prompt, "max_tokens": 40, "temperature": 0}
+    with EdgellmServer(["--config", config, "-t", "2"]) as srv:
+        status, data = post(srv, "/v1/chat/completions", openai_body)
+        assert status == 200
+        reply = data["choices"][0]["message"]["content"]
+        words = [w for w in re.findall(r"[A-Za-z]{4,}", reply) if reply.lower().find(w.lower()) >= 8]
+        assert words, f"the tiny model's reply has no word past its start to block: {reply!r}"
+        word = words[0]
+        before = reply[: reply.lower().find(word.lower())]
+        config.write_text(f'[[model]]\npath = "{MODEL}"\n\n[[filters.block]]\nname = "no-{word.lower()}"\n'
+                          f'words = ["{word.upper()}"]\nreason = "not said here"\napplies_to = ["output"]\n')
+        srv.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while not any("SIGHUP: reloaded" in line for line in srv.stderr_lines):
+            assert time.monotonic() < deadline, "\n".join(srv.stderr_lines)
+            time.sleep(0.05)
+
+        # An output-only rule does not refuse the word in the input.
+        status, data = post(srv, "/v1/chat/completions", {**openai_body, "messages": [
+            {"role": "user", "content": f"say {word}"}], "max_tokens": 2})
+        assert status == 200
+        status, data = post(srv, "/v1/chat/completions", openai_body)
+        assert status == 200
+        choice = data["choices"][0]
+        assert choice["finish_reason"] == "content_filter" and choice["message"]["content"] == before, data
+        # Streamed: the deltas add up to the same text, the last chunk says content_filter.
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+        conn.request("POST", "/v1/chat/completions", body=json.dumps({**openai_body, "stream": True}).encode(),
+                     headers={"Content-Type": "application/json"})
+        raw = conn.getresponse().read().decode()
+        conn.close()
+        events = [json.loads(l[6:]) for l in raw.splitlines() if l.startswith("data: {")]
+        streamed = "".join(e["choices"][0]["delta"].get("content", "") for e in events if e["choices"])
+        assert streamed == before and word.lower() not in streamed.lower()
+        assert [e["choices"][0]["finish_reason"] for e in events if e["choices"]][-1] == "content_filter"
+        # Ollama's chat: done_reason content_filter.
+        status, data = post(srv, "/api/chat", {"model": ALIAS, "messages": prompt, "stream": False,
+                                               "options": {"num_predict": 40, "temperature": 0}})
+        assert status == 200 and data["done_reason"] == "content_filter", data
+        assert data["message"]["content"] == before
+        assert srv.metric("edgellm_output_filter_blocks_total", rule=f"no-{word.lower()}") == 3
+        assert srv.metric("edgellm_request_finish_total", model=ALIAS, reason="content_filter") == 3

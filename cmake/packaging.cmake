@@ -2,7 +2,7 @@
 # install rules (cmake/install.cmake). One package holds the command, both shared libraries with their
 # headers and pkg-config/CMake files, the manual page, the docs and the (disabled) systemd unit: a board
 # gets everything with `apt install ./edgellm_*_arm64.deb`. Depends: is computed by dpkg-shlibdeps from the
-# Debian libraries the binaries link (OpenSSL, ICU, PCRE2, libedit, cpp-httplib, toml++, libsodium, libstdc++).
+# Debian libraries the binaries link (OpenSSL, ICU, PCRE2, libedit, cpp-httplib, toml++, libsodium, SQLite, libstdc++).
 # scripts/package.sh builds, checks (lintian) and test-installs it; docs/boards.md explains lintian's notes.
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME edgellm)

@@ -156,7 +156,8 @@ TEST(ServeConfig, EachErrorNamesItsLineAndWhatWasExpected) {
       {"[[model]]\npath = \"m\"\nsize = 3\n", ":3:1: unknown setting 'size' in [[model]]"},
       {"[[auth.key]]\nname = \"k\"\nhash = \"sk-edgellm-abc\"\n", ":3:8: [[auth.key]] hash must be"},
       {"[server\nport = 1\n", ":1:"},  // a syntax error, with toml++'s own description
-      {"port = 1\n", ":1:1: unknown setting 'port' (the file has [[model]], [server], [engine], [auth], [limits], [[policy]] and [filters])"},
+      {"port = 1\n", ":1:1: unknown setting 'port' (the file has [[model]], [server], [engine], [auth], [limits], "
+                    "[[policy]], [filters] and [store])"},
   };
   for (const auto& b : bad) {
     const std::string path = write_file(dir, "bad.toml", b.text);
@@ -172,6 +173,40 @@ TEST(ServeConfig, EachErrorNamesItsLineAndWhatWasExpected) {
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.error().message.find(":2:8:"), std::string::npos) << st.error().message;
   EXPECT_NE(st.error().message.find("\n" + path + ":3:8:"), std::string::npos) << st.error().message;
+}
+
+TEST(ServeConfig, StoreAndTrustedProxies) {
+  test::TempDir dir;
+  ServeSettings s;
+  Status st = read_serve_config(write_file(dir, "a.toml", R"([server]
+trusted_proxies = ["127.0.0.1", "192.168.1.10"]
+
+[store]
+path = "/var/lib/edgellm/conversations.db"
+retention_days = 90
+max_mb = 512
+quota_mb = 1024
+synchronous = "normal"
+)"),
+                                &s);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_EQ(s.trusted_proxies, (std::vector<std::string>{"127.0.0.1", "192.168.1.10"}));
+  EXPECT_EQ(s.db, "/var/lib/edgellm/conversations.db");
+  EXPECT_EQ(s.store_retention_days, 90);
+  EXPECT_EQ(s.store_max_mb, 512);
+  EXPECT_EQ(s.store_quota_mb, 1024);
+  EXPECT_FALSE(s.store_synchronous_full);
+  st = read_serve_config(write_file(dir, "b.toml", "[server]\ntrusted_proxies = \"127.0.0.1\"\n\n[store]\n"
+                                                   "synchronous = \"off\"\nretention = 3\n"),
+                         &s);
+  ASSERT_FALSE(st.ok());
+  const std::string& m = st.error().message;
+  EXPECT_NE(m.find(":2:19: [server] trusted_proxies must be a list of strings"), std::string::npos) << m;
+  EXPECT_NE(m.find(":5:15: [store] synchronous must be \"full\""), std::string::npos) << m;
+  EXPECT_NE(m.find(":6:1: unknown setting 'retention' in [store] (known: max_mb, path, quota_mb, retention_days, "
+                   "synchronous)"),
+            std::string::npos)
+      << m;
 }
 
 TEST(ServeConfig, BeyondLoopbackNeedsKeysOrInsecure) {

@@ -3,6 +3,8 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <sstream>
 #include <thread>
 
@@ -65,6 +67,17 @@ bool resolve_settings(const ServeArgs& a, const std::string& config, server::Ser
   if (given(a, "--block-size")) s.block_size = c.block_size;
   if (given(a, "--no-prefix-cache")) s.prefix_cache = false;
   if (given(a, "--api-keys-file")) s.api_keys_file = c.api_keys_file;
+  // Under systemd, a keys file passed as the credential edgellm-api-keys (LoadCredential=, docs/deploy.md):
+  // the service's own user can read it wherever the original lies.
+  if (s.api_keys_file.empty()) {
+    if (const char* dir = std::getenv("CREDENTIALS_DIRECTORY"); dir != nullptr && *dir != '\0') {
+      const std::string credential = std::string(dir) + "/edgellm-api-keys";
+      std::error_code ec;
+      if (std::filesystem::exists(credential, ec)) s.api_keys_file = credential;
+    }
+  }
+  if (given(a, "--db")) s.db = c.db;
+  if (given(a, "--trusted-proxy")) s.trusted_proxies = c.trusted_proxies;
   s.plain_keys = c.plain_keys;
   const Status st = server::check_serve_settings(s);
   if (!st.ok()) {
@@ -110,6 +123,7 @@ int run_serve(const ServeArgs& a) {
   if (!thread_flags_cpus(a.threads, "serve", &o.load.cpus)) return 1;
   o.max_body_bytes = static_cast<size_t>(settings.max_body);
   o.timeout_seconds = settings.timeout;
+  o.trusted_proxies = settings.trusted_proxies;
   o.keys = std::move(*keys);
   o.limits = settings.limits;
   o.policy = settings.policy;
@@ -120,9 +134,28 @@ int run_serve(const ServeArgs& a) {
   }
   o.filters = *filters;
   const size_t n_keys = o.keys.size();
+  std::unique_ptr<server::ConversationStore> store;
+  if (!settings.db.empty()) {
+    server::StoreOptions so;
+    so.synchronous_full = settings.store_synchronous_full;
+    so.retention_days = settings.store_retention_days;
+    so.max_bytes = settings.store_max_mb * (int64_t{1} << 20);
+    so.quota_bytes = settings.store_quota_mb * (int64_t{1} << 20);
+    auto opened = server::ConversationStore::open(settings.db, so);
+    if (!opened.ok()) {
+      std::fprintf(stderr, "edgellm serve: %s\n", opened.error().message.c_str());
+      return 1;
+    }
+    store = std::move(*opened);
+  }
+  // A file-size limit (ulimit -f) must fail the store's write, not kill the server: SIGXFSZ is ignored.
+  signal(SIGXFSZ, SIG_IGN);
 
   // Signals go to one thread that waits for them (blocked everywhere else, including the threads the
   // server starts), which then shuts the server down.
+  // A shell starts background jobs with SIGINT ignored, nohup with SIGHUP ignored: an ignored signal never
+  // reaches sigwait, so each gets its default disposition back first (blocked below, it is only waited for).
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) signal(sig, SIG_DFL);
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
@@ -131,6 +164,10 @@ int run_serve(const ServeArgs& a) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto server = std::make_unique<server::HttpServer>(o);
+  if (store) {
+    std::fprintf(stderr, "edgellm serve: saving every exchange to %s\n", store->path().c_str());
+    server->context().set_store(std::move(store));
+  }
   auto port = server->bind();
   if (!port.ok()) {
     std::fprintf(stderr, "edgellm serve: %s\n", port.error().message.c_str());
@@ -208,7 +245,8 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--alias", a->aliases, "Name clients use for the model of the same position (default: file name)");
   cmd->add_option("--config", a->config,
                   "TOML file with every setting below ([[model]], [server], [engine], [auth]), the rate limits "
-                  "([limits.key], [limits.address]), time-of-day caps ([[policy]]) and input filters ([filters]); the "
+                  "([limits.key], [limits.address]), time-of-day caps ([[policy]]), input and output filters "
+                  "([filters]) and the conversation store ([store]); the "
                   "command line overrides it; SIGHUP re-reads it and the keys file (keys, limits, policy, filters)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--check-config", a->check_config,
@@ -225,7 +263,14 @@ void add_serve_command(CLI::App& app, int& exit_code) {
                   "An API key clients must send (Authorization: Bearer KEY); repeat for several. Prefer "
                   "--api-keys-file: a key on the command line is visible to other users of the machine");
   cmd->add_option("--api-keys-file", c.api_keys_file,
-                  "File of API key hashes, one `NAME sha256:HEX` per line (`edgellm keys add NAME --file FILE`)");
+                  "File of API key hashes, one `NAME sha256:HEX` per line (`edgellm keys add NAME --file FILE`); "
+                  "default under systemd: the credential edgellm-api-keys");
+  cmd->add_option("--db", c.db,
+                  "Save every finished exchange in this SQLite file (the conversation store; created if missing; "
+                  "read it with `edgellm history`)");
+  cmd->add_option("--trusted-proxy", c.trusted_proxies,
+                  "A reverse proxy's address (nginx in front of a fleet): its X-Forwarded-For header names the client "
+                  "for rate limits, logs and the store; repeat for several");
   cmd->add_flag("--insecure", c.insecure, "Allow listening beyond loopback without API keys");
   cmd->add_option("--parallel", c.parallel, "Requests decoded together per model")
       ->check(CLI::Range(1, 256))

@@ -21,6 +21,7 @@ void add_quantize_command(CLI::App& app, int& exit_code);
 void add_perplexity_command(CLI::App& app, int& exit_code);
 void add_serve_command(CLI::App& app, int& exit_code);
 void add_keys_command(CLI::App& app, int& exit_code);  // keys add, list, remove
+void add_history_command(CLI::App& app, int& exit_code);  // history list, show, export, prune
 void add_doctor_command(CLI::App& app, int& exit_code);
 void add_sign_commands(CLI::App& app, int& exit_code);  // keygen, sign
 void add_encrypt_commands(CLI::App& app, int& exit_code);  // encrypt, decrypt

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   edgellm::cli::add_perplexity_command(app, exit_code);
   edgellm::cli::add_serve_command(app, exit_code);
   edgellm::cli::add_keys_command(app, exit_code);
+  edgellm::cli::add_history_command(app, exit_code);
   edgellm::cli::add_doctor_command(app, exit_code);
   edgellm::cli::add_sign_commands(app, exit_code);
   edgellm::cli::add_encrypt_commands(app, exit_code);

@@ -1,14 +1,22 @@
 #include "server/generation.h"
 
+#include <chrono>
+
 #include "runtime/prompt_tokens.h"
 #include "server/api_error.h"
+#include "util/log.h"
 
 namespace edgellm::server {
 
 namespace {
 
+// How long a response's end waits for its row to be committed before it goes out anyway (a stalled disk
+// must not hang the client; the row is still written when the disk comes back).
+constexpr std::chrono::seconds kStoreWait(10);
+
 void record_result(Metrics& m, const std::string& route, const std::string& model, const RequestResult& r) {
   m.add("edgellm_request_finish_total", {model, r.finish_reason});
+  if (r.finish_reason == "content_filter") m.add("edgellm_output_filter_blocks_total", {r.error});
   m.observe("edgellm_request_queue_seconds", {model}, r.queue_ms / 1000.0);
   m.observe("edgellm_request_duration_seconds", {route, model}, r.total_ms / 1000.0);
   if (r.generated_tokens > 0) m.observe("edgellm_time_to_first_token_seconds", {model}, r.ttft_ms / 1000.0);
@@ -64,10 +72,37 @@ void start_generation(ServerContext& ctx, Generation& g) {
   }
   if (g.request.timeout_seconds == 0) g.request.timeout_seconds = ctx.options().timeout_seconds;
   g.stream = std::make_shared<RequestStream>();
-  g.stream->attach(g.request, [&ctx, model = g.model->alias, route = g.route, lease = g.lease](const RequestResult& r) {
-    record_result(ctx.metrics(), route, model, r);
-    if (lease) lease->finish(r.generated_tokens);
-  });
+  if (ConversationStore* store = ctx.store()) {
+    g.stream->on_complete([store, info = g.exchange, model = g.model->alias, route = g.route](
+                              const RequestResult& r, const std::string& sent, bool client_waits) {
+      Exchange e;
+      e.request_id = info.request_id;
+      e.time_ms = info.arrival_ms;
+      e.key = info.key;
+      e.client = info.client;
+      e.model = model;
+      e.route = route;
+      e.messages = info.input;
+      e.reply = sent;
+      e.finish_reason = r.finish_reason;
+      e.prompt_tokens = r.prompt_tokens;
+      e.generated_tokens = r.generated_tokens;
+      e.ttft_ms = r.ttft_ms;
+      e.total_ms = r.total_ms;
+      std::future<bool> committed = store->submit(std::move(e));
+      if (client_waits && committed.wait_for(kStoreWait) != std::future_status::ready) {
+        EDGELLM_LOG_WARN("serve: the conversation store took over %llds to commit an exchange; answering anyway",
+                         static_cast<long long>(kStoreWait.count()));
+      }
+    });
+  }
+  g.stream->attach(
+      g.request,
+      [&ctx, model = g.model->alias, route = g.route, lease = g.lease](const RequestResult& r) {
+        record_result(ctx.metrics(), route, model, r);
+        if (lease) lease->finish(r.generated_tokens);
+      },
+      ctx.filters());
   auto id = g.model->engine->submit(std::move(g.request));
   if (!id.ok()) {
     throw RequestError(api_error_from(id.error(), id.error().code == ErrorCode::kContextFull ? "messages" : ""));
@@ -76,7 +111,8 @@ void start_generation(ServerContext& ctx, Generation& g) {
 }
 
 std::string api_finish_reason(const std::string& engine_reason) {
-  return engine_reason == "stop" ? "stop" : "length";
+  if (engine_reason == "stop" || engine_reason == "content_filter") return engine_reason;
+  return "length";
 }
 
 
@@ -98,6 +134,27 @@ void declare_serving_metrics(ServerContext& ctx) {
                     "Requests refused (400) by an input filter, by rule (a [[filters.block]] name, or max_messages, "
                     "max_prompt_chars, max_prompt_tokens).",
                     {"rule"});
+  m.declare_counter("edgellm_output_filter_blocks_total",
+                    "Replies ended by an output filter rule (finish reason content_filter), by rule.", {"rule"});
+  m.declare_collected("edgellm_store_writes_total",
+                      "Exchanges written to the conversation store (ok) or not written (failed: a full disk, an I/O "
+                      "error; the request still answered).",
+                      "counter", [&ctx]() {
+                        std::vector<Sample> out;
+                        if (ConversationStore* store = ctx.store()) {
+                          out.push_back({{{"result", "ok"}}, static_cast<double>(store->rows_written())});
+                          out.push_back({{{"result", "failed"}}, static_cast<double>(store->rows_failed())});
+                        }
+                        return out;
+                      });
+  m.declare_collected("edgellm_store_pruned_total", "Exchanges the store's retention deleted (by age or size).",
+                      "counter", [&ctx]() {
+                        std::vector<Sample> out;
+                        if (ConversationStore* store = ctx.store()) {
+                          out.push_back({{}, static_cast<double>(store->rows_pruned())});
+                        }
+                        return out;
+                      });
   m.declare_counter("edgellm_auth_failures_total",
                     "Requests refused for a missing or invalid API key (401), by reason.", {"reason"});
   m.declare_counter("edgellm_request_finish_total",

@@ -14,6 +14,15 @@
 
 namespace edgellm::server {
 
+// What the conversation store keeps of a request besides its reply (server/conversation_store.h).
+struct ExchangeInfo {
+  std::string request_id;   // the id the client sees ("" where the dialect has none)
+  std::string key;          // the API key's name
+  std::string client;       // the client's address
+  std::string input;        // the request's messages or prompt, as JSON text
+  int64_t arrival_ms = 0;   // Unix milliseconds
+};
+
 struct Generation {
   ServedModel* model = nullptr;
   std::string route;            // for metrics, e.g. "/v1/chat/completions"
@@ -21,6 +30,7 @@ struct Generation {
   bool split_reasoning = false;       // return the reasoning (Qwen3's <think> block) apart from the answer
   bool starts_in_reasoning = false;   // the prompt already opened the think block
   std::shared_ptr<RateLease> lease;   // the request's rate limits: charged its generated tokens at the end
+  ExchangeInfo exchange;              // for the conversation store, when the server has one
   // Set by start():
   uint64_t id = 0;
   std::shared_ptr<RequestStream> stream;
@@ -45,13 +55,15 @@ std::vector<int32_t> completion_prompt_tokens(const ServedModel& model, const st
 bool has_reasoning_template(const ServedModel& model);
 
 // Submits g.request to the model's engine (with the server's timeout) and sets g.id and g.stream; when
-// the request ends its latencies and finish reason go to the metrics. Errors throw RequestError: a full
+// the request ends its latencies and finish reason go to the metrics. The reply passes the output filters;
+// with a conversation store, the finished exchange is written (and its commit awaited) before the stream
+// reports its end to the route. Errors throw RequestError: a full
 // queue (503), a prompt that does not fit the context (400, naming both numbers), an unknown adapter,
 // a server that is shutting down (503).
 void start_generation(ServerContext& ctx, Generation& g);
 
-// OpenAI/Ollama finish reasons from the engine's: "stop", or "length" for a limit (max tokens, context,
-// timeout, a cancelled request).
+// OpenAI/Ollama finish reasons from the engine's: "stop", "content_filter" (an output filter ended the
+// reply), or "length" for a limit (max tokens, context, timeout, a cancelled request).
 std::string api_finish_reason(const std::string& engine_reason);
 
 // Declares the metrics the routes record and the engine statistics read at scrape time.

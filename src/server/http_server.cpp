@@ -160,7 +160,13 @@ Status HttpServer::load_models() {
   return {};
 }
 
-void HttpServer::serve() { http_.listen_after_bind(); }
+void HttpServer::serve() {
+  {
+    std::lock_guard<std::mutex> lock(shutdown_mu_);
+    if (stopped_) return;  // a signal came before the server started listening
+  }
+  http_.listen_after_bind();
+}
 
 void HttpServer::shutdown(std::chrono::milliseconds grace) {
   std::lock_guard<std::mutex> lock(shutdown_mu_);
@@ -171,7 +177,12 @@ void HttpServer::shutdown(std::chrono::milliseconds grace) {
   while (ctx_.open_streams() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  // httplib's stop() closes the socket, but does nothing if its accept loop has not started yet (a SIGTERM
+  // right after start, on a busy machine): then shutting the still-open socket down makes that loop's first
+  // accept fail, and it returns.
+  const bool running = http_.is_running();
   http_.stop();
+  if (!running && listen_socket_ >= 0) ::shutdown(listen_socket_, SHUT_RDWR);
 }
 
 }  // namespace edgellm::server

@@ -308,6 +308,7 @@ void chat(ServerContext& ctx, const httplib::Request& req, httplib::Response& re
   } else {
     set_reply_grammar(*r.g.model, reply_grammar, "format", r.g.request);
   }
+  r.g.exchange = scope.exchange("", ordered["messages"].dump());
   apply_time_policy(ctx, scope, r.g.request, res);
   answer(ctx, res, r, stream);
 }
@@ -355,6 +356,14 @@ void generate(ServerContext& ctx, const httplib::Request& req, httplib::Response
     prompt_options.enable_thinking = r.think;
     prompt_tokens = chat_prompt_tokens(*r.g.model, messages, prompt_options, &thinking_open);
     r.g.starts_in_reasoning = thinking_open;
+  }
+  {
+    nlohmann::ordered_json input = nlohmann::ordered_json::array();
+    if (auto system = f.string("system"); system && !system->empty()) {
+      input.push_back({{"role", "system"}, {"content", *system}});
+    }
+    input.push_back({{"role", "user"}, {"content", prompt}});
+    r.g.exchange = scope.exchange("", f.boolean("raw").value_or(false) ? nlohmann::json(prompt).dump() : input.dump());
   }
   std::vector<std::string> texts = {prompt};
   if (auto system = f.string("system"); system && !system->empty()) texts.push_back(*system);

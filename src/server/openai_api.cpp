@@ -331,6 +331,7 @@ void chat_completions(ServerContext& ctx, const httplib::Request& req, httplib::
   g.request.logprobs = r.logprobs ? static_cast<int32_t>(top_logprobs.value_or(0)) : -1;
   r.id = ctx.new_id("chatcmpl-");
   r.created = static_cast<int64_t>(std::time(nullptr));
+  g.exchange = scope.exchange(r.id, ordered["messages"].dump());
   apply_time_policy(ctx, scope, g.request, res);
   start_generation(ctx, g);
 
@@ -500,6 +501,7 @@ void completions(ServerContext& ctx, const httplib::Request& req, httplib::Respo
   g.request.logprobs = r.logprobs;
   r.id = ctx.new_id("cmpl-");
   r.created = static_cast<int64_t>(std::time(nullptr));
+  g.exchange = scope.exchange(r.id, prompt->dump());
   apply_time_policy(ctx, scope, g.request, res);
   start_generation(ctx, g);
 

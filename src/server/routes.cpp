@@ -31,7 +31,8 @@ std::string authenticate(ServerContext& ctx, const httplib::Request& req) {
   if (const std::string* name = keys->find(token)) return *name;
   const char* reason = token.empty() ? "missing" : "invalid";
   ctx.metrics().add("edgellm_auth_failures_total", {reason});
-  EDGELLM_LOG_WARN("serve: %s %s from %s: %s API key", req.method.c_str(), req.path.c_str(), req.remote_addr.c_str(),
+  EDGELLM_LOG_WARN("serve: %s %s from %s: %s API key", req.method.c_str(), req.path.c_str(),
+                   client_address(ctx, req).c_str(),
                    reason);
   ApiError e;
   e.status = 401;  // type: the default, invalid_request_error (as OpenAI answers)
@@ -41,11 +42,36 @@ std::string authenticate(ServerContext& ctx, const httplib::Request& req) {
   throw RequestError(std::move(e));
 }
 
-std::shared_ptr<RateLease> admit(ServerContext& ctx, const httplib::Request& req, const std::string& key) {
+std::string client_address(const ServerContext& ctx, const httplib::Request& req) {
+  const std::vector<std::string>& proxies = ctx.options().trusted_proxies;
+  const auto trusted = [&](const std::string& a) {
+    return std::find(proxies.begin(), proxies.end(), a) != proxies.end();
+  };
+  if (proxies.empty() || !trusted(req.remote_addr)) return req.remote_addr;
+  // X-Forwarded-For: client, proxy1, proxy2 (each proxy appends the address it got the request from).
+  const std::string header = req.get_header_value("X-Forwarded-For");
+  std::string client = req.remote_addr;
+  size_t end = header.size();
+  while (end > 0) {
+    const size_t comma = header.rfind(',', end - 1);
+    const size_t begin = comma == std::string::npos ? 0 : comma + 1;
+    std::string hop = header.substr(begin, end - begin);
+    hop.erase(0, hop.find_first_not_of(" \t"));
+    hop.erase(hop.find_last_not_of(" \t") + 1);
+    if (hop.empty() || hop.size() > 64) break;
+    client = hop;
+    if (!trusted(hop)) break;
+    if (comma == std::string::npos) break;
+    end = comma;
+  }
+  return client;
+}
+
+std::shared_ptr<RateLease> admit(ServerContext& ctx, const std::string& client, const std::string& key) {
   const std::shared_ptr<RateLimiter> limiter = ctx.limiter();
   if (!limiter->limits().any()) return nullptr;
   RateLimiter::Refusal refusal;
-  auto lease = limiter->admit(key, req.remote_addr, RateClock::now(), &refusal);
+  auto lease = limiter->admit(key, client, RateClock::now(), &refusal);
   if (lease) return lease;
   ctx.metrics().add("edgellm_rate_limited_total", {refusal.scope, refusal.limit});
   const double seconds = std::max(1.0, std::ceil(refusal.retry_after_seconds));
@@ -120,9 +146,11 @@ httplib::Server::Handler route(ServerContext& ctx, const std::string& name, Dial
   return [&ctx, name, dialect, needs_models, body = std::move(body)](const httplib::Request& req,
                                                                      httplib::Response& res) {
     RequestScope scope;
+    scope.client = client_address(ctx, req);
+    scope.arrival_ms = unix_now_ms();
     try {
       scope.key = authenticate(ctx, req);
-      scope.lease = admit(ctx, req, scope.key);
+      scope.lease = admit(ctx, scope.client, scope.key);
       if (needs_models && !ctx.ready()) {
         ApiError e;
         e.status = 503;

@@ -32,6 +32,12 @@ struct RequestScope {
   std::string model;
   std::string key;
   std::shared_ptr<RateLease> lease;
+  std::string client;        // the client's address
+  int64_t arrival_ms = 0;    // Unix milliseconds
+  // What the conversation store keeps of a generation request, besides its reply.
+  ExchangeInfo exchange(std::string request_id, std::string input) const {
+    return {std::move(request_id), key, client, std::move(input), arrival_ms};
+  }
 };
 
 // Applies the time-of-day policy (server/time_policy.h) to a generation about to start: caps
@@ -47,6 +53,10 @@ void check_input_filters(ServerContext& ctx, const std::vector<std::string>& tex
                          int64_t n_prompt_tokens, const std::string& param);
 // The texts of a chat the filters look at: user and system messages.
 std::vector<std::string> user_texts(const std::vector<ChatMessage>& messages);
+
+// The client's address: the connection's, or, when that is a trusted proxy (--trusted-proxy, nginx in
+// front of a fleet), the last address in X-Forwarded-For that is not itself a trusted proxy.
+std::string client_address(const ServerContext& ctx, const httplib::Request& req);
 
 // A route's body: it may throw RequestError.
 using RouteBody = std::function<void(const httplib::Request& req, httplib::Response& res, RequestScope& scope)>;

@@ -39,6 +39,8 @@ class ConfigReader {
                     {"block", [this](const toml::node& n, const std::string&) { read_block_rules(n); }}});
       } else if (name == "policy") {
         read_policy(node);
+      } else if (name == "store") {
+        read_table(node, "store", store_fields());
       } else if (name == "limits") {
         read_table(node, "limits",
                    {{"key", [this](const toml::node& n, const std::string&) {
@@ -50,7 +52,7 @@ class ConfigReader {
       } else {
         error(key.source(),
               "unknown setting '" + name +
-                  "' (the file has [[model]], [server], [engine], [auth], [limits], [[policy]] and [filters])");
+                  "' (the file has [[model]], [server], [engine], [auth], [limits], [[policy]], [filters] and [store])");
       }
     }
   }
@@ -103,6 +105,25 @@ class ConfigReader {
       }
     };
   }
+  Field strings_field(std::vector<std::string>* out) {
+    return [this, out](const toml::node& n, const std::string& where) {
+      const toml::array* a = n.as_array();
+      std::vector<std::string> values;
+      bool ok = a != nullptr;
+      if (ok) {
+        for (const toml::node& v : *a) {
+          const auto text = v.value_exact<std::string>();
+          if (!text || text->empty()) ok = false;
+          if (text) values.push_back(*text);
+        }
+      }
+      if (!ok) {
+        error(n.source(), where + " must be a list of strings in quotes: [\"127.0.0.1\"]");
+        return;
+      }
+      *out = std::move(values);
+    };
+  }
   Field bool_field(bool* out) {
     return [this, out](const toml::node& n, const std::string& where) {
       if (const auto v = n.value_exact<bool>()) {
@@ -144,7 +165,8 @@ class ConfigReader {
             {"timeout", seconds_field(&s_->timeout)},
             {"threads", int_field(&s_->threads, 0, 1024)},
             {"require_signature", string_field(&s_->require_signature)},
-            {"key_file", string_field(&s_->key_file)}};
+            {"key_file", string_field(&s_->key_file)},
+            {"trusted_proxies", strings_field(&s_->trusted_proxies)}};
   }
   Fields engine_fields() {
     return {{"parallel", int_field(&s_->parallel, 1, 256)},
@@ -171,6 +193,22 @@ class ConfigReader {
                s_->block_size = static_cast<int>(*v);
              }},
             {"prefix_cache", bool_field(&s_->prefix_cache)}};
+  }
+  std::map<std::string, Field> store_fields() {
+    return {{"path", string_field(&s_->db)},
+            {"retention_days", int_field(&s_->store_retention_days, 0, 100000)},
+            {"max_mb", int_field(&s_->store_max_mb, 0, int64_t{1} << 30)},
+            {"quota_mb", int_field(&s_->store_quota_mb, 0, int64_t{1} << 30)},
+            {"synchronous",
+             [this](const toml::node& n, const std::string& where) {
+               const auto v = n.value_exact<std::string>();
+               if (!v || (*v != "full" && *v != "normal")) {
+                 error(n.source(), where + " must be \"full\" (a commit survives a power cut) or \"normal\" (a "
+                                           "process kill)");
+                 return;
+               }
+               s_->store_synchronous_full = *v == "full";
+             }}};
   }
   Field rate_field(double* out, const char* unit) {
     return [this, out, unit](const toml::node& n, const std::string& where) {
@@ -274,9 +312,32 @@ class ConfigReader {
             }
             rule.words.push_back(*v);
           }
+        } else if (name == "applies_to") {
+          const toml::array* where = value.as_array();
+          bool input = false, output = false, valid = where != nullptr && !where->empty();
+          if (valid) {
+            for (const toml::node& w : *where) {
+              const auto v = w.value_exact<std::string>();
+              if (v && *v == "input") {
+                input = true;
+              } else if (v && *v == "output") {
+                output = true;
+              } else {
+                valid = false;
+              }
+            }
+          }
+          if (!valid) {
+            error(value.source(), "[[filters.block]] applies_to must list \"input\", \"output\" or both: "
+                                  "applies_to = [\"input\", \"output\"]");
+            ok = false;
+            continue;
+          }
+          rule.on_input = input;
+          rule.on_output = output;
         } else {
-          error(field.source(),
-                "unknown setting '" + name + "' in [[filters.block]] (known: name, words, regex, reason)");
+          error(field.source(), "unknown setting '" + name +
+                                    "' in [[filters.block]] (known: name, words, regex, reason, applies_to)");
           ok = false;
         }
       }

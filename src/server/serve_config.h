@@ -5,13 +5,14 @@
 //   [[model]]                       # repeat for several; `path` required, `alias` optional
 //   path = "/var/lib/edgellm/qwen2.5-1.5b-w4a16.gguf"
 //   alias = "qwen"
-//   [server]    host, port, insecure, max_body, timeout, threads, require_signature, key_file
+//   [server]    host, port, insecure, max_body, timeout, threads, require_signature, key_file, trusted_proxies
 //   [engine]    parallel, ctx, kv_mem_mib, kv_type, queue, prefill_chunk, block_size, prefix_cache
 //   [auth]      api_keys_file, and [[auth.key]] tables of name + hash ("sha256:...", from `edgellm keys add`)
 //   [limits.key], [limits.address]   requests_per_second, burst, tokens_per_minute, concurrent (rate_limits.h)
 //   [[policy]]  from, to ("HH:MM", local time), max_tokens, keys (time_policy.h)
 //   [filters]   max_prompt_chars, max_prompt_tokens, max_messages; [[filters.block]] name, words | regex, reason
 //               (input_filters.h)
+//   [store]     path, retention_days, max_mb, quota_mb, synchronous ("full" | "normal") (conversation_store.h)
 #pragma once
 
 #include <cstdint>
@@ -41,6 +42,7 @@ struct ServeSettings {
   int threads = 0;  // 0: the machine's default
   std::string require_signature;
   std::string key_file;  // of encrypted models
+  std::vector<std::string> trusted_proxies;  // addresses whose X-Forwarded-For names the client
   int parallel = 4;
   int64_t ctx = 4096;
   int64_t kv_mem_mib = 0;
@@ -56,6 +58,11 @@ struct ServeSettings {
   RateLimits limits;
   std::vector<PolicyRule> policy;
   InputFilterConfig filters;
+  std::string db;  // the conversation store ("": none)
+  int64_t store_retention_days = 0;
+  int64_t store_max_mb = 0;
+  bool store_synchronous_full = true;
+  int64_t store_quota_mb = 0;
 };
 
 // Reads the config file over `settings` (only what it sets changes). Every problem found is reported, one

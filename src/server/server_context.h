@@ -12,6 +12,7 @@
 #include "engine/engine.h"
 #include "runtime/loaded_model.h"
 #include "server/api_keys.h"
+#include "server/conversation_store.h"
 #include "server/input_filters.h"
 #include "server/metrics.h"
 #include "server/rate_limits.h"
@@ -36,6 +37,9 @@ struct ServeOptions {
   RateLimits limits;                  // the config's [limits.key] and [limits.address]
   std::vector<PolicyRule> policy;     // the config's [[policy]]
   std::shared_ptr<const InputFilters> filters;  // the config's [filters] (nullptr: none)
+  std::vector<std::string> trusted_proxies;  // --trusted-proxy: their X-Forwarded-For names the client
+  std::string db_path;                // --db, the config's [store] path: "" = no conversation store
+  StoreOptions store;                 // the config's [store] retention and durability
 };
 
 struct ServedModel {
@@ -85,6 +89,9 @@ class ServerContext {
   // The time-of-day rules in force (reloadable like the keys).
   std::shared_ptr<const std::vector<PolicyRule>> policy() const;
   void set_policy(std::vector<PolicyRule> rules);
+  // The conversation store (nullptr: none). Set before the server takes requests; lives as long as the context.
+  ConversationStore* store() const { return store_.get(); }
+  void set_store(std::unique_ptr<ConversationStore> store) { store_ = std::move(store); }
   // The input filters in force (never nullptr; reloadable like the keys).
   std::shared_ptr<const InputFilters> filters() const;
   void set_filters(std::shared_ptr<const InputFilters> filters);
@@ -92,6 +99,7 @@ class ServerContext {
  private:
   ServeOptions options_;
   Metrics metrics_;
+  std::unique_ptr<ConversationStore> store_;  // before models_: destroyed after the engines, whose ends write to it
   std::vector<std::unique_ptr<ServedModel>> models_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> shutting_down_{false};

@@ -42,7 +42,7 @@ for f in usr/bin/edgellm "$lib/libedgellm.so.0" "$lib/libedgellm.so" "$lib/librk
   [ -e "$root/$f" ] || fail "the package lacks /$f"
 done
 depends=$(dpkg-deb -f "$deb" Depends)
-for dep in libc6 libstdc++6 libssl3 libicu72 libpcre2-8-0 libedit2 libcpp-httplib0.11 libsodium23; do
+for dep in libc6 libstdc++6 libssl3 libicu72 libpcre2-8-0 libedit2 libcpp-httplib0.11 libsodium23 libsqlite3-0; do
   [[ "$depends" == *"$dep "* || "$depends" == *"$dep," || "$depends" == *"$dep" ]] ||
     fail "Depends: lacks $dep ($depends)"
 done

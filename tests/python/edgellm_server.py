@@ -25,8 +25,10 @@ from conftest import edgellm_bin
 
 
 class EdgellmServer:
-    def __init__(self, args, start_timeout: float = 120.0, env: dict | None = None, api_key: str | None = None):
+    def __init__(self, args, start_timeout: float = 120.0, env: dict | None = None, api_key: str | None = None,
+                 preexec_fn=None):
         self.args = [str(a) for a in args]
+        self.preexec_fn = preexec_fn  # run in the child before exec (resource limits)
         self.api_key = api_key  # sent by the helpers below (/health needs none)
         self.start_timeout = start_timeout
         self.env = env
@@ -42,7 +44,8 @@ class EdgellmServer:
     def __enter__(self) -> "EdgellmServer":
         cmd = [str(edgellm_bin()), "serve", "--host", "127.0.0.1", "--port", "0"] + self.args
         env = dict(os.environ, **(self.env or {}))
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                                     preexec_fn=self.preexec_fn)
         # Read stderr on a thread: the port line first, then everything (kept for failure messages).
         port_found = threading.Event()
 
@@ -89,6 +92,12 @@ class EdgellmServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.exit_code = self.proc.wait()
+
+    def kill(self) -> int:
+        """SIGKILL (no graceful anything) and wait; returns the exit code."""
+        self.proc.kill()
+        self.exit_code = self.proc.wait(timeout=20)
+        return self.exit_code
 
     def stop(self, timeout: float = 20) -> int:
         """SIGTERM and wait; returns the exit code (or raises if it did not exit in time)."""

@@ -3,6 +3,7 @@
 #   - Debian packages (compiler, CMake, libraries, test frameworks, the aarch64 cross compiler and
 #     qemu-user for the ARM kernel tests) via apt-get
 #   - the pinned Python test oracles (requirements-dev.txt) into .venv
+#   - the browser test's npm packages (tests/browser/package-lock.json) into tests/browser/node_modules
 # Re-running it is cheap: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,15 @@ APT_PACKAGES=(
   lintian dpkg-dev
   # the sanitizer build and the libFuzzer targets (tests/fuzz/, scripts/fuzz.sh): clang with libFuzzer
   clang-14 libclang-rt-14-dev
+  # the web chat page's browser test (scripts/browser_test.sh): Debian's headless chromium, driven from node
+  chromium
+  # the fleet test (tests/python/test_fleet_nginx.py): nginx in front of three servers
+  nginx-light
 )
+# node and npm for the browser test: Debian's, unless the machine already has them (e.g. from NodeSource,
+# whose nodejs package conflicts with Debian's npm).
+command -v node >/dev/null || APT_PACKAGES+=(nodejs)
+command -v npm >/dev/null || APT_PACKAGES+=(npm)
 # ARM stage of scripts/test.sh on an x86-64 machine: cross-build the whole product for aarch64 with Debian
 # multiarch (the arm64 -dev packages of its libraries beside the host's) and run it under qemu-aarch64.
 # On an arm64 board the native build runs everything (docs/boards.md).
@@ -62,5 +71,14 @@ if [ "$want" != "$have" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements-dev.txt
   echo "$want" > .venv/.requirements.sha256
+fi
+# The browser test's npm packages (playwright-core, pinned in tests/browser/package-lock.json), again whenever
+# the lock file changes; scripts/browser_test.sh checks the same stamp.
+want=$(sha256sum tests/browser/package-lock.json | cut -d' ' -f1)
+have=$(cat tests/browser/node_modules/.lock.sha256 2>/dev/null || true)
+if [ "$want" != "$have" ]; then
+  echo "setup: installing the browser test's npm packages (npm ci in tests/browser)"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want" > tests/browser/node_modules/.lock.sha256
 fi
 echo "setup: done"

@@ -2,7 +2,7 @@
 # Builds edgellm and runs every test:
 #   1. installs what is missing (scripts/setup.sh, idempotent),
 #   2. Release build + all tests (C++ unit tests and the Python reference tests against transformers,
-#      tokenizers, gguf),
+#      tokenizers, gguf; servers behind nginx), then the web chat page in headless chromium,
 #   3. ASan+UBSan build (clang, with libFuzzer's coverage) + the C++ unit tests, then every fuzz target
 #      (tests/fuzz/, scripts/fuzz.sh) for a few seconds over its corpus,
 #   4. TSan build + the concurrency tests: thread pool, serving engine (submitters and cancellers on many
@@ -29,6 +29,10 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/
 cmake --build build -j "$JOBS"
 stage "Release tests"
 (cd build && ctest --output-on-failure -j "$JOBS" --timeout 1200 "${FILTER[@]}")
+if [ ${#FILTER[@]} -eq 0 ]; then
+  stage "Web chat page in headless chromium (scripts/browser_test.sh)"
+  scripts/browser_test.sh build
+fi
 stage "Debian package (amd64): lintian, contents, install into a fresh root, programs built against it"
 rm -f build/edgellm_*_amd64.deb
 (cd build && cpack -G DEB >/dev/null)

@@ -11,6 +11,7 @@
 #include "server/generation.h"
 #include "server/routes.h"
 #include "server/system_metrics.h"
+#include "server/web_page.h"
 #include "util/log.h"
 
 namespace edgellm::server {
@@ -107,9 +108,7 @@ HttpServer::HttpServer(ServeOptions options) : ctx_(std::move(options)) {
     }
     res.set_content(ctx_.metrics().render(), "text/plain; version=0.0.4; charset=utf-8");
   });
-  http_.Get("/", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("edgellm is running", "text/plain");
-  });
+  register_web_page(http_);  // the chat page at "/" (web/, docs/serving.md "Web chat page")
   register_openai_routes(http_, ctx_);
   register_ollama_routes(http_, ctx_);
 }

@@ -31,6 +31,12 @@ GgufWriter make_sample_writer() {
   w.set("ints", GgufValue::i32_array({1, -2, 3}));
   w.set("floats", GgufValue::f32_array({0.5f, -1.0f}));
   w.set("nested", GgufValue::array(GgufType::kArray, {GgufValue::i32_array({1, 2}), GgufValue::i32_array({3})}));
+  // Arrays of every scalar type, built element by element (kept packed like the typed constructors').
+  w.set("u16s", GgufValue::array(GgufType::kUint16, {GgufValue::u16(1), GgufValue::u16(65535)}));
+  w.set("i64s", GgufValue::array(GgufType::kInt64, {GgufValue::i64(-5), GgufValue::i64(int64_t{1} << 40)}));
+  w.set("f64s", GgufValue::array(GgufType::kFloat64, {GgufValue::f64(0.125)}));
+  w.set("bools", GgufValue::array(GgufType::kBool, {GgufValue::boolean(true), GgufValue::boolean(false)}));
+  w.set("nostrs", GgufValue::string_array({}));
   return w;
 }
 
@@ -64,8 +70,23 @@ TEST(Gguf, RoundTripsEveryValueTypeAndTensors) {
   EXPECT_EQ(*g->get_float_array("floats"), (std::vector<double>{0.5, -1.0}));
   const GgufValue* nested = g->find("nested");
   ASSERT_NE(nested, nullptr);
-  ASSERT_EQ(nested->elems.size(), 2u);
-  EXPECT_EQ(nested->elems[0].elems.size(), 2u);
+  ASSERT_EQ(nested->array_size(), 2u);
+  EXPECT_EQ(nested->element(0).array_size(), 2u);
+  EXPECT_EQ(*nested->element(1).element(0).as_int(), 3);
+  EXPECT_EQ(*g->get_int_array("u16s"), (std::vector<int64_t>{1, 65535}));
+  EXPECT_EQ(*g->get_int_array("i64s"), (std::vector<int64_t>{-5, int64_t{1} << 40}));
+  EXPECT_EQ(*g->get_float_array("f64s"), (std::vector<double>{0.125}));
+  const GgufValue* bools = g->find("bools");
+  ASSERT_EQ(bools->array_size(), 2u);
+  EXPECT_EQ(bools->element(0).as_bool(), true);
+  EXPECT_EQ(bools->element(1).as_bool(), false);
+  EXPECT_FALSE(g->get_int_array("bools").ok());  // bools are not integers, in an array too
+  EXPECT_EQ(g->find("strs")->string_element(2), "<|im_end|>");
+  EXPECT_EQ(g->find("strs")->string_element(1), "");
+  EXPECT_EQ(*g->find("strs")->element(0).as_string(), "a");
+  EXPECT_TRUE(g->get_string_array("nostrs")->empty());
+  EXPECT_EQ(g->find("strs")->to_display_string(), "[string x 3] [\"a\", \"\", \"<|im_end|>\"]");
+  EXPECT_EQ(g->find("u16s")->to_display_string(1), "[u16 x 2] [1, ...]");
 
   ASSERT_EQ(g->tensors().size(), 2u);
   const GgufTensorInfo* ta = g->find_tensor("a");
@@ -210,6 +231,20 @@ TEST(GgufCorrupt, UnknownVersion) {
   Error e = open_bytes(dir, bytes);
   EXPECT_EQ(e.code, ErrorCode::kUnsupported);
   EXPECT_NE(e.message.find("version 99"), std::string::npos) << e.message;
+}
+
+TEST(GgufCorrupt, BadBoolInAnArray) {
+  TempDir dir;
+  GgufWriter w;
+  w.set("flags", GgufValue::array(GgufType::kBool, {GgufValue::boolean(false), GgufValue::boolean(true)}));
+  ASSERT_TRUE(w.write(dir.file("ok.gguf")).ok());
+  std::string bytes = test::read_file(dir.file("ok.gguf"));
+  const size_t key = bytes.find("flags");
+  ASSERT_NE(key, std::string::npos);
+  // After the key: value type (4), element type (4), count (8), then the elements.
+  bytes[key + 5 + 4 + 4 + 8 + 1] = 2;
+  Error e = open_bytes(dir, bytes);
+  EXPECT_NE(e.message.find("bad bool value 2 in value of key 'flags'"), std::string::npos) << e.message;
 }
 
 TEST(GgufCorrupt, EveryTruncationIsAnError) {

@@ -109,12 +109,12 @@ Expected<ModelChatTemplateInfo> read_model_chat_template(const GgufFile& gguf) {
     auto token_at = [&](const char* key, std::string* out) -> Status {
       EDGELLM_ASSIGN_OR_RETURN(const int64_t id, gguf.get_int_or(key, -1));
       if (id < 0) return {};
-      if (static_cast<uint64_t>(id) >= tokens->elems.size()) {
+      if (static_cast<uint64_t>(id) >= tokens->array_size()) {
         return make_error(ErrorCode::kFormat, path + ": " + key + " = " + std::to_string(id) +
-                                                  ", expected < " + std::to_string(tokens->elems.size()) +
+                                                  ", expected < " + std::to_string(tokens->array_size()) +
                                                   " (the vocabulary size)");
       }
-      *out = std::get<std::string>(tokens->elems[static_cast<size_t>(id)].scalar);
+      *out = std::string(tokens->string_element(static_cast<size_t>(id)));
       return {};
     };
     EDGELLM_TRY(token_at("tokenizer.ggml.bos_token_id", &info.bos_token));

@@ -1,6 +1,7 @@
 #include "format/gguf.h"
 
 #include "security/encrypted_model.h"
+#include "util/check.h"
 #include "util/sha256.h"
 
 #include <fcntl.h>
@@ -82,7 +83,10 @@ class Reader {
     return v;
   }
 
-  std::string read_string(const char* what) {
+  std::string read_string(const char* what) { return std::string(read_string_view(what)); }
+
+  // The string's bytes where they lie in the file (valid while the file is mapped).
+  std::string_view read_string_view(const char* what) {
     const uint64_t len = read<uint64_t>(what);
     if (failed_) return {};
     if (len > kMaxStringBytes || len > size_ - pos_) {
@@ -90,7 +94,7 @@ class Reader {
                                    " at offset " + std::to_string(pos_ - 8));
       return {};
     }
-    std::string s(reinterpret_cast<const char*>(data_ + pos_), static_cast<size_t>(len));
+    std::string_view s(reinterpret_cast<const char*>(data_ + pos_), static_cast<size_t>(len));
     pos_ += static_cast<size_t>(len);
     return s;
   }
@@ -157,11 +161,37 @@ bool read_value(Reader& r, GgufType type, GgufValue& out, const std::string& key
   out.type = GgufType::kArray;
   out.elem_type = et;
   out.elems.clear();
-  out.elems.reserve(static_cast<size_t>(std::min<uint64_t>(n, 1 << 20)));
-  for (uint64_t i = 0; i < n; ++i) {
-    GgufValue elem;
-    if (!read_value(r, et, elem, key, depth + 1)) return false;
-    out.elems.push_back(std::move(elem));
+  out.packed.clear();
+  out.string_ends.clear();
+  if (et == GgufType::kArray) {
+    out.elems.reserve(static_cast<size_t>(std::min<uint64_t>(n, 1 << 20)));
+    for (uint64_t i = 0; i < n; ++i) {
+      GgufValue elem;
+      if (!read_value(r, et, elem, key, depth + 1)) return false;
+      out.elems.push_back(std::move(elem));
+    }
+  } else if (et == GgufType::kString) {
+    out.string_ends.reserve(static_cast<size_t>(n));  // n * 8 bytes of lengths are in the file (checked above)
+    for (uint64_t i = 0; i < n; ++i) {
+      const std::string_view s = r.read_string_view(what.c_str());
+      if (r.failed()) return false;
+      out.packed.append(s);
+      out.string_ends.push_back(out.packed.size());
+    }
+    out.packed.shrink_to_fit();
+  } else {
+    const size_t bytes = static_cast<size_t>(n) * scalar_size(et);
+    out.packed.resize(bytes);
+    if (!r.read_bytes(out.packed.data(), bytes, what.c_str())) return false;
+    if (et == GgufType::kBool) {
+      for (size_t i = 0; i < bytes; ++i) {
+        const auto b = static_cast<uint8_t>(out.packed[i]);
+        if (b > 1) {
+          r.fail(ErrorCode::kFormat, "bad bool value " + std::to_string(b) + " in " + what);
+          return false;
+        }
+      }
+    }
   }
   return true;
 }
@@ -220,29 +250,94 @@ GgufValue GgufValue::array(GgufType elem_type, std::vector<GgufValue> elems) {
   GgufValue out;
   out.type = GgufType::kArray;
   out.elem_type = elem_type;
-  out.elems = std::move(elems);
+  if (elem_type == GgufType::kArray) {
+    out.elems = std::move(elems);
+    return out;
+  }
+  for (const GgufValue& e : elems) {
+    EDGELLM_CHECK(e.type == elem_type);  // a writer's array holds elements of its element type
+    std::visit(
+        [&](const auto& x) {
+          using T = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<T, std::string>) {
+            out.packed.append(x);
+            out.string_ends.push_back(out.packed.size());
+          } else if constexpr (std::is_same_v<T, bool>) {
+            out.packed.push_back(x ? 1 : 0);
+          } else {
+            out.packed.append(reinterpret_cast<const char*>(&x), sizeof x);
+          }
+        },
+        e.scalar);
+  }
   return out;
 }
 
 GgufValue GgufValue::string_array(const std::vector<std::string>& v) {
-  std::vector<GgufValue> elems;
-  elems.reserve(v.size());
-  for (const auto& s : v) elems.push_back(string(s));
-  return array(GgufType::kString, std::move(elems));
+  GgufValue out;
+  out.type = GgufType::kArray;
+  out.elem_type = GgufType::kString;
+  out.string_ends.reserve(v.size());
+  for (const std::string& s : v) {
+    out.packed.append(s);
+    out.string_ends.push_back(out.packed.size());
+  }
+  return out;
 }
 
 GgufValue GgufValue::i32_array(const std::vector<int32_t>& v) {
-  std::vector<GgufValue> elems;
-  elems.reserve(v.size());
-  for (int32_t x : v) elems.push_back(i32(x));
-  return array(GgufType::kInt32, std::move(elems));
+  GgufValue out;
+  out.type = GgufType::kArray;
+  out.elem_type = GgufType::kInt32;
+  out.packed.assign(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(int32_t));
+  return out;
 }
 
 GgufValue GgufValue::f32_array(const std::vector<float>& v) {
-  std::vector<GgufValue> elems;
-  elems.reserve(v.size());
-  for (float x : v) elems.push_back(f32(x));
-  return array(GgufType::kFloat32, std::move(elems));
+  GgufValue out;
+  out.type = GgufType::kArray;
+  out.elem_type = GgufType::kFloat32;
+  out.packed.assign(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+  return out;
+}
+
+size_t GgufValue::array_size() const {
+  if (type != GgufType::kArray) return 0;
+  if (elem_type == GgufType::kArray) return elems.size();
+  if (elem_type == GgufType::kString) return string_ends.size();
+  return packed.size() / scalar_size(elem_type);
+}
+
+std::string_view GgufValue::string_element(size_t i) const {
+  EDGELLM_CHECK(type == GgufType::kArray && elem_type == GgufType::kString && i < string_ends.size());
+  const size_t begin = i == 0 ? 0 : static_cast<size_t>(string_ends[i - 1]);
+  return std::string_view(packed).substr(begin, static_cast<size_t>(string_ends[i]) - begin);
+}
+
+GgufValue GgufValue::element(size_t i) const {
+  EDGELLM_CHECK(type == GgufType::kArray && i < array_size());
+  if (elem_type == GgufType::kArray) return elems[i];
+  if (elem_type == GgufType::kString) return string(std::string(string_element(i)));
+  const char* p = packed.data() + i * scalar_size(elem_type);
+  const auto load = [p](auto v) {
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  };
+  switch (elem_type) {
+    case GgufType::kUint8: return u8(load(uint8_t{}));
+    case GgufType::kInt8: return i8(load(int8_t{}));
+    case GgufType::kUint16: return u16(load(uint16_t{}));
+    case GgufType::kInt16: return i16(load(int16_t{}));
+    case GgufType::kUint32: return u32(load(uint32_t{}));
+    case GgufType::kInt32: return i32(load(int32_t{}));
+    case GgufType::kFloat32: return f32(load(float{}));
+    case GgufType::kBool: return boolean(*p != 0);
+    case GgufType::kUint64: return u64(load(uint64_t{}));
+    case GgufType::kInt64: return i64(load(int64_t{}));
+    case GgufType::kFloat64: return f64(load(double{}));
+    default: break;
+  }
+  return {};
 }
 
 std::optional<int64_t> GgufValue::as_int() const {
@@ -283,12 +378,13 @@ const std::string* GgufValue::as_string() const {
 
 std::string GgufValue::to_display_string(size_t max_elems) const {
   if (type == GgufType::kArray) {
-    std::string s = std::string("[") + gguf_type_name(elem_type) + " x " + std::to_string(elems.size()) + "] [";
-    for (size_t i = 0; i < elems.size() && i < max_elems; ++i) {
+    const size_t n = array_size();
+    std::string s = std::string("[") + gguf_type_name(elem_type) + " x " + std::to_string(n) + "] [";
+    for (size_t i = 0; i < n && i < max_elems; ++i) {
       if (i) s += ", ";
-      s += elems[i].to_display_string(max_elems);
+      s += element(i).to_display_string(max_elems);
     }
-    if (elems.size() > max_elems) s += ", ...";
+    if (n > max_elems) s += ", ...";
     return s + "]";
   }
   if (const auto* str = as_string()) {
@@ -503,8 +599,8 @@ Expected<std::vector<std::string>> GgufFile::get_string_array(std::string_view k
   if (!v) return missing_key(path(), key);
   if (!v->is_array() || v->elem_type != GgufType::kString) return wrong_type(path(), key, "an array of strings", *v);
   std::vector<std::string> out;
-  out.reserve(v->elems.size());
-  for (const auto& e : v->elems) out.push_back(*e.as_string());
+  out.reserve(v->array_size());
+  for (size_t i = 0; i < v->array_size(); ++i) out.emplace_back(v->string_element(i));
   return out;
 }
 
@@ -513,9 +609,9 @@ Expected<std::vector<double>> GgufFile::get_float_array(std::string_view key) co
   if (!v) return missing_key(path(), key);
   if (!v->is_array()) return wrong_type(path(), key, "an array of numbers", *v);
   std::vector<double> out;
-  out.reserve(v->elems.size());
-  for (const auto& e : v->elems) {
-    auto f = e.as_float();
+  out.reserve(v->array_size());
+  for (size_t i = 0; i < v->array_size(); ++i) {
+    auto f = v->element(i).as_float();
     if (!f) return wrong_type(path(), key, "an array of numbers", *v);
     out.push_back(*f);
   }
@@ -526,11 +622,12 @@ Expected<std::vector<int64_t>> GgufFile::get_int_array(std::string_view key) con
   const GgufValue* v = find(key);
   if (!v) return missing_key(path(), key);
   if (!v->is_array()) return wrong_type(path(), key, "an array of integers", *v);
+  if (v->elem_type == GgufType::kBool) return wrong_type(path(), key, "an array of integers", *v);
   std::vector<int64_t> out;
-  out.reserve(v->elems.size());
-  for (const auto& e : v->elems) {
-    auto i = e.as_int();
-    if (!i || e.type == GgufType::kBool) return wrong_type(path(), key, "an array of integers", *v);
+  out.reserve(v->array_size());
+  for (size_t k = 0; k < v->array_size(); ++k) {
+    auto i = v->element(k).as_int();
+    if (!i) return wrong_type(path(), key, "an array of integers", *v);
     out.push_back(*i);
   }
   return out;
@@ -704,8 +801,18 @@ class FileSink {
 void write_value(FileSink& out, const GgufValue& v) {
   if (v.type == GgufType::kArray) {
     out.put<uint32_t>(static_cast<uint32_t>(v.elem_type));
-    out.put<uint64_t>(v.elems.size());
-    for (const auto& e : v.elems) write_value(out, e);
+    out.put<uint64_t>(v.array_size());
+    if (v.elem_type == GgufType::kArray) {
+      for (const auto& e : v.elems) write_value(out, e);
+    } else if (v.elem_type == GgufType::kString) {
+      for (size_t i = 0; i < v.array_size(); ++i) {
+        const std::string_view s = v.string_element(i);
+        out.put<uint64_t>(s.size());
+        out.write(s.data(), s.size());
+      }
+    } else {
+      out.write(v.packed.data(), v.packed.size());  // little-endian, as GGUF stores numbers
+    }
     return;
   }
   std::visit(

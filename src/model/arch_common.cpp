@@ -59,8 +59,8 @@ Status read_qwen35_gguf_keys(const GgufFile& gguf, ModelConfig& c) {
     if (!v->is_array()) {
       return make_error(ErrorCode::kFormat, gguf.path() + ": key '" + a + ".attention.recurrent_layers' is not an array");
     }
-    for (const GgufValue& e : v->elems) {
-      const auto b = e.as_int();
+    for (size_t i = 0; i < v->array_size(); ++i) {
+      const auto b = v->element(i).as_int();
       if (!b) {
         return make_error(ErrorCode::kFormat, gguf.path() + ": key '" + a +
                                                   ".attention.recurrent_layers' holds a non-boolean element");

@@ -232,8 +232,17 @@ void Tokenizer::write_gguf_metadata(GgufWriter& w, int32_t min_n_vocab) const {
   // Merges as "left right", in rank order.
   std::vector<std::string> merges;
   if (m.merge_source == MergeSource::kMergesList) {
-    merges.reserve(m.merges.size());
-    for (const auto& [a, b] : m.merges) merges.push_back(a + " " + b);
+    // The list as the pair table holds it (Tokenizer::build_merges): by rank; a pair listed twice once, at
+    // the rank that takes effect (the later one).
+    std::vector<std::pair<int32_t, std::string>> ranked;
+    ranked.reserve(pairs_.size());
+    pairs_.for_each([&](int32_t left, int32_t right, const PairMerge& merge) {
+      const std::string& a = m.pieces[static_cast<size_t>(left)];
+      ranked.emplace_back(merge.rank, a + " " + m.pieces[static_cast<size_t>(right)]);
+    });
+    std::sort(ranked.begin(), ranked.end());
+    merges.reserve(ranked.size());
+    for (auto& [rank, text] : ranked) merges.push_back(std::move(text));
   } else if (m.merge_source == MergeSource::kTokenRanks) {
     // tiktoken has no merge list: a token's merge is the last step of BPE-encoding its own bytes with
     // only lower-ranked merges allowed (as tiktoken's and llama.cpp's converters derive it).

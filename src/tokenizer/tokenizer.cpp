@@ -230,6 +230,9 @@ Status Tokenizer::build_merges() {
         }
         pairs_.insert(ia->second, ib->second, {static_cast<int32_t>(rank), iab->second});
       }
+      // From here the pair table is the merge list (write_gguf_metadata writes it back in rank order): a
+      // 152k-merge list of string pairs held beside it would cost ~10 MB.
+      std::vector<std::pair<std::string, std::string>>().swap(model_.merges);
       break;
     }
     case MergeSource::kTokenRanks: {

@@ -87,7 +87,9 @@ struct TokenizerModel {
   std::vector<TokenType> types;
   std::vector<float> scores;           // kPieceScores only, one per id
   MergeSource merge_source = MergeSource::kMergesList;
-  std::vector<std::pair<std::string, std::string>> merges;  // kMergesList: pairs of pieces
+  // kMergesList: pairs of pieces. A built Tokenizer keeps them as its pair table only (model().merges is
+  // then empty; write_gguf_metadata writes the list back from the table).
+  std::vector<std::pair<std::string, std::string>> merges;
   std::vector<AddedToken> added_tokens;
   std::vector<NormalizerStep> normalizer;
   std::vector<PreTokenizerStep> pre_tokenizer;

@@ -134,6 +134,22 @@ int run_serve(const ServeArgs& a) {
   }
   o.filters = *filters;
   const size_t n_keys = o.keys.size();
+  // A file-size limit (ulimit -f) must fail the store's write, not kill the server: SIGXFSZ is ignored.
+  signal(SIGXFSZ, SIG_IGN);
+
+  // Signals go to one thread that waits for them (blocked everywhere else, including the threads the
+  // server starts), which then shuts the server down. Blocked before any thread starts (the store's writer
+  // is the first): a thread that has them unblocked would take them with their default action.
+  // A shell starts background jobs with SIGINT ignored, nohup with SIGHUP ignored: an ignored signal never
+  // reaches sigwait, so each gets its default disposition back first (blocked below, it is only waited for).
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) signal(sig, SIG_DFL);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
   std::unique_ptr<server::ConversationStore> store;
   if (!settings.db.empty()) {
     server::StoreOptions so;
@@ -148,20 +164,6 @@ int run_serve(const ServeArgs& a) {
     }
     store = std::move(*opened);
   }
-  // A file-size limit (ulimit -f) must fail the store's write, not kill the server: SIGXFSZ is ignored.
-  signal(SIGXFSZ, SIG_IGN);
-
-  // Signals go to one thread that waits for them (blocked everywhere else, including the threads the
-  // server starts), which then shuts the server down.
-  // A shell starts background jobs with SIGINT ignored, nohup with SIGHUP ignored: an ignored signal never
-  // reaches sigwait, so each gets its default disposition back first (blocked below, it is only waited for).
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) signal(sig, SIG_DFL);
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto server = std::make_unique<server::HttpServer>(o);
   if (store) {

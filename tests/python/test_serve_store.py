@@ -284,3 +284,20 @@ def test_an_abandoned_stream_is_saved_as_cancelled(tmp_path):
     rows = export(db)
     assert len(rows) == 1 and rows[0]["finish_reason"] == "cancelled", rows
     assert 0 < rows[0]["generated_tokens"] < 4000
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_server_with_a_store_stops_gracefully(tmp_path, sig):
+    """The store's writer thread starts before the server's: it must not take SIGTERM or SIGINT with their
+    default action (the process would die without ending its streams)."""
+    db = tmp_path / "signals.db"
+    with EdgellmServer(["-m", MODEL, "-t", "2", "--db", db]) as srv:
+        status, _ = post(srv.port, "/v1/completions", {"model": ALIAS, "prompt": "The lights", "max_tokens": 3})
+        assert status == 200
+        srv.proc.send_signal(sig)
+        assert srv.proc.wait(timeout=30) == 0, "\n".join(srv.stderr_lines)
+        deadline = time.monotonic() + 5
+        while not any("finishing the running requests" in line for line in srv.stderr_lines):
+            assert time.monotonic() < deadline, "\n".join(srv.stderr_lines)
+            time.sleep(0.05)
+    assert len(export(db)) == 1

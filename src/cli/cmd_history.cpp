@@ -160,44 +160,47 @@ std::string one_line(const std::string& text, size_t max_chars) {
   return out;
 }
 
-int run_history_list(const HistoryArgs& a) {
+// The exchanges `query` selects in the store of --db (read-only), or false with the error printed.
+bool find_exchanges(const HistoryArgs& a, const server::ExchangeQuery& query, std::vector<server::Exchange>* out) {
   std::unique_ptr<server::ConversationStore> store;
-  server::ExchangeQuery q;
-  if (!read_query(a, &q) || !open_store(a, true, &store)) return 1;
-  auto rows = store->find(q);
+  if (!open_store(a, true, &store)) return false;
+  auto rows = store->find(query);
   if (!rows.ok()) {
     std::fprintf(stderr, "edgellm history: %s\n", rows.error().message.c_str());
-    return 1;
+    return false;
   }
+  *out = std::move(*rows);
+  return true;
+}
+
+int run_history_list(const HistoryArgs& a) {
+  server::ExchangeQuery q;
+  std::vector<server::Exchange> rows;
+  if (!read_query(a, &q) || !find_exchanges(a, q, &rows)) return 1;
   std::printf("%-6s %-19s %-12s %-16s %-14s %11s %8s  %s\n", "ID", "TIME", "KEY", "MODEL", "FINISH", "TOKENS",
               "SECONDS", "USER → REPLY");
-  for (const server::Exchange& e : *rows) {
+  for (const server::Exchange& e : rows) {
     const std::string tokens = std::to_string(e.prompt_tokens) + "+" + std::to_string(e.generated_tokens);
     std::printf("%-6lld %-19s %-12s %-16s %-14s %11s %8.2f  %s → %s\n", static_cast<long long>(e.id),
                 local_time(e.time_ms).c_str(), one_line(e.key.empty() ? "-" : e.key, 12).c_str(),
                 one_line(e.model, 16).c_str(), e.finish_reason.c_str(), tokens.c_str(), e.total_ms / 1000.0,
                 one_line(last_user_text(e.messages), 40).c_str(), one_line(e.reply, 40).c_str());
   }
-  std::fprintf(stderr, "%zu exchange%s\n", rows->size(), rows->size() == 1 ? "" : "s");
+  std::fprintf(stderr, "%zu exchange%s\n", rows.size(), rows.size() == 1 ? "" : "s");
   return 0;
 }
 
 int run_history_show(const HistoryArgs& a) {
-  std::unique_ptr<server::ConversationStore> store;
-  if (!open_store(a, true, &store)) return 1;
   server::ExchangeQuery q;
   q.id = a.id;
-  auto rows = store->find(q);
-  if (!rows.ok()) {
-    std::fprintf(stderr, "edgellm history: %s\n", rows.error().message.c_str());
-    return 1;
-  }
-  if (rows->empty()) {
+  std::vector<server::Exchange> rows;
+  if (!find_exchanges(a, q, &rows)) return 1;
+  if (rows.empty()) {
     std::fprintf(stderr, "edgellm history: %s has no exchange %lld (`edgellm history list` shows the ids)\n",
                  a.db.c_str(), static_cast<long long>(a.id));
     return 1;
   }
-  const server::Exchange& e = rows->front();
+  const server::Exchange& e = rows.front();
   std::printf("exchange %lld%s%s\n", static_cast<long long>(e.id), e.request_id.empty() ? "" : "  ",
               e.request_id.c_str());
   std::printf("time      %s (local)\n", local_time(e.time_ms).c_str());
@@ -225,14 +228,9 @@ int run_history_show(const HistoryArgs& a) {
 }
 
 int run_history_export(const HistoryArgs& a) {
-  std::unique_ptr<server::ConversationStore> store;
   server::ExchangeQuery q;
-  if (!read_query(a, &q) || !open_store(a, true, &store)) return 1;
-  auto rows = store->find(q);
-  if (!rows.ok()) {
-    std::fprintf(stderr, "edgellm history: %s\n", rows.error().message.c_str());
-    return 1;
-  }
+  std::vector<server::Exchange> rows;
+  if (!read_query(a, &q) || !find_exchanges(a, q, &rows)) return 1;
   std::ofstream file;
   if (!a.output.empty()) {
     file.open(a.output, std::ios::binary | std::ios::trunc);
@@ -242,7 +240,7 @@ int run_history_export(const HistoryArgs& a) {
     }
   }
   std::ostream& out = a.output.empty() ? std::cout : file;
-  for (const server::Exchange& e : *rows) {
+  for (const server::Exchange& e : rows) {
     nlohmann::ordered_json j;
     j["id"] = e.id;
     j["request_id"] = e.request_id;
@@ -266,7 +264,7 @@ int run_history_export(const HistoryArgs& a) {
     std::fprintf(stderr, "edgellm history: cannot write the export\n");
     return 1;
   }
-  std::fprintf(stderr, "exported %zu exchange%s\n", rows->size(), rows->size() == 1 ? "" : "s");
+  std::fprintf(stderr, "exported %zu exchange%s\n", rows.size(), rows.size() == 1 ? "" : "s");
   return 0;
 }
 

@@ -43,6 +43,9 @@ stage "ASan+UBSan build (clang, with the fuzz targets)"
 # that the same objects (with libFuzzer's coverage instrumentation) serve the unit tests and the fuzzers.
 SANITIZER_FLAGS=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1"
   "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g1")
+# The tests' `edgellm synth` is the Release build's (EDGELLM_TEST_CLI): the sanitizer builds leave their own
+# command-line tool out (the Python tests, which exercise it, run in the Release stage only).
+SANITIZER_FLAGS+=("-DEDGELLM_TEST_CLI=$PWD/build/edgellm")
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-asan -G Ninja "${SANITIZER_FLAGS[@]}" "${UNITY[@]}" \
   -DEDGELLM_SANITIZE=address,undefined -DEDGELLM_FUZZ=ON -DEDGELLM_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan -j "$JOBS"
@@ -70,7 +73,7 @@ if [ "${EDGELLM_SKIP_TSAN:-0}" != 1 ]; then
   build-tsan/tests/capi_engine_test
   build-tsan/tests/capi_cpp_test --gtest_filter='CApi.Parallel*:*CApiPerArch.Parallel*:CApi.Abort*:CApi.Async*'
   build-tsan/tests/rkllm_test --gtest_filter='Rkllm.Abort*:Rkllm.Async*:Rkllm.HandlesRunInParallel:Rkllm.Batch*:*RkllmPerArch.Batch*'
-  # Its models are written by the Release build's `edgellm synth` (the same files; only the library is under test).
+  # Its models are written by the Release build's `edgellm synth` (EDGELLM_TEST_CLI; only the library is under test).
   EDGELLM_BIN=build/edgellm build-tsan/tests/capi_test
   unset TSAN_OPTIONS
 fi

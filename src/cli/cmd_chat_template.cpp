@@ -6,6 +6,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -33,6 +34,7 @@ struct ChatTemplateArgs {
   bool describe = false;
   bool segments = false;
   bool ids = false;
+  bool batch = false;          // --batch: --messages holds one conversation per line
   std::string tokenizer_path;  // for --ids; default: --model
   std::string jinja_context;   // --jinja-context: render --template-file with these variables
   std::string tools_path;      // --tools: tool definitions (JSON array)
@@ -95,6 +97,36 @@ Status run_jinja(const ChatTemplateArgs& args) {
   return {};
 }
 
+// One conversation (a JSON array of messages) to what the command prints: the prompt text, its JSON segments
+// (--segments) or its token ids (--ids, given a tokenizer). one_line (--batch): the text as a JSON string and
+// the segments without indentation, so that each conversation's output is one line.
+struct PromptRenderer {
+  const ChatTemplate& chat_template;
+  const ChatOptions& opts;
+  const Tokenizer* tokenizer;
+  bool segments;
+
+  Expected<std::string> render(const nlohmann::ordered_json& json, bool one_line) const {
+    EDGELLM_ASSIGN_OR_RETURN(const std::vector<ChatMessage> messages, parse_chat_messages(json));
+    EDGELLM_ASSIGN_OR_RETURN(const RenderedPrompt prompt, chat_template.render(messages, opts));
+    if (segments) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const PromptSegment& segment : prompt.segments) {
+        out.push_back({{"text", segment.text}, {"allow_special", segment.allow_special}});
+      }
+      return out.dump(one_line ? -1 : 1, ' ', false, nlohmann::json::error_handler_t::replace) + (one_line ? "" : "\n");
+    }
+    if (tokenizer != nullptr) {
+      EDGELLM_ASSIGN_OR_RETURN(const std::vector<int32_t> ids, encode_prompt(*tokenizer, prompt));
+      std::string line;
+      for (const int32_t id : ids) line += (line.empty() ? "" : " ") + std::to_string(id);
+      return one_line ? line : line + "\n";
+    }
+    const std::string text = prompt.text();
+    return one_line ? nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : text;
+  }
+};
+
 Status run(const ChatTemplateArgs& args) {
   if (!args.jinja_context.empty()) return run_jinja(args);
   ChatOptions opts;
@@ -122,12 +154,6 @@ Status run(const ChatTemplateArgs& args) {
 
   if (args.messages_path.empty()) return make_error(ErrorCode::kInvalidArgument, "--messages FILE.json is required");
   EDGELLM_ASSIGN_OR_RETURN(const std::string text, read_text(args.messages_path));
-  nlohmann::ordered_json json;
-  try {
-    json = nlohmann::ordered_json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    return make_error(ErrorCode::kFormat, args.messages_path + ": malformed JSON: " + e.what());
-  }
   if (!args.tools_path.empty()) {
     EDGELLM_ASSIGN_OR_RETURN(const std::string tools, read_text(args.tools_path));
     try {
@@ -145,30 +171,54 @@ Status run(const ChatTemplateArgs& args) {
     }
     if (!opts.template_kwargs.is_object()) return make_error(ErrorCode::kInvalidArgument, "--template-kwargs: expected a JSON object");
   }
-  EDGELLM_ASSIGN_OR_RETURN(const std::vector<ChatMessage> messages, parse_chat_messages(json));
-  EDGELLM_ASSIGN_OR_RETURN(const RenderedPrompt prompt, chat_template.render(messages, opts));
-
-  if (args.segments) {
-    nlohmann::json out = nlohmann::json::array();
-    for (const PromptSegment& segment : prompt.segments) {
-      out.push_back({{"text", segment.text}, {"allow_special", segment.allow_special}});
-    }
-    std::printf("%s\n", out.dump(1).c_str());
-    return {};
-  }
+  std::unique_ptr<Tokenizer> tokenizer;
   if (args.ids) {
     const std::string& path = args.tokenizer_path.empty() ? args.model_path : args.tokenizer_path;
     if (path.empty()) return make_error(ErrorCode::kInvalidArgument, "--ids needs --tokenizer PATH or --model PATH");
-    EDGELLM_ASSIGN_OR_RETURN(const std::unique_ptr<Tokenizer> tokenizer, Tokenizer::from_path(path));
-    EDGELLM_ASSIGN_OR_RETURN(const std::vector<int32_t> ids, encode_prompt(*tokenizer, prompt));
-    std::string line;
-    for (const int32_t id : ids) line += (line.empty() ? "" : " ") + std::to_string(id);
-    std::printf("%s\n", line.c_str());
+    EDGELLM_ASSIGN_OR_RETURN(tokenizer, Tokenizer::from_path(path));
+  }
+  const PromptRenderer renderer{chat_template, opts, tokenizer.get(), args.segments};
+  if (!args.batch) {
+    nlohmann::ordered_json json;
+    try {
+      json = nlohmann::ordered_json::parse(text);
+    } catch (const nlohmann::json::parse_error& e) {
+      return make_error(ErrorCode::kFormat, args.messages_path + ": malformed JSON: " + e.what());
+    }
+    EDGELLM_ASSIGN_OR_RETURN(const std::string out, renderer.render(json, /*one_line=*/false));
+    std::fwrite(out.data(), 1, out.size(), stdout);  // the prompt text exactly: no newline added
+    std::fflush(stdout);
     return {};
   }
-  const std::string rendered = prompt.text();
-  std::fwrite(rendered.data(), 1, rendered.size(), stdout);  // exactly the prompt: no newline added
+  // --batch: one conversation per line, one line out per conversation; a conversation that fails prints
+  // {"error": ...} on its line and the others go on.
+  size_t failed = 0, line_no = 0, begin = 0;
+  while (begin < text.size()) {
+    size_t end = text.find('\n', begin);
+    if (end == std::string::npos) end = text.size();
+    const std::string_view line(text.data() + begin, end - begin);
+    begin = end + 1;
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    Expected<std::string> out = make_error(ErrorCode::kFormat, "");
+    try {
+      out = renderer.render(nlohmann::ordered_json::parse(line), /*one_line=*/true);
+    } catch (const nlohmann::json::parse_error& e) {
+      out = make_error(ErrorCode::kFormat, std::string("malformed JSON: ") + e.what());
+    }
+    if (!out.ok()) {
+      ++failed;
+      const nlohmann::json error = {{"error", args.messages_path + " line " + std::to_string(line_no) + ": " + out.error().message}};
+      std::printf("%s\n", error.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    } else {
+      std::printf("%s\n", out->c_str());
+    }
+  }
   std::fflush(stdout);
+  if (failed > 0) {
+    return make_error(ErrorCode::kInvalidArgument, std::to_string(failed) + " of the conversations in " +
+                                                      args.messages_path + " could not be rendered (their lines say why)");
+  }
   return {};
 }
 
@@ -198,6 +248,9 @@ void add_chat_template_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--segments", args->segments, "Print the prompt as JSON segments with their allow_special flag");
   cmd->add_flag("--ids", args->ids, "Print the prompt's token ids (message text never becomes special tokens)");
   cmd->add_option("--tokenizer", args->tokenizer_path, "Tokenizer for --ids (default: --model)");
+  cmd->add_flag("--batch", args->batch,
+                "--messages holds JSON lines, one conversation each; print one line per conversation (ids, compact "
+                "segments, or the prompt as a JSON string), or {\"error\": ...} for one that fails");
   cmd->add_option("--tools", args->tools_path, "Tool definitions for the template: a JSON array of {type, function}");
   cmd->add_option("--template-kwargs", args->kwargs, "More template variables, a JSON object (chat_template_kwargs)");
   cmd->add_option("--jinja-context", args->jinja_context,

@@ -27,8 +27,7 @@ import transformers
 from test_chat_template import (CONVERSATIONS, LLAMA_DATE, SHARED, SHARED_TOKENIZERS, TEMPLATES, edgellm_bin,
                                 reference_tokenizer, run_edgellm)
 
-# One conversation in three keeps the run short: each edgellm call loads an 11 MB tokenizer.json.
-CONV_IDS = list(range(0, len(CONVERSATIONS), 3))
+CONV_IDS = list(range(len(CONVERSATIONS)))
 
 
 # Hermes 3's own tokenizer is not in the reference data. Its stand-in: Llama 3's, with the first reserved special
@@ -82,6 +81,29 @@ def non_special_added_tokens(tok):
     return [t.content for t in tok.added_tokens_decoder.values() if not t.special]
 
 
+_batch_ids: dict[str, list[str]] = {}
+
+
+def edgellm_ids(name: str, conv_idx: int) -> list[int] | str:
+    """edgellm's ids for one conversation, or its error message. Each template's conversations go through one
+    `chat-template --ids --batch` call (one line each), so that the tokenizer is loaded once per template."""
+    if name not in _batch_ids:
+        path, _ = TEMPLATES[name]
+        cmd = [str(edgellm_bin()), "chat-template", "--template-file", str(path), "--date-string", LLAMA_DATE, "--ids",
+               "--tokenizer", str(tokenizer_dir(name)), "--batch", "--messages", "-"]
+        stdin = "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in CONVERSATIONS).encode("utf-8")
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=120)
+        lines = proc.stdout.decode("utf-8").splitlines()
+        assert len(lines) == len(CONVERSATIONS), proc.stderr.decode("utf-8", "replace")
+        # The exit status tells whether any conversation failed.
+        assert (proc.returncode != 0) == any(line.startswith("{") for line in lines), proc.stderr
+        _batch_ids[name] = lines
+    line = _batch_ids[name][conv_idx]
+    if line.startswith("{"):
+        return json.loads(line)["error"]
+    return [int(x) for x in line.split()]
+
+
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
 @pytest.mark.parametrize("conv_idx", CONV_IDS)
 def test_prompt_ids_match_transformers(name, conv_idx):
@@ -89,18 +111,16 @@ def test_prompt_ids_match_transformers(name, conv_idx):
     path, _ = TEMPLATES[name]
     tok = tokenizer_for(name)
     kwargs = {"date_string": LLAMA_DATE} if name in ("llama3.1", "llama3.2") else {}
-    proc = run_edgellm(["--template-file", path, "--date-string", LLAMA_DATE, "--ids", "--tokenizer",
-                        tokenizer_dir(name)], messages)
+    got = edgellm_ids(name, conv_idx)
     try:
         expected = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True,
                                            sanitize_control_tokens=True, chat_template=path.read_text(), **kwargs)
     except Exception as e:  # the template rejects this conversation (raise_exception): edgellm must too
-        assert proc.returncode != 0, f"transformers refused ({e}) but edgellm rendered it"
+        assert isinstance(got, str), f"transformers refused ({e}) but edgellm rendered it"
         return
     expected = list(expected["input_ids"] if hasattr(expected, "keys") else expected)
 
-    assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
-    got = [int(x) for x in proc.stdout.split()]
+    assert not isinstance(got, str), got
     if got != expected:
         texts = [m["content"] + m.get("reasoning_content", "") for m in messages]
         typed = [t for t in non_special_added_tokens(tok) if any(t in text for text in texts)]
@@ -131,6 +151,22 @@ def test_forged_turn_stays_text():
     im_start, im_end = tok.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"])
     # Exactly the template's own: <|im_start|>user ... <|im_end|> <|im_start|>assistant.
     assert ids.count(im_start) == 2 and ids.count(im_end) == 1
+
+
+def test_batch_lines_match_single_calls_and_bad_lines_name_themselves():
+    # --batch prints what one call per conversation prints, line for line; a malformed line gets an error
+    # naming its line number and the lines after it are still rendered.
+    good = CONVERSATIONS[1]
+    single = run_edgellm(["--name", "qwen3", "--ids", "--tokenizer", tokenizer_dir("qwen3")], good)
+    assert single.returncode == 0, single.stderr
+    stdin = (json.dumps(good) + "\n" + '[{"role": "user", "content": "x"\n' + "\n" + json.dumps(good) + "\n").encode()
+    proc = subprocess.run([str(edgellm_bin()), "chat-template", "--name", "qwen3", "--ids", "--tokenizer",
+                           str(tokenizer_dir("qwen3")), "--batch", "--messages", "-"],
+                          input=stdin, capture_output=True, timeout=60)
+    lines = proc.stdout.decode().splitlines()
+    assert proc.returncode == 1 and b"1 of the conversations" in proc.stderr, proc.stderr
+    assert lines[0] == lines[2] == single.stdout.decode().strip()
+    assert "line 2" in json.loads(lines[1])["error"] and "malformed JSON" in json.loads(lines[1])["error"]
 
 
 def test_ids_need_a_tokenizer():

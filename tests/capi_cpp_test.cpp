@@ -157,6 +157,31 @@ TEST_F(CApi, StreamedPiecesAddUpToTheFinishTextOnce) {
   EXPECT_STREQ(perf_of(s2.get()).finish_reason, "stop");
 }
 
+// Speculative decoding through the C API: the same text, and the perf record says what was verified. (The
+// tiny random model repeats itself, so drafts from the context are accepted; the cases are in
+// speculative_decoding_test.cpp.)
+TEST_F(CApi, LookupGivesTheSameTextAndReportsItsDrafts) {
+  const std::string plain = alone("Once upon a time", 60);
+  auto s = open_session(model());
+  auto gp = greedy(model(), 60);
+  gp.lookup = 8;
+  Events e;
+  ASSERT_EQ(edgellm_session_complete(s.get(), "Once upon a time", &gp, Events::callback, &e), EDGELLM_OK);
+  EXPECT_TRUE(e.finished_once());
+  EXPECT_EQ(e.text, plain);
+  const edgellm_perf p = perf_of(s.get());
+  EXPECT_EQ(p.decode_tokens, 60);
+  EXPECT_GT(p.verify_steps, 0);
+  EXPECT_GE(p.draft_tokens, p.verify_steps);
+  EXPECT_LE(p.accepted_tokens, p.draft_tokens);
+  gp.lookup = 33;
+  Events bad;
+  EXPECT_EQ(edgellm_session_complete(s.get(), "Once upon a time", &gp, Events::callback, &bad),
+            EDGELLM_ERROR_INVALID_ARGUMENT);
+  EXPECT_TRUE(bad.failed_once());
+  EXPECT_NE(bad.final_text.find("lookup"), std::string::npos) << bad.final_text;
+}
+
 TEST_F(CApi, CallbackStopsTheRunWithFinish) {
   auto s = open_session(model());
   const auto gp = greedy(model(), 50);

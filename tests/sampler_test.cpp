@@ -149,13 +149,15 @@ Reference reference_distribution(const std::vector<float>& logits, const Samplin
 
 // ---- Drawing and the chi-square check ----
 
-std::vector<int64_t> draw_counts(const SamplingParams& params, const std::vector<float>& logits, int n_draws) {
+// draft: every draw verifies this token as speculative decoding does (Sampler::sample with a draft).
+std::vector<int64_t> draw_counts(const SamplingParams& params, const std::vector<float>& logits, int n_draws,
+                                 int32_t draft = Sampler::kNoToken) {
   Sampler sampler(params, static_cast<int32_t>(logits.size()));
   std::vector<int64_t> counts(logits.size(), 0);
   std::vector<float> work(logits.size());
   for (int d = 0; d < n_draws; ++d) {
     work = logits;
-    const int32_t token = sampler.sample(work.data());
+    const int32_t token = sampler.sample(work.data(), draft);
     EXPECT_GE(token, 0);
     if (token < 0) return counts;
     ++counts[static_cast<size_t>(token)];
@@ -226,10 +228,11 @@ ChiSquare chi_square(const std::vector<int64_t>& counts, const std::vector<doubl
 }
 
 // Draws `n_draws` tokens and checks them against the reference; the seed is printed on failure.
-void expect_distribution(const std::vector<float>& logits, const SamplingParams& params, int n_draws = 20000) {
+void expect_distribution(const std::vector<float>& logits, const SamplingParams& params, int n_draws = 20000,
+                         int32_t draft = Sampler::kNoToken) {
   const Reference ref = reference_distribution(logits, params);
   ASSERT_GT(ref.min_margin, 2e-5) << "test data too close to a cut-off; seed " << params.seed;
-  const ChiSquare chi = chi_square(draw_counts(params, logits, n_draws), ref.probs);
+  const ChiSquare chi = chi_square(draw_counts(params, logits, n_draws, draft), ref.probs);
   EXPECT_EQ(chi.n_impossible_drawn, 0) << "tokens outside the kept set were drawn (seed " << params.seed << ")\n"
                                        << chi.table;
   EXPECT_LT(chi.stat, chi.critical) << "chi-square " << chi.stat << " >= " << chi.critical << " (df " << chi.df
@@ -353,6 +356,80 @@ TEST(SamplerDistribution, FullDefaultChainWithTopKFirst) {
   p.min_p = 0.1f;
   p.seed = 106;
   expect_distribution(kSmallLogits, p);
+}
+
+// ---- Speculative decoding's verification: a drafted token is accepted with its probability, else the
+// draw excludes it; the result must follow the same distribution as a plain draw, whatever the draft ----
+
+TEST(SamplerDraft, VerifiedDraftsLeaveTheDistributionUnchanged) {
+  SamplingParams chain = plain(0.9f);
+  chain.top_k = 8;
+  chain.typical_p = 0.95f;
+  chain.top_p = 0.9f;
+  chain.min_p = 0.1f;
+  SamplingParams top_k = plain(0.7f);
+  top_k.top_k = 4;
+  for (SamplingParams p : {plain(1.0f), plain(0.5f), top_k, chain}) {
+    // The most likely token, one in the middle, the least likely, one no truncation keeps (11), none.
+    for (int32_t draft : {0, 3, 7, 11, Sampler::kNoToken}) {
+      SCOPED_TRACE("temperature " + std::to_string(p.temperature) + " top_k " + std::to_string(p.top_k) +
+                   ", draft " + std::to_string(draft));
+      p.seed = 300 + static_cast<uint64_t>(draft + 1);
+      expect_distribution(kSmallLogits, p, 20000, draft);
+    }
+  }
+}
+
+TEST(SamplerDraft, WholeVocabularyPathAndPenalties) {
+  // No truncation: the draw over the whole vocabulary by token id.
+  const std::vector<float> logits = large_logits(4096, 11);
+  SamplingParams p = plain(1.0f);
+  p.seed = 310;
+  for (int32_t draft : {17, 4096 / 2, 5}) {
+    SCOPED_TRACE("draft " + std::to_string(draft));
+    expect_distribution(logits, p, 20000, draft);
+  }
+  // Penalties act before the draw: a penalised draft is accepted less often, exactly as it is drawn less.
+  SamplingParams penalised = plain(1.0f);
+  penalised.repetition_penalty = 1.5f;
+  penalised.seed = 311;
+  Sampler with(penalised, 12), without(penalised, 12);
+  with.accept(0);
+  without.accept(0);
+  std::vector<int64_t> a(12), b(12);
+  std::vector<float> work;
+  for (int i = 0; i < 20000; ++i) {
+    work = kSmallLogits;
+    ++a[static_cast<size_t>(with.sample(work.data(), 0))];
+    work = kSmallLogits;
+    ++b[static_cast<size_t>(without.sample(work.data()))];
+  }
+  std::vector<float> reference_logits = kSmallLogits;
+  reference_logits[0] /= 1.5f;  // CTRL-style: positive logits divided by the penalty
+  const Reference ref = reference_distribution(reference_logits, plain(1.0f));
+  const ChiSquare chi_a = chi_square(a, ref.probs), chi_b = chi_square(b, ref.probs);
+  EXPECT_LT(chi_a.stat, chi_a.critical) << chi_a.table;
+  EXPECT_LT(chi_b.stat, chi_b.critical) << chi_b.table;
+}
+
+TEST(SamplerDraft, GreedyIgnoresTheDraftAndMirostatStillDraws) {
+  Sampler greedy_sampler(plain(0.0f), 12);
+  std::vector<float> work = kSmallLogits;
+  EXPECT_EQ(greedy_sampler.sample(work.data(), 5), 0);
+  SamplingParams m = plain(1.0f);
+  m.mirostat = 2;
+  m.seed = 320;
+  Sampler mirostat(m, 12);
+  int accepted = 0;
+  for (int i = 0; i < 2000; ++i) {
+    work = kSmallLogits;
+    const int32_t t = mirostat.sample(work.data(), 0);
+    ASSERT_GE(t, 0);
+    accepted += t == 0;
+  }
+  // Token 0 has the largest probability but not all of it.
+  EXPECT_GT(accepted, 200);
+  EXPECT_LT(accepted, 1900);
 }
 
 TEST(SamplerDistribution, TinyTemperatureActsLikeArgmax) {

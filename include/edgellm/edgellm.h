@@ -172,6 +172,12 @@ typedef struct edgellm_generate_params {
   /* Chat with tools (edgellm_session_set_tools): NULL or "auto" (the model decides), "none", "required" (a
      call is forced), or a function's name (that call is forced). */
   const char* tool_choice;
+  /* Speculative decoding with prompt lookup: up to this many tokens drafted from the context (what followed
+     the latest earlier occurrence of its last tokens) and verified in one forward step, the number adapted
+     to how many are accepted; 0 (default): off, at most 32. The output is that of plain decoding (greedy:
+     the same tokens; sampled: the same distribution); it pays off when replies repeat their input
+     (summaries, edits, answers quoting a document). Hybrid models (Qwen3.5) decode plainly. */
+  int32_t lookup;
 } edgellm_generate_params;
 
 EDGELLM_API edgellm_generate_params edgellm_generate_default_params(const edgellm_model* model);
@@ -301,6 +307,11 @@ typedef struct edgellm_perf {
   double decode_ms;
   uint64_t peak_rss_bytes;
   const char* finish_reason; /* "stop", "length", "callback", "aborted", "context", or "" */
+  /* Speculative decoding (edgellm_generate_params.lookup): forward steps that verified a draft, the tokens
+     drafted, and of those the accepted. */
+  int64_t verify_steps;
+  int64_t draft_tokens;
+  int64_t accepted_tokens;
 } edgellm_perf;
 EDGELLM_API edgellm_status edgellm_session_get_perf(const edgellm_session* session, edgellm_perf* perf);
 

@@ -122,6 +122,7 @@ inline edgellm::Expected<edgellm::GenerateOptions> to_cpp(const edgellm_generate
     return edgellm::make_error(ErrorCode::kInvalidArgument, "give grammar or json_schema, not both");
   }
   if (params->grammar != nullptr) o.grammar = params->grammar;
+  o.lookup = params->lookup;
   if (params->tool_choice != nullptr) o.tool_choice = params->tool_choice;
   if (params->json_schema != nullptr) {
     auto schema = nlohmann::ordered_json::parse(params->json_schema, nullptr, /*allow_exceptions=*/false);

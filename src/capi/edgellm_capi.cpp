@@ -602,6 +602,9 @@ edgellm_status edgellm_session_get_perf(const edgellm_session* session, edgellm_
   perf->decode_ms = s.decode_ms;
   perf->peak_rss_bytes = s.peak_rss_bytes;
   perf->finish_reason = s.finish_reason.c_str();
+  perf->verify_steps = s.verify_steps;
+  perf->draft_tokens = s.draft_tokens;
+  perf->accepted_tokens = s.accepted_tokens;
   return EDGELLM_OK;
 }
 

@@ -71,6 +71,8 @@ struct BenchArgs {
   int64_t prefill_chunk = 256;
   int block_size = 16;
   int64_t shared_prefix = 0;
+  // --verify: the cost of a speculative-decoding verification step of k drafted tokens against a decode step.
+  std::string verify;
 };
 
 int run_bench(const BenchArgs& a) {
@@ -137,8 +139,26 @@ int run_bench(const BenchArgs& a) {
     pa.json = a.json;
     return run_parallel_bench(*lm, a.model, load_s, pa);
   }
+  std::vector<int64_t> verify_ks;
+  if (!a.verify.empty()) {
+    try {
+      verify_ks = parse_list(a.verify);
+    } catch (...) {
+      verify_ks.clear();
+    }
+    if (verify_ks.empty() || std::any_of(verify_ks.begin(), verify_ks.end(), [](int64_t k) { return k < 1 || k > 32; })) {
+      std::fprintf(stderr, "edgellm bench: --verify takes comma-separated draft lengths in [1, 32]\n");
+      return 1;
+    }
+    if (a.interleave) {
+      std::fprintf(stderr, "edgellm bench: --verify runs without --interleave\n");
+      return 1;
+    }
+  }
+  const int64_t max_verify = verify_ks.empty() ? 0 : 1 + *std::max_element(verify_ks.begin(), verify_ks.end());
   const int64_t max_prompt = *std::max_element(prompts.begin(), prompts.end());
-  const int64_t needed_ctx = max_prompt + *std::max_element(outputs.begin(), outputs.end());
+  const int64_t needed_ctx = std::max(max_prompt + *std::max_element(outputs.begin(), outputs.end()),
+                                      prompts[0] + max_verify);
   const int64_t n_ctx = a.ctx > 0 ? a.ctx : needed_ctx;
   if (n_ctx < needed_ctx) {
     std::fprintf(stderr, "edgellm bench: --ctx %lld is smaller than the largest input + output (%lld tokens)\n",
@@ -170,7 +190,7 @@ int run_bench(const BenchArgs& a) {
   size_t kv_cache_bytes = 0;
   for (const KvCache& cache : caches) kv_cache_bytes += cache.size_bytes();
   const int64_t batch = std::max<int64_t>(1, std::min(a.batch, max_prompt));
-  ForwardScratch scratch(c, batch, n_ctx, pool.n_threads());
+  ForwardScratch scratch(c, std::max(batch, max_verify), n_ctx, pool.n_threads());
   std::vector<float> logits;
 
   // Bytes one decode step reads: every weight except the token embedding (one row of it).
@@ -330,6 +350,44 @@ int run_bench(const BenchArgs& a) {
                                                                          : (*lm)->model().weight_bytes();
   const double file_mib = static_cast<double>(file_bytes) / (1 << 20);
   const double kv_mib = static_cast<double>(kv_cache_bytes) / (1 << 20);
+  // --verify: after the first input length's prompt, a step of 1 + k tokens with every row's logits (what
+  // speculative decoding's verification runs) against a one-token decode step, alternating, the cache set
+  // back after each; medians over the runs after two warm-ups.
+  struct VerifyRow {
+    int64_t k;
+    double decode_ms, verify_ms;
+  };
+  std::vector<VerifyRow> verify_rows;
+  if (!verify_ks.empty()) {
+    const int64_t p = prompts[0];
+    const std::vector<int32_t> prompt = random_tokens(p);
+    const std::vector<int32_t> step = random_tokens(max_verify);
+    kv->set_n_past(0);
+    Status st = tf.forward(prompt.data(), p, *kv, scratch, pool, LogitsMode::kLast, logits);
+    const int runs = std::max(8, 4 * a.reps);
+    for (int64_t k : verify_ks) {
+      std::vector<double> one_ms, k_ms;
+      for (int i = 0; i < runs + 2 && st.ok(); ++i) {
+        auto t0 = Clock::now();
+        st = tf.forward(step.data(), 1, *kv, scratch, pool, LogitsMode::kLast, logits);
+        const double one = seconds_since(t0) * 1000;
+        kv->set_n_past(p);
+        if (!st.ok()) break;
+        t0 = Clock::now();
+        st = tf.forward(step.data(), 1 + k, *kv, scratch, pool, LogitsMode::kAll, logits);
+        const double many = seconds_since(t0) * 1000;
+        kv->set_n_past(p);
+        if (i < 2) continue;
+        one_ms.push_back(one);
+        k_ms.push_back(many);
+      }
+      if (!st.ok()) {
+        std::fprintf(stderr, "edgellm bench: %s\n", st.error().message.c_str());
+        return 1;
+      }
+      verify_rows.push_back({k, summarize(one_ms).median, summarize(k_ms).median});
+    }
+  }
   const double bandwidth = a.roofline ? measure_read_bandwidth_gbs(pool) : 0;
   const double limit = bandwidth > 0 ? bandwidth * 1e9 / per_token_bytes : 0;
 
@@ -376,6 +434,14 @@ int run_bench(const BenchArgs& a) {
       out["bandwidth_gbs"] = bandwidth;
       out["decode_limit_tps"] = limit;
     }
+    if (!verify_rows.empty()) {
+      nlohmann::json v = nlohmann::json::array();
+      for (const VerifyRow& r : verify_rows) {
+        v.push_back({{"k", r.k}, {"position", prompts[0]}, {"decode_step_ms", r.decode_ms}, {"verify_step_ms", r.verify_ms},
+                     {"ratio", r.verify_ms / r.decode_ms}});
+      }
+      out["verify"] = v;
+    }
     if (grammar) {
       out["grammar_ms_per_token_first_run"] = summarize(grammar_cold_ms).median;
       out["grammar_ms_per_token"] = summarize(grammar_warm_ms).median;
@@ -386,6 +452,12 @@ int run_bench(const BenchArgs& a) {
     std::printf("peak RSS %.1f MiB = model file %.1f MiB + KV cache %.1f MiB + %.1f MiB other (medians of %d runs, "
                 "± half the range)\n",
                 rss_mib, file_mib, kv_mib, rss_mib - file_mib - kv_mib, a.reps);
+    for (const VerifyRow& r : verify_rows) {
+      std::printf("verification of %lld drafted tokens after %lld positions: a %lld-token step (all logits) %.2f ms = "
+                  "%.2fx a %.2f ms decode step (medians of %d alternating runs)\n",
+                  static_cast<long long>(r.k), static_cast<long long>(prompts[0]), static_cast<long long>(r.k + 1),
+                  r.verify_ms, r.verify_ms / r.decode_ms, r.decode_ms, std::max(8, 4 * a.reps));
+    }
     if (grammar) {
       const double cold = summarize(grammar_cold_ms).median, warm = summarize(grammar_warm_ms).median;
       const double step = summarize(step_warm_ms).median;
@@ -429,6 +501,9 @@ void add_bench_command(CLI::App& app, int& exit_code) {
       ->check(CLI::ExistingFile)
       ->excludes("--grammar");
   cmd->add_flag("--roofline", a->roofline, "Measure memory bandwidth and show decode speed against its limit");
+  cmd->add_option("--verify", a->verify,
+                  "Draft lengths k, comma-separated (e.g. 4,8): time a speculative-decoding verification step of 1 + k "
+                  "tokens against a one-token decode step, after the first input length");
   cmd->add_flag("--interleave", a->interleave,
                 "Prefill every input length, then decode them in turn one token each (a KV cache per input length), "
                 "so that all see the same machine state: fair ratios such as decode at 4096 vs 128 positions");

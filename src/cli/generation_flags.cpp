@@ -1,5 +1,6 @@
 #include "cli/generation_flags.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -29,6 +30,11 @@ void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
   cmd->add_option("--mirostat-tau", f.mirostat_tau, "Mirostat target surprise in bits (default 5)");
   cmd->add_option("--mirostat-eta", f.mirostat_eta, "Mirostat learning rate (default 0.1)");
   cmd->add_option("-n,--max-new-tokens", f.max_new_tokens, "Maximum tokens to generate")->capture_default_str();
+  cmd->add_option("--lookup", f.lookup,
+                  "Speculative decoding with prompt lookup: verify up to N tokens copied from the context per step "
+                  "(same output, faster when the reply repeats its input; 0: off)")
+      ->check(CLI::Range(0, 32))
+      ->capture_default_str();
   cmd->add_option("--lora", f.lora, "LoRA adapter to apply (PEFT directory or GGUF adapter)");
   cmd->add_option("--lora-scale", f.lora_scale, "LoRA strength")->capture_default_str();
   cmd->add_option("--require-signature", f.require_signature,
@@ -109,6 +115,7 @@ bool build_generate_params(const GenerationFlags& f, edgellm_model* model, const
   if (f.mirostat_tau) s.mirostat_tau = *f.mirostat_tau;
   if (f.mirostat_eta) s.mirostat_eta = *f.mirostat_eta;
   p->max_new_tokens = f.max_new_tokens;
+  p->lookup = f.lookup;
   auto read = [](const std::string& path, std::string& out) {
     std::ifstream in(path, std::ios::binary);
     std::stringstream ss;
@@ -143,6 +150,17 @@ void print_perf(edgellm_session* session) {
                static_cast<long long>(perf.prefill_tokens), perf.prefill_ms, prefill_tps,
                static_cast<long long>(perf.decode_tokens), perf.decode_ms, decode_tps,
                static_cast<double>(perf.peak_rss_bytes) / (1024.0 * 1024.0), perf.finish_reason);
+  if (perf.verify_steps > 0) {
+    std::fprintf(stderr, "[lookup: %lld verification steps, %lld of %lld drafted tokens accepted (%.0f%%), %.2f tokens "
+                         "per forward step]\n",
+                 static_cast<long long>(perf.verify_steps), static_cast<long long>(perf.accepted_tokens),
+                 static_cast<long long>(perf.draft_tokens),
+                 100.0 * static_cast<double>(perf.accepted_tokens) / static_cast<double>(std::max<int64_t>(perf.draft_tokens, 1)),
+                 perf.decode_tokens > 0 ? static_cast<double>(perf.decode_tokens) /
+                                              static_cast<double>(perf.decode_tokens - perf.accepted_tokens > 0
+                                                                      ? perf.decode_tokens - perf.accepted_tokens : 1)
+                                        : 0.0);
+  }
 }
 
 }  // namespace edgellm::cli

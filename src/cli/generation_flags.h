@@ -25,6 +25,7 @@ struct GenerationFlags {
   std::optional<int> top_k, repeat_last_n;
   std::optional<uint64_t> seed;
   int max_new_tokens = 256;
+  int lookup = 0;  // speculative decoding with prompt lookup: draft tokens per step (0: off)
   std::string lora;
   float lora_scale = 1.0f;
   bool verbose = false;

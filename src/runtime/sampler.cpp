@@ -287,7 +287,10 @@ void Sampler::apply_penalties(float* logits) {
   }
 }
 
-int32_t Sampler::sample(float* logits) {
+int32_t Sampler::sample(float* logits) { return sample(logits, kNoToken); }
+
+int32_t Sampler::sample(float* logits, int32_t draft) {
+  draft_ = draft >= 0 && draft < n_vocab_ ? draft : kNoToken;
   apply_logit_bias(logits);
   if (penalties_on_) apply_penalties(logits);
 
@@ -502,7 +505,11 @@ int32_t Sampler::sample_mirostat(const float* logits) {
     w[i] = fast_exp((cand[i].logit - max_l) * inv_temp);
     z += w[i];
   }
-  const size_t pick = draw_index(w, n_cand);
+  size_t draft_index = n_cand;
+  for (size_t i = 0; i < n_cand && draft_ != kNoToken; ++i) {
+    if (cand[i].id == draft_) draft_index = i;
+  }
+  const size_t pick = draw_index_given_draft(w, n_cand, draft_index);
   const double p = static_cast<double>(w[pick]) / z;
   const double surprise = p > 0.0 ? -std::log2(p) : 0.0;
   mirostat_mu_ -= static_cast<float>(params_.mirostat_eta * (surprise - params_.mirostat_tau));
@@ -518,7 +525,11 @@ int32_t Sampler::draw(size_t n_cand) {
   const float m = w[argmax(w, n_cand)];
   const float inv_temp = inverse_temperature(params_.temperature);
   for (size_t i = 0; i < n_cand; ++i) w[i] = fast_exp((w[i] - m) * inv_temp);
-  return cand[draw_index(w, n_cand)].id;
+  size_t draft_index = n_cand;
+  for (size_t i = 0; i < n_cand && draft_ != kNoToken; ++i) {
+    if (cand[i].id == draft_) draft_index = i;
+  }
+  return cand[draw_index_given_draft(w, n_cand, draft_index)].id;
 }
 
 // Same over the whole vocabulary (no truncation active): weights by token id.
@@ -527,7 +538,21 @@ int32_t Sampler::draw_full(const float* logits, float max_logit_value) {
   float* w = weight_.data();
   const float inv_temp = inverse_temperature(params_.temperature);
   for (size_t i = 0; i < n_vocab; ++i) w[i] = fast_exp((logits[i] - max_logit_value) * inv_temp);
-  return static_cast<int32_t>(draw_index(w, n_vocab));
+  const size_t draft_index = draft_ == kNoToken ? n_vocab : static_cast<size_t>(draft_);
+  return static_cast<int32_t>(draw_index_given_draft(w, n_vocab, draft_index));
+}
+
+// Accepts the draft with probability w[draft] / sum(w); otherwise draws among the others, in proportion to
+// their weights: over both branches each index comes out with probability w[i] / sum(w).
+size_t Sampler::draw_index_given_draft(float* w, size_t n, size_t draft_index) {
+  if (draft_index >= n || !(w[draft_index] > 0.0f)) return draw_index(w, n);
+  const double total = sum_double(w, n);
+  const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+  if (u * total < static_cast<double>(w[draft_index]) || total <= static_cast<double>(w[draft_index])) {
+    return draft_index;
+  }
+  w[draft_index] = 0.0f;
+  return draw_index(w, n);
 }
 
 // Inverse-CDF draw: u in [0, 1) from the top 53 bits of the RNG, then the first index whose cumulative

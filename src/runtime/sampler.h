@@ -38,6 +38,14 @@ class Sampler {
   // Not thread-safe: one sampler per generating session.
   int32_t sample(float* logits);
 
+  // Speculative decoding's verification of a token a draft proposed with certainty (prompt lookup: the draft's
+  // distribution q is a point mass on `draft`). The same pipeline as sample(), but the final draw first accepts
+  // `draft` with probability p(draft) under the distribution it draws from, and otherwise draws from that
+  // distribution with `draft` removed (the rejection rule of Leviathan et al. 2023, "Fast Inference from
+  // Transformers via Speculative Decoding", arXiv:2211.17192, for q = a point mass): the result is distributed
+  // exactly as sample()'s. Greedy: the argmax, whatever the draft. kNoToken as draft is sample().
+  int32_t sample(float* logits, int32_t draft);
+
   // Appends `token` (0 <= token < n_vocab, checked) to the penalty window. Call it for the prompt tokens
   // too, then for each sampled token. Allocates nothing.
   void accept(int32_t token);
@@ -63,6 +71,8 @@ class Sampler {
   int32_t draw(size_t n_cand);
   int32_t draw_full(const float* logits, float max_logit);
   size_t draw_index(const float* weights, size_t n);
+  // draw_index() with this call's draft at index draft_index (n: not among the weights); may zero its weight.
+  size_t draw_index_given_draft(float* weights, size_t n, size_t draft_index);
   int32_t sample_mirostat(const float* logits);
 
   SamplingParams params_;
@@ -70,6 +80,7 @@ class Sampler {
   bool penalties_on_ = false;
   std::mt19937_64 rng_;
   float mirostat_mu_ = 0.0f;
+  int32_t draft_ = kNoToken;  // the draft of the current sample() call
 
   // Scratch, sized once from n_vocab.
   std::vector<Candidate> cand_;  // [n_vocab]: the current candidate set in its first n entries

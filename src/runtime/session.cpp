@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "kernels/quantize.h"
+#include "runtime/prompt_lookup.h"
 #include "runtime/prompt_tokens.h"
 #include "runtime/stop_matcher.h"
 #include "util/half.h"
@@ -159,6 +160,11 @@ Expected<GenerationStats> Session::generate(const GenerateOptions& options, cons
     return make_error(ErrorCode::kInvalidArgument, "max_new_tokens must be >= 0, got " +
                                                        std::to_string(options.max_new_tokens));
   }
+  if (options.lookup < 0 || options.lookup > kMaxLookup) {
+    return make_error(ErrorCode::kInvalidArgument, "lookup (draft tokens per step) must be in [0, " +
+                                                       std::to_string(kMaxLookup) + "], got " +
+                                                       std::to_string(options.lookup));
+  }
   if (!logits_valid_) return make_error(ErrorCode::kInvalidArgument, "generate: nothing has been prefilled");
   RunningGuard guard(running_, abort_);
 
@@ -174,58 +180,137 @@ Expected<GenerationStats> Session::generate(const GenerateOptions& options, cons
   StopMatcher stop_matcher(options.stop_strings);
   const auto& stop_ids = model_->stop_token_ids();
   std::vector<float> work(logits_.size());
+  const ActiveLora lora{lora_.get(), lora_scale_};
 
   auto emit = [&](const std::string& text) {
     if (text.empty()) return true;
     stats.text += text;
     return callback ? callback(text) : true;
   };
-
-  const auto start = std::chrono::steady_clock::now();
-  stats.finish_reason = "length";
-  bool stopped_by_string = false;
-  while (stats.decode_tokens < options.max_new_tokens) {
-    if (abort_.load()) {
-      stats.finish_reason = "aborted";
-      break;
-    }
-    std::copy(logits_.begin(), logits_.end(), work.begin());
+  // The next token from a row of logits (a draft to verify, or kNoToken).
+  auto pick = [&](const float* row, int32_t draft) -> Expected<int32_t> {
+    std::copy(row, row + n_vocab, work.begin());
     if (grammar) grammar->mask_logits(work.data(), static_cast<int64_t>(work.size()));
-    const int32_t token = sampler.sample(work.data());
+    const int32_t token = sampler.sample(work.data(), draft);
     if (token == Sampler::kNoToken) {
       if (grammar) return make_error(ErrorCode::kInvalidArgument, kGrammarDeadEnd);
       return make_error(ErrorCode::kInternal, "sampling found no token with a finite logit (broken logits)");
     }
+    return token;
+  };
+  bool stopped_by_string = false;
+  // A chosen token goes out (or ends the reply: a stop token is not emitted); true when generation ends.
+  auto take = [&](int32_t token) -> Expected<bool> {
     if (!options.ignore_stop_tokens && std::binary_search(stop_ids.begin(), stop_ids.end(), token)) {
       stats.finish_reason = "stop";
-      break;
+      return true;
     }
     ++stats.decode_tokens;
     if (grammar) EDGELLM_TRY(grammar->accept(token));
     const StopMatcher::Result r = stop_matcher.push(decoder.push(token));
     if (!emit(r.emit)) {
       stats.finish_reason = "callback";
-      break;
+      return true;
     }
     if (r.stopped) {
       stats.finish_reason = "stop";
       stopped_by_string = true;
-      break;
+      return true;
     }
     if (grammar && grammar->must_finish()) {
       stats.finish_reason = "stop";
-      break;
+      return true;
     }
-    if (stats.decode_tokens == options.max_new_tokens) break;
-    if (kv_.n_past() >= kv_.n_ctx()) {
+    if (stats.decode_tokens == options.max_new_tokens) return true;
+    if (static_cast<int64_t>(cached_.size()) >= kv_.n_ctx()) {
       stats.finish_reason = "context";
+      return true;
+    }
+    return false;
+  };
+
+  // Speculative decoding with prompt lookup: each token is forwarded together with the tokens that followed
+  // the latest earlier occurrence of the context's last n-gram, and the step's logits verify them in order
+  // (Sampler::sample with a draft: greedy output is exactly plain decoding's, sampled output has its
+  // distribution). The KV cache then goes back to the last accepted token. The draft length adapts: two
+  // more after a step that accepted all, one fewer after one that did not. Hybrid models (linear-attention
+  // state, which cannot go back a few positions) decode plainly.
+  const bool speculate = options.lookup > 0 && !kv_.hybrid();
+  const PromptLookup lookup;
+  int64_t draft_len = options.lookup;
+  std::vector<int32_t> draft;
+  std::vector<int32_t> batch;
+  std::vector<float> rows;
+
+  const auto start = std::chrono::steady_clock::now();
+  stats.finish_reason = "length";
+  std::optional<int32_t> chosen;  // a token already drawn from a verification step's row
+  while (stats.decode_tokens < options.max_new_tokens) {
+    if (abort_.load()) {
+      stats.finish_reason = "aborted";
       break;
     }
-    const Status st = model_->transformer().forward(&token, 1, kv_, *scratch_, model_->pool(), LogitsMode::kLast,
-                                                    logits_, ActiveLora{lora_.get(), lora_scale_});
+    int32_t token;
+    if (chosen) {
+      token = *chosen;
+      chosen.reset();
+    } else {
+      EDGELLM_ASSIGN_OR_RETURN(token, pick(logits_.data(), Sampler::kNoToken));
+    }
+    EDGELLM_ASSIGN_OR_RETURN(const bool end, take(token));
+    if (end) break;
+
+    draft.clear();
+    if (speculate) {
+      const int64_t room = std::min({kv_.n_ctx() - static_cast<int64_t>(cached_.size()) - 1,
+                                     static_cast<int64_t>(options.max_new_tokens - stats.decode_tokens),
+                                     options_.max_batch - 1, draft_len});
+      if (room > 0) {
+        cached_.push_back(token);  // the context the draft continues
+        lookup.propose(cached_, static_cast<int>(room), draft);
+        cached_.pop_back();
+      }
+    }
+    if (draft.empty()) {
+      const Status st = model_->transformer().forward(&token, 1, kv_, *scratch_, model_->pool(), LogitsMode::kLast,
+                                                      logits_, lora);
+      if (!st.ok()) return st.error();
+      cached_.push_back(token);
+      sampler.accept(token);
+      continue;
+    }
+    batch.assign(1, token);
+    batch.insert(batch.end(), draft.begin(), draft.end());
+    const size_t base = cached_.size();
+    const Status st = model_->transformer().forward(batch.data(), static_cast<int64_t>(batch.size()), kv_, *scratch_,
+                                                    model_->pool(), LogitsMode::kAll, rows, lora);
     if (!st.ok()) return st.error();
     cached_.push_back(token);
     sampler.accept(token);
+    ++stats.verify_steps;
+    stats.draft_tokens += static_cast<int64_t>(draft.size());
+    size_t accepted = 0;
+    bool ended = false;
+    while (accepted < draft.size()) {
+      EDGELLM_ASSIGN_OR_RETURN(const int32_t next, pick(&rows[accepted * static_cast<size_t>(n_vocab)], draft[accepted]));
+      if (next != draft[accepted]) {
+        chosen = next;
+        break;
+      }
+      ++accepted;
+      EDGELLM_ASSIGN_OR_RETURN(ended, take(next));
+      if (ended) break;
+      cached_.push_back(next);
+      sampler.accept(next);
+    }
+    stats.accepted_tokens += static_cast<int64_t>(accepted);
+    draft_len = accepted == draft.size() ? std::min<int64_t>(draft_len + 2, options.lookup)
+                                         : std::max<int64_t>(draft_len - 1, 1);
+    // The cache keeps the accepted tokens; the logits are the row after the last of them.
+    const size_t row = cached_.size() - base - 1;
+    std::copy_n(&rows[row * static_cast<size_t>(n_vocab)], n_vocab, logits_.begin());
+    kv_.set_n_past(static_cast<int64_t>(cached_.size()));
+    if (ended) break;
   }
   kv_.save_snapshot();  // a hybrid model's state after the reply, where the next turn continues
   if (!stopped_by_string && stats.finish_reason != "callback") {

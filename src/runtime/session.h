@@ -52,7 +52,15 @@ struct GenerateOptions {
   // GBNF the output must match (grammar/grammar.h); "" for none. Compiled against the model's vocabulary
   // (LoadedModel::compile_grammar caches it); generation ends when the grammar is complete.
   std::string grammar;
+  // Speculative decoding with prompt lookup (runtime/prompt_lookup.h): up to this many tokens drafted from the
+  // context and verified per forward step, the number adapted to how many are accepted; 0: off. Output is
+  // that of plain decoding (greedy: the same tokens; sampled: the same distribution). Models with
+  // linear-attention layers (Qwen3.5) decode plainly.
+  int32_t lookup = 0;
 };
+
+// The largest GenerateOptions::lookup.
+inline constexpr int32_t kMaxLookup = 32;
 
 struct GenerationStats {
   int64_t prompt_tokens = 0;    // tokens of the full sequence fed to the model this call
@@ -62,6 +70,10 @@ struct GenerationStats {
   int64_t decode_tokens = 0;
   double decode_ms = 0;
   size_t peak_rss_bytes = 0;
+  // Speculative decoding: forward steps that verified a draft, the tokens drafted, and of those the accepted.
+  int64_t verify_steps = 0;
+  int64_t draft_tokens = 0;
+  int64_t accepted_tokens = 0;
   std::string finish_reason;    // "stop" (stop token or string), "length", "callback", "aborted", "context"
   std::string text;             // everything emitted to the callback (the reply without its calls, when read)
   std::vector<ToolCall> tool_calls;  // chat with tools, calls read: the calls the reply made

@@ -3,6 +3,7 @@
 // the reference implementations is tests/python/test_tokenizer_conformance.py.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <random>
 
@@ -13,6 +14,7 @@
 #include "tokenizer/byte_level.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
+#include "tokenizer/vocab_index.h"
 
 namespace edgellm {
 namespace {
@@ -89,6 +91,33 @@ TEST(Utf8, FindInvalid) {
   EXPECT_FALSE(find_invalid_utf8("plain ascii text that is longer than eight bytes").has_value());
   EXPECT_EQ(find_invalid_utf8("0123456789\xC0\xAF"), std::optional<size_t>(10));
   EXPECT_EQ(find_invalid_utf8("\xE4\xBD"), std::optional<size_t>(0));
+}
+
+// The vocabulary's string storage and index (tokenizer/string_arena.h, vocab_index.h).
+TEST(VocabIndex, FindsEveryKeyTheFirstIdKeepsADuplicateAndEmptyStringsWork) {
+  StringArena arena;
+  std::vector<std::string> keys;
+  std::mt19937 rng(5);
+  for (int i = 0; i < 5000; ++i) {
+    std::string k;
+    const int len = static_cast<int>(rng() % 12);
+    for (int j = 0; j < len; ++j) k += static_cast<char>('a' + rng() % 4);  // many duplicates among short ones
+    keys.push_back(k);
+    arena.push_back(k);
+  }
+  arena.push_back(std::string_view("\0x\xff", 3));  // bytes, not C strings
+  keys.emplace_back("\0x\xff", 3);
+  ASSERT_EQ(arena.size(), keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) ASSERT_EQ(arena[i], keys[i]);
+  VocabIndex index(&arena, keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) index.insert(static_cast<int32_t>(i));
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const auto first = std::find(keys.begin(), keys.end(), keys[i]) - keys.begin();
+    ASSERT_EQ(index.find(keys[i]), first) << "key '" << keys[i] << "'";
+  }
+  EXPECT_EQ(index.find("zzz"), -1);
+  EXPECT_EQ(index.find(std::string_view("\0x", 2)), -1);
+  EXPECT_EQ(VocabIndex().find("a"), -1);
 }
 
 TEST(ByteLevel, EveryByteRoundTrips) {

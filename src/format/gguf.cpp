@@ -594,10 +594,15 @@ Expected<std::string> GgufFile::get_string(std::string_view key) const {
   return *s;
 }
 
-Expected<std::vector<std::string>> GgufFile::get_string_array(std::string_view key) const {
+Expected<const GgufValue*> GgufFile::get_string_array_value(std::string_view key) const {
   const GgufValue* v = find(key);
   if (!v) return missing_key(path(), key);
   if (!v->is_array() || v->elem_type != GgufType::kString) return wrong_type(path(), key, "an array of strings", *v);
+  return v;
+}
+
+Expected<std::vector<std::string>> GgufFile::get_string_array(std::string_view key) const {
+  EDGELLM_ASSIGN_OR_RETURN(const GgufValue* v, get_string_array_value(key));
   std::vector<std::string> out;
   out.reserve(v->array_size());
   for (size_t i = 0; i < v->array_size(); ++i) out.emplace_back(v->string_element(i));

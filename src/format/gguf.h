@@ -123,6 +123,8 @@ class GgufFile {
   Expected<bool> get_bool(std::string_view key) const;
   Expected<std::string> get_string(std::string_view key) const;
   Expected<std::vector<std::string>> get_string_array(std::string_view key) const;
+  // The array itself, checked to hold strings (read with string_element(i): no copy of its strings).
+  Expected<const GgufValue*> get_string_array_value(std::string_view key) const;
   Expected<std::vector<double>> get_float_array(std::string_view key) const;  // any numeric elements
   Expected<std::vector<int64_t>> get_int_array(std::string_view key) const;   // any integer elements
   // Same, with a default when the key is absent (a mistyped key is still an error).

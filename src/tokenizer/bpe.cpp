@@ -16,9 +16,15 @@ void PairTable::insert(int32_t left, int32_t right, PairMerge merge) {
   slots_[idx].merge = merge;
 }
 
-void PairTable::grow() {
+void PairTable::reserve(size_t n) {
+  size_t capacity = 1024;
+  while (n * 4 > capacity * 3) capacity *= 2;
+  if (capacity > slots_.size()) grow(capacity);
+}
+
+void PairTable::grow(size_t capacity) {
   std::vector<Slot> old = std::move(slots_);
-  const size_t capacity = old.empty() ? 1024 : old.size() * 2;
+  if (capacity == 0) capacity = old.empty() ? 1024 : old.size() * 2;
   slots_.assign(capacity, Slot{});
   mask_ = capacity - 1;
   shift_ = 64 - __builtin_ctzll(capacity);

@@ -26,6 +26,8 @@ class PairTable {
  public:
   // Sets the merge of (left, right); a later insert of the same pair replaces the earlier one.
   void insert(int32_t left, int32_t right, PairMerge merge);
+  // Sizes the table for n entries at once (no doubling, and no old table beside the new one, on the way).
+  void reserve(size_t n);
   const PairMerge* find(int32_t left, int32_t right) const {
     if (slots_.empty()) return nullptr;
     const uint64_t key = make_key(left, right);
@@ -59,7 +61,7 @@ class PairTable {
   }
   // Fibonacci hashing: the top bits of the product index the table (Knuth, TAOCP vol. 3, 6.4).
   size_t hash(uint64_t key) const { return static_cast<size_t>((key * 0x9E3779B97F4A7C15ULL) >> shift_); }
-  void grow();
+  void grow(size_t capacity = 0);  // to `capacity` slots (a power of two); 0: twice the size
 
   std::vector<Slot> slots_;
   size_t mask_ = 0;

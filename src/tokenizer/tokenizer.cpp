@@ -149,38 +149,46 @@ Status Tokenizer::build() {
   // What each token decodes to.
   const bool byte_level = model_.kind != TokenizerKind::kSentencePieceBpe;
   const ByteLevelAlphabet& alphabet = ByteLevelAlphabet::get();
-  token_bytes_.resize(n);
+  size_t piece_bytes = 0;
+  for (const std::string& piece : model_.pieces) piece_bytes += piece.size();
+  token_bytes_ = StringArena();
+  token_bytes_.reserve(n, piece_bytes);
   for (size_t id = 0; id < n; ++id) {
     const std::string& piece = model_.pieces[id];
     if (is_added[id]) {
-      token_bytes_[id] = piece;
+      token_bytes_.push_back(piece);
     } else if (model_.types[id] == TokenType::kUnused) {
-      token_bytes_[id].clear();
+      token_bytes_.push_back({});
     } else if (byte_level) {
       // Like Hugging Face's ByteLevel decoder: a piece outside the alphabet decodes to its own UTF-8.
       auto bytes = alphabet.decode(piece);
-      token_bytes_[id] = bytes ? std::move(*bytes) : piece;
+      token_bytes_.push_back(bytes ? std::string_view(*bytes) : std::string_view(piece));
     } else if (auto b = parse_byte_piece(piece)) {
-      token_bytes_[id] = std::string(1, static_cast<char>(*b));
+      const char byte = static_cast<char>(*b);
+      token_bytes_.push_back(std::string_view(&byte, 1));
     } else {
       std::string text = piece;
       replace_all(text, "\xE2\x96\x81", " ");
-      token_bytes_[id] = std::move(text);
+      token_bytes_.push_back(text);
     }
   }
+  token_bytes_.shrink_to_fit();
 
   // Symbol index: the model vocabulary without added tokens, keyed by what BPE sees.
-  symbol_index_.reserve(n);
+  symbol_keys_ = StringArena();
+  if (!byte_level) {
+    symbol_keys_.reserve(n, piece_bytes);
+    for (const std::string& piece : model_.pieces) symbol_keys_.push_back(piece);
+  }
+  symbol_index_ = VocabIndex(byte_level ? &token_bytes_ : &symbol_keys_, n);
   for (size_t id = 0; id < n; ++id) {
     if (is_added[id] || model_.types[id] == TokenType::kUnused) continue;
-    const std::string& key = byte_level ? token_bytes_[id] : model_.pieces[id];
-    if (key.empty()) continue;
-    symbol_index_.emplace(key, static_cast<int32_t>(id));
+    if ((byte_level ? token_bytes_[id] : symbol_keys_[id]).empty()) continue;
+    symbol_index_.insert(static_cast<int32_t>(id));
   }
   for (int b = 0; b < 256; ++b) {
-    byte_ids_[b] = -1;
     const std::string key = byte_level ? std::string(1, static_cast<char>(b)) : byte_piece(static_cast<uint8_t>(b));
-    if (auto it = symbol_index_.find(key); it != symbol_index_.end()) byte_ids_[b] = it->second;
+    byte_ids_[b] = symbol_index_.find(key);
   }
 
   // Pre-tokenizer regexes.
@@ -211,28 +219,33 @@ Status Tokenizer::build_merges() {
   const size_t n = model_.pieces.size();
   switch (model_.merge_source) {
     case MergeSource::kMergesList: {
-      // Merges name vocabulary strings; index them as written.
-      std::unordered_map<std::string_view, int32_t> by_piece;
-      by_piece.reserve(n);
+      // Merges name vocabulary strings; index them as written (while building: pieces copied into an arena,
+      // and an index over it, cost a fifth of what an unordered_map of the strings would at the load's peak).
+      StringArena pieces;
+      pieces.reserve(n, 0);
+      for (const std::string& piece : model_.pieces) pieces.push_back(piece);
+      VocabIndex by_piece(&pieces, n);
       for (size_t id = 0; id < n; ++id) {
-        if (!model_.pieces[id].empty()) by_piece.emplace(model_.pieces[id], static_cast<int32_t>(id));
+        if (!pieces[id].empty()) by_piece.insert(static_cast<int32_t>(id));
       }
       std::string joined;
+      pairs_.reserve(model_.merges.size());
       for (size_t rank = 0; rank < model_.merges.size(); ++rank) {
-        const auto& [a, b] = model_.merges[rank];
+        const auto [a, b] = model_.merges[rank];
         joined = a;
         joined += b;
-        const auto ia = by_piece.find(a), ib = by_piece.find(b), iab = by_piece.find(joined);
-        if (ia == by_piece.end() || ib == by_piece.end() || iab == by_piece.end()) {
-          const std::string& missing = ia == by_piece.end() ? a : ib == by_piece.end() ? b : joined;
-          return make_error(ErrorCode::kFormat, src + ": merges[" + std::to_string(rank) + "] '" + a + " " + b +
-                                                    "': '" + missing + "' is not in the vocabulary");
+        const int32_t ia = by_piece.find(a), ib = by_piece.find(b), iab = by_piece.find(joined);
+        if (ia < 0 || ib < 0 || iab < 0) {
+          const std::string_view missing = ia < 0 ? a : ib < 0 ? b : std::string_view(joined);
+          return make_error(ErrorCode::kFormat, src + ": merges[" + std::to_string(rank) + "] '" + std::string(a) + " " +
+                                                    std::string(b) + "': '" + std::string(missing) +
+                                                    "' is not in the vocabulary");
         }
-        pairs_.insert(ia->second, ib->second, {static_cast<int32_t>(rank), iab->second});
+        pairs_.insert(ia, ib, {static_cast<int32_t>(rank), iab});
       }
       // From here the pair table is the merge list (write_gguf_metadata writes it back in rank order): a
       // 152k-merge list of string pairs held beside it would cost ~10 MB.
-      std::vector<std::pair<std::string, std::string>>().swap(model_.merges);
+      model_.merges = MergeList();
       break;
     }
     case MergeSource::kTokenRanks: {
@@ -240,11 +253,11 @@ Status Tokenizer::build_merges() {
         if (is_special_[id] || model_.types[id] != TokenType::kNormal) continue;
         const std::string_view bytes = token_bytes_[id];
         for (size_t k = 1; k < bytes.size(); ++k) {
-          const auto left = symbol_index_.find(bytes.substr(0, k));
-          if (left == symbol_index_.end()) continue;
-          const auto right = symbol_index_.find(bytes.substr(k));
-          if (right == symbol_index_.end()) continue;
-          pairs_.insert(left->second, right->second, {static_cast<int32_t>(id), static_cast<int32_t>(id)});
+          const int32_t left = symbol_index_.find(bytes.substr(0, k));
+          if (left < 0) continue;
+          const int32_t right = symbol_index_.find(bytes.substr(k));
+          if (right < 0) continue;
+          pairs_.insert(left, right, {static_cast<int32_t>(id), static_cast<int32_t>(id)});
         }
       }
       break;
@@ -268,11 +281,10 @@ Status Tokenizer::build_merges() {
         const int32_t rank = rank_of(model_.scores[id]);
         size_t k = utf8_sequence_length(piece, 0);
         while (k > 0 && k < piece.size()) {
-          const auto left = symbol_index_.find(piece.substr(0, k));
-          const auto right = symbol_index_.find(piece.substr(k));
-          if (left != symbol_index_.end() && right != symbol_index_.end() && normal(left->second) &&
-              normal(right->second)) {
-            pairs_.insert(left->second, right->second, {rank, static_cast<int32_t>(id)});
+          const int32_t left = symbol_index_.find(piece.substr(0, k));
+          const int32_t right = symbol_index_.find(piece.substr(k));
+          if (left >= 0 && right >= 0 && normal(left) && normal(right)) {
+            pairs_.insert(left, right, {rank, static_cast<int32_t>(id)});
           }
           const size_t len = utf8_sequence_length(piece, k);
           if (len == 0) break;
@@ -296,7 +308,7 @@ bool Tokenizer::is_special(int32_t id) const { return id >= 0 && id < n_vocab() 
 
 std::string Tokenizer::token_bytes(int32_t id) const {
   if (id < 0 || id >= n_vocab()) return {};
-  return token_bytes_[id];
+  return std::string(token_bytes_[static_cast<size_t>(id)]);
 }
 
 std::string Tokenizer::token_piece(int32_t id) const {
@@ -307,13 +319,13 @@ std::string Tokenizer::token_piece(int32_t id) const {
 std::optional<int32_t> Tokenizer::token_id(std::string_view piece) const {
   if (auto it = added_index_.find(piece); it != added_index_.end()) return it->second;
   if (model_.kind == TokenizerKind::kSentencePieceBpe) {
-    if (auto it = symbol_index_.find(piece); it != symbol_index_.end()) return it->second;
+    if (const int32_t id = symbol_index_.find(piece); id >= 0) return id;
     return std::nullopt;
   }
   auto bytes = ByteLevelAlphabet::get().decode(piece);
   if (bytes) {
-    if (auto it = symbol_index_.find(*bytes); it != symbol_index_.end() && model_.pieces[it->second] == piece) {
-      return it->second;
+    if (const int32_t id = symbol_index_.find(*bytes); id >= 0 && model_.pieces[static_cast<size_t>(id)] == piece) {
+      return id;
     }
   }
   // Pieces outside the alphabet (possible in hand-made vocabularies) are found by a scan.
@@ -571,8 +583,8 @@ void Tokenizer::initial_symbols(std::string_view piece, std::vector<int32_t>& id
     if (len == 0) len = 1;  // unreachable: input was validated
     const std::string_view ch = piece.substr(pos, len);
     pos += len;
-    if (auto it = symbol_index_.find(ch); it != symbol_index_.end()) {
-      ids.push_back(it->second);
+    if (const int32_t id = symbol_index_.find(ch); id >= 0) {
+      ids.push_back(id);
       last_was_unk = false;
       continue;
     }
@@ -594,7 +606,7 @@ void Tokenizer::encode_piece(std::string_view piece, EncodeState& st) const {
   if (cacheable && cache_.lookup(piece, *st.out)) return;
   st.ids.clear();
   if (model_.ignore_merges) {
-    if (auto it = symbol_index_.find(piece); it != symbol_index_.end()) st.ids.push_back(it->second);
+    if (const int32_t id = symbol_index_.find(piece); id >= 0) st.ids.push_back(id);
   }
   if (st.ids.empty()) {
     initial_symbols(piece, st.ids);

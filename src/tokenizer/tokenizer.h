@@ -19,6 +19,8 @@
 #include <vector>
 
 #include "tokenizer/bpe.h"
+#include "tokenizer/string_arena.h"
+#include "tokenizer/vocab_index.h"
 #include "tokenizer/piece_cache.h"
 #include "tokenizer/regex_splitter.h"
 #include "util/expected.h"
@@ -76,6 +78,26 @@ enum class MergeSource {
   kPieceScores,  // any split of a normal piece into two normal pieces, by descending score (GGUF llama)
 };
 
+// A BPE merge list: pairs of vocabulary strings in rank order, kept in two arenas (a 152k-merge list as
+// pairs of std::string took ~10 MB, the largest part of a tokenizer's load peak).
+class MergeList {
+ public:
+  void reserve(size_t n) {
+    left_.reserve(n, 0);
+    right_.reserve(n, 0);
+  }
+  void emplace_back(std::string_view left, std::string_view right) {
+    left_.push_back(left);
+    right_.push_back(right);
+  }
+  std::pair<std::string_view, std::string_view> operator[](size_t i) const { return {left_[i], right_[i]}; }
+  size_t size() const { return left_.size(); }
+  bool empty() const { return left_.empty(); }
+
+ private:
+  StringArena left_, right_;
+};
+
 // Everything a loader knows about a vocabulary. Ids index `pieces` and `types` (same length).
 struct TokenizerModel {
   TokenizerKind kind = TokenizerKind::kByteLevelBpe;
@@ -89,7 +111,7 @@ struct TokenizerModel {
   MergeSource merge_source = MergeSource::kMergesList;
   // kMergesList: pairs of pieces. A built Tokenizer keeps them as its pair table only (model().merges is
   // then empty; write_gguf_metadata writes the list back from the table).
-  std::vector<std::pair<std::string, std::string>> merges;
+  MergeList merges;
   std::vector<AddedToken> added_tokens;
   std::vector<NormalizerStep> normalizer;
   std::vector<PreTokenizerStep> pre_tokenizer;
@@ -176,11 +198,12 @@ class Tokenizer {
                   size_t& end, int32_t& id) const;
 
   TokenizerModel model_;
-  std::vector<std::string> token_bytes_;  // per id, what it decodes to
+  StringArena token_bytes_;               // per id, what it decodes to
   std::vector<uint8_t> is_special_;       // per id
-  // Raw bytes (kByteLevelBpe, kTiktoken) or piece text (kSentencePieceBpe) -> id, for the model vocab
-  // (not added tokens).
-  std::unordered_map<std::string_view, int32_t> symbol_index_;
+  // Raw bytes (kByteLevelBpe, kTiktoken: keys in token_bytes_) or piece text (kSentencePieceBpe: keys in
+  // symbol_keys_, a copy of the pieces) -> id, for the model vocab (not added tokens).
+  StringArena symbol_keys_;
+  VocabIndex symbol_index_;
   std::unordered_map<std::string_view, int32_t> added_index_;  // added token content -> id
   std::vector<std::unique_ptr<RegexSplitter>> regexes_;        // per pre-tokenizer step (null if none)
   PairTable pairs_;

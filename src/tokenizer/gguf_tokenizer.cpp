@@ -222,7 +222,9 @@ void Tokenizer::write_gguf_metadata(GgufWriter& w, int32_t min_n_vocab) const {
   const bool spm = m.kind == TokenizerKind::kSentencePieceBpe;
   w.set_string(kKeyModel, spm ? "llama" : "gpt2");
 
-  std::vector<std::string> tokens = m.pieces;
+  std::vector<std::string> tokens;
+  tokens.reserve(std::max<size_t>(pieces_.size(), static_cast<size_t>(std::max(min_n_vocab, 0))));
+  for (size_t id = 0; id < pieces_.size(); ++id) tokens.emplace_back(pieces_[id]);
   std::vector<int32_t> types;
   types.reserve(tokens.size());
   for (TokenType t : m.types) types.push_back(static_cast<int32_t>(t));
@@ -239,8 +241,10 @@ void Tokenizer::write_gguf_metadata(GgufWriter& w, int32_t min_n_vocab) const {
     std::vector<std::pair<int32_t, std::string>> ranked;
     ranked.reserve(pairs_.size());
     pairs_.for_each([&](int32_t left, int32_t right, const PairMerge& merge) {
-      const std::string& a = m.pieces[static_cast<size_t>(left)];
-      ranked.emplace_back(merge.rank, a + " " + m.pieces[static_cast<size_t>(right)]);
+      std::string text(pieces_[static_cast<size_t>(left)]);
+      text += ' ';
+      text += pieces_[static_cast<size_t>(right)];
+      ranked.emplace_back(merge.rank, std::move(text));
     });
     std::sort(ranked.begin(), ranked.end());
     merges.reserve(ranked.size());
@@ -251,13 +255,14 @@ void Tokenizer::write_gguf_metadata(GgufWriter& w, int32_t min_n_vocab) const {
     PairTable lower;
     BpeScratch scratch;
     std::vector<int32_t> ids;
-    for (size_t id = 0; id < m.pieces.size(); ++id) {
+    for (size_t id = 0; id < pieces_.size(); ++id) {
       if (is_special_[id] || m.types[id] != TokenType::kNormal || token_bytes_[id].size() < 2) continue;
       ids.clear();
       for (char c : token_bytes_[id]) ids.push_back(byte_ids_[static_cast<uint8_t>(c)]);
       bpe_merge(lower, ids, scratch);
       if (ids.size() == 2) {
-        merges.push_back(m.pieces[ids[0]] + " " + m.pieces[ids[1]]);
+        merges.push_back(std::string(pieces_[static_cast<size_t>(ids[0])]) + " " +
+                         std::string(pieces_[static_cast<size_t>(ids[1])]));
         lower.insert(ids[0], ids[1], {static_cast<int32_t>(id), static_cast<int32_t>(id)});
       }
     }
@@ -270,12 +275,12 @@ void Tokenizer::write_gguf_metadata(GgufWriter& w, int32_t min_n_vocab) const {
     if (m.merge_source == MergeSource::kPieceScores) {
       std::copy(m.scores.begin(), m.scores.end(), scores.begin());
     } else {
-      std::vector<int32_t> first_rank(m.pieces.size(), -1);
+      std::vector<int32_t> first_rank(pieces_.size(), -1);
       pairs_.for_each([&](int32_t, int32_t, const PairMerge& pm) {
         int32_t& r = first_rank[pm.merged_id];
         if (r < 0 || pm.rank < r) r = pm.rank;
       });
-      for (size_t id = 0; id < m.pieces.size(); ++id) {
+      for (size_t id = 0; id < pieces_.size(); ++id) {
         scores[id] = first_rank[id] >= 0 ? -static_cast<float>(first_rank[id]) : -1e9f;
       }
     }

@@ -146,15 +146,22 @@ Status Tokenizer::build() {
     });
   }
 
+  // The vocabulary strings move into an arena (152k std::string cost ~5 MB; the arena their bytes and 4 per
+  // token).
+  size_t piece_bytes = 0;
+  for (const std::string& piece : model_.pieces) piece_bytes += piece.size();
+  pieces_ = StringArena();
+  pieces_.reserve(n, piece_bytes);
+  for (const std::string& piece : model_.pieces) pieces_.push_back(piece);
+  std::vector<std::string>().swap(model_.pieces);
+
   // What each token decodes to.
   const bool byte_level = model_.kind != TokenizerKind::kSentencePieceBpe;
   const ByteLevelAlphabet& alphabet = ByteLevelAlphabet::get();
-  size_t piece_bytes = 0;
-  for (const std::string& piece : model_.pieces) piece_bytes += piece.size();
   token_bytes_ = StringArena();
   token_bytes_.reserve(n, piece_bytes);
   for (size_t id = 0; id < n; ++id) {
-    const std::string& piece = model_.pieces[id];
+    const std::string_view piece = pieces_[id];
     if (is_added[id]) {
       token_bytes_.push_back(piece);
     } else if (model_.types[id] == TokenType::kUnused) {
@@ -162,12 +169,12 @@ Status Tokenizer::build() {
     } else if (byte_level) {
       // Like Hugging Face's ByteLevel decoder: a piece outside the alphabet decodes to its own UTF-8.
       auto bytes = alphabet.decode(piece);
-      token_bytes_.push_back(bytes ? std::string_view(*bytes) : std::string_view(piece));
+      token_bytes_.push_back(bytes ? std::string_view(*bytes) : piece);
     } else if (auto b = parse_byte_piece(piece)) {
       const char byte = static_cast<char>(*b);
       token_bytes_.push_back(std::string_view(&byte, 1));
     } else {
-      std::string text = piece;
+      std::string text(piece);
       replace_all(text, "\xE2\x96\x81", " ");
       token_bytes_.push_back(text);
     }
@@ -175,15 +182,10 @@ Status Tokenizer::build() {
   token_bytes_.shrink_to_fit();
 
   // Symbol index: the model vocabulary without added tokens, keyed by what BPE sees.
-  symbol_keys_ = StringArena();
-  if (!byte_level) {
-    symbol_keys_.reserve(n, piece_bytes);
-    for (const std::string& piece : model_.pieces) symbol_keys_.push_back(piece);
-  }
-  symbol_index_ = VocabIndex(byte_level ? &token_bytes_ : &symbol_keys_, n);
+  symbol_index_ = VocabIndex(byte_level ? &token_bytes_ : &pieces_, n);
   for (size_t id = 0; id < n; ++id) {
     if (is_added[id] || model_.types[id] == TokenType::kUnused) continue;
-    if ((byte_level ? token_bytes_[id] : symbol_keys_[id]).empty()) continue;
+    if ((byte_level ? token_bytes_[id] : pieces_[id]).empty()) continue;
     symbol_index_.insert(static_cast<int32_t>(id));
   }
   for (int b = 0; b < 256; ++b) {
@@ -216,17 +218,13 @@ Status Tokenizer::build() {
 
 Status Tokenizer::build_merges() {
   const std::string& src = model_.source;
-  const size_t n = model_.pieces.size();
+  const size_t n = pieces_.size();
   switch (model_.merge_source) {
     case MergeSource::kMergesList: {
-      // Merges name vocabulary strings; index them as written (while building: pieces copied into an arena,
-      // and an index over it, cost a fifth of what an unordered_map of the strings would at the load's peak).
-      StringArena pieces;
-      pieces.reserve(n, 0);
-      for (const std::string& piece : model_.pieces) pieces.push_back(piece);
-      VocabIndex by_piece(&pieces, n);
+      // Merges name vocabulary strings; index them as written (while building).
+      VocabIndex by_piece(&pieces_, n);
       for (size_t id = 0; id < n; ++id) {
-        if (!pieces[id].empty()) by_piece.insert(static_cast<int32_t>(id));
+        if (!pieces_[id].empty()) by_piece.insert(static_cast<int32_t>(id));
       }
       std::string joined;
       pairs_.reserve(model_.merges.size());
@@ -277,7 +275,7 @@ Status Tokenizer::build_merges() {
       const auto normal = [&](int32_t id) { return model_.types[id] == TokenType::kNormal; };
       for (size_t id = 0; id < n; ++id) {
         if (model_.types[id] != TokenType::kNormal) continue;
-        const std::string_view piece = model_.pieces[id];
+        const std::string_view piece = pieces_[id];
         const int32_t rank = rank_of(model_.scores[id]);
         size_t k = utf8_sequence_length(piece, 0);
         while (k > 0 && k < piece.size()) {
@@ -313,7 +311,7 @@ std::string Tokenizer::token_bytes(int32_t id) const {
 
 std::string Tokenizer::token_piece(int32_t id) const {
   if (id < 0 || id >= n_vocab()) return {};
-  return model_.pieces[id];
+  return std::string(pieces_[static_cast<size_t>(id)]);
 }
 
 std::optional<int32_t> Tokenizer::token_id(std::string_view piece) const {
@@ -324,13 +322,13 @@ std::optional<int32_t> Tokenizer::token_id(std::string_view piece) const {
   }
   auto bytes = ByteLevelAlphabet::get().decode(piece);
   if (bytes) {
-    if (const int32_t id = symbol_index_.find(*bytes); id >= 0 && model_.pieces[static_cast<size_t>(id)] == piece) {
+    if (const int32_t id = symbol_index_.find(*bytes); id >= 0 && pieces_[static_cast<size_t>(id)] == piece) {
       return id;
     }
   }
   // Pieces outside the alphabet (possible in hand-made vocabularies) are found by a scan.
-  for (size_t id = 0; id < model_.pieces.size(); ++id) {
-    if (model_.pieces[id] == piece && model_.types[id] != TokenType::kUnused) return static_cast<int32_t>(id);
+  for (size_t id = 0; id < pieces_.size(); ++id) {
+    if (pieces_[id] == piece && model_.types[id] != TokenType::kUnused) return static_cast<int32_t>(id);
   }
   return std::nullopt;
 }

@@ -104,7 +104,8 @@ struct TokenizerModel {
   std::string source;                  // file name for error messages
   // Vocabulary strings as written in the vocabulary: ByteLevel text for kByteLevelBpe/kTiktoken
   // (e.g. "Ġworld"), SentencePiece pieces for kSentencePieceBpe (e.g. "▁world", "<0x0A>"); added
-  // tokens hold their content. Empty strings mark unused ids.
+  // tokens hold their content. Empty strings mark unused ids. A built Tokenizer keeps them in an arena
+  // (model().pieces is then empty; token_piece(id) reads them).
   std::vector<std::string> pieces;
   std::vector<TokenType> types;
   std::vector<float> scores;           // kPieceScores only, one per id
@@ -163,7 +164,7 @@ class Tokenizer {
   std::string token_bytes(int32_t id) const;       // raw bytes of one token (as it decodes)
   std::string token_piece(int32_t id) const;       // the vocabulary string (for display)
   std::optional<int32_t> token_id(std::string_view piece) const;  // exact vocab/special lookup
-  int32_t n_vocab() const { return static_cast<int32_t>(model_.pieces.size()); }
+  int32_t n_vocab() const { return static_cast<int32_t>(pieces_.size()); }
   TokenizerKind kind() const { return model_.kind; }
   TokenType token_type(int32_t id) const;
   bool is_special(int32_t id) const;  // a special added token (skipped by decode(skip_special))
@@ -198,11 +199,11 @@ class Tokenizer {
                   size_t& end, int32_t& id) const;
 
   TokenizerModel model_;
+  StringArena pieces_;                    // per id, the vocabulary string (model_.pieces, moved here by build())
   StringArena token_bytes_;               // per id, what it decodes to
   std::vector<uint8_t> is_special_;       // per id
   // Raw bytes (kByteLevelBpe, kTiktoken: keys in token_bytes_) or piece text (kSentencePieceBpe: keys in
-  // symbol_keys_, a copy of the pieces) -> id, for the model vocab (not added tokens).
-  StringArena symbol_keys_;
+  // pieces_) -> id, for the model vocab (not added tokens).
   VocabIndex symbol_index_;
   std::unordered_map<std::string_view, int32_t> added_index_;  // added token content -> id
   std::vector<std::unique_ptr<RegexSplitter>> regexes_;        // per pre-tokenizer step (null if none)

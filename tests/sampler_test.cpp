@@ -348,12 +348,18 @@ TEST(SamplerDistribution, TypicalP) {
   expect_distribution(kSmallLogits, p);
 }
 
-TEST(SamplerDistribution, FullDefaultChainWithTopKFirst) {
+// Every truncation at once, top-k first (the default chain's order).
+SamplingParams full_chain() {
   SamplingParams p = plain(0.9f);
   p.top_k = 8;
   p.typical_p = 0.95f;
   p.top_p = 0.9f;
   p.min_p = 0.1f;
+  return p;
+}
+
+TEST(SamplerDistribution, FullDefaultChainWithTopKFirst) {
+  SamplingParams p = full_chain();
   p.seed = 106;
   expect_distribution(kSmallLogits, p);
 }
@@ -362,14 +368,9 @@ TEST(SamplerDistribution, FullDefaultChainWithTopKFirst) {
 // draw excludes it; the result must follow the same distribution as a plain draw, whatever the draft ----
 
 TEST(SamplerDraft, VerifiedDraftsLeaveTheDistributionUnchanged) {
-  SamplingParams chain = plain(0.9f);
-  chain.top_k = 8;
-  chain.typical_p = 0.95f;
-  chain.top_p = 0.9f;
-  chain.min_p = 0.1f;
   SamplingParams top_k = plain(0.7f);
   top_k.top_k = 4;
-  for (SamplingParams p : {plain(1.0f), plain(0.5f), top_k, chain}) {
+  for (SamplingParams p : {plain(1.0f), plain(0.5f), top_k, full_chain()}) {
     // The most likely token, one in the middle, the least likely, one no truncation keeps (11), none.
     for (int32_t draft : {0, 3, 7, 11, Sampler::kNoToken}) {
       SCOPED_TRACE("temperature " + std::to_string(p.temperature) + " top_k " + std::to_string(p.top_k) +

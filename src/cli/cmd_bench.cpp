@@ -358,16 +358,16 @@ int run_bench(const BenchArgs& a) {
     double decode_ms, verify_ms;
   };
   std::vector<VerifyRow> verify_rows;
+  const int verify_runs = std::max(8, 4 * a.reps);
   if (!verify_ks.empty()) {
     const int64_t p = prompts[0];
     const std::vector<int32_t> prompt = random_tokens(p);
     const std::vector<int32_t> step = random_tokens(max_verify);
     kv->set_n_past(0);
     Status st = tf.forward(prompt.data(), p, *kv, scratch, pool, LogitsMode::kLast, logits);
-    const int runs = std::max(8, 4 * a.reps);
     for (int64_t k : verify_ks) {
       std::vector<double> one_ms, k_ms;
-      for (int i = 0; i < runs + 2 && st.ok(); ++i) {
+      for (int i = 0; i < verify_runs + 2 && st.ok(); ++i) {
         auto t0 = Clock::now();
         st = tf.forward(step.data(), 1, *kv, scratch, pool, LogitsMode::kLast, logits);
         const double one = seconds_since(t0) * 1000;
@@ -456,7 +456,7 @@ int run_bench(const BenchArgs& a) {
       std::printf("verification of %lld drafted tokens after %lld positions: a %lld-token step (all logits) %.2f ms = "
                   "%.2fx a %.2f ms decode step (medians of %d alternating runs)\n",
                   static_cast<long long>(r.k), static_cast<long long>(prompts[0]), static_cast<long long>(r.k + 1),
-                  r.verify_ms, r.verify_ms / r.decode_ms, r.decode_ms, std::max(8, 4 * a.reps));
+                  r.verify_ms, r.verify_ms / r.decode_ms, r.decode_ms, verify_runs);
     }
     if (grammar) {
       const double cold = summarize(grammar_cold_ms).median, warm = summarize(grammar_warm_ms).median;

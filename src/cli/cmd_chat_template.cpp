@@ -192,6 +192,13 @@ Status run(const ChatTemplateArgs& args) {
   }
   // --batch: one conversation per line, one line out per conversation; a conversation that fails prints
   // {"error": ...} on its line and the others go on.
+  const auto render_line = [&](std::string_view line) -> Expected<std::string> {
+    try {
+      return renderer.render(nlohmann::ordered_json::parse(line), /*one_line=*/true);
+    } catch (const nlohmann::json::parse_error& e) {
+      return make_error(ErrorCode::kFormat, std::string("malformed JSON: ") + e.what());
+    }
+  };
   size_t failed = 0, line_no = 0, begin = 0;
   while (begin < text.size()) {
     size_t end = text.find('\n', begin);
@@ -200,12 +207,7 @@ Status run(const ChatTemplateArgs& args) {
     begin = end + 1;
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-    Expected<std::string> out = make_error(ErrorCode::kFormat, "");
-    try {
-      out = renderer.render(nlohmann::ordered_json::parse(line), /*one_line=*/true);
-    } catch (const nlohmann::json::parse_error& e) {
-      out = make_error(ErrorCode::kFormat, std::string("malformed JSON: ") + e.what());
-    }
+    const Expected<std::string> out = render_line(line);
     if (!out.ok()) {
       ++failed;
       const nlohmann::json error = {{"error", args.messages_path + " line " + std::to_string(line_no) + ": " + out.error().message}};

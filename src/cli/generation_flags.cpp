@@ -151,15 +151,14 @@ void print_perf(edgellm_session* session) {
                static_cast<long long>(perf.decode_tokens), perf.decode_ms, decode_tps,
                static_cast<double>(perf.peak_rss_bytes) / (1024.0 * 1024.0), perf.finish_reason);
   if (perf.verify_steps > 0) {
+    // Every accepted draft token is a forward step saved.
+    const auto steps = static_cast<double>(std::max<int64_t>(perf.decode_tokens - perf.accepted_tokens, 1));
     std::fprintf(stderr, "[lookup: %lld verification steps, %lld of %lld drafted tokens accepted (%.0f%%), %.2f tokens "
                          "per forward step]\n",
                  static_cast<long long>(perf.verify_steps), static_cast<long long>(perf.accepted_tokens),
                  static_cast<long long>(perf.draft_tokens),
                  100.0 * static_cast<double>(perf.accepted_tokens) / static_cast<double>(std::max<int64_t>(perf.draft_tokens, 1)),
-                 perf.decode_tokens > 0 ? static_cast<double>(perf.decode_tokens) /
-                                              static_cast<double>(perf.decode_tokens - perf.accepted_tokens > 0
-                                                                      ? perf.decode_tokens - perf.accepted_tokens : 1)
-                                        : 0.0);
+                 static_cast<double>(perf.decode_tokens) / steps);
   }
 }
 

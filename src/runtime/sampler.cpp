@@ -505,11 +505,7 @@ int32_t Sampler::sample_mirostat(const float* logits) {
     w[i] = fast_exp((cand[i].logit - max_l) * inv_temp);
     z += w[i];
   }
-  size_t draft_index = n_cand;
-  for (size_t i = 0; i < n_cand && draft_ != kNoToken; ++i) {
-    if (cand[i].id == draft_) draft_index = i;
-  }
-  const size_t pick = draw_index_given_draft(w, n_cand, draft_index);
+  const size_t pick = draw_index_given_draft(w, n_cand, draft_position(n_cand));
   const double p = static_cast<double>(w[pick]) / z;
   const double surprise = p > 0.0 ? -std::log2(p) : 0.0;
   mirostat_mu_ -= static_cast<float>(params_.mirostat_eta * (surprise - params_.mirostat_tau));
@@ -525,11 +521,7 @@ int32_t Sampler::draw(size_t n_cand) {
   const float m = w[argmax(w, n_cand)];
   const float inv_temp = inverse_temperature(params_.temperature);
   for (size_t i = 0; i < n_cand; ++i) w[i] = fast_exp((w[i] - m) * inv_temp);
-  size_t draft_index = n_cand;
-  for (size_t i = 0; i < n_cand && draft_ != kNoToken; ++i) {
-    if (cand[i].id == draft_) draft_index = i;
-  }
-  return cand[draw_index_given_draft(w, n_cand, draft_index)].id;
+  return cand[draw_index_given_draft(w, n_cand, draft_position(n_cand))].id;
 }
 
 // Same over the whole vocabulary (no truncation active): weights by token id.
@@ -540,6 +532,14 @@ int32_t Sampler::draw_full(const float* logits, float max_logit_value) {
   for (size_t i = 0; i < n_vocab; ++i) w[i] = fast_exp((logits[i] - max_logit_value) * inv_temp);
   const size_t draft_index = draft_ == kNoToken ? n_vocab : static_cast<size_t>(draft_);
   return static_cast<int32_t>(draw_index_given_draft(w, n_vocab, draft_index));
+}
+
+size_t Sampler::draft_position(size_t n_cand) const {
+  if (draft_ == kNoToken) return n_cand;
+  for (size_t i = 0; i < n_cand; ++i) {
+    if (cand_[i].id == draft_) return i;
+  }
+  return n_cand;
 }
 
 // Accepts the draft with probability w[draft] / sum(w); otherwise draws among the others, in proportion to

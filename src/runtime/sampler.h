@@ -73,6 +73,8 @@ class Sampler {
   size_t draw_index(const float* weights, size_t n);
   // draw_index() with this call's draft at index draft_index (n: not among the weights); may zero its weight.
   size_t draw_index_given_draft(float* weights, size_t n, size_t draft_index);
+  // Where this call's draft is among cand_[0, n_cand), or n_cand if it is not there (or there is none).
+  size_t draft_position(size_t n_cand) const;
   int32_t sample_mirostat(const float* logits);
 
   SamplingParams params_;
